@@ -1,0 +1,112 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import type { HttpClient, HttpResponse } from './http.js';
+import type { Redactor } from './redact.js';
+import type { Token, TokenProvider } from './token.js';
+import type { TokenEngine } from './token-engine.js';
+import { resolveApiUrl } from './url.js';
+
+/**
+ * What a config node hands to action nodes: one platform credential with its
+ * HTTP client, its tokens from the shared engine, and API requests with auth
+ * applied (invalidate and retry once on 401).
+ */
+export interface ApiRequest {
+  method: string;
+  /** Relative to the platform's base URL, or absolute on its origin. */
+  url: string;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+  timeoutMs?: number;
+  maxResponseBytes?: number;
+  signal?: AbortSignal;
+}
+
+export interface ApiResponse extends HttpResponse {}
+
+export interface PlatformConnectionOptions {
+  /** The config node's id: the engine's key. */
+  id: string;
+  /** Everything that shapes this credential's tokens; see fingerprint(). */
+  fingerprint: string;
+  provider: TokenProvider;
+  http: HttpClient;
+  engine: TokenEngine;
+  redactor: Redactor;
+}
+
+export class PlatformConnection {
+  readonly id: string;
+  private readonly options: PlatformConnectionOptions;
+
+  constructor(options: PlatformConnectionOptions) {
+    this.options = options;
+    this.id = options.id;
+    options.engine.register(options.id, options.fingerprint);
+  }
+
+  get baseUrl(): string {
+    return this.options.provider.baseUrl;
+  }
+
+  getToken(): Promise<Token> {
+    const { engine, id, fingerprint, provider, http } = this.options;
+    return engine.getToken(id, fingerprint, () => provider.fetchToken(http));
+  }
+
+  /** True when a token is cached and usable: the next call needs no token request. */
+  hasUsableToken(): boolean {
+    return this.options.engine.hasUsableToken(this.options.id, this.options.fingerprint);
+  }
+
+  async request(req: ApiRequest): Promise<ApiResponse> {
+    const url = resolveApiUrl(this.baseUrl, req.url);
+    let token = await this.getToken();
+    const send = (current: Token) =>
+      this.options.http.send({
+        method: req.method,
+        url: url.href,
+        headers: withoutHeaders(req.headers ?? {}, current.headers),
+        auth: { origin: url.origin, headers: current.headers },
+        ...(req.body !== undefined ? { body: req.body } : {}),
+        ...(req.timeoutMs !== undefined ? { timeoutMs: req.timeoutMs } : {}),
+        ...(req.maxResponseBytes !== undefined ? { maxResponseBytes: req.maxResponseBytes } : {}),
+        ...(req.signal ? { signal: req.signal } : {}),
+      });
+    let response = await send(token);
+    if (response.statusCode === 401) {
+      // The platform no longer accepts this token (revoked, server restarted,
+      // clock drift): drop it, get a fresh one, and try once more.
+      this.options.engine.invalidate(this.options.id, token.value);
+      token = await this.getToken();
+      response = await send(token);
+    }
+    return response;
+  }
+
+  redact(text: string): string {
+    return this.options.redactor.redact(text);
+  }
+
+  /** Closes the HTTP client; a deleted config node also loses its cached token. */
+  async close(removed: boolean): Promise<void> {
+    if (removed) this.options.engine.forget(this.options.id);
+    await this.options.http.close();
+  }
+}
+
+/**
+ * The engine's notion of "the same credential": an HMAC of every setting that
+ * shapes the tokens, keyed with a per-process random key so the fingerprint
+ * reveals nothing about the secrets in it.
+ */
+const FINGERPRINT_KEY = randomBytes(32);
+export function fingerprint(parts: Record<string, unknown>): string {
+  const canonical = JSON.stringify(Object.keys(parts).sort().map((key) => [key, parts[key] ?? null]));
+  return createHmac('sha256', FINGERPRINT_KEY).update(canonical).digest('hex');
+}
+
+/** The caller's headers, less any the platform's auth sets (case-insensitively): auth wins. */
+function withoutHeaders(headers: Record<string, string>, authHeaders: Record<string, string>): Record<string, string> {
+  const taken = new Set(Object.keys(authHeaders).map((name) => name.toLowerCase()));
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !taken.has(name.toLowerCase())));
+}

@@ -1,0 +1,198 @@
+import { ErrorCode, IiotAuthError, isIiotAuthError } from './errors.js';
+import type { Token } from './token.js';
+
+/**
+ * The runtime-wide token cache. One entry per credential (a config node id plus
+ * a fingerprint of everything that affects its tokens). Shaped like jose's
+ * createRemoteJWKSet: one fetch in flight at a time, a cool-down after failure,
+ * and state that can be inspected.
+ */
+export interface TokenEngineOptions {
+  now?: () => number;
+  /** Returns a number in [0, 1): jitter source, replaceable in tests. */
+  random?: () => number;
+  /** First wait after a failed token request. */
+  backoffInitialMs?: number;
+  /** Longest wait between failed token requests. */
+  backoffMaxMs?: number;
+}
+
+export type TokenFetcher = () => Promise<Token>;
+
+export interface EntryState {
+  state: 'empty' | 'valid' | 'renewing' | 'fetching' | 'backoff';
+  expiresAt?: number;
+  renewAt?: number;
+  failures: number;
+  retryAt?: number;
+  lastErrorCode?: string;
+}
+
+interface Entry {
+  fingerprint: string;
+  token?: Token;
+  /** From here on the token is renewed in the background. */
+  renewAt: number;
+  /** From here on the token is no longer handed out: too close to expiry. */
+  staleAt: number;
+  inflight?: Promise<Token>;
+  failures: number;
+  retryAt: number;
+  lastError?: Error;
+}
+
+/** Renewal starts when 15 to 25 % of the lifetime is left (jittered per token). */
+const RENEW_MARGIN_MIN = 0.15;
+const RENEW_MARGIN_SPREAD = 0.1;
+/** Never hand out a token in its last 5 % of life (at most 30 s), to absorb clock drift and transit. */
+const STALE_MARGIN = 0.05;
+const STALE_MARGIN_MAX_MS = 30_000;
+
+export class TokenEngine {
+  private readonly entries = new Map<string, Entry>();
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly backoffInitialMs: number;
+  private readonly backoffMaxMs: number;
+
+  constructor(options: TokenEngineOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.backoffInitialMs = options.backoffInitialMs ?? 1_000;
+    this.backoffMaxMs = options.backoffMaxMs ?? 60_000;
+  }
+
+  /**
+   * Declares the current fingerprint of a credential. Called when a config node
+   * starts: an unchanged node keeps its token across a redeploy, a changed one
+   * loses it.
+   */
+  register(id: string, fingerprint: string): void {
+    const entry = this.entries.get(id);
+    if (entry && entry.fingerprint !== fingerprint) this.entries.delete(id);
+  }
+
+  /** Drops everything known about a credential (its config node was deleted). */
+  forget(id: string): void {
+    this.entries.delete(id);
+  }
+
+  /** Returns a usable token, fetching one when needed; concurrent callers share one fetch. */
+  async getToken(id: string, fingerprint: string, fetch: TokenFetcher): Promise<Token> {
+    const entry = this.entryFor(id, fingerprint);
+    const now = this.now();
+    if (entry.token && now < entry.renewAt) return entry.token;
+    if (entry.token && now < entry.staleAt) {
+      // Still good: hand it out and renew behind the caller's back.
+      if (now >= entry.retryAt) this.refresh(id, entry, fetch).catch(() => undefined);
+      return entry.token;
+    }
+    if (entry.inflight) return entry.inflight;
+    if (now < entry.retryAt) throw this.backoffError(entry, now);
+    return this.refresh(id, entry, fetch);
+  }
+
+  /**
+   * The platform refused this token (HTTP 401): drop it, unless a newer one
+   * has already replaced it.
+   */
+  invalidate(id: string, tokenValue: string): void {
+    const entry = this.entries.get(id);
+    if (entry?.token?.value === tokenValue) {
+      entry.token = undefined;
+      entry.renewAt = 0;
+      entry.staleAt = 0;
+    }
+  }
+
+  /** True when getToken would answer at once from the cache. */
+  hasUsableToken(id: string, fingerprint: string): boolean {
+    const entry = this.entries.get(id);
+    return !!entry && entry.fingerprint === fingerprint && !!entry.token && this.now() < entry.staleAt;
+  }
+
+  inspect(id: string): EntryState {
+    const entry = this.entries.get(id);
+    if (!entry) return { state: 'empty', failures: 0 };
+    const now = this.now();
+    const usable = !!entry.token && now < entry.staleAt;
+    let state: EntryState['state'];
+    if (entry.inflight) state = usable ? 'renewing' : 'fetching';
+    else if (usable) state = 'valid';
+    else if (now < entry.retryAt) state = 'backoff';
+    else state = 'empty';
+    const result: EntryState = { state, failures: entry.failures };
+    if (entry.token) {
+      result.expiresAt = entry.token.expiresAt;
+      result.renewAt = entry.renewAt;
+    }
+    if (entry.retryAt > now) result.retryAt = entry.retryAt;
+    if (entry.lastError && isIiotAuthError(entry.lastError)) result.lastErrorCode = entry.lastError.code;
+    return result;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private entryFor(id: string, fingerprint: string): Entry {
+    let entry = this.entries.get(id);
+    if (!entry || entry.fingerprint !== fingerprint) {
+      entry = { fingerprint, renewAt: 0, staleAt: 0, failures: 0, retryAt: 0 };
+      this.entries.set(id, entry);
+    }
+    return entry;
+  }
+
+  private refresh(id: string, entry: Entry, fetch: TokenFetcher): Promise<Token> {
+    if (entry.inflight) return entry.inflight;
+    const inflight = (async () => {
+      try {
+        const token = await fetch();
+        if (this.entries.get(id) === entry) this.store(entry, token);
+        return token;
+      } catch (err) {
+        if (this.entries.get(id) === entry) this.recordFailure(entry, err);
+        throw err;
+      } finally {
+        entry.inflight = undefined;
+      }
+    })();
+    entry.inflight = inflight;
+    return inflight;
+  }
+
+  private store(entry: Entry, token: Token): void {
+    const lifetime = Math.max(0, token.expiresAt - token.obtainedAt);
+    const margin = lifetime * (RENEW_MARGIN_MIN + RENEW_MARGIN_SPREAD * this.random());
+    entry.token = token;
+    entry.staleAt = token.expiresAt - Math.min(lifetime * STALE_MARGIN, STALE_MARGIN_MAX_MS);
+    entry.renewAt = Math.min(token.expiresAt - margin, entry.staleAt);
+    entry.failures = 0;
+    entry.retryAt = 0;
+    entry.lastError = undefined;
+  }
+
+  private recordFailure(entry: Entry, err: unknown): void {
+    entry.failures += 1;
+    const exponential = this.backoffInitialMs * 2 ** Math.min(entry.failures - 1, 30);
+    // Jitter between 80 % and 120 %, then the cap: many credentials failing at
+    // once (a network outage) do not all retry in the same instant.
+    let delay = Math.min(this.backoffMaxMs, exponential * (0.8 + 0.4 * this.random()));
+    const asked = isIiotAuthError(err) ? err.retryAfterMs : undefined;
+    if (asked !== undefined) delay = Math.max(delay, Math.min(asked, this.backoffMaxMs));
+    entry.retryAt = this.now() + delay;
+    entry.lastError = err instanceof Error ? err : new Error(String(err));
+  }
+
+  private backoffError(entry: Entry, now: number): IiotAuthError {
+    const seconds = Math.ceil((entry.retryAt - now) / 1000);
+    const last = entry.lastError;
+    const reason = last ? last.message : 'the last token request failed';
+    const code = last && isIiotAuthError(last) ? last.code : ErrorCode.TOKEN_BACKOFF;
+    const statusCode = last && isIiotAuthError(last) ? last.statusCode : undefined;
+    return new IiotAuthError(code, `${reason} (next token request in ${seconds} s)`, {
+      ...(statusCode !== undefined ? { statusCode } : {}),
+    });
+  }
+}

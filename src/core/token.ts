@@ -1,0 +1,24 @@
+/** What a platform hands back when a credential is exchanged for access. */
+export interface Token {
+  /** "bearer" for OAuth-style access tokens, "session" for cookie sessions (MBP). */
+  type: 'bearer' | 'session';
+  /** The token or session id itself: a secret. */
+  value: string;
+  /** When the local clock obtained it, epoch milliseconds. */
+  obtainedAt: number;
+  /** When it stops working, epoch milliseconds, by the local clock. */
+  expiresAt: number;
+  /** Headers an API request needs, e.g. `authorization`. */
+  headers: Record<string, string>;
+}
+
+/**
+ * A platform's way of turning a credential into a token. Implemented once per
+ * platform in src/platforms/; the engine and the HTTP layer know nothing else
+ * about the platform.
+ */
+export interface TokenProvider {
+  /** The platform's base URL: relative API URLs resolve against it, and auth goes nowhere else. */
+  readonly baseUrl: string;
+  fetchToken(http: import('./http.js').HttpClient): Promise<Token>;
+}

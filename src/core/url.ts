@@ -1,0 +1,60 @@
+import { describeUrl, ErrorCode, IiotAuthError } from './errors.js';
+
+/**
+ * Resolves an API URL against a platform's base URL. A relative URL is
+ * appended to the base URL's path (`/api/devices` on `http://h/mbp` is
+ * `http://h/mbp/api/devices`, where RFC 3986 would drop `/mbp`). An absolute
+ * URL must stay on the base URL's origin: the platform's credentials go
+ * nowhere else.
+ */
+export function resolveApiUrl(baseUrl: string, target: string): URL {
+  const base = new URL(baseUrl);
+  const trimmed = target.trim();
+  if (trimmed === '') return base;
+  if (/^[a-z][a-z0-9+.-]*:/i.test(trimmed) || trimmed.startsWith('//')) {
+    let absolute: URL;
+    try {
+      absolute = new URL(trimmed, base);
+    } catch {
+      throw new IiotAuthError(ErrorCode.INPUT_INVALID, `"${trimmed.slice(0, 100)}" is not a valid URL`);
+    }
+    if (absolute.origin !== base.origin) {
+      throw new IiotAuthError(
+        ErrorCode.FOREIGN_ORIGIN,
+        `refused to send the platform's credentials to ${describeUrl(absolute)}: only ${base.origin} may receive them; use a relative URL, or a core http request node for other servers`,
+      );
+    }
+    return absolute;
+  }
+  const basePath = base.pathname.replace(/\/+$/, '');
+  const joined = new URL(base.origin);
+  const [pathAndQuery, fragment] = splitOnce(trimmed, '#');
+  const [path, query] = splitOnce(pathAndQuery, '?');
+  joined.pathname = `${basePath}/${path.replace(/^\/+/, '')}`;
+  if (query !== undefined) joined.search = query;
+  else if (path === '' && base.search) joined.search = base.search;
+  if (fragment !== undefined) joined.hash = fragment;
+  return joined;
+}
+
+/** Checks a configured base URL: http(s), no query, no credentials inside. */
+export function checkBaseUrl(value: string, field: string): string {
+  let url: URL;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `${field} "${value.slice(0, 100)}" is not a URL: enter it like https://host[:port][/path]`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `${field} must start with https:// or http://`);
+  }
+  if (url.username || url.password) {
+    throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `${field} must not contain a user name or password: use the credential fields`);
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+function splitOnce(text: string, separator: string): [string, string | undefined] {
+  const at = text.indexOf(separator);
+  return at < 0 ? [text, undefined] : [text.slice(0, at), text.slice(at + 1)];
+}

@@ -1,0 +1,108 @@
+import { ErrorCode, IiotAuthError } from '../core/errors.js';
+import type { HttpClient, HttpRequest, HttpResponse } from '../core/http.js';
+import type { Token, TokenProvider } from '../core/token.js';
+import { checkBaseUrl } from '../core/url.js';
+import { jsonObject, jwtExpiry, optionalSeconds, requiredString, tokenEndpointError } from './response.js';
+
+/**
+ * Insights Hub app credentials: the Technical Token Manager (PROTOCOLS.md §1).
+ * A request builder and a response validator, so validation is testable
+ * without a network.
+ */
+export interface InsightsHubAppSettings {
+  gateway: string;
+  appName: string;
+  appVersion: string;
+  hostTenant: string;
+  userTenant: string;
+  clientId: string;
+  clientSecret: string;
+}
+
+export const TOKEN_PATH = '/api/technicaltokenmanager/v3/oauth/token';
+/** Used only when a response carries neither expires_in nor a JWT exp: the platform's documented 30 minutes. */
+export const DEFAULT_LIFETIME_S = 1800;
+const WHAT = 'the Insights Hub token manager';
+
+/** The settings from the MDSP_* variables that Insights Hub's Cloud Foundry sets for an app. */
+export function settingsFromEnvironment(env: NodeJS.ProcessEnv, gateway?: string): InsightsHubAppSettings {
+  const region = env.HOST_ENVIRONMENT || 'eu1';
+  return {
+    gateway: gateway || `https://gateway.${region}.mindsphere.io`,
+    appName: env.MDSP_OS_VM_APP_NAME ?? '',
+    appVersion: env.MDSP_OS_VM_APP_VERSION ?? '',
+    hostTenant: env.MDSP_HOST_TENANT ?? '',
+    userTenant: env.MDSP_USER_TENANT ?? '',
+    clientId: env.MDSP_KEY_STORE_CLIENT_ID ?? '',
+    clientSecret: env.MDSP_KEY_STORE_CLIENT_SECRET ?? '',
+  };
+}
+
+/** Checks the settings up front, naming the field (or variable) that is missing. */
+export function validateSettings(settings: InsightsHubAppSettings, fromEnv: boolean): InsightsHubAppSettings {
+  const fields: Array<[keyof InsightsHubAppSettings, string, string]> = [
+    ['appName', 'app name', 'MDSP_OS_VM_APP_NAME'],
+    ['appVersion', 'app version', 'MDSP_OS_VM_APP_VERSION'],
+    ['hostTenant', 'host tenant', 'MDSP_HOST_TENANT'],
+    ['userTenant', 'user tenant', 'MDSP_USER_TENANT'],
+    ['clientId', 'client id', 'MDSP_KEY_STORE_CLIENT_ID'],
+    ['clientSecret', 'client secret', 'MDSP_KEY_STORE_CLIENT_SECRET'],
+  ];
+  const missing = fields.filter(([key]) => !settings[key].trim()).map(([, label, variable]) => (fromEnv ? variable : label));
+  if (missing.length > 0) {
+    throw new IiotAuthError(
+      ErrorCode.CONFIG_INVALID,
+      fromEnv
+        ? `the environment lacks ${missing.join(', ')}: run inside Insights Hub's Cloud Foundry, set them, or untick "use environment"`
+        : `the Insights Hub app config lacks the ${missing.join(', ')}: open the config node and fill it in`,
+    );
+  }
+  return { ...settings, gateway: checkBaseUrl(settings.gateway, 'the gateway URL') };
+}
+
+export function buildTokenRequest(settings: InsightsHubAppSettings): HttpRequest {
+  const basic = Buffer.from(`${settings.clientId}:${settings.clientSecret}`).toString('base64');
+  return {
+    method: 'POST',
+    url: `${settings.gateway}${TOKEN_PATH}`,
+    headers: { 'content-type': 'application/json', accept: 'application/json', 'x-space-auth-key': `Basic ${basic}` },
+    body: JSON.stringify({
+      grant_type: 'client_credentials',
+      appName: settings.appName,
+      appVersion: settings.appVersion,
+      hostTenant: settings.hostTenant,
+      userTenant: settings.userTenant,
+    }),
+    retry: false,
+    maxResponseBytes: 1024 * 1024,
+  };
+}
+
+export function readTokenResponse(res: HttpResponse, now: number): Token {
+  if (res.statusCode !== 200) {
+    throw tokenEndpointError(
+      res,
+      WHAT,
+      'the client id or secret is wrong, expired (app credentials last at most 365 days) or revoked, or the app name, version or tenants do not match them; create new app credentials in the Developer or Operator Cockpit',
+    );
+  }
+  const body = jsonObject(res, WHAT);
+  const accessToken = requiredString(body, 'access_token', WHAT);
+  const expiresIn = optionalSeconds(body, 'expires_in', WHAT);
+  const exp = jwtExpiry(accessToken);
+  const expiresAt =
+    expiresIn !== undefined ? now + expiresIn * 1000 : exp !== undefined ? exp * 1000 : now + DEFAULT_LIFETIME_S * 1000;
+  return { type: 'bearer', value: accessToken, obtainedAt: now, expiresAt, headers: { authorization: `Bearer ${accessToken}` } };
+}
+
+export class InsightsHubAppProvider implements TokenProvider {
+  readonly baseUrl: string;
+  constructor(private readonly settings: InsightsHubAppSettings) {
+    this.baseUrl = settings.gateway;
+  }
+
+  async fetchToken(http: HttpClient): Promise<Token> {
+    const res = await http.send(buildTokenRequest(this.settings));
+    return readTokenResponse(res, Date.now());
+  }
+}
