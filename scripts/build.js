@@ -12,7 +12,8 @@ const root = path.resolve(__dirname, '..');
 const pkg = require(path.join(root, 'package.json'));
 
 fs.rmSync(path.join(root, 'dist'), { recursive: true, force: true });
-execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', root], { stdio: 'inherit', cwd: root });
+const tsc = path.join(path.dirname(require.resolve('typescript/package.json')), 'bin', 'tsc');
+execFileSync(process.execPath, [tsc, '-p', root], { stdio: 'inherit', cwd: root });
 
 for (const [type, entry] of Object.entries(pkg['node-red'].nodes)) {
   const compiled = path.join(root, 'dist', 'src', 'nodes', `${type}.js`);

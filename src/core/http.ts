@@ -187,7 +187,7 @@ export class HttpClient {
 }
 
 async function readLimited(
-  body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown },
+  body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown; on(event: 'error', listener: () => void): unknown },
   maxBytes: number,
   contentLength: string | string[] | undefined,
   url: URL,
@@ -197,6 +197,8 @@ async function readLimited(
       ErrorCode.HTTP_RESPONSE_TOO_LARGE,
       `the response of ${describeUrl(url)} is larger than ${maxBytes} bytes: ask for less (paging, filters) or raise the limit`,
     );
+  // Destroying an unread undici body emits an 'error'; we already know why, so it must not go unhandled.
+  body.on('error', () => undefined);
   const declared = Number(Array.isArray(contentLength) ? contentLength[0] : contentLength);
   if (Number.isFinite(declared) && declared > maxBytes) {
     body.destroy();
@@ -206,10 +208,7 @@ async function readLimited(
   let size = 0;
   for await (const chunk of body) {
     size += chunk.length;
-    if (size > maxBytes) {
-      body.destroy();
-      throw tooLarge();
-    }
+    if (size > maxBytes) throw tooLarge(); // leaving the loop destroys the body
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, size);

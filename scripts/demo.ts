@@ -1,0 +1,93 @@
+/**
+ * `npm start`: the sandbox and a Node-RED runtime with this package loaded and
+ * the example flows deployed against the sandbox, demo credentials filled in.
+ * Open http://127.0.0.1:1880 and watch the debug sidebar.
+ *
+ * The user directory is `.demo/` in the project (git-ignored); delete it to
+ * start over. The example flows in `examples/` carry no credentials: the
+ * demo adds the sandbox's, in `.demo/flows_cred.json`.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
+
+const root = path.resolve(__dirname, '..', '..');
+const userDir = path.join(root, '.demo');
+const uiPort = Number(process.env.PORT || 1880);
+const sandboxPort = Number(process.env.SANDBOX_PORT || 1881);
+/** The examples' config nodes point at the sandbox's default address. */
+const EXAMPLE_SANDBOX_URL = 'http://127.0.0.1:1881';
+
+type FlowNode = Record<string, unknown> & { id: string; type: string };
+
+/** The demo credentials of each config node type, from the sandbox. */
+function credentialsFor(node: FlowNode, sandbox: Sandbox): Record<string, string> | undefined {
+  const demo = sandbox.demo;
+  switch (node.type) {
+    case 'iiot-insights-hub-app':
+      return { clientId: demo.insightsHubApp.clientId, clientSecret: demo.insightsHubApp.clientSecret };
+    default:
+      return undefined;
+  }
+}
+
+function writeDemoUserDir(sandbox: Sandbox): void {
+  fs.mkdirSync(path.join(userDir, 'node_modules'), { recursive: true });
+  const link = path.join(userDir, 'node_modules', 'node-red-contrib-iiot-auth');
+  if (!fs.existsSync(link)) fs.symlinkSync(root, link, 'dir');
+  fs.writeFileSync(
+    path.join(userDir, 'settings.js'),
+    `// Written by scripts/demo.js for the local demo only.
+module.exports = {
+  uiHost: '127.0.0.1',
+  uiPort: ${uiPort},
+  flowFile: 'flows.json',
+  // The demo's credentials are the sandbox's public demo values; a real
+  // installation keeps credentialSecret set so flows_cred.json is encrypted.
+  credentialSecret: false,
+  editorTheme: { tours: false, projects: { enabled: false } },
+  iiotAuth: { backoffMaxMs: 10000 },
+};
+`,
+  );
+  const flowFile = path.join(userDir, 'flows.json');
+  if (fs.existsSync(flowFile)) {
+    console.log(`Keeping the flows in ${flowFile} (delete .demo/ to reset the demo).`);
+    return;
+  }
+  const flows: FlowNode[] = [];
+  const credentials: Record<string, Record<string, string>> = {};
+  const examples = path.join(root, 'examples');
+  for (const file of fs.readdirSync(examples).filter((f) => f.endsWith('.json')).sort()) {
+    const text = fs.readFileSync(path.join(examples, file), 'utf8').split(EXAMPLE_SANDBOX_URL).join(sandbox.url);
+    for (const node of JSON.parse(text) as FlowNode[]) {
+      flows.push(node);
+      const creds = credentialsFor(node, sandbox);
+      if (creds) credentials[node.id] = creds;
+    }
+  }
+  fs.writeFileSync(flowFile, JSON.stringify(flows, null, 2));
+  fs.writeFileSync(path.join(userDir, 'flows_cred.json'), JSON.stringify(credentials, null, 2));
+}
+
+async function main(): Promise<void> {
+  const sandbox = await startSandbox({ port: sandboxPort });
+  console.log(`Sandbox (imitation of the platforms) at ${sandbox.url}`);
+  writeDemoUserDir(sandbox);
+  const nodeRed = spawn(process.execPath, [require.resolve('node-red/red.js'), '--userDir', userDir], { stdio: 'inherit' });
+  console.log(`Node-RED starting at http://127.0.0.1:${uiPort} (Ctrl-C stops both)`);
+  const stop = () => {
+    nodeRed.kill('SIGINT');
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  nodeRed.on('exit', (code) => {
+    void sandbox.stop().then(() => process.exit(code ?? 0));
+  });
+}
+
+main().catch((err: Error) => {
+  console.error(`The demo could not start: ${err.message}`);
+  process.exit(1);
+});

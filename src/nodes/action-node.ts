@@ -1,0 +1,142 @@
+import { ErrorCode, IiotAuthError, isIiotAuthError } from '../core/errors.js';
+import type { PlatformConnection } from '../core/platform-connection.js';
+import type { PlatformConfigNode } from './config-node.js';
+import type { Node, NodeAPI, NodeDefinition, NodeMessage } from './node-red.js';
+import { isPlatformId, PLATFORMS, type PlatformId } from './platforms.js';
+
+/**
+ * What every action node shares: finding its platform's connection, turning
+ * each input message into exactly one send or one done(err), and a short
+ * status. Node files stay thin: read config, call core, send.
+ */
+
+/** Messages shared by all nodes live in the token node's catalog. */
+const COMMON = 'node-red-contrib-iiot-auth/iiot-token:common';
+
+export interface Platform {
+  id: PlatformId;
+  connection: PlatformConnection;
+}
+
+/** The connection of the config node the action node references, or a clear error. */
+export function resolvePlatform(RED: NodeAPI, definition: NodeDefinition, allowed?: readonly PlatformId[]): Platform {
+  const id = definition.platform;
+  if (!isPlatformId(id) || (allowed && !allowed.includes(id))) {
+    throw new IiotAuthError(
+      ErrorCode.CONFIG_INVALID,
+      `platform "${String(id)}" is not supported here: choose one of ${(allowed ?? Object.keys(PLATFORMS)).join(', ')}`,
+    );
+  }
+  const { property, label } = PLATFORMS[id];
+  const configId = definition[property];
+  const config = typeof configId === 'string' && configId ? (RED.nodes.getNode(configId) as PlatformConfigNode | null) : null;
+  if (!config) {
+    throw new IiotAuthError(ErrorCode.CONFIG_MISSING, `no ${label} config node is selected: open this node and choose or add one`);
+  }
+  if (config.configError) throw config.configError;
+  if (!config.connection) {
+    throw new IiotAuthError(ErrorCode.CONFIG_MISSING, `the ${label} config node is not ready: deploy again, and check the log`);
+  }
+  return { id, connection: config.connection };
+}
+
+/** Redacts with the secrets of the node's config node, when it has one. */
+export function redactorFor(RED: NodeAPI, definition: NodeDefinition): (text: string) => string {
+  return (text) => {
+    try {
+      return resolvePlatform(RED, definition).connection.redact(text);
+    } catch {
+      return text;
+    }
+  };
+}
+
+/** Status under 20 characters: green when authenticated, yellow while fetching, red with the reason. */
+export class StatusReporter {
+  private current = '';
+  constructor(
+    private readonly node: Node,
+    private readonly RED: NodeAPI,
+  ) {}
+
+  fetching(): void {
+    this.show('fetching', { fill: 'yellow', shape: 'ring', text: this.RED._(`${COMMON}.status.fetching`) });
+  }
+
+  authenticated(): void {
+    this.show('ok', { fill: 'green', shape: 'dot', text: this.RED._(`${COMMON}.status.authenticated`) });
+  }
+
+  /** An API answer that is not 2xx: the message goes on, the status says what came back. */
+  httpStatus(statusCode: number): void {
+    if (statusCode < 400) return this.authenticated();
+    this.show(`http-${statusCode}`, { fill: 'red', shape: 'ring', text: `HTTP ${statusCode}` });
+  }
+
+  error(err: IiotAuthError | Error): void {
+    const code = isIiotAuthError(err) ? err.code : 'ERROR';
+    const key = `${COMMON}.status.${code}`;
+    const text = this.RED._(key);
+    this.show(`error-${code}`, { fill: 'red', shape: 'ring', text: text === key || text.endsWith(`status.${code}`) ? this.RED._(`${COMMON}.status.ERROR`) : text });
+  }
+
+  clear(): void {
+    this.show('', {});
+  }
+
+  private show(state: string, status: Parameters<Node['status']>[0]): void {
+    if (state === this.current) return;
+    this.current = state;
+    this.node.status(status);
+  }
+}
+
+export type InputHandler = (msg: NodeMessage, send: (msg: NodeMessage) => void) => Promise<void>;
+
+/**
+ * Runs the handler for each message; every message ends in exactly one
+ * send + done() or one done(err). The error handed to Node-RED is a fresh one:
+ * its message redacted, its code kept, no cause chain that could carry a
+ * secret to a Catch node.
+ */
+export function handleInput(node: Node, status: StatusReporter, handler: InputHandler, redact: (text: string) => string): void {
+  node.on('input', (msg, send, done) => {
+    let settled = false;
+    handler(msg, (out) => send(out))
+      .then(
+        () => {
+          settled = true;
+          done();
+        },
+        (err: unknown) => {
+          settled = true;
+          const safe = toPublicError(err, redact);
+          status.error(safe);
+          done(safe);
+        },
+      )
+      .catch((err: unknown) => {
+        // send() or done() itself threw (a bug downstream); never let it escape as an unhandled rejection.
+        if (!settled) done(toPublicError(err, redact));
+        else node.error(toPublicError(err, redact).message);
+      });
+  });
+  node.on('close', (_removed: boolean, done: () => void) => {
+    status.clear();
+    done();
+  });
+}
+
+export interface PublicError extends Error {
+  code: string;
+  statusCode?: number;
+}
+
+export function toPublicError(err: unknown, redact: (text: string) => string): PublicError {
+  const message = redact(err instanceof Error ? err.message : String(err));
+  const out = new Error(message) as PublicError;
+  out.name = 'IiotAuthError';
+  out.code = isIiotAuthError(err) ? err.code : 'ERROR';
+  if (isIiotAuthError(err) && err.statusCode !== undefined) out.statusCode = err.statusCode;
+  return out;
+}

@@ -1,0 +1,113 @@
+import Mustache from 'mustache';
+import { ErrorCode, IiotAuthError } from '../core/errors.js';
+import { handleInput, redactorFor, resolvePlatform, StatusReporter } from './action-node.js';
+import { headersOf } from './headers.js';
+import type { Node, NodeAPI, NodeDefinition, NodeMessage } from './node-red.js';
+import { settingsOf } from './runtime.js';
+
+/**
+ * "authenticated request": an HTTP request with the platform's auth applied,
+ * in the core http request node's message shape. A non-2xx answer is a normal
+ * output; a transport failure or timeout goes to done(err).
+ */
+const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'];
+type ReturnType = 'txt' | 'bin' | 'obj';
+
+export default function register(RED: NodeAPI): void {
+  RED.nodes.registerType('iiot-request', function (this: Node, definition: NodeDefinition) {
+    RED.nodes.createNode(this, definition);
+    const node = this;
+    const status = new StatusReporter(node, RED);
+    const nodeMethod = String(definition.method || 'GET').toUpperCase();
+    const nodeUrl = typeof definition.url === 'string' ? definition.url.trim() : '';
+    const ret: ReturnType = definition.ret === 'bin' || definition.ret === 'obj' ? definition.ret : 'txt';
+    const nodeTimeout = Number(definition.timeout) > 0 ? Number(definition.timeout) : settingsOf(RED).requestTimeoutMs;
+
+    handleInput(
+      node,
+      status,
+      async (msg, send) => {
+        const { connection } = resolvePlatform(RED, definition);
+        const method = methodOf(nodeMethod, msg);
+        const url = urlOf(nodeUrl, msg, (text) => node.warn(text));
+        const timeoutMs = Number(msg.requestTimeout) > 0 ? Number(msg.requestTimeout) : nodeTimeout;
+        const headers = requestHeadersOf(msg.headers);
+        const body = method === 'GET' || method === 'HEAD' ? undefined : bodyOf(msg.payload, headers);
+
+        if (!connection.hasUsableToken()) status.fetching();
+        const response = await connection.request({
+          method,
+          url,
+          headers,
+          ...(body !== undefined ? { body } : {}),
+          ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+        });
+
+        msg.statusCode = response.statusCode;
+        msg.headers = response.headers;
+        msg.responseUrl = response.url;
+        msg.payload = payloadOf(response.body, ret, (text) => node.warn(text));
+        status.httpStatus(response.statusCode);
+        send(msg);
+      },
+      redactorFor(RED, definition),
+    );
+  });
+}
+
+function methodOf(nodeMethod: string, msg: NodeMessage): string {
+  if (nodeMethod !== 'USE') return nodeMethod;
+  const method = typeof msg.method === 'string' ? msg.method.toUpperCase() : '';
+  if (!METHODS.includes(method)) {
+    throw new IiotAuthError(
+      ErrorCode.INPUT_INVALID,
+      `msg.method "${String(msg.method ?? '')}" is not an HTTP method: set it to one of ${METHODS.join(', ')}`,
+    );
+  }
+  return method;
+}
+
+/** The node's URL (with {{mustache}} from msg, as in the core node) wins over msg.url. */
+function urlOf(nodeUrl: string, msg: NodeMessage, warn: (text: string) => void): string {
+  if (nodeUrl) {
+    if (typeof msg.url === 'string' && msg.url && msg.url !== nodeUrl) warn('msg.url is ignored: this node has its own URL set');
+    return nodeUrl.includes('{{') ? Mustache.render(nodeUrl, msg) : nodeUrl;
+  }
+  if (typeof msg.url !== 'string' || msg.url.trim() === '') {
+    throw new IiotAuthError(
+      ErrorCode.INPUT_INVALID,
+      'no URL: set the node\'s URL, or msg.url (relative to the platform\'s base URL, e.g. /api/identitymanagement/v3/Users)',
+    );
+  }
+  return msg.url;
+}
+
+/**
+ * The caller's request headers, less those that describe a connection or a
+ * body rather than a request: a msg that went through another http node still
+ * carries its response's content-length, which would corrupt this request.
+ */
+const NOT_FORWARDED = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'host', 'upgrade', 'te', 'trailer']);
+function requestHeadersOf(value: unknown): Record<string, string> {
+  return Object.fromEntries(Object.entries(headersOf(value)).filter(([name]) => !NOT_FORWARDED.has(name.toLowerCase())));
+}
+
+/** The request body, as the core node sends it: Buffers and strings as they are, anything else as JSON. */
+function bodyOf(payload: unknown, headers: Record<string, string>): string | Buffer | undefined {
+  if (payload === undefined || payload === null) return undefined;
+  if (Buffer.isBuffer(payload) || typeof payload === 'string') return payload;
+  if (!Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
+  return JSON.stringify(payload);
+}
+
+function payloadOf(body: Buffer, ret: ReturnType, warn: (text: string) => void): unknown {
+  if (ret === 'bin') return body;
+  const text = body.toString('utf8');
+  if (ret === 'txt' || text.trim() === '') return text;
+  try {
+    return JSON.parse(text);
+  } catch {
+    warn('the response is not JSON: msg.payload holds it as text');
+    return text;
+  }
+}

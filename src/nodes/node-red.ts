@@ -1,0 +1,59 @@
+/**
+ * The slice of Node-RED's runtime API these nodes use. Written here rather
+ * than taken from @types/node-red, which lags the runtime and types far more
+ * than we need.
+ */
+export interface NodeMessage {
+  _msgid?: string;
+  [key: string]: unknown;
+}
+
+export type NodeStatus = { fill?: 'red' | 'green' | 'yellow' | 'blue' | 'grey'; shape?: 'dot' | 'ring'; text?: string } | Record<string, never>;
+
+export interface Node {
+  id: string;
+  type: string;
+  name?: string;
+  credentials: Record<string, string | undefined>;
+  on(event: 'input', listener: (msg: NodeMessage, send: (msg: NodeMessage | NodeMessage[]) => void, done: (err?: Error) => void) => void): void;
+  on(event: 'close', listener: (removed: boolean, done: () => void) => void): void;
+  status(status: NodeStatus): void;
+  log(message: string): void;
+  warn(message: string): void;
+  error(message: string | Error, msg?: NodeMessage): void;
+}
+
+export interface NodeDefinition {
+  id: string;
+  type: string;
+  name?: string;
+  [key: string]: unknown;
+}
+
+export interface NodeAPI {
+  nodes: {
+    createNode(node: Node, definition: NodeDefinition): void;
+    getNode(id: string): unknown;
+    registerType(type: string, constructor: (this: Node, definition: NodeDefinition) => void, options?: { credentials?: Record<string, { type: 'text' | 'password' }> }): void;
+  };
+  settings: Record<string, unknown> & { userDir?: string };
+  httpAdmin: {
+    get(path: string, ...handlers: Array<(req: unknown, res: unknown, next?: () => void) => void>): void;
+    post(path: string, ...handlers: Array<(req: unknown, res: unknown, next?: () => void) => void>): void;
+  };
+  auth: { needsPermission(permission: string): (req: unknown, res: unknown, next: () => void) => void };
+  _(key: string, substitutions?: Record<string, unknown>): string;
+  log: { info(m: string): void; warn(m: string): void; error(m: string): void };
+}
+
+/** The core `tls-config` node, as far as we use it. */
+export interface TlsConfigNode {
+  addTLSOptions(options: Record<string, unknown>): Record<string, unknown>;
+}
+
+/** The core `http proxy` node, as far as we use it. */
+export interface HttpProxyNode {
+  url: string;
+  noproxy?: string[];
+  credentials?: { username?: string; password?: string };
+}

@@ -1,0 +1,58 @@
+import { HttpClient, type HttpClientOptions, type TlsOptions } from '../core/http.js';
+import { TokenEngine } from '../core/token-engine.js';
+import type { HttpProxyNode, NodeAPI, NodeDefinition, TlsConfigNode } from './node-red.js';
+
+/**
+ * Process-wide state of the package inside Node-RED: the one token engine and
+ * the settings from settings.js (`iiotAuth: {...}`), read once.
+ */
+export interface IiotAuthSettings {
+  /** First pause after a failed token request (ms). */
+  backoffInitialMs?: number;
+  /** Longest pause between failed token requests (ms). */
+  backoffMaxMs?: number;
+  /** Default time limit of one HTTP request (ms). */
+  requestTimeoutMs?: number;
+  /** Largest response body accepted (bytes). */
+  maxResponseBytes?: number;
+}
+
+let engine: TokenEngine | undefined;
+
+export function settingsOf(RED: NodeAPI): IiotAuthSettings {
+  const value = RED.settings.iiotAuth;
+  return value && typeof value === 'object' ? (value as IiotAuthSettings) : {};
+}
+
+/** The engine every node of this runtime shares: a thousand messages, one token request. */
+export function sharedEngine(RED: NodeAPI): TokenEngine {
+  if (!engine) {
+    const settings = settingsOf(RED);
+    engine = new TokenEngine({
+      ...(settings.backoffInitialMs !== undefined ? { backoffInitialMs: settings.backoffInitialMs } : {}),
+      ...(settings.backoffMaxMs !== undefined ? { backoffMaxMs: settings.backoffMaxMs } : {}),
+    });
+  }
+  return engine;
+}
+
+/** An HTTP client with the TLS and proxy config nodes a config node references. */
+export function httpClientFor(RED: NodeAPI, definition: NodeDefinition): HttpClient {
+  const settings = settingsOf(RED);
+  const options: HttpClientOptions = {};
+  if (settings.requestTimeoutMs !== undefined) options.timeoutMs = settings.requestTimeoutMs;
+  if (settings.maxResponseBytes !== undefined) options.maxResponseBytes = settings.maxResponseBytes;
+  const tlsNode = typeof definition.tls === 'string' && definition.tls ? (RED.nodes.getNode(definition.tls) as TlsConfigNode | null) : null;
+  if (tlsNode) options.tls = tlsNode.addTLSOptions({}) as TlsOptions;
+  const proxyNode =
+    typeof definition.proxy === 'string' && definition.proxy ? (RED.nodes.getNode(definition.proxy) as HttpProxyNode | null) : null;
+  if (proxyNode?.url) {
+    options.proxy = {
+      url: proxyNode.url,
+      noProxy: proxyNode.noproxy ?? [],
+      ...(proxyNode.credentials?.username ? { username: proxyNode.credentials.username } : {}),
+      ...(proxyNode.credentials?.password ? { password: proxyNode.credentials.password } : {}),
+    };
+  }
+  return new HttpClient(options);
+}

@@ -1,0 +1,201 @@
+import assert from 'node:assert/strict';
+import { ErrorCode, IiotAuthError } from '../../src/core/errors.js';
+import type { Token } from '../../src/core/token.js';
+import { TokenEngine } from '../../src/core/token-engine.js';
+
+/** A clock the test moves by hand. */
+class FakeClock {
+  time = 1_000_000;
+  now = () => this.time;
+  advance(ms: number) {
+    this.time += ms;
+  }
+}
+
+function tokenAt(clock: FakeClock, lifetimeMs: number, value = `t${clock.time}`): Token {
+  return { type: 'bearer', value, obtainedAt: clock.time, expiresAt: clock.time + lifetimeMs, headers: { authorization: `Bearer ${value}` } };
+}
+
+/** A fetcher that counts calls and resolves when the test says so. */
+function controllableFetcher(clock: FakeClock, lifetimeMs: number) {
+  let calls = 0;
+  const pending: Array<{ resolve: (t: Token) => void; reject: (e: Error) => void }> = [];
+  const fetch = () =>
+    new Promise<Token>((resolve, reject) => {
+      calls += 1;
+      pending.push({ resolve, reject });
+    });
+  return {
+    fetch,
+    get calls() {
+      return calls;
+    },
+    resolveNext(value?: string) {
+      pending.shift()!.resolve(tokenAt(clock, lifetimeMs, value));
+    },
+    rejectNext(err: Error) {
+      pending.shift()!.reject(err);
+    },
+  };
+}
+
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe('TokenEngine', () => {
+  let clock: FakeClock;
+  let engine: TokenEngine;
+  beforeEach(() => {
+    clock = new FakeClock();
+    engine = new TokenEngine({ now: clock.now, random: () => 0.5, backoffInitialMs: 1000, backoffMaxMs: 8000 });
+  });
+
+  it('shares one fetch between concurrent callers (single flight)', async () => {
+    const f = controllableFetcher(clock, 60_000);
+    const all = Array.from({ length: 1000 }, () => engine.getToken('a', 'fp', f.fetch));
+    await tick();
+    assert.equal(f.calls, 1);
+    f.resolveNext('one');
+    const tokens = await Promise.all(all);
+    assert.ok(tokens.every((t) => t.value === 'one'));
+    assert.equal((await engine.getToken('a', 'fp', f.fetch)).value, 'one');
+    assert.equal(f.calls, 1);
+  });
+
+  it('keeps credentials with different ids or fingerprints apart', async () => {
+    let n = 0;
+    const fetch = async () => tokenAt(clock, 60_000, `v${++n}`);
+    const a = await engine.getToken('a', 'fp1', fetch);
+    const b = await engine.getToken('b', 'fp1', fetch);
+    assert.notEqual(a.value, b.value);
+    // Same id, changed credential: the old token must not be handed out.
+    const changed = await engine.getToken('a', 'fp2', fetch);
+    assert.notEqual(changed.value, a.value);
+  });
+
+  it('renews in the background when 15 to 25 % of the lifetime is left, without making callers wait', async () => {
+    const f = controllableFetcher(clock, 100_000);
+    const first = engine.getToken('a', 'fp', f.fetch);
+    f.resolveNext('old');
+    await first;
+    clock.advance(70_000); // 30 % left: no renewal yet (random 0.5 → margin 20 %)
+    assert.equal((await engine.getToken('a', 'fp', f.fetch)).value, 'old');
+    assert.equal(f.calls, 1);
+    clock.advance(11_000); // 19 % left: renewal starts, the old token is still handed out
+    assert.equal((await engine.getToken('a', 'fp', f.fetch)).value, 'old');
+    assert.equal(f.calls, 2);
+    assert.equal(engine.inspect('a').state, 'renewing');
+    assert.equal((await engine.getToken('a', 'fp', f.fetch)).value, 'old');
+    assert.equal(f.calls, 2, 'one renewal at a time');
+    f.resolveNext('new');
+    await tick();
+    assert.equal((await engine.getToken('a', 'fp', f.fetch)).value, 'new');
+  });
+
+  it('spreads renewal over the margin with jitter', async () => {
+    const renewAts = [0, 0.999].map((r) => {
+      const e = new TokenEngine({ now: clock.now, random: () => r });
+      return e.getToken('a', 'fp', async () => tokenAt(clock, 100_000)).then(() => e.inspect('a').renewAt! - clock.time);
+    });
+    const [late, early] = await Promise.all(renewAts);
+    assert.equal(late, 85_000);
+    assert.ok(early! > 74_000 && early! < 76_000, `renewAt ${early}`);
+  });
+
+  it('does not hand out a token in its last moments: callers wait for a new one', async () => {
+    let n = 0;
+    const fetch = async () => tokenAt(clock, 100_000, `v${++n}`);
+    await engine.getToken('a', 'fp', fetch);
+    clock.advance(96_000); // inside the last 5 %
+    assert.equal((await engine.getToken('a', 'fp', fetch)).value, 'v2');
+  });
+
+  it('invalidates a refused token and fetches a new one, but keeps a newer token', async () => {
+    let n = 0;
+    const fetch = async () => tokenAt(clock, 60_000, `v${++n}`);
+    const first = await engine.getToken('a', 'fp', fetch);
+    engine.invalidate('a', first.value);
+    const second = await engine.getToken('a', 'fp', fetch);
+    assert.equal(second.value, 'v2');
+    engine.invalidate('a', first.value); // a late 401 for the old token
+    assert.equal((await engine.getToken('a', 'fp', fetch)).value, 'v2');
+  });
+
+  it('backs off exponentially after failures, with a cap, and recovers', async () => {
+    let calls = 0;
+    let failing = true;
+    const fetch = async () => {
+      calls += 1;
+      if (failing) throw new IiotAuthError(ErrorCode.TOKEN_ENDPOINT_ERROR, 'down', { statusCode: 500 });
+      return tokenAt(clock, 60_000, 'ok');
+    };
+    await assert.rejects(engine.getToken('a', 'fp', fetch), { code: ErrorCode.TOKEN_ENDPOINT_ERROR, message: 'down' });
+    // During the pause, callers fail at once with the same code and no request is sent.
+    await assert.rejects(engine.getToken('a', 'fp', fetch), (err: IiotAuthError) => {
+      assert.equal(err.code, ErrorCode.TOKEN_ENDPOINT_ERROR);
+      assert.match(err.message, /next token request in 1 s/);
+      return true;
+    });
+    assert.equal(calls, 1);
+    assert.equal(engine.inspect('a').state, 'backoff');
+    const waits: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const retryAt = engine.inspect('a').retryAt!;
+      waits.push(retryAt - clock.time);
+      clock.time = retryAt;
+      await assert.rejects(engine.getToken('a', 'fp', fetch));
+    }
+    assert.deepEqual(waits, [1000, 2000, 4000, 8000, 8000, 8000]);
+    failing = false;
+    clock.time = engine.inspect('a').retryAt!;
+    assert.equal((await engine.getToken('a', 'fp', fetch)).value, 'ok');
+    assert.equal(engine.inspect('a').failures, 0);
+  });
+
+  it('waits at least as long as the server asked (Retry-After), within the cap', async () => {
+    const fetch = async (): Promise<Token> => {
+      throw new IiotAuthError(ErrorCode.TOKEN_ENDPOINT_ERROR, 'busy', { statusCode: 429, retryAfterMs: 5000 });
+    };
+    await assert.rejects(engine.getToken('a', 'fp', fetch));
+    assert.equal(engine.inspect('a').retryAt! - clock.time, 5000);
+  });
+
+  it('keeps handing out a valid token while a background renewal fails', async () => {
+    let n = 0;
+    let failing = false;
+    const fetch = async () => {
+      if (failing) throw new IiotAuthError(ErrorCode.TOKEN_ENDPOINT_ERROR, 'down');
+      return tokenAt(clock, 100_000, `v${++n}`);
+    };
+    await engine.getToken('a', 'fp', fetch);
+    failing = true;
+    clock.advance(85_000);
+    assert.equal((await engine.getToken('a', 'fp', fetch)).value, 'v1');
+    await tick();
+    assert.equal((await engine.getToken('a', 'fp', fetch)).value, 'v1');
+    assert.equal(engine.inspect('a').failures, 1);
+  });
+
+  it('keeps a token across register() with the same fingerprint, drops it on a change or forget()', async () => {
+    let n = 0;
+    const fetch = async () => tokenAt(clock, 60_000, `v${++n}`);
+    await engine.getToken('a', 'fp', fetch);
+    engine.register('a', 'fp');
+    assert.ok(engine.hasUsableToken('a', 'fp'));
+    engine.register('a', 'fp-changed');
+    assert.equal(engine.hasUsableToken('a', 'fp'), false);
+    assert.equal(engine.size, 0);
+    await engine.getToken('b', 'fp', fetch);
+    engine.forget('b');
+    assert.equal(engine.inspect('b').state, 'empty');
+  });
+
+  it('does not store a token fetched for a credential that changed meanwhile', async () => {
+    const f = controllableFetcher(clock, 60_000);
+    const old = engine.getToken('a', 'fp-old', f.fetch);
+    engine.register('a', 'fp-new');
+    f.resolveNext('stale');
+    await old;
+    assert.equal(engine.hasUsableToken('a', 'fp-old'), false);
+    assert.equal(engine.inspect('a').state, 'empty');
+  });
+});
