@@ -27,6 +27,12 @@ function credentialsFor(node: FlowNode, sandbox: Sandbox): Record<string, string
   switch (node.type) {
     case 'iiot-insights-hub-app':
       return { clientId: demo.insightsHubApp.clientId, clientSecret: demo.insightsHubApp.clientSecret };
+    case 'iiot-cisco-ei':
+      return { username: demo.ciscoEi.username, password: demo.ciscoEi.password };
+    case 'iiot-datatrails':
+      return { clientId: demo.dataTrails.clientId, clientSecret: demo.dataTrails.clientSecret };
+    case 'iiot-mbp':
+      return { username: demo.mbp.username, password: demo.mbp.password };
     default:
       return undefined;
   }

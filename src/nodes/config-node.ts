@@ -70,3 +70,9 @@ export function registerPlatformConfigNode(
     { credentials },
   );
 }
+
+/** A string property of a node definition, trimmed; '' when absent. */
+export function textProperty(definition: NodeDefinition, key: string): string {
+  const value = definition[key];
+  return typeof value === 'string' ? value.trim() : '';
+}

@@ -4,7 +4,7 @@ import {
   validateSettings,
   type InsightsHubAppSettings,
 } from '../platforms/insights-hub-app.js';
-import { registerPlatformConfigNode } from './config-node.js';
+import { registerPlatformConfigNode, textProperty } from './config-node.js';
 import type { NodeAPI } from './node-red.js';
 
 /** Config node: Insights Hub app credentials (Technical Token Manager). */
@@ -15,7 +15,7 @@ export default function register(RED: NodeAPI): void {
     { clientId: { type: 'text' }, clientSecret: { type: 'password' } },
     (definition, credentials) => {
       const useEnv = definition.useEnv === true || definition.useEnv === 'true';
-      const text = (key: string) => (typeof definition[key] === 'string' ? (definition[key] as string).trim() : '');
+      const text = (key: string) => textProperty(definition, key);
       const raw: InsightsHubAppSettings = useEnv
         ? settingsFromEnvironment(process.env, text('gateway'))
         : {

@@ -34,14 +34,14 @@ export interface NodeAPI {
   nodes: {
     createNode(node: Node, definition: NodeDefinition): void;
     getNode(id: string): unknown;
+    getCredentials?(id: string): unknown;
     registerType(type: string, constructor: (this: Node, definition: NodeDefinition) => void, options?: { credentials?: Record<string, { type: 'text' | 'password' }> }): void;
   };
   settings: Record<string, unknown> & { userDir?: string };
   httpAdmin: {
-    get(path: string, ...handlers: Array<(req: unknown, res: unknown, next?: () => void) => void>): void;
-    post(path: string, ...handlers: Array<(req: unknown, res: unknown, next?: () => void) => void>): void;
+    post(path: string, ...handlers: Array<(req: AdminRequest, res: AdminResponse, next: () => void) => void>): void;
   };
-  auth: { needsPermission(permission: string): (req: unknown, res: unknown, next: () => void) => void };
+  auth: { needsPermission(permission: string): (req: AdminRequest, res: AdminResponse, next: () => void) => void };
   _(key: string, substitutions?: Record<string, unknown>): string;
   log: { info(m: string): void; warn(m: string): void; error(m: string): void };
 }
@@ -56,4 +56,13 @@ export interface HttpProxyNode {
   url: string;
   noproxy?: string[];
   credentials?: { username?: string; password?: string };
+}
+
+/** An editor admin API request and response (express underneath). */
+export interface AdminRequest {
+  body?: Record<string, unknown>;
+}
+export interface AdminResponse {
+  status(code: number): AdminResponse;
+  json(body: unknown): void;
 }

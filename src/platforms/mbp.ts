@@ -2,7 +2,7 @@ import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import type { HttpClient, HttpRequest, HttpResponse } from '../core/http.js';
 import type { Token, TokenProvider } from '../core/token.js';
 import { checkBaseUrl } from '../core/url.js';
-import { jsonObject } from './response.js';
+import { jsonObject, tokenEndpointError } from './response.js';
 
 /**
  * MBP (PROTOCOLS.md §5): a login yields the `user_session` cookie; every
@@ -53,10 +53,14 @@ export function readLoginResponse(res: HttpResponse, now: number): Token {
       { statusCode: res.statusCode },
     );
   }
-  if (res.statusCode !== 200) {
-    const hint = res.statusCode >= 300 && res.statusCode < 400 ? ': check that the URL includes the context path (/mbp, or /MBP on older servers)' : '';
-    throw new IiotAuthError(ErrorCode.TOKEN_ENDPOINT_ERROR, `${WHAT} answered ${res.statusCode}${hint}`, { statusCode: res.statusCode });
+  if (res.statusCode >= 300 && res.statusCode < 400) {
+    throw new IiotAuthError(
+      ErrorCode.TOKEN_ENDPOINT_ERROR,
+      `${WHAT} answered ${res.statusCode} (a redirect): check that the URL includes the context path (/mbp, or /MBP on older servers)`,
+      { statusCode: res.statusCode },
+    );
   }
+  if (res.statusCode !== 200) throw tokenEndpointError(res, WHAT, 'check the username and password');
   const session = sessionCookie(res.headers['set-cookie']);
   if (!session) {
     throw new IiotAuthError(ErrorCode.TOKEN_RESPONSE_INVALID, `${WHAT} succeeded but set no ${SESSION_COOKIE} cookie: check that the URL points at MBP itself, not at a proxy`);

@@ -1,0 +1,119 @@
+import type { Sandbox } from '../../src/sandbox/index.js';
+import { uid, type FlowNode } from './flow.js';
+
+/**
+ * Per platform: the config node (pointing at the sandbox, with its demo
+ * credentials), the action-node property that references it, an API path the
+ * platform protects, the sandbox's endpoint names, and its secrets.
+ */
+export interface PlatformCase {
+  platform: 'insights-hub-app' | 'cisco-ei' | 'datatrails' | 'mbp';
+  configType: string;
+  property: string;
+  apiPath: string;
+  tokenEndpoint: Parameters<Sandbox['calls']>[0];
+  apiEndpoint: Parameters<Sandbox['calls']>[0];
+  lifetime: keyof Sandbox['lifetimes'];
+  /** The platform's base URL in the sandbox: API paths are relative to it. */
+  baseUrl(sandbox: Sandbox): string;
+  config(sandbox: Sandbox): Record<string, unknown>;
+  credentials(sandbox: Sandbox): Record<string, string>;
+  wrongCredentials(sandbox: Sandbox): Record<string, string>;
+  secrets(sandbox: Sandbox): string[];
+}
+
+export const PLATFORM_CASES: PlatformCase[] = [
+  {
+    platform: 'insights-hub-app',
+    configType: 'iiot-insights-hub-app',
+    property: 'insightsHubApp',
+    apiPath: '/api/identitymanagement/v3/Users',
+    tokenEndpoint: 'insightsHub.token',
+    apiEndpoint: 'insightsHub.users',
+    lifetime: 'insightsHubAppToken',
+    baseUrl: (s) => s.url,
+    config: (s) => {
+      const { appName, appVersion, hostTenant, userTenant } = s.demo.insightsHubApp;
+      return { gateway: s.url, appName, appVersion, hostTenant, userTenant };
+    },
+    credentials: (s) => ({ clientId: s.demo.insightsHubApp.clientId, clientSecret: s.demo.insightsHubApp.clientSecret }),
+    wrongCredentials: (s) => ({ clientId: s.demo.insightsHubApp.clientId, clientSecret: 'wrong-ih-secret-0000' }),
+    secrets: (s) => [s.demo.insightsHubApp.clientSecret],
+  },
+  {
+    platform: 'cisco-ei',
+    configType: 'iiot-cisco-ei',
+    property: 'ciscoEi',
+    apiPath: '/nbapi/ei/v1/agents',
+    tokenEndpoint: 'ciscoEi.token',
+    apiEndpoint: 'ciscoEi.agents',
+    lifetime: 'ciscoEiAccessToken',
+    baseUrl: (s) => s.url,
+    config: (s) => ({ server: s.url, tenantId: s.demo.ciscoEi.tenantId }),
+    credentials: (s) => ({ username: s.demo.ciscoEi.username, password: s.demo.ciscoEi.password }),
+    wrongCredentials: (s) => ({ username: s.demo.ciscoEi.username, password: 'wrong-ei-password-0000' }),
+    secrets: (s) => [s.demo.ciscoEi.password],
+  },
+  {
+    platform: 'datatrails',
+    configType: 'iiot-datatrails',
+    property: 'dataTrails',
+    apiPath: '/archivist/v2/assets',
+    tokenEndpoint: 'dataTrails.token',
+    apiEndpoint: 'dataTrails.assets',
+    lifetime: 'dataTrailsToken',
+    baseUrl: (s) => s.url,
+    config: (s) => ({ url: s.url }),
+    credentials: (s) => ({ clientId: s.demo.dataTrails.clientId, clientSecret: s.demo.dataTrails.clientSecret }),
+    wrongCredentials: (s) => ({ clientId: s.demo.dataTrails.clientId, clientSecret: 'wrong-dt-secret-0000' }),
+    secrets: (s) => [s.demo.dataTrails.clientSecret],
+  },
+  {
+    platform: 'mbp',
+    configType: 'iiot-mbp',
+    property: 'mbp',
+    apiPath: '/api/devices',
+    tokenEndpoint: 'mbp.login',
+    apiEndpoint: 'mbp.devices',
+    lifetime: 'mbpSession',
+    baseUrl: (s) => `${s.url}/mbp`,
+    config: (s) => ({ url: `${s.url}/mbp` }),
+    credentials: (s) => ({ username: s.demo.mbp.username, password: s.demo.mbp.password }),
+    wrongCredentials: (s) => ({ username: s.demo.mbp.username, password: 'wrong-mbp-password-0000' }),
+    secrets: (s) => [s.demo.mbp.password],
+  },
+];
+
+export interface PlatformFlow {
+  ids: { config: string; token: string; request: string; out: string; errors: string };
+  nodes: FlowNode[];
+  credentials: Record<string, Record<string, string>>;
+}
+
+/** config → get token and authenticated request → one collector; a Catch node → another. */
+export function platformFlow(
+  c: PlatformCase,
+  sandbox: Sandbox,
+  options: { config?: Record<string, unknown>; request?: Record<string, unknown>; credentials?: Record<string, string> } = {},
+): PlatformFlow {
+  const ids = { config: uid('cfg'), token: uid('tok'), request: uid('req'), out: uid('out'), errors: uid('err') };
+  const nodes: FlowNode[] = [
+    { id: ids.config, type: c.configType, ...c.config(sandbox), ...options.config },
+    { id: ids.token, type: 'iiot-token', platform: c.platform, [c.property]: ids.config, wires: [[ids.out]] },
+    {
+      id: ids.request,
+      type: 'iiot-request',
+      platform: c.platform,
+      [c.property]: ids.config,
+      method: 'GET',
+      url: c.apiPath,
+      ret: 'obj',
+      ...options.request,
+      wires: [[ids.out]],
+    },
+    { id: ids.out, type: 'helper' },
+    { id: uid('catch'), type: 'catch', scope: null, uncaught: false, wires: [[ids.errors]] },
+    { id: ids.errors, type: 'helper' },
+  ];
+  return { ids, nodes, credentials: { [ids.config]: options.credentials ?? c.credentials(sandbox) } };
+}
