@@ -78,25 +78,25 @@ async function main(): Promise<void> {
 }
 
 async function memoryPerCredential(): Promise<string> {
-    // 3. Memory per cached credential: measured first, before network work leaves garbage behind.
-    const credentials = 10_000;
-    const memoryEngine = new TokenEngine();
-    global.gc?.();
-    const before = process.memoryUsage().heapUsed;
-    const now = Date.now();
-    for (let i = 0; i < credentials; i++) {
-      const value = randomBytes(675).toString('base64url'); // a unique, JWT-sized (900 characters) token
-      await memoryEngine.getToken(`cred-${i}`, `fp-${i}`, async () => ({
-        type: 'bearer',
-        value,
-        obtainedAt: now,
-        expiresAt: now + 1_800_000,
-        headers: { authorization: `Bearer ${value}` },
-      }));
-    }
-    global.gc?.();
-    const perCredential = (process.memoryUsage().heapUsed - before) / credentials;
-    return `   ~${(perCredential / 1024).toFixed(1)} KiB heap per cached credential (${credentials} credentials, 900-character tokens${global.gc ? '' : '; run with --expose-gc for steadier figures'})`;
+  // 3. Memory per cached credential: measured first, before network work leaves garbage behind.
+  const credentials = 10_000;
+  const memoryEngine = new TokenEngine();
+  global.gc?.();
+  const before = process.memoryUsage().heapUsed;
+  const now = Date.now();
+  for (let i = 0; i < credentials; i++) {
+    const value = randomBytes(675).toString('base64url'); // a unique, JWT-sized (900 characters) token
+    await memoryEngine.getToken(`cred-${i}`, `fp-${i}`, async () => ({
+      type: 'bearer',
+      value,
+      obtainedAt: now,
+      expiresAt: now + 1_800_000,
+      headers: { authorization: `Bearer ${value}` },
+    }));
+  }
+  global.gc?.();
+  const perCredential = (process.memoryUsage().heapUsed - before) / credentials;
+  return `   ~${(perCredential / 1024).toFixed(1)} KiB heap per cached credential (${credentials} credentials, 900-character tokens${global.gc ? '' : '; run with --expose-gc for steadier figures'})`;
 }
 
 main().catch((err: Error) => {
