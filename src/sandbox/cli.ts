@@ -1,0 +1,58 @@
+// `node dist/src/sandbox/cli.js [--port N]`: runs the sandbox alone on 127.0.0.1,
+// for people who build flows before they have a platform account.
+
+import { startSandbox } from './server.js';
+import type { Sandbox } from './types.js';
+
+const DEFAULT_PORT = 1881;
+
+/** `--port N` or `--port=N`, else SANDBOX_PORT, else 1881. 0 picks a free port. */
+function portFrom(args: string[], env: NodeJS.ProcessEnv): number {
+  const index = args.findIndex((arg) => arg === '--port' || arg.startsWith('--port='));
+  const text = index < 0 ? env.SANDBOX_PORT || String(DEFAULT_PORT) : args[index].includes('=') ? args[index].split('=')[1] : args[index + 1];
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid port "${text}": give a number from 0 to 65535`);
+  return port;
+}
+
+function banner(sandbox: Sandbox): string {
+  const { insightsHubApp, ciscoEi, dataTrails, mbp } = sandbox.demo;
+  const rows = (title: string, fields: Record<string, string>): string =>
+    [title, ...Object.entries(fields).map(([name, value]) => `  ${name.padEnd(14)} ${value}`)].join('\n');
+  return [
+    `IIoT auth sandbox listening on ${sandbox.url}`,
+    '',
+    rows('Insights Hub app', { gateway: sandbox.url, ...insightsHubApp }),
+    rows('Cisco EI', {
+      server: sandbox.url,
+      username: ciscoEi.username,
+      password: ciscoEi.password,
+      ...Object.fromEntries(ciscoEi.tenants.map((tenant, index) => [`tenant ${index + 1}`, `${tenant.id} (${tenant.name})`])),
+    }),
+    rows('DataTrails', { url: sandbox.url, ...dataTrails }),
+    rows('MBP', { url: `${sandbox.url}/mbp`, ...mbp }),
+    '',
+    'These demo credentials work against this sandbox only. Press Ctrl+C to stop.',
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const sandbox = await startSandbox({ port: portFrom(process.argv.slice(2), process.env) });
+  console.log(banner(sandbox));
+  const shutDown = (signal: NodeJS.Signals): void => {
+    process.off('SIGINT', shutDown);
+    process.off('SIGTERM', shutDown);
+    console.log(`${signal}: stopping the sandbox`);
+    sandbox.stop().catch((error: unknown) => {
+      console.error(error);
+      process.exitCode = 1;
+    });
+  };
+  process.on('SIGINT', shutDown);
+  process.on('SIGTERM', shutDown);
+}
+
+main().catch((error: unknown) => {
+  console.error(`sandbox: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,306 @@
+// DataTrails (PROTOCOLS.md §4): the client-credentials token endpoint, assets
+// and their events, and the app registrations API.
+
+import { randomUUID } from 'node:crypto';
+import type { JWTPayload } from 'jose';
+import { TokenIssuer } from './token-issuer.js';
+import { checkApplicationFields, DataTrailsApplications, type ApplicationFields } from './datatrails-applications.js';
+import {
+  bearerToken,
+  isoSeconds,
+  isPlainObject,
+  jsonObjectBody,
+  jsonReply,
+  mediaType,
+  type Handler,
+  type Platform,
+  type Reply,
+  type SandboxContext,
+  type SandboxRequest,
+} from './http-kit.js';
+
+const TENANT_ID = 'tenant/6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 1000;
+
+// The token endpoint's error bodies are not documented (clients must branch on
+// the status); OAuth-style bodies are a plausible guess.
+const oauthError = (status: number, error: string, description: string): Reply =>
+  jsonReply(status, { error, error_description: description });
+
+// The API is served through grpc-gateway (hence `:regenerate-secret`), whose
+// error body is {code (gRPC code), message, details}.
+const GRPC_CODES: Record<number, number> = { 400: 3, 401: 16, 402: 8, 403: 7, 404: 5 };
+const apiError = (status: number, message: string): Reply =>
+  jsonReply(status, { code: GRPC_CODES[status] ?? 2, message, details: [] });
+
+export interface DataTrailsPlatform extends Platform {
+  applications: DataTrailsApplications;
+}
+
+interface Asset {
+  identity: string;
+  [field: string]: unknown;
+}
+
+export async function createDataTrails(context: SandboxContext): Promise<DataTrailsPlatform> {
+  const issuer = await TokenIssuer.create(`${context.url}/appidpv1`);
+  const demo = context.demo.dataTrails;
+  const applications = new DataTrailsApplications(TENANT_ID);
+  const assets = new Map<string, Asset>();
+  const eventsByAsset = new Map<string, Record<string, unknown>[]>();
+
+  async function issueToken(request: SandboxRequest): Promise<Reply> {
+    if (mediaType(request) !== 'application/x-www-form-urlencoded') {
+      return oauthError(400, 'invalid_request', 'Content-Type must be application/x-www-form-urlencoded');
+    }
+    const form = new URLSearchParams(request.body.toString('utf8'));
+    if (form.get('grant_type') !== 'client_credentials') {
+      return oauthError(400, 'unsupported_grant_type', 'grant_type must be client_credentials');
+    }
+    const clientId = form.get('client_id');
+    const clientSecret = form.get('client_secret');
+    if (!clientId || !clientSecret) return oauthError(400, 'invalid_request', 'client_id and client_secret are required');
+
+    let customClaims: Record<string, string> = {};
+    if (clientId !== demo.clientId || clientSecret !== demo.clientSecret) {
+      const application = applications.authenticate(clientId, clientSecret);
+      if (!application) return oauthError(401, 'invalid_client', 'Client authentication failed');
+      customClaims = application.custom_claims; // in the token, so that access policies can match them
+    }
+    const lifetime = context.lifetimes.dataTrailsToken;
+    const issued = await issuer.issue({ ...customClaims, sub: clientId, aud: `${context.url}/archivist`, tenant_id: TENANT_ID }, lifetime);
+    return jsonReply(200, { access_token: issued.token, token_type: 'Bearer', expires_in: lifetime });
+  }
+
+  /** Wraps an API handler: a valid bearer token, else 401. */
+  function withToken(handler: (request: SandboxRequest, claims: JWTPayload, params: string[]) => Reply): Handler {
+    return async (request, params) => {
+      const token = bearerToken(request);
+      const claims = token === undefined ? undefined : await issuer.verify(token);
+      return claims ? handler(request, claims, params) : apiError(401, 'Unauthenticated: missing, expired or revoked token');
+    };
+  }
+
+  // --- assets and events ---------------------------------------------------
+
+  const listAssets = withToken(pagedList('assets', [], () => [...assets.values()]));
+
+  const createAsset = withToken((request, claims) => {
+    const body = jsonObjectBody(request);
+    if (!body || !isPlainObject(body.attributes)) return apiError(400, 'attributes must be an object');
+    const uuid = randomUUID();
+    const asset: Asset = {
+      identity: `assets/${uuid}`,
+      behaviours: Array.isArray(body.behaviours) ? body.behaviours : ['RecordEvidence'],
+      attributes: body.attributes,
+      confirmation_status: 'PENDING',
+      tracked: 'TRACKED',
+      owner: '',
+      at_time: isoSeconds(new Date()),
+      storage_integrity: 'TENANT_STORAGE',
+      proof_mechanism: 'SIMPLE_HASH',
+      public: false,
+      tenant_identity: TENANT_ID,
+      principal: { issuer: claims.iss, subject: claims.sub },
+    };
+    assets.set(uuid, asset);
+    eventsByAsset.set(uuid, []);
+    return jsonReply(200, asset);
+  });
+
+  const getAsset = withToken((_request, _claims, [uuid]) => {
+    const asset = assets.get(uuid);
+    return asset ? jsonReply(200, asset) : apiError(404, `asset not found: assets/${uuid}`);
+  });
+
+  const listEvents = withToken(
+    pagedList('events', [], (_filters, [uuid]) => eventsByAsset.get(uuid) ?? apiError(404, `asset not found: assets/${uuid}`)),
+  );
+
+  const createEvent = withToken((request, claims, [uuid]) => {
+    const events = eventsByAsset.get(uuid);
+    if (!events) return apiError(404, `asset not found: assets/${uuid}`);
+    const body = jsonObjectBody(request);
+    if (!body || typeof body.operation !== 'string' || typeof body.behaviour !== 'string') {
+      return apiError(400, 'operation and behaviour are required');
+    }
+    const now = isoSeconds(new Date());
+    const event = {
+      identity: `assets/${uuid}/events/${randomUUID()}`,
+      asset_identity: `assets/${uuid}`,
+      operation: body.operation,
+      behaviour: body.behaviour,
+      event_attributes: isPlainObject(body.event_attributes) ? body.event_attributes : {},
+      asset_attributes: isPlainObject(body.asset_attributes) ? body.asset_attributes : {},
+      timestamp_declared: now,
+      timestamp_accepted: now,
+      timestamp_committed: now,
+      confirmation_status: 'PENDING',
+      principal_accepted: { issuer: claims.iss, subject: claims.sub },
+      tenant_identity: TENANT_ID,
+    };
+    events.push(event);
+    return jsonReply(200, event);
+  });
+
+  // --- app registrations ---------------------------------------------------
+
+  // display_name filters by exact match.
+  const listApplications = withToken(
+    pagedList('applications', ['display_name'], ({ display_name }) =>
+      applications.list().filter((application) => display_name === undefined || application.display_name === display_name),
+    ),
+  );
+
+  const createApplication = withToken((request) => {
+    const fields = checkApplicationFields(jsonObjectBody(request), false);
+    if (typeof fields === 'string') return apiError(400, fields);
+    if (applications.size >= applications.quota) {
+      return apiError(402, `The quota of ${applications.quota} app registrations has been reached`);
+    }
+    return jsonReply(200, applications.add(fields as ApplicationFields));
+  });
+
+  const getApplication = withToken((_request, _claims, [uuid]) => {
+    const application = applications.get(uuid);
+    return application ? jsonReply(200, application) : applicationNotFound(uuid);
+  });
+
+  const updateApplication = withToken((request, _claims, [uuid]) => {
+    const fields = checkApplicationFields(jsonObjectBody(request), true);
+    if (typeof fields === 'string') return apiError(400, fields);
+    const application = applications.update(uuid, fields);
+    return application ? jsonReply(200, application) : applicationNotFound(uuid);
+  });
+
+  const deleteApplication = withToken((_request, _claims, [uuid]) =>
+    applications.delete(uuid) ? jsonReply(200, {}) : applicationNotFound(uuid),
+  );
+
+  const regenerateSecret = withToken((_request, _claims, [uuid]) => {
+    const application = applications.regenerateSecret(uuid);
+    return application ? jsonReply(200, application) : applicationNotFound(uuid);
+  });
+
+  const applicationNotFound = (uuid: string): Reply => apiError(404, `application not found: applications/${uuid}`);
+
+  return {
+    name: 'datatrails',
+    applications,
+    routes: [
+      { endpoint: 'dataTrails.token', path: /^\/archivist\/iam\/v1\/appidp\/token$/, methods: { POST: issueToken } },
+      { endpoint: 'dataTrails.assets', path: /^\/archivist\/v2\/assets$/, methods: { GET: listAssets, POST: createAsset } },
+      { endpoint: 'dataTrails.assets', path: /^\/archivist\/v2\/assets\/([^/]+)$/, methods: { GET: getAsset } },
+      {
+        endpoint: 'dataTrails.assets',
+        path: /^\/archivist\/v2\/assets\/([^/]+)\/events$/,
+        methods: { GET: listEvents, POST: createEvent },
+      },
+      {
+        endpoint: 'dataTrails.applications',
+        path: /^\/archivist\/iam\/v1\/applications$/,
+        methods: { GET: listApplications, POST: createApplication },
+      },
+      {
+        endpoint: 'dataTrails.applications',
+        path: /^\/archivist\/iam\/v1\/applications\/([^/:]+)$/,
+        methods: { GET: getApplication, PATCH: updateApplication, DELETE: deleteApplication },
+      },
+      {
+        endpoint: 'dataTrails.applications',
+        path: /^\/archivist\/iam\/v1\/applications\/([^/:]+):regenerate-secret$/,
+        methods: { POST: regenerateSecret },
+      },
+    ],
+    authenticates: async (request) => {
+      const token = bearerToken(request);
+      return token !== undefined && (await issuer.verify(token)) !== undefined;
+    },
+    revoke: () => issuer.rotate(),
+    settle: () => issuer.settle(),
+  };
+}
+
+interface PageRequest {
+  /** The filters of the first request, e.g. {display_name}. */
+  filters: Record<string, string>;
+  pageSize: number;
+  skip: number;
+  originalRequest: Record<string, unknown>;
+}
+
+/**
+ * Reads paging parameters as the real API does. The page token is opaque to
+ * clients; like the real one it is base64 JSON `{"orig_req":{…},"skip":N}` and
+ * carries the first request's filters, so later pages send only `page_token`
+ * (and optionally `page_size`); sending a filter again is a 400.
+ * Returns the request, or the message of a 400.
+ */
+function readPageRequest(query: URLSearchParams, filterNames: string[]): PageRequest | string {
+  const pageToken = query.get('page_token') || undefined;
+  let originalRequest: Record<string, unknown> = {};
+  let skip = 0;
+  if (pageToken !== undefined) {
+    const repeated = filterNames.filter((name) => query.has(name));
+    if (repeated.length > 0) return `with page_token, send only page_size, not ${repeated.join(', ')}`;
+    const decoded = decodePageToken(pageToken);
+    if (!decoded) return 'invalid page_token';
+    ({ originalRequest, skip } = decoded);
+  } else {
+    for (const name of filterNames) {
+      const value = query.get(name);
+      if (value !== null) originalRequest[name] = value;
+    }
+  }
+  let pageSize = DEFAULT_PAGE_SIZE;
+  const requestedSize = query.get('page_size') ?? originalRequest.page_size;
+  if (requestedSize !== undefined && requestedSize !== null) {
+    pageSize = Number(requestedSize);
+    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) {
+      return `page_size must be an integer from 1 to ${MAX_PAGE_SIZE}`;
+    }
+    if (pageToken === undefined) originalRequest.page_size = pageSize;
+  }
+  const filters: Record<string, string> = {};
+  for (const name of filterNames) {
+    if (typeof originalRequest[name] === 'string') filters[name] = originalRequest[name];
+  }
+  return { filters, pageSize, skip, originalRequest };
+}
+
+/** One page of `items`; the last page has no `next_page_token`. */
+function pageReply(listName: string, items: unknown[], page: PageRequest): Reply {
+  const body: Record<string, unknown> = { [listName]: items.slice(page.skip, page.skip + page.pageSize) };
+  const next = page.skip + page.pageSize;
+  if (next < items.length) {
+    body.next_page_token = Buffer.from(JSON.stringify({ orig_req: page.originalRequest, skip: next })).toString('base64');
+  }
+  return jsonReply(200, body);
+}
+
+/** A list handler: reads the paging parameters, then pages what `select` returns for the filters. */
+function pagedList(
+  listName: string,
+  filterNames: string[],
+  select: (filters: Record<string, string>, params: string[]) => unknown[] | Reply,
+): (request: SandboxRequest, claims: JWTPayload, params: string[]) => Reply {
+  return (request, _claims, params) => {
+    const page = readPageRequest(request.query, filterNames);
+    if (typeof page === 'string') return apiError(400, page);
+    const items = select(page.filters, params);
+    return Array.isArray(items) ? pageReply(listName, items, page) : items;
+  };
+}
+
+function decodePageToken(token: string): { originalRequest: Record<string, unknown>; skip: number } | undefined {
+  try {
+    const decoded: unknown = JSON.parse(Buffer.from(token, 'base64').toString('utf8'));
+    if (!isPlainObject(decoded) || !isPlainObject(decoded.orig_req)) return undefined;
+    const skip = decoded.skip;
+    if (typeof skip !== 'number' || !Number.isInteger(skip) || skip < 0) return undefined;
+    return { originalRequest: decoded.orig_req, skip };
+  } catch {
+    return undefined;
+  }
+}

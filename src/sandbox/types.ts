@@ -1,0 +1,117 @@
+// Public types of the sandbox. Tests and the demo script depend on these names.
+
+import type { DataTrailsApplications } from './datatrails-applications.js';
+
+/** Lifetimes in seconds. Every one is read at the moment a token or session is issued, so tests can change them at run time. */
+export interface Lifetimes {
+  insightsHubAppToken: number;
+  ciscoEiAccessToken: number;
+  ciscoEiRefreshToken: number;
+  dataTrailsToken: number;
+  mbpSession: number;
+}
+
+/** The real services' defaults (PROTOCOLS.md). */
+export const DEFAULT_LIFETIMES: Readonly<Lifetimes> = Object.freeze({
+  insightsHubAppToken: 1800,
+  ciscoEiAccessToken: 300,
+  ciscoEiRefreshToken: 1800,
+  dataTrailsToken: 3600,
+  mbpSession: 7 * 24 * 3600,
+});
+
+export const ENDPOINT_NAMES = [
+  'insightsHub.token',
+  'insightsHub.users',
+  'ciscoEi.token',
+  'ciscoEi.me',
+  'ciscoEi.agents',
+  'ciscoEi.assetTypes',
+  'dataTrails.token',
+  'dataTrails.assets',
+  'dataTrails.applications',
+  'mbp.login',
+  'mbp.logout',
+  'mbp.devices',
+  'sandbox.echo',
+  'sandbox.redirect',
+] as const;
+
+export type EndpointName = (typeof ENDPOINT_NAMES)[number];
+
+/** The platforms whose credentials the echo endpoint recognises, named as the nodes' `platform` property names them (DESIGN.md). */
+export type PlatformName = 'insights-hub-app' | 'cisco-ei' | 'datatrails' | 'mbp';
+
+/**
+ * A fault replaces (or, for `delay`, precedes) the normal answer of one endpoint.
+ * `times` omitted = until cleared; otherwise it counts down once per request it affects.
+ */
+export type Fault =
+  | { kind: 'refuse'; times?: number }
+  | { kind: 'delay'; ms: number; times?: number }
+  | { kind: 'status'; status: number; headers?: Record<string, string>; body?: string; times?: number }
+  | { kind: 'malformed'; times?: number }
+  | { kind: 'oversized'; bytes?: number; times?: number };
+
+export interface CiscoEiTenant {
+  id: string;
+  name: string;
+}
+
+/** One working credential set per platform, fixed so the demo and the docs can show them. */
+export interface DemoCredentials {
+  insightsHubApp: {
+    clientId: string;
+    clientSecret: string;
+    appName: string;
+    appVersion: string;
+    hostTenant: string;
+    userTenant: string;
+  };
+  ciscoEi: {
+    username: string;
+    password: string;
+    /** The first of `tenants`. */
+    tenantId: string;
+    tenants: CiscoEiTenant[];
+  };
+  dataTrails: {
+    clientId: string;
+    clientSecret: string;
+  };
+  mbp: {
+    username: string;
+    password: string;
+    firstName: string;
+    lastName: string;
+  };
+}
+
+export interface SandboxOptions {
+  /** Default '127.0.0.1'. */
+  host?: string;
+  /** Default 0 = a free port. */
+  port?: number;
+  lifetimes?: Partial<Lifetimes>;
+}
+
+export interface Sandbox {
+  /** 'http://127.0.0.1:PORT', no trailing slash. MBP lives under `${url}/mbp`. */
+  readonly url: string;
+  /** Mutable: a change applies to the next token or session issued. */
+  readonly lifetimes: Lifetimes;
+  readonly demo: DemoCredentials;
+  /** DataTrails app registrations, for tests to inspect, seed, and set the quota. */
+  readonly dataTrailsApplications: DataTrailsApplications;
+  /** Sets the fault of one endpoint, replacing the one it had. */
+  fault(endpoint: EndpointName, fault: Fault): void;
+  /** Clears the fault of one endpoint, or of all when none is named. */
+  clearFaults(endpoint?: EndpointName): void;
+  /** Every request that reached the endpoint, faulted or not. */
+  calls(endpoint: EndpointName): number;
+  resetCalls(): void;
+  /** Every token and session issued so far stops working (401 on use). */
+  revokeTokens(): void;
+  /** Closes the server and its open sockets; idempotent. */
+  stop(): Promise<void>;
+}

@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { startSandbox, DEFAULT_LIFETIMES, type Sandbox } from '../../src/sandbox/index.js';
+import { mbpLogin, postJson, sleep } from './helpers.js';
+
+describe('sandbox: MBP', () => {
+  let sandbox: Sandbox;
+  let base: string;
+
+  before(async () => {
+    sandbox = await startSandbox();
+    base = `${sandbox.url}/mbp`;
+  });
+  after(() => sandbox.stop());
+  afterEach(() => Object.assign(sandbox.lifetimes, DEFAULT_LIFETIMES));
+
+  it('logs in: the user as JSON and a user_session cookie with the session lifetime', async () => {
+    const { username, password, firstName, lastName } = sandbox.demo.mbp;
+    const response = await postJson(`${base}/api/users/login`, { username, password });
+    assert.equal(response.status, 200);
+    const user = (await response.json()) as Record<string, unknown>;
+    assert.equal(user.username, username);
+    assert.equal(user.firstName, firstName);
+    assert.equal(user.lastName, lastName);
+    assert.equal(typeof user.id, 'string');
+    assert.equal(typeof user.isAdmin, 'boolean');
+    assert.match(response.headers.get('set-cookie')!, /^user_session=[0-9a-f]{24}; Path=\/; Max-Age=604800; HttpOnly$/);
+  });
+
+  it('answers 404 to an unknown user and 403 to a wrong password, with MBP error bodies', async () => {
+    const unknown = await postJson(`${base}/api/users/login`, { username: 'nobody', password: 'x' });
+    assert.equal(unknown.status, 404);
+    const body = (await unknown.json()) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(body).sort(), ['detailMessages', 'message', 'status', 'statusCode', 'timestamp']);
+    assert.equal(body.statusCode, 404);
+    const wrong = await postJson(`${base}/api/users/login`, { username: sandbox.demo.mbp.username, password: 'wrong' });
+    assert.equal(wrong.status, 403);
+    assert.equal(((await wrong.json()) as { statusCode: number }).statusCode, 403);
+    assert.equal(wrong.headers.get('set-cookie'), null);
+  });
+
+  it('serves a HAL page of devices to a session with a matching access request, also under /MBP', async () => {
+    for (const contextPath of ['mbp', 'MBP']) {
+      const headers = await mbpLogin(sandbox, contextPath);
+      const response = await fetch(`${sandbox.url}/${contextPath}/api/devices?page=0&size=2`, { headers });
+      assert.equal(response.status, 200);
+      const page = (await response.json()) as { _embedded: { devices: unknown[] }; page: Record<string, number>; _links: unknown };
+      assert.equal(page._embedded.devices.length, 2);
+      assert.deepEqual(page.page, { size: 2, totalElements: 3, totalPages: 2, number: 0 });
+      assert.ok(page._links);
+    }
+  });
+
+  it('answers 401 with an empty body without a live session', async () => {
+    const { 'x-mbp-access-request': accessRequest } = await mbpLogin(sandbox);
+    for (const cookie of [undefined, 'user_session=000000000000000000000000']) {
+      const headers: Record<string, string> = { 'x-mbp-access-request': accessRequest };
+      if (cookie) headers.cookie = cookie;
+      const response = await fetch(`${base}/api/devices`, { headers });
+      assert.equal(response.status, 401);
+      assert.equal(await response.text(), '');
+      assert.equal(response.headers.get('location'), null, 'no redirect');
+    }
+  });
+
+  it('answers 400 without or with a malformed X-MBP-Access-Request, 403 when it names another user', async () => {
+    const { cookie } = await mbpLogin(sandbox);
+    const { firstName, lastName, username } = sandbox.demo.mbp;
+    const access = (first: string, last: string, user: string): string =>
+      `requesting-entity-firstname=${first};;requesting-entity-lastname=${last};;requesting-entity-username=${user}`;
+    const status = async (accessRequest?: string): Promise<number> => {
+      const headers: Record<string, string> = accessRequest === undefined ? { cookie } : { cookie, 'x-mbp-access-request': accessRequest };
+      return (await fetch(`${base}/api/devices`, { headers })).status;
+    };
+    assert.equal(await status(), 400);
+    assert.equal(await status(access('', lastName, username)), 400);
+    assert.equal(await status(access('A=B', lastName, username)), 400);
+    assert.equal(await status(`requesting-entity-firstname=${firstName}`), 400);
+    assert.equal(await status(access('Grace', lastName, username)), 403);
+    assert.equal(await status(access(firstName, lastName, 'someone')), 403);
+    assert.equal(await status(access(firstName, lastName, username)), 200);
+  });
+
+  it('ends a session after the configured lifetime', async () => {
+    sandbox.lifetimes.mbpSession = 0.3;
+    const headers = await mbpLogin(sandbox);
+    assert.equal((await fetch(`${base}/api/devices`, { headers })).status, 200);
+    await sleep(350);
+    assert.equal((await fetch(`${base}/api/devices`, { headers })).status, 401);
+  });
+
+  it('logs out with a 302 that ends the session', async () => {
+    const headers = await mbpLogin(sandbox);
+    const response = await fetch(`${base}/logout`, { headers: { cookie: headers.cookie }, redirect: 'manual' });
+    assert.equal(response.status, 302);
+    assert.ok(response.headers.get('location'));
+    assert.equal((await fetch(`${base}/api/devices`, { headers })).status, 401);
+    assert.equal(sandbox.calls('mbp.logout'), 1);
+  });
+
+  it('revokeTokens() ends every session', async () => {
+    const headers = await mbpLogin(sandbox);
+    sandbox.revokeTokens();
+    assert.equal((await fetch(`${base}/api/devices`, { headers })).status, 401);
+  });
+});
