@@ -6,6 +6,7 @@ import requestNode from '../../src/nodes/iiot-request.js';
 import tokenNode from '../../src/nodes/iiot-token.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H } from '../helpers/flow.js';
+import { startHttpServer } from '../helpers/servers.js';
 import { PLATFORM_CASES, platformFlow, type PlatformCase } from '../helpers/platform-flows.js';
 
 const modules = [ciscoEiNode, dataTrailsNode, mbpNode, tokenNode, requestNode];
@@ -130,6 +131,38 @@ describe('platform specifics', function () {
       H.node(f.ids.token).receive({});
       const error = (await errors)[0]!.error as { message: string };
       assert.match(error.message, /MBP login/);
+    });
+
+    it('refuses user names that would break the X-MBP-Access-Request header, before any API call', async () => {
+      // An MBP whose users have names MBP's header parser cannot take; the
+      // sandbox's demo user is well-formed, so a small login server stands in.
+      const names: Array<[string, string, string]> = [
+        ['Ada=1', 'Lovelace', 'firstName'],
+        ['Ada', 'Love;;lace', 'lastName'],
+        ['', 'Lovelace', 'firstName'],
+      ];
+      let current = 0;
+      const mbp = await startHttpServer((req, res) => {
+        const [firstName, lastName] = names[current]!;
+        if (req.url === '/mbp/api/users/login') {
+          res.writeHead(200, { 'content-type': 'application/json', 'set-cookie': 'user_session=abc123; Path=/; Max-Age=600; HttpOnly' });
+          res.end(JSON.stringify({ id: '1', username: 'odd', firstName, lastName, isAdmin: false }));
+        } else res.writeHead(500).end();
+      });
+      try {
+        for (current = 0; current < names.length; current++) {
+          const f = await load('mbp', { config: { url: `${mbp.url}/mbp` }, credentials: { username: 'odd', password: 'odd-password-123' } });
+          const errors = H.collect(f.ids.errors, 1);
+          H.node(f.ids.request).receive({});
+          const error = (await errors)[0]!.error as { code: string; message: string };
+          assert.equal(error.code, 'CONFIG_INVALID');
+          assert.match(error.message, new RegExp(`user's ${names[current]![2]} is .*X-MBP-Access-Request header cannot carry`));
+          await H.unload();
+        }
+        assert.ok(mbp.requests.every((r) => r.url === '/mbp/api/users/login'), 'no API call was made');
+      } finally {
+        await mbp.stop();
+      }
     });
 
     it('an unknown user and a wrong password say which', async () => {
