@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { HttpClient, HttpResponse } from './http.js';
 import type { Redactor } from './redact.js';
 import type { Token, TokenProvider } from './token.js';
-import type { TokenEngine } from './token-engine.js';
+import type { EntryState, TokenEngine } from './token-engine.js';
 import { resolveApiUrl } from './url.js';
 
 /**
@@ -44,6 +44,16 @@ export class PlatformConnection {
     options.engine.register(options.id, options.fingerprint);
   }
 
+  /** The HTTP client of this credential (its TLS and proxy settings). */
+  get http(): HttpClient {
+    return this.options.http;
+  }
+
+  /** What the engine knows of this credential's token (no secret). */
+  tokenState(): EntryState {
+    return this.options.engine.inspect(this.options.id);
+  }
+
   get baseUrl(): string {
     return this.options.provider.baseUrl;
   }
@@ -51,6 +61,12 @@ export class PlatformConnection {
   getToken(): Promise<Token> {
     const { engine, id, fingerprint, provider, http } = this.options;
     return engine.getToken(id, fingerprint, () => provider.fetchToken(http));
+  }
+
+  /** A token from freshly fetched credentials, not the cache (after a key rotation). */
+  renewToken(): Promise<Token> {
+    this.options.engine.drop(this.options.id);
+    return this.getToken();
   }
 
   /** True when a token is cached and usable: the next call needs no token request. */
@@ -90,6 +106,7 @@ export class PlatformConnection {
   /** Closes the HTTP client; a deleted config node also loses its cached token. */
   async close(removed: boolean): Promise<void> {
     if (removed) this.options.engine.forget(this.options.id);
+    await this.options.provider.close?.();
     await this.options.http.close();
   }
 }

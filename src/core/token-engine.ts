@@ -105,6 +105,12 @@ export class TokenEngine {
     }
   }
 
+  /** Drops the cached token whatever it is (its credentials were just rotated). */
+  drop(id: string): void {
+    const entry = this.entries.get(id);
+    if (entry?.token) this.invalidate(id, entry.token.value);
+  }
+
   /** True when getToken would answer at once from the cache. */
   hasUsableToken(id: string, fingerprint: string): boolean {
     const entry = this.entries.get(id);

@@ -30,7 +30,7 @@ export function registerPlatformConfigNode(
   RED: NodeAPI,
   type: string,
   credentials: Record<string, { type: 'text' | 'password' }>,
-  setup: (definition: NodeDefinition, credentials: Record<string, string>) => ProviderSetup,
+  setup: (definition: NodeDefinition, credentials: Record<string, string>, node: PlatformConfigNode) => ProviderSetup,
 ): void {
   RED.nodes.registerType(
     type,
@@ -40,7 +40,7 @@ export function registerPlatformConfigNode(
       const creds: Record<string, string> = {};
       for (const [key, value] of Object.entries(node.credentials ?? {})) if (typeof value === 'string') creds[key] = value;
       try {
-        const { provider, fingerprintParts, secrets, basicPairs } = setup(definition, creds);
+        const { provider, fingerprintParts, secrets, basicPairs } = setup(definition, creds, node);
         const redactor = new Redactor().add(...secrets);
         for (const [id, secret] of basicPairs ?? []) redactor.addBasic(id, secret);
         node.connection = new PlatformConnection({

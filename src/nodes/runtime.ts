@@ -15,6 +15,10 @@ export interface IiotAuthSettings {
   requestTimeoutMs?: number;
   /** Largest response body accepted (bytes). */
   maxResponseBytes?: number;
+  /** Where agent state files live; default <userDir>/iiot-auth/agents. */
+  agentStateDir?: string;
+  /** How long the lock file of a crashed process blocks its agents (ms, at least 2000; default 10000). */
+  agentLockStaleMs?: number;
 }
 
 let engine: TokenEngine | undefined;

@@ -39,6 +39,8 @@ export interface AgentLifecycleOptions {
   userKey?: AgentKey;
   now?: () => number;
   random?: () => number;
+  /** How long a crashed process's lock file blocks the agent (ms, at least 2000). */
+  lockStaleMs?: number;
   /** Called at each step: tests use it to crash the process between steps. */
   onStep?: (step: AgentStep) => void | Promise<void>;
 }
@@ -70,6 +72,7 @@ export class AgentLifecycle implements TokenProvider {
   readonly baseUrl: string;
   private readonly now: () => number;
   private readonly random: () => number;
+  private locking?: Promise<() => Promise<void>>;
 
   constructor(private readonly options: AgentLifecycleOptions) {
     this.baseUrl = options.boarding.baseUrl;
@@ -279,8 +282,29 @@ export class AgentLifecycle implements TokenProvider {
     return state;
   }
 
+  /** Releases the agent's lock file (the config node stopped). */
+  async close(): Promise<void> {
+    const locking = this.locking;
+    this.locking = undefined;
+    if (locking) await locking.then((release) => release(), () => undefined).catch(() => undefined);
+  }
+
+  /** One operation at a time per agent in this process, and the lock file against other processes. */
   private exclusive<T>(task: () => Promise<T>): Promise<T> {
-    return this.options.mutex.run(this.clientId, task);
+    return this.options.mutex.run(this.clientId, async () => {
+      await this.ensureLocked();
+      return task();
+    });
+  }
+
+  private async ensureLocked(): Promise<void> {
+    this.locking ??= this.options.store.lock(this.clientId, this.options.lockStaleMs !== undefined ? { staleMs: this.options.lockStaleMs } : {});
+    try {
+      await this.locking;
+    } catch (err) {
+      this.locking = undefined; // try again with the next operation
+      throw err;
+    }
   }
 
   private async step(name: AgentStep): Promise<void> {

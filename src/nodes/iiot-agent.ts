@@ -1,0 +1,119 @@
+import { ErrorCode, IiotAuthError } from '../core/errors.js';
+import type { PlatformConnection } from '../core/platform-connection.js';
+import { eTagOf, readAgentApiResponse, requests } from '../platforms/insights-hub-agent-management.js';
+import { handleInput, redactorFor, resolvePlatform, StatusReporter } from './action-node.js';
+import type { PlatformConfigNode } from './config-node.js';
+import { headersOf, mergeHeaders } from './headers.js';
+import type { AgentConfigNode } from './iiot-insights-hub-agent.js';
+import type { Node, NodeAPI, NodeDefinition, NodeMessage } from './node-red.js';
+
+/**
+ * "onboard agent": the Insights Hub agent life cycle. Agent-side actions use
+ * the agent's own credentials; app-side ones the app config node that the
+ * agent config references.
+ */
+const AGENT_ACTIONS = ['onboard', 'rotate', 'status', 'token', 'get-data-source-config', 'put-data-source-config'] as const;
+const APP_ACTIONS = ['create', 'boarding-config', 'boarding-status', 'offboard', 'delete'] as const;
+type Action = (typeof AGENT_ACTIONS)[number] | (typeof APP_ACTIONS)[number];
+const ACTIONS: readonly string[] = [...AGENT_ACTIONS, ...APP_ACTIONS];
+
+export default function register(RED: NodeAPI): void {
+  RED.nodes.registerType('iiot-agent', function (this: Node, definition: NodeDefinition) {
+    RED.nodes.createNode(this, definition);
+    const status = new StatusReporter(this, RED);
+    const platformDefinition = { ...definition, platform: 'insights-hub-agent' };
+    handleInput(
+      this,
+      status,
+      async (msg, send) => {
+        const action = actionOf(definition.action, msg);
+        const { connection } = resolvePlatform(RED, platformDefinition);
+        const config = RED.nodes.getNode(String(definition.insightsHubAgent)) as AgentConfigNode;
+        const agent = config.agent!;
+        if (!connection.hasUsableToken() && action !== 'status') status.fetching();
+        switch (action) {
+          case 'onboard': {
+            const { alreadyOnboarded } = await agent.onboard(connection.http);
+            msg.payload = { ...(await agent.status()), alreadyOnboarded };
+            break;
+          }
+          case 'rotate':
+            await agent.rotate(connection.http);
+            await connection.renewToken(); // the new credentials must produce a token before the old ones are let go
+            msg.payload = await agent.status();
+            break;
+          case 'status': {
+            const token = connection.tokenState();
+            msg.payload = { ...(await agent.status()), ...(token.expiresAt ? { tokenExpiresAt: new Date(token.expiresAt).toISOString() } : {}) };
+            break;
+          }
+          case 'token': {
+            const token = await connection.getToken();
+            msg.headers = mergeHeaders(headersOf(msg.headers), token.headers);
+            msg.token = { platform: 'insights-hub-agent', type: token.type, value: token.value, expiresAt: new Date(token.expiresAt).toISOString(), headers: { ...token.headers } };
+            break;
+          }
+          case 'get-data-source-config': {
+            const res = await connection.request(requests.getDataSourceConfig(agent.clientId));
+            msg.payload = readAgentApiResponse(res, 'reading the data source configuration');
+            msg.eTag = eTagOf(res, msg.payload as Record<string, unknown>);
+            break;
+          }
+          case 'put-data-source-config': {
+            const eTag = msg.eTag !== undefined && msg.eTag !== '' ? String(msg.eTag) : await currentDataSourceETag(connection, agent.clientId);
+            const res = await connection.request(requests.putDataSourceConfig(agent.clientId, eTag, msg.payload));
+            msg.payload = readAgentApiResponse(res, 'saving the data source configuration');
+            msg.eTag = eTagOf(res, msg.payload as Record<string, unknown>);
+            break;
+          }
+          default:
+            msg.payload = await appSide(RED, config, action, msg, agent.clientId);
+        }
+        status.authenticated();
+        send(msg);
+      },
+      redactorFor(RED, platformDefinition),
+    );
+  });
+}
+
+function actionOf(configured: unknown, msg: NodeMessage): Action {
+  const action = configured === 'msg' || !configured ? msg.action : configured;
+  if (typeof action !== 'string' || !ACTIONS.includes(action)) {
+    throw new IiotAuthError(ErrorCode.INPUT_INVALID, `action "${String(action ?? '')}" is not one of ${ACTIONS.join(', ')}: set it in the node, or in msg.action`);
+  }
+  return action as Action;
+}
+
+async function currentDataSourceETag(connection: PlatformConnection, agentId: string): Promise<string> {
+  const res = await connection.request(requests.getDataSourceConfig(agentId));
+  if (res.statusCode === 404) return '0';
+  return eTagOf(res, readAgentApiResponse(res, 'reading the data source configuration\'s eTag'));
+}
+
+/** The calls made with the app token of the app config node the agent config references. */
+async function appSide(RED: NodeAPI, config: AgentConfigNode, action: (typeof APP_ACTIONS)[number], msg: NodeMessage, ownId: string): Promise<unknown> {
+  const app = config.appConfigId ? (RED.nodes.getNode(config.appConfigId) as PlatformConfigNode | null) : null;
+  if (!app) {
+    throw new IiotAuthError(ErrorCode.CONFIG_MISSING, `the "${action}" action needs an Insights Hub app config: select one in the agent config node`);
+  }
+  if (app.configError) throw app.configError;
+  const connection = app.connection!;
+  const agentId = typeof msg.agentId === 'string' && msg.agentId ? msg.agentId : ownId;
+  switch (action) {
+    case 'create':
+      return readAgentApiResponse(await connection.request(requests.create(msg.payload)), 'creating the agent');
+    case 'boarding-config':
+      return readAgentApiResponse(await connection.request(requests.boardingConfig(agentId)), 'reading the boarding configuration');
+    case 'boarding-status':
+      return readAgentApiResponse(await connection.request(requests.boardingStatus(agentId)), 'reading the boarding status');
+    case 'offboard':
+      return readAgentApiResponse(await connection.request(requests.offboard(agentId)), 'offboarding the agent');
+    case 'delete': {
+      const current = await connection.request(requests.get(agentId));
+      const eTag = eTagOf(current, readAgentApiResponse(current, 'reading the agent before deleting it'));
+      readAgentApiResponse(await connection.request(requests.delete(agentId, eTag)), 'deleting the agent');
+      return { agentId, deleted: true };
+    }
+  }
+}

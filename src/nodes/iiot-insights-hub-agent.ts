@@ -1,0 +1,73 @@
+import os from 'node:os';
+import path from 'node:path';
+import { AgentStateStore, boardingConfigId, KeyedMutex, type SecurityProfile } from '../core/agent-state.js';
+import { ErrorCode, IiotAuthError } from '../core/errors.js';
+import { importAgentKey, parseBoardingConfiguration } from '../platforms/insights-hub-agent.js';
+import { AgentLifecycle } from '../platforms/insights-hub-agent-lifecycle.js';
+import { registerPlatformConfigNode, textProperty, type PlatformConfigNode } from './config-node.js';
+import type { NodeAPI } from './node-red.js';
+import { settingsOf } from './runtime.js';
+
+/**
+ * Config node: an Insights Hub agent. Holds the boarding configuration (with
+ * its IAT) and, for RSA_3072, an optional private key; the credentials that
+ * onboarding produces live in the agent's state file, never in the flows.
+ */
+export interface AgentConfigNode extends PlatformConfigNode {
+  agent?: AgentLifecycle;
+  /** The optional Insights Hub app config node, for the app-side calls. */
+  appConfigId?: string;
+}
+
+/** One mutex per process: two nodes, or a redeploy racing a rotation, never rotate one agent twice at once. */
+const agentMutex = new KeyedMutex();
+const stores = new Map<string, AgentStateStore>();
+
+export function agentStateDir(RED: NodeAPI): string {
+  const configured = settingsOf(RED).agentStateDir;
+  if (configured) return path.resolve(configured);
+  const userDir = typeof RED.settings.userDir === 'string' && RED.settings.userDir ? RED.settings.userDir : path.join(os.homedir(), '.node-red');
+  return path.join(userDir, 'iiot-auth', 'agents');
+}
+
+function storeFor(dir: string): AgentStateStore {
+  let store = stores.get(dir);
+  if (!store) stores.set(dir, (store = new AgentStateStore(dir)));
+  return store;
+}
+
+export default function register(RED: NodeAPI): void {
+  registerPlatformConfigNode(
+    RED,
+    'iiot-insights-hub-agent',
+    { boardingConfig: { type: 'password' }, privateKey: { type: 'password' } },
+    (definition, credentials, node) => {
+      const boarding = parseBoardingConfiguration(credentials.boardingConfig ?? '');
+      const profile: SecurityProfile = definition.profile === 'RSA_3072' ? 'RSA_3072' : 'SHARED_SECRET';
+      if (boarding.profiles.length > 0 && !boarding.profiles.includes(profile)) {
+        throw new IiotAuthError(
+          ErrorCode.CONFIG_INVALID,
+          `the boarding configuration is for ${boarding.profiles.join(', ')}, but the node is set to ${profile}: choose the agent's security profile`,
+        );
+      }
+      const userKey = profile === 'RSA_3072' && credentials.privateKey?.trim() ? importAgentKey(credentials.privateKey) : undefined;
+      const agent = new AgentLifecycle({
+        store: storeFor(agentStateDir(RED)),
+        mutex: agentMutex,
+        boarding,
+        profile,
+        ...(userKey ? { userKey } : {}),
+        ...(settingsOf(RED).agentLockStaleMs !== undefined ? { lockStaleMs: settingsOf(RED).agentLockStaleMs } : {}),
+      });
+      const agentNode = node as AgentConfigNode;
+      agentNode.agent = agent;
+      const app = textProperty(definition, 'app');
+      if (app) agentNode.appConfigId = app;
+      return {
+        provider: agent,
+        fingerprintParts: { clientId: boarding.clientId, boarding: boardingConfigId(boarding.iat), profile, key: userKey ? boardingConfigId(userKey.privateKey) : '' },
+        secrets: [boarding.iat, credentials.privateKey, userKey?.privateKey],
+      };
+    },
+  );
+}

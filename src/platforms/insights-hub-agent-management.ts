@@ -1,0 +1,120 @@
+import { ErrorCode, IiotAuthError } from '../core/errors.js';
+import { header, type HttpResponse } from '../core/http.js';
+import type { ApiRequest } from '../core/platform-connection.js';
+
+/**
+ * Agent Management calls made with a token (PROTOCOLS.md §2): the data
+ * source configuration with the agent's token, and the app-side calls
+ * (create, boarding configuration and status, offboard, delete) with an app
+ * token. Request builders and one response reader.
+ */
+const BASE = '/api/agentmanagement/v3/agents';
+const DATA_TYPES = ['INT', 'LONG', 'DOUBLE', 'BOOLEAN', 'STRING', 'BIG_STRING', 'TIMESTAMP'];
+
+export function agentPath(agentId: string, suffix = ''): string {
+  if (!/^[A-Za-z0-9._-]{1,200}$/.test(agentId)) {
+    throw new IiotAuthError(ErrorCode.INPUT_INVALID, `"${agentId.slice(0, 60)}" is not an agent id: set msg.agentId to the id shown in Insights Hub`);
+  }
+  return `${BASE}/${agentId}${suffix}`;
+}
+
+const json = { accept: 'application/json' };
+const jsonBody = { accept: 'application/json', 'content-type': 'application/json' };
+
+export const requests = {
+  getDataSourceConfig: (agentId: string): ApiRequest => ({ method: 'GET', url: agentPath(agentId, '/dataSourceConfiguration'), headers: json }),
+  putDataSourceConfig: (agentId: string, eTag: string, config: unknown): ApiRequest => ({
+    method: 'PUT',
+    url: agentPath(agentId, '/dataSourceConfiguration'),
+    headers: { ...jsonBody, 'if-match': `"${eTag}"` },
+    body: JSON.stringify(checkDataSourceConfig(config)),
+  }),
+  create: (body: unknown): ApiRequest => ({ method: 'POST', url: BASE, headers: jsonBody, body: JSON.stringify(checkCreate(body)) }),
+  get: (agentId: string): ApiRequest => ({ method: 'GET', url: agentPath(agentId), headers: json }),
+  delete: (agentId: string, eTag: string): ApiRequest => ({ method: 'DELETE', url: agentPath(agentId), headers: { ...json, 'if-match': `"${eTag}"` } }),
+  boardingConfig: (agentId: string): ApiRequest => ({ method: 'GET', url: agentPath(agentId, '/boarding/configuration'), headers: json }),
+  boardingStatus: (agentId: string): ApiRequest => ({ method: 'GET', url: agentPath(agentId, '/boarding/status'), headers: json }),
+  offboard: (agentId: string): ApiRequest => ({ method: 'POST', url: agentPath(agentId, '/boarding/offboard'), headers: json }),
+};
+
+/** The JSON body of a 2xx answer; any other status is an error that says what to do. */
+export function readAgentApiResponse(res: HttpResponse, what: string): Record<string, unknown> {
+  const status = res.statusCode;
+  if (status >= 200 && status < 300) {
+    const text = res.body.toString('utf8').trim();
+    if (!text) return {};
+    try {
+      const parsed = JSON.parse(text) as unknown;
+      return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : { value: parsed };
+    } catch {
+      throw new IiotAuthError(ErrorCode.TOKEN_RESPONSE_INVALID, `${what}: the platform answered ${status} with a body that is not JSON`, { statusCode: status });
+    }
+  }
+  const reason = serverMessage(res);
+  const detail = reason ? ` (${reason})` : '';
+  switch (status) {
+    case 401:
+    case 403:
+      return fail(ErrorCode.PERMISSION_DENIED, `${what}: the platform refused the token (${status})${detail}: the app needs the agent management roles (mdsp:core:am.admin), or the agent token is for another agent`, status);
+    case 404:
+      return fail(ErrorCode.NOT_FOUND, `${what}: no such agent (404): check msg.agentId or the boarding configuration`, status);
+    case 412:
+      return fail(ErrorCode.PRECONDITION_FAILED, `${what}: it changed meanwhile (412, the eTag is stale): read it again and re-apply the change`, status);
+    case 400:
+      return fail(ErrorCode.INPUT_INVALID, `${what}: the platform refused the request (400)${detail}`, status);
+    default:
+      return fail(ErrorCode.HTTP_FAILED, `${what}: the platform answered ${status}${detail}`, status);
+  }
+}
+
+/** The numeric eTag of a resource, from its body or its ETag header; "0" when it has none yet. */
+export function eTagOf(res: HttpResponse, body: Record<string, unknown>): string {
+  const value = body.eTag ?? body.etag ?? header(res.headers, 'etag');
+  return value === undefined || value === null || value === '' ? '0' : String(value).replace(/^W\//, '').replace(/"/g, '');
+}
+
+function checkDataSourceConfig(config: unknown): unknown {
+  const bad = (what: string) =>
+    new IiotAuthError(ErrorCode.INPUT_INVALID, `msg.payload ${what}: send {configurationId, dataSources:[{name, dataPoints:[{id, name, type, unit}]}]}`);
+  if (!config || typeof config !== 'object' || Array.isArray(config)) throw bad('is not a data source configuration object');
+  const { configurationId, dataSources } = config as { configurationId?: unknown; dataSources?: unknown };
+  if (typeof configurationId !== 'string' || !configurationId) throw bad('lacks "configurationId"');
+  if (!Array.isArray(dataSources)) throw bad('lacks the "dataSources" array');
+  dataSources.forEach((source: { name?: unknown; dataPoints?: unknown }, i) => {
+    if (!source || typeof source.name !== 'string' || !source.name) throw bad(`has a data source without a name (dataSources[${i}])`);
+    if (!Array.isArray(source.dataPoints)) throw bad(`has a data source without "dataPoints" (dataSources[${i}])`);
+    source.dataPoints.forEach((point: { id?: unknown; name?: unknown; type?: unknown; unit?: unknown }, j: number) => {
+      const where = `dataSources[${i}].dataPoints[${j}]`;
+      if (!point || typeof point.id !== 'string' || typeof point.name !== 'string') throw bad(`has a data point without id or name (${where})`);
+      if (typeof point.type !== 'string' || !DATA_TYPES.includes(point.type)) throw bad(`has a data point whose type is not one of ${DATA_TYPES.join(', ')} (${where})`);
+      if (typeof point.unit !== 'string') throw bad(`has a data point without a unit ("" for none) (${where})`);
+    });
+  });
+  return config;
+}
+
+function checkCreate(body: unknown): unknown {
+  const payload = (body ?? {}) as { name?: unknown; securityProfile?: unknown; entityId?: unknown };
+  if (typeof payload.name !== 'string' || !payload.name.trim()) {
+    throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'msg.payload.name is missing: send {name, securityProfile?, entityId?} to create an agent');
+  }
+  const securityProfile = payload.securityProfile ?? 'SHARED_SECRET';
+  if (securityProfile !== 'SHARED_SECRET' && securityProfile !== 'RSA_3072') {
+    throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'msg.payload.securityProfile must be SHARED_SECRET or RSA_3072');
+  }
+  return { name: payload.name, securityProfile, ...(payload.entityId ? { entityId: payload.entityId } : {}) };
+}
+
+function serverMessage(res: HttpResponse): string {
+  try {
+    const body = JSON.parse(res.body.toString('utf8')) as { message?: unknown; error_description?: unknown; errors?: Array<{ message?: unknown }> };
+    const message = body.message ?? body.error_description ?? body.errors?.[0]?.message;
+    return typeof message === 'string' ? message.slice(0, 200) : '';
+  } catch {
+    return '';
+  }
+}
+
+function fail(code: ErrorCode, message: string, statusCode: number): never {
+  throw new IiotAuthError(code, message, { statusCode });
+}
