@@ -73,6 +73,8 @@ export class AgentLifecycle implements TokenProvider {
   private readonly now: () => number;
   private readonly random: () => number;
   private locking?: Promise<() => Promise<void>>;
+  /** A state whose write failed: written before anything else happens, and never used until it is. */
+  private unsaved?: AgentState;
 
   constructor(private readonly options: AgentLifecycleOptions) {
     this.baseUrl = options.boarding.baseUrl;
@@ -143,7 +145,7 @@ export class AgentLifecycle implements TokenProvider {
       const state: AgentState = { ...intent, registrations: [registration] };
       delete state.onboardingStartedAt;
       delete state.pendingKey;
-      await store.write(state);
+      await this.save(state);
       await this.step('onboard:saved');
       return { state, alreadyOnboarded: false };
     });
@@ -181,7 +183,7 @@ export class AgentLifecycle implements TokenProvider {
         }
         const next: AgentState = { ...state, registrations: [registration, ...state.registrations], lastRotationAt: new Date(this.now()).toISOString() };
         delete next.pendingKey;
-        await store.write(next);
+        await this.save(next);
         await this.step('rotate:saved');
         return next;
       }
@@ -270,7 +272,7 @@ export class AgentLifecycle implements TokenProvider {
     const state: AgentState = { ...intent, registrations: [{ ...registration, confirmed: true }] };
     delete state.onboardingStartedAt;
     delete state.pendingKey;
-    await this.options.store.write(state);
+    await this.save(state);
     return state;
   }
 
@@ -293,8 +295,25 @@ export class AgentLifecycle implements TokenProvider {
   private exclusive<T>(task: () => Promise<T>): Promise<T> {
     return this.options.mutex.run(this.clientId, async () => {
       await this.ensureLocked();
+      // Still failing: the stored credentials keep working meanwhile, so go on.
+      if (this.unsaved) await this.save(this.unsaved).catch(() => undefined);
       return task();
     });
+  }
+
+  /**
+   * Saves credentials the platform has just issued. If the write fails they
+   * are kept in memory, unused, and written before the next operation: the
+   * platform shows them only once.
+   */
+  private async save(state: AgentState): Promise<void> {
+    try {
+      await this.options.store.write(state);
+      this.unsaved = undefined;
+    } catch (err) {
+      this.unsaved = state;
+      throw err;
+    }
   }
 
   private async ensureLocked(): Promise<void> {

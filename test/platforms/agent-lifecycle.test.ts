@@ -1,0 +1,298 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { AgentStateStore, KeyedMutex, type SecurityProfile } from '../../src/core/agent-state.js';
+import { ErrorCode } from '../../src/core/errors.js';
+import { HttpClient } from '../../src/core/http.js';
+import { importAgentKey, parseBoardingConfiguration } from '../../src/platforms/insights-hub-agent.js';
+import { AgentLifecycle, type AgentStep } from '../../src/platforms/insights-hub-agent-lifecycle.js';
+import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+
+/**
+ * The agent life cycle against the sandbox's Agent Management: onboarding,
+ * rotation, tokens, and the crash matrix (each step failed in turn, then a
+ * restart must get a token without onboarding again).
+ */
+describe('Insights Hub agent life cycle', function () {
+  this.timeout(60_000);
+  let sandbox: Sandbox;
+  let http: HttpClient;
+  let root: string;
+  const agents: AgentLifecycle[] = [];
+
+  before(async () => {
+    sandbox = await startSandbox();
+    http = new HttpClient({ timeoutMs: 5000 });
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-agents-'));
+  });
+  after(async () => {
+    await http.close();
+    await sandbox.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+  afterEach(async () => {
+    while (agents.length) await agents.pop()!.close();
+    sandbox.clearFaults();
+    sandbox.resetCalls();
+    sandbox.clockSkewMs = 0;
+    Object.assign(sandbox.lifetimes, { agentIat: 7 * 24 * 3600, agentClientSecret: 7 * 24 * 3600, agentToken: 3600 });
+  });
+
+  let dirs = 0;
+  function newAgent(profile: SecurityProfile = 'SHARED_SECRET') {
+    const record = sandbox.agents.create({ securityProfile: profile });
+    const config = JSON.stringify(sandbox.agents.boardingConfiguration(record.id));
+    return { id: record.id, config, dir: path.join(root, `dir${++dirs}`) };
+  }
+
+  function lifecycle(config: string, dir: string, extra: Partial<ConstructorParameters<typeof AgentLifecycle>[0]> = {}) {
+    const boarding = parseBoardingConfiguration(config);
+    const agent = new AgentLifecycle({
+      store: new AgentStateStore(dir),
+      mutex: new KeyedMutex(),
+      boarding,
+      profile: boarding.profiles[0]!,
+      lockStaleMs: 2000,
+      ...extra,
+    });
+    agents.push(agent);
+    return agent;
+  }
+
+  describe('onboarding and tokens', () => {
+    for (const profile of ['SHARED_SECRET', 'RSA_3072'] as const) {
+      it(`${profile}: onboards on first use, saves the state with mode 0600, gets tokens; onboarding again does nothing`, async () => {
+        const a = newAgent(profile);
+        const agent = lifecycle(a.config, a.dir);
+        const token = await agent.fetchToken(http);
+        assert.equal(token.type, 'bearer');
+        assert.equal(sandbox.agents.status(a.id).boarding, 'ONBOARDED');
+        const file = path.join(a.dir, `${a.id}.json`);
+        assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+        const again = await agent.onboard(http);
+        assert.equal(again.alreadyOnboarded, true);
+        assert.equal(sandbox.calls('agents.register'), 1);
+        const status = await agent.status();
+        assert.equal(status.onboarded, true);
+        assert.ok(status.clientSecretExpiresAt);
+      });
+    }
+
+    for (const format of ['pkcs1', 'pkcs8'] as const) {
+      it(`RSA_3072 with the user's own ${format.toUpperCase()} key`, async () => {
+        const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 3072 });
+        const pem = privateKey.export({ type: format, format: 'pem' }).toString();
+        assert.match(pem, format === 'pkcs1' ? /BEGIN RSA PRIVATE KEY/ : /BEGIN PRIVATE KEY/);
+        const a = newAgent('RSA_3072');
+        const agent = lifecycle(a.config, a.dir, { userKey: importAgentKey(pem) });
+        await agent.fetchToken(http);
+        const state = JSON.parse(fs.readFileSync(path.join(a.dir, `${a.id}.json`), 'utf8')) as { registrations: Array<{ privateKey: string }> };
+        assert.equal(state.registrations[0]!.privateKey, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+      });
+    }
+
+    it('refuses a key that is not RSA 3072, saying how to make one', () => {
+      const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      assert.throws(() => importAgentKey(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()), /2048-bit: RSA_3072 needs a 3072-bit RSA key/);
+      assert.throws(() => importAgentKey('not a key'), /not a PEM private key/);
+    });
+
+    it('an expired IAT says when it expired and what to do', async () => {
+      sandbox.lifetimes.agentIat = 1;
+      const a = newAgent();
+      await new Promise((r) => setTimeout(r, 1500));
+      await assert.rejects(lifecycle(a.config, a.dir).fetchToken(http), (err: Error & { code: string }) => {
+        assert.equal(err.code, ErrorCode.IAT_EXPIRED);
+        assert.match(err.message, /the IAT expired on \d{4}-\d\d-\d\d: download a new boarding configuration/);
+        return true;
+      });
+    });
+
+    it('a reused IAT (the state was lost) says what to do', async () => {
+      const a = newAgent();
+      await lifecycle(a.config, a.dir).fetchToken(http);
+      await assert.rejects(lifecycle(a.config, path.join(root, 'elsewhere')).fetchToken(http), {
+        code: ErrorCode.IAT_USED,
+        message: /the IAT was already used: this agent is onboarded elsewhere, or its state was lost; offboard it and download a new boarding configuration/,
+      });
+    });
+
+    it('a new boarding configuration for the same agent starts a new onboarding', async () => {
+      const a = newAgent();
+      await lifecycle(a.config, a.dir).fetchToken(http);
+      await agents.pop()!.close();
+      sandbox.agents.offboard(a.id);
+      const fresh = JSON.stringify(sandbox.agents.boardingConfiguration(a.id));
+      const agent = lifecycle(fresh, a.dir);
+      const result = await agent.onboard(http);
+      assert.equal(result.alreadyOnboarded, false);
+      await agent.fetchToken(http);
+      assert.equal(sandbox.calls('agents.register'), 2);
+    });
+
+    it('a clock that is off gets an error that says so', async () => {
+      const a = newAgent();
+      const agent = lifecycle(a.config, a.dir);
+      await agent.onboard(http);
+      sandbox.clockSkewMs = -300_000; // the platform is 5 minutes behind: our assertion looks issued in the future
+      await assert.rejects(agent.fetchToken(http), {
+        code: ErrorCode.CLOCK_SKEW,
+        message: /check this machine's clock \(it is 300 s off the server's Date header\)/,
+      });
+    });
+
+    it('a client secret that expired while the agent was offline says to onboard again', async () => {
+      sandbox.lifetimes.agentClientSecret = 2;
+      const a = newAgent();
+      const agent = lifecycle(a.config, a.dir, { random: () => 0 });
+      await agent.onboard(http);
+      await new Promise((r) => setTimeout(r, 2500));
+      await assert.rejects(agent.fetchToken(http), (err: Error & { code: string }) => {
+        assert.ok([ErrorCode.SECRET_EXPIRED, ErrorCode.AUTH_REJECTED].includes(err.code as never), err.message);
+        assert.match(err.message, /expired on .* while the agent was offline: onboard again/);
+        return true;
+      });
+    });
+  });
+
+  describe('rotation', () => {
+    it('rotates with the registration access token; the new credentials get a token and retire the old', async () => {
+      for (const profile of ['SHARED_SECRET', 'RSA_3072'] as const) {
+        const a = newAgent(profile);
+        const agent = lifecycle(a.config, a.dir);
+        await agent.fetchToken(http);
+        await agent.rotate(http);
+        await agent.fetchToken(http);
+        const status = sandbox.agents.status(a.id);
+        assert.equal(status.registrations, 2);
+        assert.equal(status.activeRegistration!.number, 2, `${profile}: the new registration is in use`);
+        assert.ok((await agent.status()).lastRotationAt);
+      }
+    });
+
+    it('rotates by itself when the secret nears expiry', async () => {
+      sandbox.lifetimes.agentClientSecret = 4;
+      const a = newAgent();
+      const agent = lifecycle(a.config, a.dir, { random: () => 0 }); // rotate at 75 % of the lifetime
+      await agent.fetchToken(http);
+      assert.equal(sandbox.calls('agents.rotate'), 0);
+      await new Promise((r) => setTimeout(r, 3200));
+      await agent.fetchToken(http);
+      assert.equal(sandbox.calls('agents.rotate'), 1);
+      assert.equal(sandbox.agents.status(a.id).activeRegistration!.number, 2);
+    });
+
+    it('two rotations at once in one process run one after the other', async () => {
+      const a = newAgent();
+      const agent = lifecycle(a.config, a.dir);
+      await agent.fetchToken(http);
+      await Promise.all([agent.rotate(http), agent.rotate(http)]);
+      await agent.fetchToken(http);
+      assert.equal(sandbox.agents.status(a.id).registrations, 3);
+      assert.equal(sandbox.agents.status(a.id).activeRegistration!.number, 3);
+    });
+
+    it('a second process (another lock holder) is refused with a clear error', async () => {
+      const a = newAgent();
+      const first = lifecycle(a.config, a.dir);
+      await first.fetchToken(http);
+      const second = lifecycle(a.config, a.dir); // same state directory, its own mutex: as another process
+      await assert.rejects(second.fetchToken(http), { code: ErrorCode.AGENT_LOCKED });
+    });
+  });
+
+  describe('crash matrix: each step failed in turn, then a restart', () => {
+    const child = path.join(__dirname, '..', 'helpers', 'agent-child.js');
+
+    function runChild(dir: string, operation: 'onboard' | 'rotate' | 'token', crashAt: AgentStep | '-', config: string) {
+      return new Promise<{ killed: boolean; result?: { ok: boolean; code?: string; message?: string } }>((resolve) => {
+        const proc = execFile(process.execPath, [child, dir, operation, crashAt], { timeout: 30_000 }, (err, stdout) => {
+          const killed = (err as { signal?: string } | null)?.signal === 'SIGKILL';
+          const line = stdout.trim().split('\n').filter(Boolean).at(-1);
+          resolve({ killed, ...(line ? { result: JSON.parse(line) } : {}) });
+        });
+        proc.stdin!.end(config);
+      });
+    }
+
+    const onboardingSteps: AgentStep[] = ['onboard:saved-intent', 'onboard:answered', 'onboard:saved'];
+    for (const profile of ['SHARED_SECRET', 'RSA_3072'] as const) {
+      for (const step of onboardingSteps) {
+        it(`${profile}: killed at ${step} during onboarding`, async () => {
+          const a = newAgent(profile);
+          const crashed = await runChild(a.dir, 'onboard', step, a.config);
+          assert.equal(crashed.killed, true);
+          const restarted = await runChild(a.dir, 'token', '-', a.config);
+          if (step === 'onboard:answered' && profile === 'SHARED_SECRET') {
+            // The platform shows the secret only in the answer that died with the process:
+            // nothing can recover it. The error says what to do.
+            assert.equal(restarted.result!.code, ErrorCode.IAT_USED, restarted.result!.message);
+          } else {
+            assert.equal(restarted.result!.ok, true, restarted.result!.message);
+            assert.equal(sandbox.calls('agents.register') <= 2, true);
+          }
+        });
+      }
+
+      it(`${profile}: the onboarding answer lost on the way (the platform registered the agent)`, async () => {
+        const a = newAgent(profile);
+        sandbox.fault('agents.register', { kind: 'dropResponse', times: 1 });
+        const lost = await runChild(a.dir, 'onboard', '-', a.config);
+        const restarted = lost.result!.ok ? lost : await runChild(a.dir, 'token', '-', a.config);
+        if (profile === 'SHARED_SECRET') assert.equal(restarted.result!.code, ErrorCode.IAT_USED);
+        else assert.equal(restarted.result!.ok, true, restarted.result!.message);
+      });
+
+      for (const step of ['rotate:saved-intent', 'rotate:answered', 'rotate:saved'] as AgentStep[]) {
+        it(`${profile}: killed at ${step} during rotation`, async () => {
+          const a = newAgent(profile);
+          assert.equal((await runChild(a.dir, 'onboard', '-', a.config)).result!.ok, true);
+          assert.equal((await runChild(a.dir, 'rotate', step, a.config)).killed, true);
+          const restarted = await runChild(a.dir, 'token', '-', a.config);
+          assert.equal(restarted.result!.ok, true, restarted.result!.message);
+          // And the agent can still rotate afterwards.
+          assert.equal((await runChild(a.dir, 'rotate', '-', a.config)).result!.ok, true);
+          assert.equal(sandbox.calls('agents.register'), 1, 'never onboarded again');
+        });
+      }
+
+      it(`${profile}: the rotation answer lost on the way (the platform rotated)`, async () => {
+        const a = newAgent(profile);
+        assert.equal((await runChild(a.dir, 'onboard', '-', a.config)).result!.ok, true);
+        sandbox.fault('agents.rotate', { kind: 'dropResponse', times: 1 });
+        const lost = await runChild(a.dir, 'rotate', '-', a.config);
+        assert.equal(lost.result!.ok, false);
+        const restarted = await runChild(a.dir, 'token', '-', a.config);
+        assert.equal(restarted.result!.ok, true, restarted.result!.message);
+        assert.equal((await runChild(a.dir, 'rotate', '-', a.config)).result!.ok, true, 'rotation again with the stored RAT');
+        assert.equal(sandbox.calls('agents.register'), 1);
+      });
+    }
+
+    it('the state write fails after a rotation answer: the new credentials stay unused, the old keep working, the write is retried', async () => {
+      const a = newAgent();
+      const store = new AgentStateStore(a.dir);
+      let failWrites = 0;
+      const failing = Object.assign(Object.create(store) as AgentStateStore, {
+        write: async (state: Parameters<AgentStateStore['write']>[0]) => {
+          if (failWrites > 0) {
+            failWrites -= 1;
+            throw Object.assign(new Error('disk full'), { code: ErrorCode.AGENT_STATE_ERROR });
+          }
+          return store.write(state);
+        },
+      });
+      const agent = lifecycle(a.config, a.dir, { store: failing });
+      await agent.fetchToken(http);
+      failWrites = 1;
+      await assert.rejects(agent.rotate(http), /disk full/);
+      assert.equal(sandbox.agents.status(a.id).activeRegistration!.number, 1);
+      await agent.fetchToken(http); // the retried write succeeds first
+      const saved = JSON.parse(fs.readFileSync(path.join(a.dir, `${a.id}.json`), 'utf8')) as { registrations: unknown[] };
+      assert.equal(saved.registrations.length, 2);
+    });
+  });
+});
