@@ -144,16 +144,27 @@ describe('Insights Hub agent life cycle', function () {
       });
     });
 
-    it('a client secret that expired while the agent was offline says to onboard again', async () => {
+    it('a client secret that expired while the agent was offline is renewed with the registration access token', async () => {
       sandbox.lifetimes.agentClientSecret = 2;
       const a = newAgent();
-      const agent = lifecycle(a.config, a.dir, { random: () => 0 });
+      const agent = lifecycle(a.config, a.dir);
       await agent.onboard(http);
       await new Promise((r) => setTimeout(r, 2500));
-      await assert.rejects(agent.fetchToken(http), (err: Error & { code: string }) => {
-        assert.ok([ErrorCode.SECRET_EXPIRED, ErrorCode.AUTH_REJECTED].includes(err.code as never), err.message);
-        assert.match(err.message, /expired on .* while the agent was offline: onboard again/);
-        return true;
+      await agent.fetchToken(http); // the RAT does not expire: rotation revives the agent, no onboarding
+      assert.equal(sandbox.calls('agents.rotate'), 1);
+      assert.equal(sandbox.calls('agents.register'), 1);
+    });
+
+    it('an expired client secret that cannot be rotated either says to onboard again', async () => {
+      sandbox.lifetimes.agentClientSecret = 2;
+      const a = newAgent();
+      const agent = lifecycle(a.config, a.dir);
+      await agent.onboard(http);
+      await new Promise((r) => setTimeout(r, 2500));
+      sandbox.fault('agents.rotate', { kind: 'status', status: 401 });
+      await assert.rejects(agent.fetchToken(http), {
+        code: ErrorCode.SECRET_EXPIRED,
+        message: /the client secret expired on \d{4}-\d\d-\d\d while the agent was offline: onboard again/,
       });
     });
   });
