@@ -2,6 +2,7 @@
 // for people who build flows before they have a platform account.
 
 import { startSandbox } from './server.js';
+import type { BoardingConfiguration } from './insights-hub-agent-types.js';
 import type { Sandbox } from './types.js';
 
 const DEFAULT_PORT = 1881;
@@ -15,7 +16,7 @@ function portFrom(args: string[], env: NodeJS.ProcessEnv): number {
   return port;
 }
 
-function banner(sandbox: Sandbox): string {
+function banner(sandbox: Sandbox, boarding: BoardingConfiguration): string {
   const { insightsHubApp, ciscoEi, dataTrails, mbp } = sandbox.demo;
   const rows = (title: string, fields: Record<string, string>): string =>
     [title, ...Object.entries(fields).map(([name, value]) => `  ${name.padEnd(14)} ${value}`)].join('\n');
@@ -23,6 +24,10 @@ function banner(sandbox: Sandbox): string {
     `IIoT auth sandbox listening on ${sandbox.url}`,
     '',
     rows('Insights Hub app', { gateway: sandbox.url, ...insightsHubApp }),
+    rows('Insights Hub agent (SHARED_SECRET, not onboarded yet)', {
+      agent: boarding.content.clientId,
+      boarding: JSON.stringify(boarding),
+    }),
     rows('Cisco EI', {
       server: sandbox.url,
       username: ciscoEi.username,
@@ -38,7 +43,9 @@ function banner(sandbox: Sandbox): string {
 
 async function main(): Promise<void> {
   const sandbox = await startSandbox({ port: portFrom(process.argv.slice(2), process.env) });
-  console.log(banner(sandbox));
+  // One agent ready to onboard, so that agent flows can be tried at once.
+  const agent = sandbox.agents.create({ name: 'Demo agent' });
+  console.log(banner(sandbox, sandbox.agents.boardingConfiguration(agent.id)));
   const shutDown = (signal: NodeJS.Signals): void => {
     process.off('SIGINT', shutDown);
     process.off('SIGTERM', shutDown);

@@ -39,6 +39,7 @@ function checkFault(fault: Fault): void {
   switch (fault.kind) {
     case 'refuse':
     case 'malformed':
+    case 'dropResponse':
       return;
     case 'delay':
       if (!(Number.isFinite(fault.ms) && fault.ms >= 0)) throw new TypeError('delay fault: ms must be a number >= 0');
@@ -58,7 +59,9 @@ function checkFault(fault: Fault): void {
 
 /**
  * Acts out a fault. Returns 'continue' when the normal handler should still
- * answer (after a delay), 'answered' when the fault took care of the request.
+ * answer (after a delay), 'answered' when the fault took care of the request,
+ * 'drop' when the handler should process the request but its answer must be
+ * replaced by a destroyed socket (see `dropConnection`).
  * `stopping` aborts a delay or a stream when the sandbox stops.
  */
 export async function applyFault(
@@ -66,8 +69,10 @@ export async function applyFault(
   request: IncomingMessage,
   response: ServerResponse,
   stopping: AbortSignal,
-): Promise<'continue' | 'answered'> {
+): Promise<'continue' | 'answered' | 'drop'> {
   switch (fault.kind) {
+    case 'dropResponse':
+      return 'drop';
     case 'refuse':
       request.socket.destroy();
       return 'answered';
@@ -90,6 +95,11 @@ export async function applyFault(
       await streamOversizedBody(response, fault.bytes ?? DEFAULT_OVERSIZED_BYTES, stopping);
       return 'answered';
   }
+}
+
+/** A lost response: the request was processed, but the client sees the connection close without an answer. */
+export function dropConnection(request: IncomingMessage): void {
+  request.socket.destroy();
 }
 
 function sendStatusFault(response: ServerResponse, status: number, headers: Record<string, string>, body: string | undefined): void {

@@ -31,6 +31,8 @@ export interface Route {
   path: RegExp;
   /** By HTTP method; '*' answers every method. A method not listed gets 405. */
   methods: Record<string, Handler>;
+  /** The platform's clock (epoch ms) when it is not the real one: every answer's Date header shows it. */
+  clock?: () => number;
 }
 
 /** What every router gets from the server. */

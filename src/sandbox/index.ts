@@ -13,3 +13,13 @@ export type {
   SandboxOptions,
 } from './types.js';
 export type { DataTrailsApplication, DataTrailsApplications, DataTrailsCredential } from './datatrails-applications.js';
+export type {
+  AgentRecordView,
+  AgentStatusView,
+  BoardingConfiguration,
+  BoardingStatus,
+  OnlineStatus,
+  RegistrationView,
+  SandboxAgents,
+  SecurityProfile,
+} from './insights-hub-agent-types.js';

@@ -2,6 +2,7 @@
 // and one protected gateway API (Identity Management users).
 
 import { randomUUID } from 'node:crypto';
+import type { JWTPayload } from 'jose';
 import { TokenIssuer } from './token-issuer.js';
 import {
   bearerToken,
@@ -32,7 +33,12 @@ function parseSpaceAuthKey(value: string | undefined): [string, string] | undefi
   return separator > 0 ? [decoded.slice(0, separator), decoded.slice(separator + 1)] : undefined;
 }
 
-export async function createInsightsHub(context: SandboxContext): Promise<Platform> {
+export interface InsightsHubPlatform extends Platform {
+  /** The claims of a valid app token this Technical Token Manager issued, else undefined (Agent Management's app side uses it). */
+  verifyToken(token: string): Promise<JWTPayload | undefined>;
+}
+
+export async function createInsightsHub(context: SandboxContext): Promise<InsightsHubPlatform> {
   const issuer = await TokenIssuer.create(`${context.url}/oauth/token`);
   const app = context.demo.insightsHubApp;
 
@@ -120,6 +126,7 @@ export async function createInsightsHub(context: SandboxContext): Promise<Platfo
       const token = bearerToken(request);
       return token !== undefined && (await issuer.verify(token)) !== undefined;
     },
+    verifyToken: (token) => issuer.verify(token),
     revoke: () => issuer.rotate(),
     settle: () => issuer.settle(),
   };

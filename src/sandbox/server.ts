@@ -6,9 +6,10 @@ import type { AddressInfo } from 'node:net';
 import { createCiscoEi } from './cisco-ei.js';
 import { createDataTrails } from './datatrails.js';
 import { demoCredentials } from './demo-credentials.js';
-import { applyFault, FaultTable } from './faults.js';
-import { jsonReply, type Reply, type Route, type SandboxContext } from './http-kit.js';
+import { applyFault, dropConnection, FaultTable } from './faults.js';
+import { jsonReply, type Platform, type Reply, type Route, type SandboxContext } from './http-kit.js';
 import { createInsightsHub } from './insights-hub.js';
+import { createInsightsHubAgents } from './insights-hub-agents.js';
 import { createMbp } from './mbp.js';
 import { testHelperRoutes } from './test-helpers.js';
 import { DEFAULT_LIFETIMES, ENDPOINT_NAMES, type EndpointName, type Sandbox, type SandboxOptions } from './types.js';
@@ -26,15 +27,23 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     demo: demoCredentials(),
   };
 
-  let platforms;
+  let created;
   try {
     // Key generation runs in parallel; nothing reaches the server before the handler is attached below.
-    platforms = await Promise.all([createInsightsHub(context), createCiscoEi(context), createDataTrails(context), createMbp(context)]);
+    const insightsHub = createInsightsHub(context);
+    created = await Promise.all([
+      insightsHub,
+      createInsightsHubAgents(context, async (token) => (await insightsHub).verifyToken(token)),
+      createCiscoEi(context),
+      createDataTrails(context),
+      createMbp(context),
+    ]);
   } catch (error) {
     server.close();
     throw error;
   }
-  const dataTrails = platforms[2];
+  const [, agents, , dataTrails] = created;
+  const platforms: Platform[] = created;
   const routes: Route[] = [...platforms.flatMap((platform) => platform.routes), ...testHelperRoutes(platforms)];
   const faults = new FaultTable();
   const callCounts = new Map<EndpointName, number>();
@@ -57,26 +66,31 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     const found = findRoute(path);
     if (!found) return send(response, jsonReply(404, { error: 'Not Found', message: `No resource at ${target.pathname}` }));
     const { route, params } = found;
+    // A platform with its own clock (skewed in tests) dates its answers by it, faults included.
+    if (route.clock) response.setHeader('date', new Date(route.clock()).toUTCString());
 
     callCounts.set(route.endpoint, (callCounts.get(route.endpoint) ?? 0) + 1);
     const fault = faults.take(route.endpoint);
-    if (fault && (await applyFault(fault, incoming, response, stopping.signal)) === 'answered') return;
+    const outcome = fault ? await applyFault(fault, incoming, response, stopping.signal) : 'continue';
+    if (outcome === 'answered') return;
     if (response.destroyed) return; // the client gave up during a delay
+    // dropResponse: the request is processed in full, then the answer is lost.
+    const deliver = (reply: Reply): void => (outcome === 'drop' ? dropConnection(incoming) : send(response, reply));
 
     const method = incoming.method ?? 'GET';
     const handler = route.methods[method] ?? route.methods['*'];
     if (!handler) {
       const allow = Object.keys(route.methods).join(', ');
-      return send(response, jsonReply(405, { error: 'Method Not Allowed', message: `${method} is not allowed here` }, { allow }));
+      return deliver(jsonReply(405, { error: 'Method Not Allowed', message: `${method} is not allowed here` }, { allow }));
     }
     const body = await readBody(incoming, MAX_REQUEST_BODY);
     if (body === undefined) {
       // Close the connection rather than read the rest of an oversized body.
       const message = `The request body exceeds ${MAX_REQUEST_BODY} bytes`;
-      return send(response, jsonReply(413, { error: 'Payload Too Large', message }, { connection: 'close' }));
+      return deliver(jsonReply(413, { error: 'Payload Too Large', message }, { connection: 'close' }));
     }
     const request = { method, path, rawPath: target.pathname, query: target.searchParams, headers: incoming.headers, body };
-    send(response, await handler(request, params));
+    deliver(await handler(request, params));
   }
 
   server.on('request', (incoming: IncomingMessage, response: ServerResponse) => {
@@ -108,6 +122,14 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     lifetimes: context.lifetimes,
     demo: context.demo,
     dataTrailsApplications: dataTrails.applications,
+    agents: agents.agents,
+    get clockSkewMs() {
+      return agents.clock.skewMs;
+    },
+    set clockSkewMs(skewMs: number) {
+      if (!Number.isFinite(skewMs)) throw new TypeError('clockSkewMs must be a finite number of milliseconds');
+      agents.clock.skewMs = skewMs;
+    },
     fault(endpoint, fault) {
       checkEndpoint(endpoint);
       faults.set(endpoint, fault);

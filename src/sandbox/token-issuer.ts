@@ -26,20 +26,39 @@ export interface IssuedToken {
   exp: number;
 }
 
+export interface TokenIssuerOptions {
+  /** The issuer's clock in epoch milliseconds; default Date.now (a platform with a skewed clock passes its own). */
+  now?: () => number;
+}
+
+/** The public half of the current signing key. */
+export interface PublicSigningKey {
+  kid: string;
+  publicKey: KeyObject;
+}
+
 export class TokenIssuer {
   // A promise, so that rotate() is synchronous: from that moment on, old tokens
   // fail verification, and issue() waits for the new key (RSA generation takes
   // a few hundred milliseconds, too long to block the event loop).
   private key: Promise<SigningKey>;
+  private readonly now: () => number;
 
-  private constructor(readonly issuer: string, key: Promise<SigningKey>) {
+  private constructor(readonly issuer: string, key: Promise<SigningKey>, now: () => number) {
     this.key = key;
+    this.now = now;
   }
 
-  static async create(issuer: string): Promise<TokenIssuer> {
+  static async create(issuer: string, options: TokenIssuerOptions = {}): Promise<TokenIssuer> {
     const key = newSigningKey();
     await key;
-    return new TokenIssuer(issuer, key);
+    return new TokenIssuer(issuer, key, options.now ?? Date.now);
+  }
+
+  /** The current verification key (it changes with rotate()). */
+  async publicKey(): Promise<PublicSigningKey> {
+    const { kid, publicKey } = await this.key;
+    return { kid, publicKey };
   }
 
   /**
@@ -51,7 +70,7 @@ export class TokenIssuer {
    */
   async issue(claims: JWTPayload, lifetimeSeconds: number): Promise<IssuedToken> {
     const key = await this.key;
-    const iat = Math.ceil(Date.now() / 1000);
+    const iat = Math.ceil(this.now() / 1000);
     const exp = iat + lifetimeSeconds;
     const jti = randomUUID();
     const token = await new SignJWT(claims)
@@ -68,9 +87,14 @@ export class TokenIssuer {
   async verify(token: string): Promise<JWTPayload | undefined> {
     const key = await this.key;
     try {
-      const { payload } = await jwtVerify(token, key.publicKey, { issuer: this.issuer, algorithms: ['RS256'] });
+      const now = this.now();
+      const { payload } = await jwtVerify(token, key.publicKey, {
+        issuer: this.issuer,
+        algorithms: ['RS256'],
+        currentDate: new Date(now),
+      });
       // jose compares whole seconds; a fractional lifetime (short tests) needs the millisecond.
-      if (typeof payload.exp !== 'number' || payload.exp * 1000 <= Date.now()) return undefined;
+      if (typeof payload.exp !== 'number' || payload.exp * 1000 <= now) return undefined;
       return payload;
     } catch {
       return undefined;

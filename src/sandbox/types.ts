@@ -1,6 +1,7 @@
 // Public types of the sandbox. Tests and the demo script depend on these names.
 
 import type { DataTrailsApplications } from './datatrails-applications.js';
+import type { SandboxAgents } from './insights-hub-agent-types.js';
 
 /** Lifetimes in seconds. Every one is read at the moment a token or session is issued, so tests can change them at run time. */
 export interface Lifetimes {
@@ -9,6 +10,12 @@ export interface Lifetimes {
   ciscoEiRefreshToken: number;
   dataTrailsToken: number;
   mbpSession: number;
+  /** Insights Hub agents: how long an initial access token (IAT) in a boarding configuration is valid. */
+  agentIat: number;
+  /** Insights Hub agents: how long a registration's client secret (or registered key) is valid (`client_secret_expires_at`). */
+  agentClientSecret: number;
+  /** Insights Hub agents: the agent access token's `exp - iat` and `expires_in`. */
+  agentToken: number;
 }
 
 /** The real services' defaults (PROTOCOLS.md). */
@@ -18,11 +25,20 @@ export const DEFAULT_LIFETIMES: Readonly<Lifetimes> = Object.freeze({
   ciscoEiRefreshToken: 1800,
   dataTrailsToken: 3600,
   mbpSession: 7 * 24 * 3600,
+  agentIat: 7 * 24 * 3600,
+  agentClientSecret: 7 * 24 * 3600,
+  agentToken: 3600,
 });
 
 export const ENDPOINT_NAMES = [
   'insightsHub.token',
   'insightsHub.users',
+  'agents.register',
+  'agents.rotate',
+  'agents.token',
+  'agents.tokenKey',
+  'agents.dataSourceConfig',
+  'agents.admin',
   'ciscoEi.token',
   'ciscoEi.me',
   'ciscoEi.agents',
@@ -40,7 +56,7 @@ export const ENDPOINT_NAMES = [
 export type EndpointName = (typeof ENDPOINT_NAMES)[number];
 
 /** The platforms whose credentials the echo endpoint recognises, named as the nodes' `platform` property names them (DESIGN.md). */
-export type PlatformName = 'insights-hub-app' | 'cisco-ei' | 'datatrails' | 'mbp';
+export type PlatformName = 'insights-hub-app' | 'insights-hub-agent' | 'cisco-ei' | 'datatrails' | 'mbp';
 
 /**
  * A fault replaces (or, for `delay`, precedes) the normal answer of one endpoint.
@@ -51,7 +67,13 @@ export type Fault =
   | { kind: 'delay'; ms: number; times?: number }
   | { kind: 'status'; status: number; headers?: Record<string, string>; body?: string; times?: number }
   | { kind: 'malformed'; times?: number }
-  | { kind: 'oversized'; bytes?: number; times?: number };
+  | { kind: 'oversized'; bytes?: number; times?: number }
+  /**
+   * The request is processed normally (its state changes happen: a rotation is
+   * applied, a token issued), then the socket is destroyed instead of sending
+   * the answer: a response lost on the way back.
+   */
+  | { kind: 'dropResponse'; times?: number };
 
 export interface CiscoEiTenant {
   id: string;
@@ -103,6 +125,14 @@ export interface Sandbox {
   readonly demo: DemoCredentials;
   /** DataTrails app registrations, for tests to inspect, seed, and set the quota. */
   readonly dataTrailsApplications: DataTrailsApplications;
+  /** Insights Hub agents (Agent Management, PROTOCOLS.md §2): set-up and inspection without HTTP. */
+  readonly agents: SandboxAgents;
+  /**
+   * Mutable, default 0. The Agent Management endpoints' clock is `Date.now() + clockSkewMs`:
+   * client assertions, IATs, secrets and agent tokens are judged against it, tokens
+   * and IATs are stamped with it, and those endpoints' `Date` header shows it.
+   */
+  clockSkewMs: number;
   /** Sets the fault of one endpoint, replacing the one it had. */
   fault(endpoint: EndpointName, fault: Fault): void;
   /** Clears the fault of one endpoint, or of all when none is named. */

@@ -1,0 +1,180 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import agentNode from '../../src/nodes/iiot-agent.js';
+import insightsHubAgentNode from '../../src/nodes/iiot-insights-hub-agent.js';
+import insightsHubAppNode from '../../src/nodes/iiot-insights-hub-app.js';
+import requestNode from '../../src/nodes/iiot-request.js';
+import tokenNode from '../../src/nodes/iiot-token.js';
+import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
+
+const modules = [insightsHubAppNode, insightsHubAgentNode, agentNode, tokenNode, requestNode];
+
+/** The onboard agent node and agent support in get token / authenticated request, in a Node-RED runtime. */
+describe('Insights Hub agent nodes', function () {
+  this.timeout(60_000);
+  let sandbox: Sandbox;
+  let stateDir: string;
+
+  before(async () => {
+    sandbox = await startSandbox();
+    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-agent-nodes-'));
+    await H.start({ iiotAuth: { backoffInitialMs: 50, backoffMaxMs: 400, agentStateDir: stateDir, agentLockStaleMs: 2000 } });
+  });
+  after(async () => {
+    await H.stop();
+    await sandbox.stop();
+    fs.rmSync(stateDir, { recursive: true, force: true });
+  });
+  afterEach(async () => {
+    await H.unload();
+    sandbox.clearFaults();
+    sandbox.resetCalls();
+  });
+
+  function agentFlow(boardingConfig: string, options: { profile?: string; action?: string; withApp?: boolean; privateKey?: string } = {}) {
+    const ids = { agentConfig: uid('agc'), app: uid('app'), agent: uid('ag'), token: uid('tok'), request: uid('req'), out: uid('out'), errors: uid('err') };
+    const app = sandbox.demo.insightsHubApp;
+    const nodes: FlowNode[] = [
+      { id: ids.agentConfig, type: 'iiot-insights-hub-agent', profile: options.profile ?? 'SHARED_SECRET', app: options.withApp ? ids.app : '' },
+      { id: ids.app, type: 'iiot-insights-hub-app', gateway: sandbox.url, appName: app.appName, appVersion: app.appVersion, hostTenant: app.hostTenant, userTenant: app.userTenant },
+      { id: ids.agent, type: 'iiot-agent', insightsHubAgent: ids.agentConfig, action: options.action ?? 'msg', wires: [[ids.out]] },
+      { id: ids.token, type: 'iiot-token', platform: 'insights-hub-agent', insightsHubAgent: ids.agentConfig, wires: [[ids.out]] },
+      { id: ids.request, type: 'iiot-request', platform: 'insights-hub-agent', insightsHubAgent: ids.agentConfig, method: 'GET', url: '', ret: 'obj', wires: [[ids.out]] },
+      { id: ids.out, type: 'helper' },
+      { id: uid('catch'), type: 'catch', scope: null, uncaught: false, wires: [[ids.errors]] },
+      { id: ids.errors, type: 'helper' },
+    ];
+    const credentials: Record<string, Record<string, string>> = {
+      [ids.agentConfig]: { boardingConfig, ...(options.privateKey ? { privateKey: options.privateKey } : {}) },
+      [ids.app]: { clientId: app.clientId, clientSecret: app.clientSecret },
+    };
+    return { ids, nodes, credentials };
+  }
+
+  async function send(id: string, out: string, msg: Record<string, unknown>) {
+    const result = H.collect(out, 1);
+    H.node(id).receive(msg);
+    return (await result)[0]!;
+  }
+
+  async function error(id: string, errors: string, msg: Record<string, unknown>) {
+    const result = H.collect(errors, 1);
+    H.node(id).receive(msg);
+    return (await result)[0]!.error as { code: string; message: string };
+  }
+
+  it('onboards, reports status, gives tokens to get token and authenticated request, and never shows a secret', async () => {
+    const record = sandbox.agents.create({ securityProfile: 'SHARED_SECRET' });
+    const boarding = sandbox.agents.boardingConfiguration(record.id);
+    const f = agentFlow(JSON.stringify(boarding));
+    await H.load(modules, f.nodes, f.credentials);
+
+    const onboarded = await send(f.ids.agent, f.ids.out, { action: 'onboard' });
+    assert.equal((onboarded.payload as { onboarded: boolean }).onboarded, true);
+    assert.equal((onboarded.payload as { alreadyOnboarded: boolean }).alreadyOnboarded, false);
+    const again = await send(f.ids.agent, f.ids.out, { action: 'onboard' });
+    assert.equal((again.payload as { alreadyOnboarded: boolean }).alreadyOnboarded, true);
+    assert.equal(sandbox.calls('agents.register'), 1);
+
+    const tokenMsg = await send(f.ids.token, f.ids.out, {});
+    assert.equal((tokenMsg.token as { platform: string }).platform, 'insights-hub-agent');
+
+    const dsc = await send(f.ids.request, f.ids.out, { url: `/api/agentmanagement/v3/agents/${record.id}/dataSourceConfiguration` });
+    assert.ok([200, 404].includes(dsc.statusCode as number), String(dsc.statusCode));
+
+    const status = await send(f.ids.agent, f.ids.out, { action: 'status' });
+    const payload = status.payload as { onboarded: boolean; clientSecretExpiresAt: string; tokenExpiresAt: string };
+    assert.equal(payload.onboarded, true);
+    assert.ok(payload.clientSecretExpiresAt && payload.tokenExpiresAt);
+
+    const rotated = await send(f.ids.agent, f.ids.out, { action: 'rotate' });
+    assert.ok((rotated.payload as { lastRotationAt: string }).lastRotationAt);
+    assert.equal(sandbox.agents.status(record.id).activeRegistration!.number, 2, 'the rotated credentials produced a token');
+
+    const state = JSON.parse(fs.readFileSync(path.join(stateDir, `${record.id}.json`), 'utf8')) as {
+      registrations: Array<{ clientSecret: string; registrationAccessToken: string }>;
+    };
+    const secrets = [boarding.content.iat, ...state.registrations.flatMap((r) => [r.clientSecret, r.registrationAccessToken])];
+    assert.deepEqual(H.leaks(secrets), []);
+  });
+
+  it('reads and writes the data source configuration, fetching the eTag when unknown; a stale eTag is a clear error', async () => {
+    const record = sandbox.agents.create({ securityProfile: 'SHARED_SECRET' });
+    const f = agentFlow(JSON.stringify(sandbox.agents.boardingConfiguration(record.id)));
+    await H.load(modules, f.nodes, f.credentials);
+    const config = {
+      configurationId: 'cfg-1',
+      dataSources: [{ name: 'press', dataPoints: [{ id: 'dp1', name: 'pressure', type: 'DOUBLE', unit: 'bar' }] }],
+    };
+    const saved = await send(f.ids.agent, f.ids.out, { action: 'put-data-source-config', payload: config });
+    const firstETag = saved.eTag;
+    assert.ok(firstETag !== undefined);
+    const read = await send(f.ids.agent, f.ids.out, { action: 'get-data-source-config' });
+    assert.equal((read.payload as { configurationId: string }).configurationId, 'cfg-1');
+    assert.equal(read.eTag, firstETag);
+    await send(f.ids.agent, f.ids.out, { action: 'put-data-source-config', payload: { ...config, configurationId: 'cfg-2' } });
+    const stale = await error(f.ids.agent, f.ids.errors, { action: 'put-data-source-config', payload: config, eTag: firstETag });
+    assert.equal(stale.code, 'PRECONDITION_FAILED');
+    assert.match(stale.message, /changed meanwhile .* read it again and re-apply the change/);
+    const invalid = await error(f.ids.agent, f.ids.errors, { action: 'put-data-source-config', payload: { configurationId: 'x', dataSources: [{ name: 'a', dataPoints: [{ id: '1', name: 'n', type: 'FLOAT', unit: '' }] }] } });
+    assert.match(invalid.message, /type is not one of INT, LONG, DOUBLE/);
+  });
+
+  it('app-side actions: create, boarding configuration and status, offboard, delete', async () => {
+    const record = sandbox.agents.create({ securityProfile: 'SHARED_SECRET' });
+    const f = agentFlow(JSON.stringify(sandbox.agents.boardingConfiguration(record.id)), { withApp: true });
+    await H.load(modules, f.nodes, f.credentials);
+    const created = await send(f.ids.agent, f.ids.out, { action: 'create', payload: { name: 'line 4 press' } });
+    const newId = (created.payload as { id: string }).id;
+    assert.ok(newId);
+    const config = await send(f.ids.agent, f.ids.out, { action: 'boarding-config', agentId: newId });
+    assert.equal((config.payload as { content: { clientId: string } }).content.clientId, newId);
+    const boardingStatus = await send(f.ids.agent, f.ids.out, { action: 'boarding-status', agentId: newId });
+    assert.equal((boardingStatus.payload as { status: string }).status, 'NOT_ONBOARDED');
+    await send(f.ids.agent, f.ids.out, { action: 'token' }); // onboards on first use
+    const own = await send(f.ids.agent, f.ids.out, { action: 'boarding-status' }); // no msg.agentId: the node's own agent
+    assert.equal((own.payload as { status: string }).status, 'ONBOARDED');
+    const offboarded = await send(f.ids.agent, f.ids.out, { action: 'offboard', agentId: newId });
+    assert.ok((offboarded.payload as { status: string }).status);
+    const deleted = await send(f.ids.agent, f.ids.out, { action: 'delete', agentId: newId });
+    assert.deepEqual(deleted.payload, { agentId: newId, deleted: true });
+    const gone = await error(f.ids.agent, f.ids.errors, { action: 'boarding-status', agentId: newId });
+    assert.equal(gone.code, 'NOT_FOUND');
+  });
+
+  it('app-side actions without an app config, and unknown actions, are clear errors', async () => {
+    const record = sandbox.agents.create();
+    const f = agentFlow(JSON.stringify(sandbox.agents.boardingConfiguration(record.id)));
+    await H.load(modules, f.nodes, f.credentials);
+    assert.match((await error(f.ids.agent, f.ids.errors, { action: 'create', payload: { name: 'x' } })).message, /needs an Insights Hub app config/);
+    assert.match((await error(f.ids.agent, f.ids.errors, { action: 'explode' })).message, /action "explode" is not one of onboard, rotate/);
+  });
+
+  it('a broken boarding configuration or a mismatched profile is a config error that never quotes the IAT', async () => {
+    const record = sandbox.agents.create({ securityProfile: 'RSA_3072' });
+    const boarding = sandbox.agents.boardingConfiguration(record.id);
+    const broken = JSON.stringify(boarding).slice(0, -5);
+    const f = agentFlow(broken);
+    await H.load(modules, f.nodes, f.credentials);
+    assert.match((await error(f.ids.agent, f.ids.errors, { action: 'onboard' })).message, /boarding configuration is not valid JSON/);
+    await H.unload();
+    const mismatched = agentFlow(JSON.stringify(boarding), { profile: 'SHARED_SECRET' });
+    await H.load(modules, mismatched.nodes, mismatched.credentials);
+    assert.match((await error(mismatched.ids.agent, mismatched.ids.errors, { action: 'onboard' })).message, /is for RSA_3072, but the node is set to SHARED_SECRET/);
+    assert.deepEqual(H.leaks([boarding.content.iat]), []);
+  });
+
+  it('RSA_3072 with a generated key kept in the state file, not in the flow', async () => {
+    const record = sandbox.agents.create({ securityProfile: 'RSA_3072' });
+    const f = agentFlow(JSON.stringify(sandbox.agents.boardingConfiguration(record.id)), { profile: 'RSA_3072' });
+    await H.load(modules, f.nodes, f.credentials);
+    const tokenMsg = await send(f.ids.agent, f.ids.out, { action: 'token' });
+    assert.ok((tokenMsg.token as { value: string }).value);
+    const state = JSON.parse(fs.readFileSync(path.join(stateDir, `${record.id}.json`), 'utf8')) as { registrations: Array<{ privateKey: string }> };
+    assert.match(state.registrations[0]!.privateKey, /BEGIN PRIVATE KEY/);
+    assert.deepEqual(H.leaks([state.registrations[0]!.privateKey.split('\n')[1]!]), []);
+  });
+});
