@@ -22,9 +22,11 @@ const EXAMPLE_SANDBOX_URL = 'http://127.0.0.1:1881';
 type FlowNode = Record<string, unknown> & { id: string; type: string };
 
 /** The demo credentials of each config node type, from the sandbox. */
-function credentialsFor(node: FlowNode, sandbox: Sandbox): Record<string, string> | undefined {
+function credentialsFor(node: FlowNode, sandbox: Sandbox, demoAgentBoarding: string): Record<string, string> | undefined {
   const demo = sandbox.demo;
   switch (node.type) {
+    case 'iiot-insights-hub-agent':
+      return { boardingConfig: demoAgentBoarding };
     case 'iiot-insights-hub-app':
       return { clientId: demo.insightsHubApp.clientId, clientSecret: demo.insightsHubApp.clientSecret };
     case 'iiot-cisco-ei':
@@ -57,24 +59,35 @@ module.exports = {
 };
 `,
   );
+
+  const examples = exampleFlows(sandbox);
   const flowFile = path.join(userDir, 'flows.json');
-  if (fs.existsSync(flowFile)) {
-    console.log(`Keeping the flows in ${flowFile} (delete .demo/ to reset the demo).`);
-    return;
+  if (fs.existsSync(flowFile)) console.log(`Keeping the flows in ${flowFile} (delete .demo/ to reset the demo).`);
+  else fs.writeFileSync(flowFile, JSON.stringify(examples, null, 2));
+
+  // The sandbox forgets everything when it stops, so its demo agent is new at
+  // every start: fresh credentials for the examples' config nodes (others in
+  // flows_cred.json are kept), and no state of the previous run's agent.
+  fs.rmSync(path.join(userDir, 'iiot-auth'), { recursive: true, force: true });
+  const demoAgent = sandbox.agents.create({ name: 'Demo agent', securityProfile: 'SHARED_SECRET' });
+  const boarding = JSON.stringify(sandbox.agents.boardingConfiguration(demoAgent.id));
+  const credFile = path.join(userDir, 'flows_cred.json');
+  const credentials = fs.existsSync(credFile) ? (JSON.parse(fs.readFileSync(credFile, 'utf8')) as Record<string, Record<string, string>>) : {};
+  for (const node of examples) {
+    const creds = credentialsFor(node, sandbox, boarding);
+    if (creds) credentials[node.id] = creds;
   }
-  const flows: FlowNode[] = [];
-  const credentials: Record<string, Record<string, string>> = {};
+  fs.writeFileSync(credFile, JSON.stringify(credentials, null, 2));
+}
+
+/** Every example flow, pointed at the running sandbox. */
+function exampleFlows(sandbox: Sandbox): FlowNode[] {
   const examples = path.join(root, 'examples');
-  for (const file of fs.readdirSync(examples).filter((f) => f.endsWith('.json')).sort()) {
-    const text = fs.readFileSync(path.join(examples, file), 'utf8').split(EXAMPLE_SANDBOX_URL).join(sandbox.url);
-    for (const node of JSON.parse(text) as FlowNode[]) {
-      flows.push(node);
-      const creds = credentialsFor(node, sandbox);
-      if (creds) credentials[node.id] = creds;
-    }
-  }
-  fs.writeFileSync(flowFile, JSON.stringify(flows, null, 2));
-  fs.writeFileSync(path.join(userDir, 'flows_cred.json'), JSON.stringify(credentials, null, 2));
+  return fs
+    .readdirSync(examples)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .flatMap((file) => JSON.parse(fs.readFileSync(path.join(examples, file), 'utf8').split(EXAMPLE_SANDBOX_URL).join(sandbox.url)) as FlowNode[]);
 }
 
 async function main(): Promise<void> {
