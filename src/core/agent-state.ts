@@ -67,6 +67,13 @@ export function boardingConfigId(iat: string): string {
 
 const SAFE_ID = /^[A-Za-z0-9._-]{1,200}$/;
 
+/**
+ * Locks this process holds, by state file: two config nodes of one agent in
+ * the same Node-RED share the lock (their operations are serialised by the
+ * KeyedMutex); only another process is kept out.
+ */
+const heldLocks = new Map<string, { users: number; release: Promise<() => Promise<void>> }>();
+
 export class AgentStateStore {
   constructor(readonly dir: string) {}
 
@@ -120,9 +127,31 @@ export class AgentStateStore {
    * Takes the agent's lock file, against a second Node-RED process using the
    * same state directory. Held while the agent is in use; a crashed holder's
    * lock goes stale after `staleMs`, and `waitMs` covers that wait on restart.
+   * Within this process the lock is shared and counted.
    */
   async lock(clientId: string, options: { staleMs?: number; waitMs?: number } = {}): Promise<() => Promise<void>> {
     const file = this.filePath(clientId);
+    let held = heldLocks.get(file);
+    if (!held) {
+      held = { users: 0, release: this.lockFile(file, clientId, options) };
+      heldLocks.set(file, held);
+      held.release.catch(() => heldLocks.delete(file));
+    }
+    const release = await held.release;
+    held.users += 1;
+    let released = false;
+    return async () => {
+      if (released) return;
+      released = true;
+      held.users -= 1;
+      if (held.users === 0 && heldLocks.get(file) === held) {
+        heldLocks.delete(file);
+        await release().catch(() => undefined);
+      }
+    };
+  }
+
+  private async lockFile(file: string, clientId: string, options: { staleMs?: number; waitMs?: number }): Promise<() => Promise<void>> {
     await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
     const staleMs = Math.max(2000, options.staleMs ?? 10_000);
     const waitMs = options.waitMs ?? staleMs + 2000;
@@ -134,6 +163,7 @@ export class AgentStateStore {
         retries: { retries: Math.ceil(waitMs / 500), factor: 1, minTimeout: 500, maxTimeout: 500 },
         // A lost lock (the lock dir was removed, or updates stalled): say so loudly, do not crash the runtime.
         onCompromised: (err) => {
+          heldLocks.delete(file);
           process.emitWarning(`iiot-auth: the lock of agent ${clientId} was compromised (${err.message}); another process may use this agent`);
         },
       });
