@@ -14,9 +14,15 @@ import { deadPort } from '../helpers/servers.js';
  * the admin API, and nothing secret in the process's output.
  */
 const root = path.resolve(__dirname, '..', '..', '..');
-const nodeRedDir = path.dirname(
-  process.env.NODE_RED_PATH ? require.resolve(process.env.NODE_RED_PATH) : require.resolve('node-red/package.json'),
-);
+const nodeRedDir = packageRoot(process.env.NODE_RED_PATH ? require.resolve(process.env.NODE_RED_PATH) : require.resolve('node-red'));
+/** Node-RED's package folder (where red.js, its command line, lives), from any file inside it. */
+function packageRoot(file: string): string {
+  for (let dir = path.dirname(file); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const manifest = path.join(dir, 'package.json');
+    if (fs.existsSync(manifest) && (JSON.parse(fs.readFileSync(manifest, 'utf8')) as { name?: string }).name === 'node-red') return dir;
+  }
+  throw new Error(`no node-red package above ${file}`);
+}
 // bcryptjs comes with Node-RED; adminAuth wants bcrypt hashes.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const bcrypt = require(require.resolve('bcryptjs', { paths: [nodeRedDir] })) as { hashSync(s: string, rounds: number): string };
