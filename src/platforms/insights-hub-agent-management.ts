@@ -47,7 +47,7 @@ export function readAgentApiResponse(res: HttpResponse, what: string): Record<st
       const parsed = JSON.parse(text) as unknown;
       return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : { value: parsed };
     } catch {
-      throw new IiotAuthError(ErrorCode.TOKEN_RESPONSE_INVALID, `${what}: the platform answered ${status} with a body that is not JSON`, { statusCode: status });
+      throw new IiotAuthError(ErrorCode.API_RESPONSE_INVALID, `${what}: the platform answered ${status} with a body that is not JSON`, { statusCode: status });
     }
   }
   const reason = serverMessage(res);
@@ -62,8 +62,10 @@ export function readAgentApiResponse(res: HttpResponse, what: string): Record<st
       return fail(ErrorCode.PRECONDITION_FAILED, `${what}: it changed meanwhile (412, the eTag is stale): read it again and re-apply the change`, status);
     case 400:
       return fail(ErrorCode.INPUT_INVALID, `${what}: the platform refused the request (400)${detail}`, status);
+    case 429:
+      return fail(ErrorCode.RATE_LIMITED, `${what}: the platform asks to slow down (429): send the message again later`, status);
     default:
-      return fail(ErrorCode.HTTP_FAILED, `${what}: the platform answered ${status}${detail}`, status);
+      return fail(status >= 500 ? ErrorCode.API_ERROR : ErrorCode.HTTP_FAILED, `${what}: the platform answered ${status}${detail}${status >= 500 ? ': a problem on the platform\'s side; try again later' : ''}`, status);
   }
 }
 
