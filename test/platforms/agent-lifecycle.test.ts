@@ -16,6 +16,13 @@ import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
  * rotation, tokens, and the crash matrix (each step failed in turn, then a
  * restart must get a token without onboarding again).
  */
+/** Sleeps until a moment given as an ISO time, plus a margin (the sandbox stamps whole seconds). */
+function sleepUntil(iso: string | undefined, marginMs: number): Promise<void> {
+  const at = Date.parse(iso ?? '');
+  assert.ok(!Number.isNaN(at), `no time in ${String(iso)}`);
+  return new Promise((r) => setTimeout(r, Math.max(0, at - Date.now() + marginMs)));
+}
+
 describe('Insights Hub agent life cycle', function () {
   this.timeout(60_000);
   let sandbox: Sandbox;
@@ -116,7 +123,9 @@ describe('Insights Hub agent life cycle', function () {
     it('an expired IAT says when it expired and what to do', async () => {
       sandbox.lifetimes.agentIat = 1;
       const a = newAgent();
-      await new Promise((r) => setTimeout(r, 1500));
+      // Wait past the expiry the configuration itself states (the sandbox rounds to whole seconds).
+      const expires = Date.parse((JSON.parse(a.config) as { expiration: string }).expiration);
+      await new Promise((r) => setTimeout(r, Math.max(0, expires - Date.now()) + 300));
       await assert.rejects(lifecycle(a.config, a.dir).fetchToken(http), (err: Error & { code: string }) => {
         assert.equal(err.code, ErrorCode.IAT_EXPIRED);
         assert.match(err.message, /the IAT expired on \d{4}-\d\d-\d\d: download a new boarding configuration/);
@@ -162,7 +171,7 @@ describe('Insights Hub agent life cycle', function () {
       const a = newAgent();
       const agent = lifecycle(a.config, a.dir);
       await agent.onboard(http);
-      await new Promise((r) => setTimeout(r, 2500));
+      await sleepUntil((await agent.status()).clientSecretExpiresAt, 300);
       await agent.fetchToken(http); // the RAT does not expire: rotation revives the agent, no onboarding
       assert.equal(sandbox.calls('agents.rotate'), 1);
       assert.equal(sandbox.calls('agents.register'), 1);
@@ -173,7 +182,7 @@ describe('Insights Hub agent life cycle', function () {
       const a = newAgent();
       const agent = lifecycle(a.config, a.dir);
       await agent.onboard(http);
-      await new Promise((r) => setTimeout(r, 2500));
+      await sleepUntil((await agent.status()).clientSecretExpiresAt, 300);
       sandbox.fault('agents.rotate', { kind: 'status', status: 401 });
       await assert.rejects(agent.fetchToken(http), {
         code: ErrorCode.SECRET_EXPIRED,
@@ -203,7 +212,7 @@ describe('Insights Hub agent life cycle', function () {
       const agent = lifecycle(a.config, a.dir, { random: () => 0 }); // rotate at 75 % of the lifetime
       await agent.fetchToken(http);
       assert.equal(sandbox.calls('agents.rotate'), 0);
-      await new Promise((r) => setTimeout(r, 3200));
+      await sleepUntil((await agent.status()).clientSecretExpiresAt, -500); // inside the last 25 %, not yet expired
       await agent.fetchToken(http);
       assert.equal(sandbox.calls('agents.rotate'), 1);
       assert.equal(sandbox.agents.status(a.id).activeRegistration!.number, 2);
