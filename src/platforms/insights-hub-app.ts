@@ -2,7 +2,7 @@ import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import type { HttpClient, HttpRequest, HttpResponse } from '../core/http.js';
 import type { Token, TokenProvider } from '../core/token.js';
 import { checkBaseUrl } from '../core/url.js';
-import { jsonObject, jwtExpiry, optionalSeconds, requiredString, tokenEndpointError } from './response.js';
+import { readBearerToken } from './response.js';
 
 /**
  * Insights Hub app credentials: the Technical Token Manager (PROTOCOLS.md §1).
@@ -79,20 +79,13 @@ export function buildTokenRequest(settings: InsightsHubAppSettings): HttpRequest
 }
 
 export function readTokenResponse(res: HttpResponse, now: number): Token {
-  if (res.statusCode !== 200) {
-    throw tokenEndpointError(
-      res,
-      WHAT,
-      'the client id or secret is wrong, expired (app credentials last at most 365 days) or revoked, or the app name, version or tenants do not match them; create new app credentials in the Developer or Operator Cockpit',
-    );
-  }
-  const body = jsonObject(res, WHAT);
-  const accessToken = requiredString(body, 'access_token', WHAT);
-  const expiresIn = optionalSeconds(body, 'expires_in', WHAT);
-  const exp = jwtExpiry(accessToken);
-  const expiresAt =
-    expiresIn !== undefined ? now + expiresIn * 1000 : exp !== undefined ? exp * 1000 : now + DEFAULT_LIFETIME_S * 1000;
-  return { type: 'bearer', value: accessToken, obtainedAt: now, expiresAt, headers: { authorization: `Bearer ${accessToken}` } };
+  return readBearerToken(
+    res,
+    now,
+    WHAT,
+    'the client id or secret is wrong, expired (app credentials last at most 365 days) or revoked, or the app name, version or tenants do not match them; create new app credentials in the Developer or Operator Cockpit',
+    DEFAULT_LIFETIME_S,
+  );
 }
 
 export class InsightsHubAppProvider implements TokenProvider {

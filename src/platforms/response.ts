@@ -1,6 +1,7 @@
 import { describeUrl, ErrorCode, IiotAuthError } from '../core/errors.js';
 import type { HttpResponse } from '../core/http.js';
 import { retryAfterMs } from '../core/retry-after.js';
+import type { Token } from '../core/token.js';
 
 /** Helpers every platform's response validators share. */
 
@@ -90,4 +91,19 @@ export function tokenEndpointError(res: HttpResponse, what: string, rejected: st
     `${what} refused the token request (${status}): check the config node's settings`,
     { statusCode: status, ...extra },
   );
+}
+
+/**
+ * An OAuth-style bearer token answer (`access_token`, `expires_in`). The
+ * lifetime comes from `expires_in`, else the JWT's `exp`, else the platform's
+ * documented default.
+ */
+export function readBearerToken(res: HttpResponse, now: number, what: string, rejected: string, defaultLifetimeS: number): Token {
+  if (res.statusCode !== 200) throw tokenEndpointError(res, what, rejected);
+  const body = jsonObject(res, what);
+  const accessToken = requiredString(body, 'access_token', what);
+  const expiresIn = optionalSeconds(body, 'expires_in', what);
+  const exp = jwtExpiry(accessToken);
+  const expiresAt = expiresIn !== undefined ? now + expiresIn * 1000 : exp !== undefined ? exp * 1000 : now + defaultLifetimeS * 1000;
+  return { type: 'bearer', value: accessToken, obtainedAt: now, expiresAt, headers: { authorization: `Bearer ${accessToken}` } };
 }
