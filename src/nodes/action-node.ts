@@ -75,9 +75,10 @@ export class StatusReporter {
 
   error(err: IiotAuthError | Error): void {
     const code = isIiotAuthError(err) ? err.code : 'ERROR';
-    const key = `${COMMON}.status.${code}`;
-    const text = this.RED._(key);
-    this.show(`error-${code}`, { fill: 'red', shape: 'ring', text: text === key || text.endsWith(`status.${code}`) ? this.RED._(`${COMMON}.status.ERROR`) : text });
+    const text = this.RED._(`${COMMON}.status.${code}`);
+    // i18next answers an unknown key with the key itself: fall back to the generic text.
+    const known = !text.endsWith(`status.${code}`);
+    this.show(`error-${code}`, { fill: 'red', shape: 'ring', text: known ? text : this.RED._(`${COMMON}.status.ERROR`) });
   }
 
   clear(): void {
