@@ -1,0 +1,495 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page, type Locator } from 'playwright-core';
+import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { startNodeRed, type NodeRedProcess } from './node-red.js';
+
+/**
+ * The nodes' editor files (nodes/*.html) in the real Node-RED editor, in a
+ * real browser: Debian's Chromium, driven by playwright-core (which never
+ * downloads a browser). A Node-RED process without adminAuth loads the
+ * package; every test gets a fresh editor page (a new browser context), so
+ * no test depends on another's dialogs. The last one deploys.
+ *
+ * Without /usr/bin/chromium the suite fails; IIOT_AUTH_SKIP_EDITOR_TESTS=1
+ * skips it (and says so).
+ */
+// What page.evaluate uses of the editor's globals.
+interface EditorNode {
+  id: string;
+  valid?: boolean;
+  [property: string]: unknown;
+}
+declare const RED: {
+  workspaces: { active(): string };
+  view: { importNodes(nodes: object[], options: object): void; selection(): { nodes?: EditorNode[] } };
+  nodes: {
+    node(id: string): EditorNode | null;
+    getType(type: string): { category?: string } | null;
+    filterNodes(filter: { type: string }): EditorNode[];
+    eachNode(callback: (node: EditorNode) => void): void;
+    eachConfig(callback: (node: EditorNode) => void): void;
+    dirty(): boolean;
+  };
+};
+declare const $: (selector: string) => { is(selector: string): boolean };
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+  '--disable-quic',
+  '--disable-sync',
+];
+const root = path.resolve(__dirname, '..', '..', '..');
+const artifacts = path.join(root, 'dist', 'test-artifacts');
+
+/** What the palette shows in our category, in order. */
+const ACTION_NODES = [
+  { type: 'iiot-token', label: 'get token' },
+  { type: 'iiot-request', label: 'authenticated request' },
+  { type: 'iiot-agent', label: 'onboard agent' },
+  { type: 'iiot-app-registration', label: 'app registration' },
+];
+const CONFIG_NODES = ['iiot-insights-hub-app', 'iiot-insights-hub-agent', 'iiot-cisco-ei', 'iiot-datatrails', 'iiot-mbp'];
+const PLATFORM_ROWS = ['insights-hub-app', 'insights-hub-agent', 'cisco-ei', 'datatrails', 'mbp'];
+
+/** An Insights Hub app config node, complete (what a user would have entered). */
+const IH_APP = {
+  id: 'ihapp1',
+  type: 'iiot-insights-hub-app',
+  name: '',
+  gateway: 'https://gateway.eu1.mindsphere.io',
+  appName: 'iiotdemo',
+  appVersion: '1.0.0',
+  hostTenant: 'sandboxhost',
+  userTenant: 'sandboxuser',
+  useEnv: false,
+  tls: '',
+  proxy: '',
+};
+/** Flow nodes as the editor creates them from the palette (all defaults set), without any config node. */
+function requestNode(id: string, x: number, y: number, wires: string[] = []) {
+  return {
+    id, type: 'iiot-request', name: '', platform: 'insights-hub-app', method: 'GET', url: '', ret: 'txt', timeout: '',
+    insightsHubApp: '', insightsHubAgent: '', ciscoEi: '', dataTrails: '', mbp: '', x, y, wires: [wires],
+  };
+}
+function tokenNode(id: string, platform: string, x: number, y: number, wires: string[] = []) {
+  return { id, type: 'iiot-token', name: '', platform, insightsHubApp: '', insightsHubAgent: '', ciscoEi: '', dataTrails: '', mbp: '', x, y, wires: [wires] };
+}
+
+describe('the editor in a real browser (Chromium)', function () {
+  this.timeout(60_000);
+  let sandbox: Sandbox | undefined;
+  let red: NodeRedProcess | undefined;
+  let browser: Browser | undefined;
+  let context: BrowserContext | undefined;
+  let page: Page;
+  /** Page errors and console errors of the current page that count as failures. */
+  let problems: string[] = [];
+
+  before(async function () {
+    if (process.env.IIOT_AUTH_SKIP_EDITOR_TESTS === '1') {
+      console.log(`      skipped: IIOT_AUTH_SKIP_EDITOR_TESTS=1 is set (${fs.existsSync(CHROMIUM) ? `${CHROMIUM} is there` : `${CHROMIUM} is missing`})`);
+      this.skip();
+    }
+    if (!fs.existsSync(CHROMIUM)) {
+      throw new Error(
+        `${CHROMIUM} does not exist: the editor tests need Debian's Chromium (apt-get update && apt-get install -y chromium; ` +
+          `.ci/run installs it). To skip them instead, set IIOT_AUTH_SKIP_EDITOR_TESTS=1.`,
+      );
+    }
+    sandbox = await startSandbox();
+    red = await startNodeRed();
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await red?.stop();
+    await sandbox?.stop();
+  });
+
+  /** A fresh editor page on the runtime's current flows, with our nodes in the palette. */
+  beforeEach(async () => {
+    problems = [];
+    context = await browser!.newContext({ viewport: { width: 1400, height: 860 } });
+    page = await context.newPage();
+    page.setDefaultTimeout(10_000);
+    const origin = new URL(red!.base).origin;
+    page.on('pageerror', (err) => problems.push(`page error: ${err.stack ?? err.message}`));
+    page.on('console', (message) => {
+      const text = message.text();
+      const where = message.location().url;
+      // Without a network the editor cannot reach the palette catalogue
+      // (catalogue.nodered.org): a failed load of something outside the
+      // runtime is no fault of ours. Everything else that is an error is, and
+      // so is anything the editor logs about our nodes (it logs a throwing
+      // validator or definition function with console.log).
+      const external = /^Failed to load resource/.test(text) && where !== '' && new URL(where).origin !== origin;
+      if (/iiot/i.test(`${text} ${where}`) || (message.type() === 'error' && !external)) {
+        problems.push(`console ${message.type()}: ${text}${where ? ` (${where}:${message.location().lineNumber})` : ''}`);
+      }
+    });
+    await page.goto(red!.base);
+    await page.waitForFunction(
+      () =>
+        typeof RED !== 'undefined' &&
+        RED.workspaces?.active() &&
+        !$('#red-ui-loading-progress').is(':visible') &&
+        document.querySelector('.red-ui-palette-node[data-palette-type="iiot-token"]') !== null,
+      undefined,
+      { timeout: 30_000 },
+    );
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && context) {
+      fs.mkdirSync(artifacts, { recursive: true });
+      const file = path.join(artifacts, `editor-failed-${this.currentTest.title.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}.png`);
+      await page.screenshot({ path: file }).catch(() => undefined);
+      console.log(`      screenshot of the failure: ${path.relative(root, file)}\n      Node-RED's output (end):\n${red?.output().slice(-3000)}`);
+    }
+    await context?.close();
+    context = undefined;
+  });
+
+  function assertNoProblems() {
+    assert.deepEqual(problems, [], 'page errors or console errors in the editor');
+  }
+
+  /** Adds nodes to the open flow as an import does (flow nodes get the active workspace). */
+  async function importNodes(nodes: object[]) {
+    await page.evaluate((list) => {
+      const z = RED.workspaces.active();
+      RED.view.importNodes(
+        list.map((n) => ('x' in n ? { ...n, z } : n)),
+        { touchImport: true, notify: false },
+      );
+    }, nodes);
+  }
+
+  function nodeValue<T>(id: string, property: string): Promise<T> {
+    return page.evaluate(([i, p]) => RED.nodes.node(i)?.[p], [id, property]) as Promise<T>;
+  }
+
+  async function waitUntil(description: string, condition: () => Promise<boolean>) {
+    const deadline = Date.now() + 5_000;
+    while (!(await condition())) {
+      if (Date.now() > deadline) assert.fail(`timed out waiting until ${description}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  const hasClass = (locator: Locator, name: string) => locator.evaluate((el, c) => el.classList.contains(c), name);
+
+  /** Double-clicks the node on the workspace and waits for its edit dialog. */
+  async function openNode(id: string) {
+    await page.locator(`g.red-ui-flow-node-group[id="${id}"] rect.red-ui-flow-node`).dblclick();
+    await page.locator('#node-dialog-ok').waitFor({ state: 'visible' });
+  }
+  async function closeNode(button: 'ok' | 'cancel') {
+    await page.locator(`#node-dialog-${button}`).click();
+    await page.locator('#node-dialog-ok').waitFor({ state: 'detached' });
+  }
+  async function closeConfig(button: 'ok' | 'cancel') {
+    await page.locator(`#node-config-dialog-${button}`).click();
+    await page.locator('#node-config-dialog-ok').waitFor({ state: 'detached' });
+  }
+  /** Which platform rows of the open dialog are shown. */
+  async function shownPlatformRows(): Promise<string[]> {
+    const shown: string[] = [];
+    for (const platform of PLATFORM_ROWS) {
+      if (await page.locator(`.iiot-auth-platform-row[data-platform="${platform}"]`).isVisible()) shown.push(platform);
+    }
+    return shown;
+  }
+  /** Types into a field as a user does and leaves it (the editor validates on change). */
+  async function typeInto(selector: string, text: string) {
+    const field = page.locator(selector);
+    await field.fill(text);
+    await field.press('Tab');
+  }
+
+  it('loads without page errors or console errors; the palette has our action nodes in "iiot auth"', async () => {
+    const header = page.locator('#red-ui-palette-header-iiot_auth');
+    assert.equal((await header.innerText()).trim(), 'iiot auth');
+    const entries = page.locator('#red-ui-palette-base-category-iiot_auth .red-ui-palette-node');
+    const shown = await entries.evaluateAll((els) =>
+      els.map((el) => ({ type: el.getAttribute('data-palette-type'), label: el.getAttribute('data-palette-label'), visible: (el as HTMLElement).offsetParent !== null })),
+    );
+    assert.deepEqual(shown, ACTION_NODES.map((n) => ({ ...n, visible: true })));
+    // The config nodes are registered (they are not in the palette).
+    const registered = await page.evaluate((types) => types.filter((t) => RED.nodes.getType(t)?.category === 'config'), CONFIG_NODES);
+    assert.deepEqual(registered, CONFIG_NODES);
+    // The icon loads.
+    const icon = await page.evaluate(async () => {
+      const res = await fetch('icons/node-red-contrib-iiot-auth/iiot-auth.svg');
+      return { status: res.status, type: res.headers.get('content-type') };
+    });
+    assert.equal(icon.status, 200);
+    assert.match(icon.type ?? '', /svg/);
+    assertNoProblems();
+  });
+
+  it('the action nodes dragged from the palette open their dialogs; so do the config dialogs no other test opens', async () => {
+    const canvas = page.locator('#red-ui-workspace-chart');
+    for (const [i, { type }] of ACTION_NODES.entries()) {
+      await page.locator(`.red-ui-palette-node[data-palette-type="${type}"]`).dragTo(canvas, { targetPosition: { x: 150 + 220 * i, y: 100 } });
+    }
+    const added = await page.evaluate((types) => types.map((t) => RED.nodes.filterNodes({ type: t }).map((n) => n.id)), ACTION_NODES.map((n) => n.type));
+    assert.deepEqual(added.map((ids) => ids.length), [1, 1, 1, 1], 'one node of each type is on the workspace');
+    const [token, request, agent, registration] = added.map((ids) => ids[0]!);
+    // Fresh from the palette (defaults only), every one lacks its config node.
+    for (const id of [token, request, agent, registration]) assert.equal(await nodeValue(id, 'valid'), false, `${id} is invalid`);
+    assert.equal(await nodeValue(request, 'platform'), 'insights-hub-app');
+    assert.equal(await nodeValue(request, 'method'), 'GET');
+
+    // The config dialogs that no test below opens: from the get token dialog's "+" buttons.
+    await openNode(token);
+    const others = { 'insights-hub-agent': ['insightsHubAgent', 'Insights Hub agent'], datatrails: ['dataTrails', 'DataTrails'], mbp: ['mbp', 'MBP'] } as const;
+    for (const [platform, [property, title]] of Object.entries(others)) {
+      await page.locator('#node-input-platform').selectOption(platform);
+      assert.deepEqual(await shownPlatformRows(), [platform]);
+      await page.locator(`#node-input-btn-${property}-add`).click();
+      await page.locator('#node-config-dialog-ok').waitFor({ state: 'visible' });
+      assert.equal((await page.locator('.red-ui-tray-breadcrumbs li').last().innerText()).trim(), `Add new ${title} config node`);
+      await closeConfig('cancel');
+    }
+    await closeNode('cancel');
+    for (const id of [request, agent, registration]) {
+      await openNode(id);
+      await closeNode('cancel');
+    }
+    assert.equal(await page.evaluate(() => { let n = 0; RED.nodes.eachConfig(() => void n++); return n; }), 0, 'cancelled dialogs add no config node');
+    assertNoProblems();
+  });
+
+  it('authenticated request: invalid without a config node, valid with one; the platform select shows only its row', async () => {
+    await importNodes([requestNode('req1', 200, 120)]);
+    assert.equal(await nodeValue('req1', 'valid'), false);
+    assert.ok(
+      (await nodeValue<string[]>('req1', 'validationErrors')).includes('Choose or add a config node for Insights Hub app'),
+      JSON.stringify(await nodeValue('req1', 'validationErrors')),
+    );
+    // The workspace shows the node's error badge.
+    const badge = page.locator('g.red-ui-flow-node-group[id="req1"] .red-ui-flow-node-error');
+    assert.equal(await badge.isVisible(), true);
+
+    await importNodes([IH_APP]);
+    assert.equal(await nodeValue('ihapp1', 'valid'), true, 'the imported config node is valid');
+    await openNode('req1');
+    assert.deepEqual(await shownPlatformRows(), ['insights-hub-app']);
+    const select = page.locator('#node-input-insightsHubApp');
+    assert.equal(await hasClass(select, 'input-error'), true, 'no config node chosen: flagged in the dialog');
+    await select.selectOption('ihapp1');
+    await waitUntil('the config select is no longer flagged', async () => !(await hasClass(select, 'input-error')));
+    await closeNode('ok');
+    assert.equal(await nodeValue('req1', 'insightsHubApp'), 'ihapp1');
+    assert.equal(await nodeValue('req1', 'valid'), true, JSON.stringify(await nodeValue('req1', 'validationErrors')));
+    await waitUntil('the error badge is gone', async () => !(await badge.isVisible()));
+
+    // Switching the platform shows that platform's config row alone; Cancel changes nothing.
+    await openNode('req1');
+    await page.locator('#node-input-platform').selectOption('cisco-ei');
+    assert.deepEqual(await shownPlatformRows(), ['cisco-ei']);
+    await page.locator('#node-input-platform').selectOption('mbp');
+    assert.deepEqual(await shownPlatformRows(), ['mbp']);
+    await closeNode('cancel');
+    assert.equal(await nodeValue('req1', 'platform'), 'insights-hub-app');
+    assert.equal(await nodeValue('req1', 'insightsHubApp'), 'ihapp1');
+    assert.equal(await nodeValue('req1', 'valid'), true);
+    assertNoProblems();
+  });
+
+  it('Insights Hub app dialog: flags a gateway without scheme; "use environment" hides the app fields and credentials', async () => {
+    await importNodes([requestNode('req1', 200, 120)]);
+    await openNode('req1');
+    // The "+" beside the config select opens the dialog of a new config node.
+    await page.locator('#node-input-btn-insightsHubApp-add').click();
+    const gateway = page.locator('#node-config-input-gateway');
+    await gateway.waitFor({ state: 'visible' });
+
+    await typeInto('#node-config-input-gateway', 'gateway.example');
+    await waitUntil('"gateway.example" is flagged', () => hasClass(gateway, 'input-error'));
+    await typeInto('#node-config-input-gateway', 'https://gateway.example');
+    await waitUntil('"https://gateway.example" is accepted', async () => !(await hasClass(gateway, 'input-error')));
+    await typeInto('#node-config-input-gateway', 'gateway.example');
+    await waitUntil('"gateway.example" is flagged again', () => hasClass(gateway, 'input-error'));
+
+    const appFields = ['appName', 'appVersion', 'hostTenant', 'userTenant', 'clientId', 'clientSecret'].map((f) => `#node-config-input-${f}`);
+    const alwaysShown = ['gateway', 'useEnv', 'tls', 'proxy', 'name'].map((f) => `#node-config-input-${f}`);
+    const visible = async (selectors: string[]) => Promise.all(selectors.map((s) => page.locator(s).isVisible()));
+    assert.deepEqual(await visible(appFields), appFields.map(() => true));
+    assert.equal(await page.locator('.iiot-ih-app-env').isVisible(), false);
+
+    await page.locator('#node-config-input-useEnv').check();
+    await waitUntil('the app fields are hidden', async () => (await visible(appFields)).every((v) => !v));
+    assert.deepEqual(await visible(alwaysShown), alwaysShown.map(() => true));
+    assert.equal(await page.locator('.iiot-ih-app-env').isVisible(), true, 'the tip about the MDSP_* variables is shown');
+    // With the environment, an empty gateway is fine, a malformed one is not.
+    assert.equal(await hasClass(gateway, 'input-error'), true, 'a malformed gateway stays flagged');
+    await typeInto('#node-config-input-gateway', '');
+    await waitUntil('an empty gateway is accepted with the environment', async () => !(await hasClass(gateway, 'input-error')));
+
+    // Saved like that (no app fields at all), the config node and the request node are valid.
+    await closeConfig('ok');
+    const configId = await page.locator('#node-input-insightsHubApp').inputValue();
+    assert.notEqual(configId, '_ADD_');
+    assert.equal(await nodeValue(configId, 'useEnv'), true);
+    assert.equal(await nodeValue(configId, 'valid'), true, JSON.stringify(await nodeValue(configId, 'validationErrors')));
+    await closeNode('ok');
+    assert.equal(await nodeValue('req1', 'valid'), true, JSON.stringify(await nodeValue('req1', 'validationErrors')));
+
+    // Unticked again, the empty app fields are required.
+    await openNode('req1');
+    await page.locator('#node-input-btn-insightsHubApp-edit').click();
+    await gateway.waitFor({ state: 'visible' });
+    assert.equal(await page.locator('#node-config-input-useEnv').isChecked(), true);
+    assert.deepEqual(await visible(appFields), appFields.map(() => false), 'reopened with the environment: the app fields stay hidden');
+    await page.locator('#node-config-input-useEnv').uncheck();
+    await waitUntil('the app fields are shown again', async () => (await visible(appFields)).every((v) => v));
+    await waitUntil('the empty gateway is flagged without the environment', () => hasClass(gateway, 'input-error'));
+    await closeConfig('cancel');
+    await closeNode('cancel');
+    assert.equal(await nodeValue(configId, 'useEnv'), true, 'Cancel keeps the saved settings');
+    assertNoProblems();
+  });
+
+  it('Cisco EI dialog: "Look up tenants" offers the demo user\'s two tenants; picking one fills the tenant field', async () => {
+    const demo = sandbox!.demo.ciscoEi;
+    assert.equal(demo.tenants.length, 2, 'the sandbox demo user has two tenants');
+    await importNodes([tokenNode('tok1', 'cisco-ei', 200, 120)]);
+    assert.equal(await nodeValue('tok1', 'valid'), false);
+    await openNode('tok1');
+    assert.deepEqual(await shownPlatformRows(), ['cisco-ei']);
+    await page.locator('#node-input-btn-ciscoEi-add').click();
+    await page.locator('#node-config-input-server').waitFor({ state: 'visible' });
+
+    // The cluster select fills the server field; another URL sets it to "other URL".
+    const cluster = page.locator('#node-config-iiot-cisco-ei-cluster');
+    await cluster.selectOption('https://eu.ciscoiot.com');
+    assert.equal(await page.locator('#node-config-input-server').inputValue(), 'https://eu.ciscoiot.com');
+    await typeInto('#node-config-input-server', sandbox!.url);
+    assert.equal(await cluster.inputValue(), '');
+    await typeInto('#node-config-input-username', demo.username);
+    await typeInto('#node-config-input-password', demo.password);
+    const tenants = page.locator('#node-config-iiot-cisco-ei-tenants');
+    assert.equal(await tenants.isVisible(), false);
+    const answered = page.waitForResponse((res) => new URL(res.url()).pathname === '/iiot-auth/cisco-ei/tenants');
+    await page.locator('#node-config-iiot-cisco-ei-lookup').click();
+    assert.equal((await answered).status(), 200);
+    await tenants.waitFor({ state: 'visible' });
+    const options = await tenants.locator('option').evaluateAll((els) => els.map((o) => ({ value: (o as HTMLOptionElement).value, text: o.textContent })));
+    assert.deepEqual(
+      options,
+      [
+        { value: '', text: 'choose one of 2 tenants' },
+        ...demo.tenants.map((t) => ({ value: t.id, text: `${t.name} (${t.id})` })),
+      ],
+    );
+    assert.equal(await page.locator('#node-config-input-tenantId').inputValue(), '', 'two tenants: none is taken without asking');
+    assert.equal(await page.locator('#node-config-iiot-cisco-ei-lookup').isEnabled(), true, 'the button is enabled again');
+
+    const chosen = demo.tenants[1]!;
+    await tenants.selectOption(chosen.id);
+    assert.equal(await page.locator('#node-config-input-tenantId').inputValue(), chosen.id);
+    await waitUntil('the tenant field is accepted', async () => !(await hasClass(page.locator('#node-config-input-tenantId'), 'input-error')));
+
+    await closeConfig('ok');
+    const configId = await page.locator('#node-input-ciscoEi').inputValue();
+    assert.notEqual(configId, '_ADD_');
+    await closeNode('ok');
+    assert.equal(await nodeValue(configId, 'server'), sandbox!.url);
+    assert.equal(await nodeValue(configId, 'tenantId'), chosen.id);
+    assert.equal(await nodeValue(configId, 'valid'), true, JSON.stringify(await nodeValue(configId, 'validationErrors')));
+    assert.equal(await nodeValue('tok1', 'ciscoEi'), configId);
+    assert.equal(await nodeValue('tok1', 'valid'), true, JSON.stringify(await nodeValue('tok1', 'validationErrors')));
+    assert.equal(sandbox!.calls('ciscoEi.me'), 1, 'one look-up reached the platform');
+    assertNoProblems();
+  });
+
+  it('the help sidebar shows the help of get token', async () => {
+    await importNodes([tokenNode('tok1', 'insights-hub-app', 200, 120)]);
+    await openNode('tok1');
+    // The book button in the dialog's footer opens the node's help.
+    await page.locator('.red-ui-tray-footer-left button:has(i.fa-book)').click();
+    const help = page.locator('.red-ui-sidebar-info .red-ui-help').filter({ hasText: 'msg.token' }).first();
+    await help.waitFor({ state: 'visible' });
+    const text = await help.innerText();
+    assert.match(text, /Puts the selected platform's authentication on the message/);
+    assert.match(text, /Keep the token secret/);
+    await closeNode('cancel');
+    assertNoProblems();
+  });
+
+  it('deploys a config node whose secret was typed in the dialog: the secret is in neither /flows nor flows.json', async () => {
+    const secret = 'ih-secret-typed-in-the-editor-6Gq9';
+    await importNodes([
+      { id: 'inject1', type: 'inject', name: 'every hour', props: [{ p: 'payload' }], repeat: '3600', crontab: '', once: false, onceDelay: 0.1, topic: '', payload: '', payloadType: 'date', x: 110, y: 100, wires: [['tok1']] },
+      tokenNode('tok1', 'insights-hub-app', 290, 100, ['req1']),
+      { ...requestNode('req1', 500, 100, ['debug1']), url: '/api/assetmanagement/v3/assets' },
+      { id: 'debug1', type: 'debug', name: '', active: true, tosidebar: true, console: false, tostatus: false, complete: 'payload', targetType: 'msg', statusVal: '', statusType: 'auto', x: 730, y: 100, wires: [] },
+    ]);
+
+    // A new config node from the get token dialog, with client ID and secret typed in.
+    await openNode('tok1');
+    await page.locator('#node-input-btn-insightsHubApp-add').click();
+    await page.locator('#node-config-input-gateway').waitFor({ state: 'visible' });
+    await typeInto('#node-config-input-gateway', 'https://gateway.eu1.mindsphere.io');
+    await typeInto('#node-config-input-appName', 'iiotdemo');
+    await typeInto('#node-config-input-appVersion', '1.0.0');
+    await typeInto('#node-config-input-hostTenant', 'sandboxhost');
+    await typeInto('#node-config-input-userTenant', 'sandboxuser');
+    await typeInto('#node-config-input-clientId', 'editor-client-id');
+    await typeInto('#node-config-input-clientSecret', secret);
+    await closeConfig('ok');
+    const configId = await page.locator('#node-input-insightsHubApp').inputValue();
+    assert.notEqual(configId, '_ADD_');
+    await closeNode('ok');
+    // The request node uses the same config node.
+    await openNode('req1');
+    await page.locator('#node-input-insightsHubApp').selectOption(configId);
+    await closeNode('ok');
+    const invalid = await page.evaluate(() => {
+      const bad: string[] = [];
+      RED.nodes.eachNode((n) => void (n.valid === false && bad.push(n.id)));
+      RED.nodes.eachConfig((n) => void (n.valid === false && bad.push(n.id)));
+      return bad;
+    });
+    assert.deepEqual(invalid, [], 'every node is valid before the deploy');
+
+    const deployed = page.waitForResponse((res) => res.request().method() === 'POST' && new URL(res.url()).pathname === '/flows');
+    await page.locator('#red-ui-header-button-deploy').click();
+    assert.equal((await deployed).status(), 200);
+    // Deployed: nothing left to deploy, and the shade over the editor during the deploy is gone.
+    await page.waitForFunction(() => !RED.nodes.dirty() && !$('#red-ui-header-shade').is(':visible'));
+    await page.locator('.red-ui-notification', { hasText: 'Successfully deployed' }).waitFor({ state: 'visible' });
+
+    // A click on the empty canvas deselects the imported nodes; then the picture.
+    await page.locator('#red-ui-workspace-chart').click({ position: { x: 500, y: 400 } });
+    await page.waitForFunction(() => RED.view.selection().nodes === undefined);
+    fs.mkdirSync(artifacts, { recursive: true });
+    await page.locator('#red-ui-workspace').screenshot({ path: path.join(artifacts, 'editor.png') });
+
+    // The runtime has the secret (so it was sent), but shows it nowhere.
+    const credentials = (await (await fetch(`${red!.base}/credentials/iiot-insights-hub-app/${configId}`)).json()) as Record<string, unknown>;
+    assert.deepEqual(credentials, { clientId: 'editor-client-id', has_clientSecret: true });
+    const apiFlows = await (await fetch(`${red!.base}/flows`)).text();
+    assert.ok(apiFlows.includes(configId) && apiFlows.includes('iiot-insights-hub-app'), 'the config node was deployed');
+    assert.ok(!apiFlows.includes(secret), 'the secret is not in GET /flows');
+    const flowsFile = fs.readFileSync(path.join(red!.userDir, 'flows.json'), 'utf8');
+    assert.ok(flowsFile.includes(configId));
+    assert.ok(!flowsFile.includes(secret), 'the secret is not in flows.json');
+    const credentialsFile = fs.readFileSync(path.join(red!.userDir, 'flows_cred.json'), 'utf8');
+    assert.ok(!credentialsFile.includes(secret), 'flows_cred.json holds the secret encrypted');
+    assert.ok(!red!.output().includes(secret), 'nor is it in the runtime log');
+    assertNoProblems();
+  });
+});
