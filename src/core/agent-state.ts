@@ -57,6 +57,8 @@ export interface AgentState {
   /** Newest first. */
   registrations: AgentRegistration[];
   lastRotationAt?: string;
+  /** Set when this process offboarded the agent: its credentials no longer work. */
+  offboardedAt?: string;
   updatedAt: string;
 }
 

@@ -28,6 +28,7 @@ export const ErrorCode = {
   CLOCK_SKEW: 'CLOCK_SKEW',
   SECRET_EXPIRED: 'SECRET_EXPIRED',
   NOT_ONBOARDED: 'NOT_ONBOARDED',
+  OFFBOARDED: 'OFFBOARDED',
   PRECONDITION_FAILED: 'PRECONDITION_FAILED',
   // API answers of action nodes (app registrations, …)
   NOT_FOUND: 'NOT_FOUND',

@@ -63,9 +63,14 @@ export class PlatformConnection {
     return engine.getToken(id, fingerprint, () => provider.fetchToken(http));
   }
 
+  /** Drops the cached token (its credentials were retired). */
+  forgetToken(): void {
+    this.options.engine.drop(this.options.id);
+  }
+
   /** A token from freshly fetched credentials, not the cache (after a key rotation). */
   renewToken(): Promise<Token> {
-    this.options.engine.drop(this.options.id);
+    this.forgetToken();
     return this.getToken();
   }
 

@@ -68,6 +68,11 @@ export default function register(RED: NodeAPI): void {
           }
           default:
             msg.payload = await appSide(RED, config, action, msg, agent.clientId);
+            // Offboarding or deleting this node's own agent retires its stored credentials.
+            if ((action === 'offboard' || action === 'delete') && agentIdOf(msg, agent.clientId) === agent.clientId) {
+              await agent.markOffboarded();
+              connection.forgetToken();
+            }
         }
         status.authenticated();
         send(msg);
@@ -91,6 +96,11 @@ async function currentDataSourceETag(connection: PlatformConnection, agentId: st
   return eTagOf(res, readAgentApiResponse(res, 'reading the data source configuration\'s eTag'));
 }
 
+/** The agent an app-side action is for: msg.agentId, or the node's own. */
+function agentIdOf(msg: NodeMessage, ownId: string): string {
+  return typeof msg.agentId === 'string' && msg.agentId ? msg.agentId : ownId;
+}
+
 /** The calls made with the app token of the app config node the agent config references. */
 async function appSide(RED: NodeAPI, config: AgentConfigNode, action: (typeof APP_ACTIONS)[number], msg: NodeMessage, ownId: string): Promise<unknown> {
   const app = config.appConfigId ? (RED.nodes.getNode(config.appConfigId) as PlatformConfigNode | null) : null;
@@ -99,7 +109,7 @@ async function appSide(RED: NodeAPI, config: AgentConfigNode, action: (typeof AP
   }
   if (app.configError) throw app.configError;
   const connection = app.connection!;
-  const agentId = typeof msg.agentId === 'string' && msg.agentId ? msg.agentId : ownId;
+  const agentId = agentIdOf(msg, ownId);
   switch (action) {
     case 'create':
       return readAgentApiResponse(await connection.request(requests.create(msg.payload)), 'creating the agent');

@@ -107,6 +107,12 @@ export class AgentLifecycle implements TokenProvider {
       const { boarding, profile, store } = this.options;
       const id = boardingConfigId(boarding.iat);
       const existing = await store.read(boarding.clientId);
+      if (existing && existing.boardingConfigId === id && existing.offboardedAt) {
+        throw new IiotAuthError(
+          ErrorCode.OFFBOARDED,
+          `agent ${boarding.clientId} was offboarded on ${existing.offboardedAt.slice(0, 10)}: download a new boarding configuration, paste it into the agent config node and deploy`,
+        );
+      }
       if (existing && existing.boardingConfigId === id && existing.registrations.length > 0) {
         return { state: existing, alreadyOnboarded: true };
       }
@@ -191,9 +197,22 @@ export class AgentLifecycle implements TokenProvider {
     });
   }
 
+  /**
+   * The agent was offboarded (by this node's offboard action): its stored
+   * credentials no longer work. They are kept, marked, so the state is never
+   * silently lost, and onboarding asks for a new boarding configuration.
+   */
+  markOffboarded(): Promise<void> {
+    return this.exclusive(async () => {
+      const state = await this.options.store.read(this.clientId);
+      if (state && !state.offboardedAt) await this.options.store.write({ ...state, offboardedAt: new Date(this.now()).toISOString() });
+    });
+  }
+
   async status(): Promise<AgentStatus> {
     const state = await this.options.store.read(this.clientId);
-    const current = state && state.boardingConfigId === boardingConfigId(this.options.boarding.iat) ? state.registrations[0] : undefined;
+    const current =
+      state && state.boardingConfigId === boardingConfigId(this.options.boarding.iat) && !state.offboardedAt ? state.registrations[0] : undefined;
     const status: AgentStatus = {
       clientId: this.clientId,
       onboarded: !!current,

@@ -145,6 +145,23 @@ describe('Insights Hub agent nodes', function () {
     assert.equal(gone.code, 'NOT_FOUND');
   });
 
+  it('offboarding its own agent retires the stored credentials: onboarding then asks for a new boarding configuration', async () => {
+    const record = sandbox.agents.create({ securityProfile: 'SHARED_SECRET' });
+    const f = agentFlow(JSON.stringify(sandbox.agents.boardingConfiguration(record.id)), { withApp: true });
+    await H.load(modules, f.nodes, f.credentials);
+    await send(f.ids.agent, f.ids.out, { action: 'onboard' });
+    await send(f.ids.agent, f.ids.out, { action: 'offboard' });
+    const status = await send(f.ids.agent, f.ids.out, { action: 'status' });
+    assert.equal((status.payload as { onboarded: boolean }).onboarded, false);
+    const again = await error(f.ids.agent, f.ids.errors, { action: 'onboard' });
+    assert.equal(again.code, 'OFFBOARDED');
+    assert.match(again.message, /was offboarded on \d{4}-\d\d-\d\d: download a new boarding configuration/);
+    const tokenError = await error(f.ids.token, f.ids.errors, {});
+    assert.equal(tokenError.code, 'OFFBOARDED', 'no stale token is handed out');
+    const state = JSON.parse(fs.readFileSync(path.join(stateDir, `${record.id}.json`), 'utf8')) as { offboardedAt?: string; registrations: unknown[] };
+    assert.ok(state.offboardedAt && state.registrations.length === 1, 'the state is kept, marked');
+  });
+
   it('app-side actions without an app config, and unknown actions, are clear errors', async () => {
     const record = sandbox.agents.create();
     const f = agentFlow(JSON.stringify(sandbox.agents.boardingConfiguration(record.id)));
