@@ -2,7 +2,7 @@ import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import type { HttpClient, HttpRequest, HttpResponse } from '../core/http.js';
 import type { Token, TokenProvider } from '../core/token.js';
 import { checkBaseUrl } from '../core/url.js';
-import { jsonObject, optionalSeconds, requiredString, tokenEndpointError } from './response.js';
+import { jsonObject, readBearerToken } from './response.js';
 
 /**
  * Cisco IoT Operations Dashboard, Edge Intelligence (PROTOCOLS.md §3):
@@ -50,24 +50,10 @@ export function buildTokenRequest(settings: CiscoEiSettings): HttpRequest {
   };
 }
 
-/** The bearer token alone, as /iam/users/me wants it. */
-export function readAccessToken(res: HttpResponse, now: number): { accessToken: string; expiresAt: number } {
-  if (res.statusCode !== 200) throw tokenEndpointError(res, WHAT, REJECTED);
-  const body = jsonObject(res, WHAT);
-  const accessToken = requiredString(body, 'access_token', WHAT);
-  const expiresIn = optionalSeconds(body, 'expires_in', WHAT) ?? DEFAULT_LIFETIME_S;
-  return { accessToken, expiresAt: now + expiresIn * 1000 };
-}
-
+/** The token with the tenant header every EI API call needs. */
 export function readTokenResponse(res: HttpResponse, now: number, tenantId: string): Token {
-  const { accessToken, expiresAt } = readAccessToken(res, now);
-  return {
-    type: 'bearer',
-    value: accessToken,
-    obtainedAt: now,
-    expiresAt,
-    headers: { authorization: `Bearer ${accessToken}`, 'x-tenant-id': tenantId },
-  };
+  const token = readBearerToken(res, now, WHAT, REJECTED, DEFAULT_LIFETIME_S);
+  return { ...token, headers: { ...token.headers, 'x-tenant-id': tenantId } };
 }
 
 export function buildTenantsRequest(server: string, accessToken: string): HttpRequest {
@@ -93,8 +79,8 @@ export function readTenantsResponse(res: HttpResponse): Tenant[] {
 
 /** Logs in and lists the user's tenants: for the config dialog's "Look up tenants". */
 export async function lookUpTenants(http: HttpClient, settings: CiscoEiSettings): Promise<Tenant[]> {
-  const { accessToken } = readAccessToken(await http.send(buildTokenRequest(settings)), Date.now());
-  return readTenantsResponse(await http.send(buildTenantsRequest(settings.server, accessToken)));
+  const token = readBearerToken(await http.send(buildTokenRequest(settings)), Date.now(), WHAT, REJECTED, DEFAULT_LIFETIME_S);
+  return readTenantsResponse(await http.send(buildTenantsRequest(settings.server, token.value)));
 }
 
 export class CiscoEiProvider implements TokenProvider {
