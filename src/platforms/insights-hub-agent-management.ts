@@ -97,14 +97,22 @@ function checkDataSourceConfig(config: unknown): unknown {
 
 function checkCreate(body: unknown): unknown {
   const payload = (body ?? {}) as { name?: unknown; securityProfile?: unknown; entityId?: unknown };
+  const shape = 'send {name, entityId, securityProfile?} to create an agent';
   if (typeof payload.name !== 'string' || !payload.name.trim()) {
-    throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'msg.payload.name is missing: send {name, securityProfile?, entityId?} to create an agent');
+    throw new IiotAuthError(ErrorCode.INPUT_INVALID, `msg.payload.name is missing: ${shape}`);
+  }
+  // The API model makes entityId required: the asset the agent belongs to.
+  if (typeof payload.entityId !== 'string' || !payload.entityId.trim()) {
+    throw new IiotAuthError(
+      ErrorCode.INPUT_INVALID,
+      `msg.payload.entityId is missing: it is the id of the asset the agent belongs to, as Asset Manager shows it; ${shape}`,
+    );
   }
   const securityProfile = payload.securityProfile ?? 'SHARED_SECRET';
   if (securityProfile !== 'SHARED_SECRET' && securityProfile !== 'RSA_3072') {
     throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'msg.payload.securityProfile must be SHARED_SECRET or RSA_3072');
   }
-  return { name: payload.name, securityProfile, ...(payload.entityId ? { entityId: payload.entityId } : {}) };
+  return { name: payload.name, securityProfile, entityId: payload.entityId };
 }
 
 function serverMessage(res: HttpResponse): string {

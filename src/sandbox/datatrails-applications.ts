@@ -1,4 +1,4 @@
-// DataTrails app registrations (PROTOCOLS.md §4), kept in memory. Tests reach
+// DataTrails app registrations (docs/protocols.md, DataTrails), kept in memory. Tests reach
 // this store through `sandbox.dataTrailsApplications` to seed it, inspect it,
 // and set the quota. Registered applications can get tokens.
 
@@ -66,8 +66,24 @@ export class DataTrailsApplications {
   /** How long a new or regenerated secret is valid; the real service gives one year. */
   secretLifetimeSeconds = 365 * 24 * 3600;
   private readonly byUuid = new Map<string, DataTrailsApplication>();
+  /** Client ids (subjects) with administrator rights, for the issuer of this tenancy's app tokens. */
+  private readonly administrators = new Set<string>();
 
-  constructor(readonly tenantId: string) {}
+  /** `issuer`: the `iss` of the tokens this tenancy's app registrations get (`{url}/appidpv1`). */
+  constructor(readonly tenantId: string, readonly issuer: string) {}
+
+  /** Gives a client id administrator rights (subject = client id, issuer = the app IdP), as the seed's Settings screen does. */
+  grantAdministrator(clientId: string): void {
+    this.administrators.add(clientId);
+  }
+
+  revokeAdministrator(clientId: string): void {
+    this.administrators.delete(clientId);
+  }
+
+  isAdministrator(subject: string, issuer = this.issuer): boolean {
+    return issuer === this.issuer && this.administrators.has(subject);
+  }
 
   get size(): number {
     return this.byUuid.size;
@@ -115,7 +131,9 @@ export class DataTrailsApplications {
     return redacted(application);
   }
 
+  /** Deleting an application also ends its administrator rights. */
   delete(uuid: string): boolean {
+    this.administrators.delete(uuid);
     return this.byUuid.delete(uuid);
   }
 
@@ -139,6 +157,7 @@ export class DataTrailsApplications {
   }
 
   clear(): void {
+    for (const uuid of this.byUuid.keys()) this.administrators.delete(uuid);
     this.byUuid.clear();
   }
 

@@ -1,5 +1,13 @@
-// DataTrails (PROTOCOLS.md §4): the client-credentials token endpoint, assets
-// and their events, and the app registrations API.
+// DataTrails (docs/protocols.md, DataTrails): the client-credentials token
+// endpoint, assets and their events, and the app registrations API.
+// As the seed (datatrails-app-registrations.txt) says, a new app registration
+// has no administrator rights; the app registrations API needs them (403
+// otherwise). Administrators are subject (client id) + issuer
+// (`{url}/appidpv1`); the demo integration is one, and tests grant more with
+// `sandbox.dataTrailsApplications.grantAdministrator(clientId)` (the seed's
+// Settings screen or Tenancies API). Assets and events take any valid token
+// (the sandbox has no access policies). The last page of a list has
+// `next_page_token: ""`, the seed listing it as a string.
 
 import { randomUUID } from 'node:crypto';
 import type { JWTPayload } from 'jose';
@@ -46,7 +54,8 @@ interface Asset {
 export async function createDataTrails(context: SandboxContext): Promise<DataTrailsPlatform> {
   const issuer = await TokenIssuer.create(`${context.url}/appidpv1`);
   const demo = context.demo.dataTrails;
-  const applications = new DataTrailsApplications(TENANT_ID);
+  const applications = new DataTrailsApplications(TENANT_ID, issuer.issuer);
+  applications.grantAdministrator(demo.clientId);
   const assets = new Map<string, Asset>();
   const eventsByAsset = new Map<string, Record<string, unknown>[]>();
 
@@ -147,13 +156,13 @@ export async function createDataTrails(context: SandboxContext): Promise<DataTra
   // --- app registrations ---------------------------------------------------
 
   // display_name filters by exact match.
-  const listApplications = withToken(
+  const listApplications = withAdministrator(
     pagedList('applications', ['display_name'], ({ display_name }) =>
       applications.list().filter((application) => display_name === undefined || application.display_name === display_name),
     ),
   );
 
-  const createApplication = withToken((request) => {
+  const createApplication = withAdministrator((request) => {
     const fields = checkApplicationFields(jsonObjectBody(request), false);
     if (typeof fields === 'string') return apiError(400, fields);
     if (applications.size >= applications.quota) {
@@ -162,28 +171,37 @@ export async function createDataTrails(context: SandboxContext): Promise<DataTra
     return jsonReply(200, applications.add(fields as ApplicationFields));
   });
 
-  const getApplication = withToken((_request, _claims, [uuid]) => {
+  const getApplication = withAdministrator((_request, _claims, [uuid]) => {
     const application = applications.get(uuid);
     return application ? jsonReply(200, application) : applicationNotFound(uuid);
   });
 
-  const updateApplication = withToken((request, _claims, [uuid]) => {
+  const updateApplication = withAdministrator((request, _claims, [uuid]) => {
     const fields = checkApplicationFields(jsonObjectBody(request), true);
     if (typeof fields === 'string') return apiError(400, fields);
     const application = applications.update(uuid, fields);
     return application ? jsonReply(200, application) : applicationNotFound(uuid);
   });
 
-  const deleteApplication = withToken((_request, _claims, [uuid]) =>
+  const deleteApplication = withAdministrator((_request, _claims, [uuid]) =>
     applications.delete(uuid) ? jsonReply(200, {}) : applicationNotFound(uuid),
   );
 
-  const regenerateSecret = withToken((_request, _claims, [uuid]) => {
+  const regenerateSecret = withAdministrator((_request, _claims, [uuid]) => {
     const application = applications.regenerateSecret(uuid);
     return application ? jsonReply(200, application) : applicationNotFound(uuid);
   });
 
   const applicationNotFound = (uuid: string): Reply => apiError(404, `application not found: applications/${uuid}`);
+
+  /** Wraps an app registrations handler: a valid token of an administrator, else 401 or 403. */
+  function withAdministrator(handler: (request: SandboxRequest, claims: JWTPayload, params: string[]) => Reply): Handler {
+    return withToken((request, claims, params) =>
+      applications.isAdministrator(String(claims.sub), String(claims.iss))
+        ? handler(request, claims, params)
+        : apiError(403, `Permission denied: ${String(claims.sub)} is not an administrator of this tenancy`),
+    );
+  }
 
   return {
     name: 'datatrails',
@@ -269,13 +287,11 @@ function readPageRequest(query: URLSearchParams, filterNames: string[]): PageReq
   return { filters, pageSize, skip, originalRequest };
 }
 
-/** One page of `items`; the last page has no `next_page_token`. */
+/** One page of `items`; the last page's `next_page_token` is "". */
 function pageReply(listName: string, items: unknown[], page: PageRequest): Reply {
   const body: Record<string, unknown> = { [listName]: items.slice(page.skip, page.skip + page.pageSize) };
   const next = page.skip + page.pageSize;
-  if (next < items.length) {
-    body.next_page_token = Buffer.from(JSON.stringify({ orig_req: page.originalRequest, skip: next })).toString('base64');
-  }
+  body.next_page_token = next < items.length ? Buffer.from(JSON.stringify({ orig_req: page.originalRequest, skip: next })).toString('base64') : '';
   return jsonReply(200, body);
 }
 

@@ -1,4 +1,4 @@
-// Insights Hub Agent Management (PROTOCOLS.md §2), the state behind the
+// Insights Hub Agent Management (docs/protocols.md, Insights Hub agents), the state behind the
 // routes: agents, their initial access tokens (IATs), registrations with their
 // history (for the "older credentials work until the newer are used" rule),
 // access tokens issued, data source configurations and online status.
@@ -66,6 +66,8 @@ export interface AgentRecord {
   /** Assertion jtis already used: jti → when they may be forgotten (epoch ms). */
   usedAssertionIds: Map<string, number>;
   dataSourceConfiguration?: DataSourceConfiguration;
+  /** The agent's current IAT (the seed: generated when the agent is created or offboarded). */
+  iat?: { token: string; jti: string; exp: number };
   /** Epoch ms: the agent is ONLINE while a token it got is unexpired. */
   lastTokenExpMs?: number;
   onlineSinceMs?: number;
@@ -152,6 +154,7 @@ export class AgentState {
       offlineSinceMs: now,
     };
     this.agents.set(agent.id, agent);
+    this.mintIat(agent);
     return agent;
   }
 
@@ -167,8 +170,26 @@ export class AgentState {
 
   // --- boarding --------------------------------------------------------------
 
-  /** A boarding configuration with a new IAT; only for an agent that is not onboarded. */
+  /**
+   * The boarding configuration with the agent's current IAT; only for an agent
+   * that is not onboarded. A new IAT only when the current one has expired.
+   */
   boardingConfiguration(agent: AgentRecord): BoardingConfiguration {
+    const current = agent.iat && agent.iat.exp * 1000 > this.now() && !this.iats.get(agent.iat.jti)?.used ? agent.iat : this.mintIat(agent);
+    return {
+      content: {
+        baseUrl: this.options.baseUrl,
+        iat: current.token,
+        clientCredentialProfile: [agent.securityProfile],
+        clientId: agent.id,
+        tenant: this.options.tenant,
+      },
+      expiration: new Date(current.exp * 1000).toISOString(),
+    };
+  }
+
+  /** A new IAT for the agent's current generation; the earlier ones stay valid until used, expired or superseded. */
+  private mintIat(agent: AgentRecord): { token: string; jti: string; exp: number } {
     const iat = Math.ceil(this.now() / 1000);
     const exp = iat + this.options.lifetimes.agentIat;
     const jti = randomUUID();
@@ -189,16 +210,8 @@ export class AgentState {
       },
       this.iatKey,
     );
-    return {
-      content: {
-        baseUrl: this.options.baseUrl,
-        iat: token,
-        clientCredentialProfile: [agent.securityProfile],
-        clientId: agent.id,
-        tenant: this.options.tenant,
-      },
-      expiration: new Date(exp * 1000).toISOString(),
-    };
+    agent.iat = { token, jti, exp };
+    return agent.iat;
   }
 
   /** The agent an IAT lets register, or why not. Does not consume it (a failed registration leaves it usable). */
@@ -243,6 +256,7 @@ export class AgentState {
     agent.tokens.clear();
     agent.tokensIssued = 0;
     agent.usedAssertionIds.clear();
+    this.mintIat(agent); // the seed: offboarding generates a new IAT
   }
 
   // --- registrations ---------------------------------------------------------

@@ -1,10 +1,13 @@
-// Insights Hub Agent Management (PROTOCOLS.md §2): onboarding, key rotation,
-// agent tokens and the data source configuration (agent side), and the agent
-// administration an app does with its Technical Token Manager token (app side).
-// Served by the sandbox's own origin: the boarding configurations' baseUrl is
-// the sandbox URL, so every path is under /api/agentmanagement/v3.
+// Insights Hub Agent Management (docs/protocols.md, Insights Hub agents):
+// onboarding, key rotation, agent tokens and the data source configuration
+// (agent side), and the agent administration an app does with its Technical
+// Token Manager token (app side). Served by the sandbox's own origin: the
+// boarding configurations' baseUrl is the sandbox URL, so every path is under
+// /api/agentmanagement/v3. The official Node SDK (@mindconnect/mindconnect-nodejs)
+// runs against it unmodified (test/compat/mindconnect-sdk.test.ts).
 //
-// Choices where PROTOCOLS.md is silent (answers a client can rely on here):
+// Choices where the documents are silent (docs/protocols.md marks each as the
+// sandbox's assumption or the official SDK's observed behaviour):
 // - Error bodies. OAuth endpoints (register, rotate, token) answer OAuth-style
 //   {error, error_description}: a bad IAT or RAT is 401 invalid_token (RFC 7591
 //   §3 / RFC 7592 §2, with WWW-Authenticate), a bad body 400
@@ -15,34 +18,40 @@
 //   error body {id (correlation id), message}.
 // - Boarding status: ONBOARDING from registration until the first agent token,
 //   then ONBOARDED; NOT_ONBOARDED again after offboarding.
-// - Every GET of the boarding configuration issues a new IAT; all IATs issued
-//   since the last (off)boarding work until they expire or one of them is used.
-//   For an agent that is onboarded (ONBOARDING or ONBOARDED) the answer is 409:
-//   offboard first. Offboarding voids the IATs issued before it. A failed
-//   registration (400) does not use up the IAT. Register and rotate want
-//   Content-Type application/json (400 otherwise); rotation needs client_id in
-//   the body (RFC 7592 §2.2), registration accepts {} as well.
-// - The RAT never expires (the seed: "valid indefinitely"): a rotation works
-//   even after client_secret_expires_at; only offboarding (or a newer
-//   registration being used) stops it.
+// - IATs (the seed): one is generated when the agent is created and when it is
+//   offboarded; GET of the boarding configuration shows that one (a new one
+//   only once it has expired, so an agent whose IAT ran out can still be
+//   onboarded). For an onboarded agent (ONBOARDING or ONBOARDED) the answer is
+//   409: offboard first. A failed registration (400) does not use up the IAT.
+//   Register and rotate want Content-Type application/json (400 otherwise);
+//   rotation needs client_id in the body (RFC 7592 §2.2, and the SDK sends
+//   it), registration accepts {} (what the SDK sends) as well.
+// - The RAT never expires with time (the seed: "valid indefinitely"): a
+//   rotation works even after client_secret_expires_at. Once a newer
+//   registration has been used, the older RATs and credentials are refused:
+//   the stricter reading, so that a client proven here also works where the
+//   real service keeps older RATs longer. Offboarding revokes them all.
 // - Agent tokens stop working when their agent is offboarded or deleted (401).
-//   The data source configuration takes agent tokens only (Siemens' SDK also
-//   calls it with user and app tokens; refusing those here catches an agent
-//   client that sends the wrong token).
+//   The data source configuration takes the agent's own token, or an app (or
+//   user) token with the Agent Management scope, as the SDK's Agent Management
+//   client sends it.
 // - An agent without a data source configuration has an empty one: GET gives
 //   {id, eTag: "0", configurationId: "", dataSources: []}, and the first PUT
-//   sends If-Match "0". `id` is the agent id (one configuration per agent).
+//   sends If-Match 0. `id` is the agent id (one configuration per agent).
 // - eTags are decimal numbers sent as strings in bodies ("0" for a new agent)
 //   and quoted in the ETag header. A PUT or DELETE without If-Match is 400
-//   (If-Match "1", 1 and W/"1" are accepted); a stale one 412.
-// - DELETE /agents/{id} answers 204, also for an onboarded agent. Agent names are
-//   unique in the tenant (409). PUT /agents/{id} takes {name, securityProfile?,
-//   entityId?}; the profile cannot change while onboarded (409), entityId never (400).
+//   (If-Match 1, as the SDK sends it, and "1" and W/"1" are accepted); a stale one 412.
+// - POST /agents needs name and entityId (the API model makes both required):
+//   400 otherwise. DELETE /agents/{id} answers 204, also for an onboarded
+//   agent. Agent names are unique in the tenant (409). PUT /agents/{id} takes
+//   {name, securityProfile?, entityId?}; the profile cannot change while
+//   onboarded (409), entityId never (400).
 // - Online status: ONLINE while an agent token issued to it is unexpired;
 //   `since` is when that began, or when the last token expired (or the agent
 //   was created or offboarded).
 // - The agent token's `scope` is a space-separated string (RFC 6749), as the
-//   app token's.
+//   app token's. token_key's `value` is the PEM without line breaks (as the
+//   SDK's fixtures show: the SDK inserts them itself).
 
 import { randomUUID, type KeyObject } from 'node:crypto';
 import { checkClientAssertion } from './insights-hub-agent-assertion.js';
@@ -65,6 +74,7 @@ import {
   type SandboxRequest,
 } from './http-kit.js';
 import { TokenIssuer } from './token-issuer.js';
+import { AGENT_MANAGEMENT_SCOPE } from './insights-hub.js';
 
 const BASE = '/api/agentmanagement/v3';
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -230,7 +240,8 @@ export async function createInsightsHubAgents(context: SandboxContext, verifyApp
   async function tokenKey(): Promise<Reply> {
     const { kid, publicKey } = await issuer.publicKey();
     const { kty, n, e } = publicKey.export({ format: 'jwk' });
-    const value = publicKey.export({ format: 'pem', type: 'spki' }).toString();
+    // One line, no breaks: the form the real service sends (the SDK's fixtures), which the SDK re-wraps itself.
+    const value = publicKey.export({ format: 'pem', type: 'spki' }).toString().replace(/\r?\n/g, '');
     return jsonReply(200, { kty, e, n, kid, alg: 'RS256', use: 'sig', value });
   }
 
@@ -250,18 +261,37 @@ export async function createInsightsHubAgents(context: SandboxContext, verifyApp
     return jsonReply(200, { id: agent.id, eTag: String(eTag), configurationId, dataSources }, { etag: `"${eTag}"` });
   }
 
-  function withAgentToken(handler: (request: SandboxRequest, agent: AgentRecord) => Reply): Handler {
+  /**
+   * An app (or user) token's problem for the Agent Management API: 401 when it
+   * is not a valid one, 403 when it lacks the Agent Management scope; else undefined.
+   */
+  async function appTokenProblem(request: SandboxRequest): Promise<Reply | undefined> {
+    const token = bearerToken(request);
+    const claims = token === undefined ? undefined : await verifyAppToken(token);
+    if (!claims) return invalidToken('Missing, expired or revoked app (or user) access token');
+    const scopes = Array.isArray(claims.scope) ? claims.scope : String(claims.scope ?? '').split(' ');
+    if (!scopes.includes(AGENT_MANAGEMENT_SCOPE)) return apiError(403, `The token lacks the scope ${AGENT_MANAGEMENT_SCOPE}`);
+    return undefined;
+  }
+
+  /** The data source configuration: the agent's own token, or an app token with the Agent Management scope. */
+  function withAgentOrAppToken(handler: (request: SandboxRequest, agent: AgentRecord) => Reply): Handler {
     return async (request, [agentId]) => {
-      const agent = await tokenAgent(request);
-      if (!agent) return invalidToken('Missing, expired or revoked agent access token');
-      if (agent.id !== agentId) return apiError(403, 'The access token belongs to another agent');
-      return handler(request, agent);
+      const tokenOwner = await tokenAgent(request);
+      if (tokenOwner) {
+        if (tokenOwner.id !== agentId) return apiError(403, 'The access token belongs to another agent');
+        return handler(request, tokenOwner);
+      }
+      const problem = await appTokenProblem(request);
+      if (problem) return problem.status === 401 ? invalidToken('Missing, expired or revoked agent (or app) access token') : problem;
+      const agent = state.get(agentId);
+      return agent ? handler(request, agent) : apiError(404, `Agent not found: ${agentId}`);
     };
   }
 
-  const getDataSources = withAgentToken((_request, agent) => dataSourceReply(agent));
+  const getDataSources = withAgentOrAppToken((_request, agent) => dataSourceReply(agent));
 
-  const putDataSources = withAgentToken((request, agent) => {
+  const putDataSources = withAgentOrAppToken((request, agent) => {
     const current = agent.dataSourceConfiguration?.eTag ?? 0;
     const precondition = checkIfMatch(request, current);
     if (precondition) return precondition;
@@ -276,8 +306,8 @@ export async function createInsightsHubAgents(context: SandboxContext, verifyApp
 
   function withAppToken(handler: (request: SandboxRequest, agent: AgentRecord) => Reply): Handler {
     return async (request, [agentId]) => {
-      const token = bearerToken(request);
-      if (token === undefined || !(await verifyAppToken(token))) return invalidToken('Missing, expired or revoked app (or user) access token');
+      const problem = await appTokenProblem(request);
+      if (problem) return problem;
       const agent = state.get(agentId);
       return agent ? handler(request, agent) : apiError(404, `Agent not found: ${agentId}`);
     };
@@ -287,10 +317,10 @@ export async function createInsightsHubAgents(context: SandboxContext, verifyApp
     jsonReply(status, state.view(agent), { etag: `"${agent.eTag}"`, location: `${context.url}${BASE}/agents/${agent.id}` });
 
   async function createAgent(request: SandboxRequest): Promise<Reply> {
-    const token = bearerToken(request);
-    if (token === undefined || !(await verifyAppToken(token))) return invalidToken('Missing, expired or revoked app (or user) access token');
+    const problem = await appTokenProblem(request);
+    if (problem) return problem;
     if (mediaType(request) !== 'application/json') return apiError(400, 'Content-Type must be application/json');
-    const fields = checkAgentFields(jsonObjectBody(request));
+    const fields = checkAgentFields(jsonObjectBody(request), true);
     if (typeof fields === 'string') return apiError(400, fields);
     if (state.nameTaken(fields.name)) return apiError(409, `An agent named "${fields.name}" exists already in this tenant`);
     return agentReply(201, state.createAgent(fields));
@@ -406,9 +436,10 @@ function checkIfMatch(request: SandboxRequest, current: number): Reply | undefin
   return undefined;
 }
 
-/** {name, securityProfile?, entityId?} of a create or update, or the message of a 400. */
-function checkAgentFields(body: unknown): { name: string; securityProfile?: SecurityProfile; entityId?: string } | string {
+/** {name, securityProfile?, entityId} of a create (entityId required) or update, or the message of a 400. */
+function checkAgentFields(body: unknown, entityIdRequired = false): { name: string; securityProfile?: SecurityProfile; entityId?: string } | string {
   if (!isPlainObject(body)) return 'The request body must be a JSON object';
+  if (entityIdRequired && body.entityId === undefined) return 'entityId is required: the id of the asset the agent belongs to (Asset Manager)';
   if (typeof body.name !== 'string' || body.name.trim() === '') return 'name is required (a non-empty string)';
   if (body.name.length > 128) return 'name may have at most 128 characters';
   if (body.securityProfile !== undefined && !SECURITY_PROFILES.includes(body.securityProfile as SecurityProfile)) {

@@ -1,5 +1,8 @@
-// Insights Hub app credentials (PROTOCOLS.md §1): the Technical Token Manager
-// and one protected gateway API (Identity Management users).
+// Insights Hub app credentials (docs/protocols.md, Insights Hub app credentials):
+// the Technical Token Manager, the public keys of its tokens (`/token_keys`,
+// which the official SDK reads on the tenant's piam host, derived from the
+// gateway URL: against the sandbox that is the sandbox's own origin), and one
+// protected gateway API (Identity Management users).
 
 import { randomUUID } from 'node:crypto';
 import type { JWTPayload } from 'jose';
@@ -17,6 +20,8 @@ import {
 } from './http-kit.js';
 
 const APP_FIELDS = ['appName', 'appVersion', 'hostTenant', 'userTenant'] as const;
+/** The scope app tokens carry for Agent Management (our choice of name; the app side of agents and the data source configuration need it). */
+export const AGENT_MANAGEMENT_SCOPE = 'mdsp:core:am.admin';
 
 // Error bodies of the gateway are not in PROTOCOLS.md; this is the shape the
 // Insights Hub APIs use for errors: {errors: [{logref, message}]}.
@@ -62,7 +67,7 @@ export async function createInsightsHub(context: SandboxContext): Promise<Insigh
     if (mismatched.length > 0) return gatewayError(401, `The app credentials are not valid for this ${mismatched.join(', ')}`);
 
     const lifetime = context.lifetimes.insightsHubAppToken;
-    const scopes = ['mdsp:core:im.Users.read', `${app.appName}.read`];
+    const scopes = ['mdsp:core:im.Users.read', AGENT_MANAGEMENT_SCOPE, `${app.appName}.read`];
     const issued = await issuer.issue(
       {
         sub: app.clientId,
@@ -116,10 +121,23 @@ export async function createInsightsHub(context: SandboxContext): Promise<Insigh
     });
   }
 
+  /**
+   * The token keys, UAA style: `{keys: [{kty, e, n, kid, alg, use, value}]}`,
+   * `value` a PEM with its line breaks (as the SDK's fixtures in
+   * test/credential-auth.spec.js show). The SDK takes the first key only.
+   */
+  async function tokenKeys(): Promise<Reply> {
+    const { kid, publicKey } = await issuer.publicKey();
+    const { kty, n, e } = publicKey.export({ format: 'jwk' });
+    const value = publicKey.export({ format: 'pem', type: 'spki' }).toString().trim();
+    return jsonReply(200, { keys: [{ kty, e, use: 'sig', kid, alg: 'RS256', value, n }] });
+  }
+
   return {
     name: 'insights-hub-app',
     routes: [
       { endpoint: 'insightsHub.token', path: /^\/api\/technicaltokenmanager\/v3\/oauth\/token$/, methods: { POST: issueToken } },
+      { endpoint: 'insightsHub.tokenKeys', path: /^\/token_keys$/, methods: { GET: tokenKeys } },
       { endpoint: 'insightsHub.users', path: /^\/api\/(?:identitymanagement|im)\/v3\/Users$/, methods: { GET: listUsers } },
     ],
     authenticates: async (request) => {

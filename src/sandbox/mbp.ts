@@ -1,6 +1,10 @@
-// MBP (PROTOCOLS.md §5): session login with a `user_session` cookie, the
+// MBP (docs/protocols.md, MBP): session login with a `user_session` cookie, the
 // X-MBP-Access-Request header, HAL pages. Served under /mbp and, as older
-// releases are, under /MBP.
+// releases are, under /MBP. As the seed (mbp-rest-api.txt) shows: the cookie
+// expires about 30 days after login (lifetimes.mbpCookie) while the server
+// deletes the session after 7 days (lifetimes.mbpSession), so a client that
+// trusts the cookie's date fails here as in production; pages hold 2000
+// entries by default; a device's self link is `{base}/{id}`.
 
 import { randomBytes } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
@@ -20,6 +24,8 @@ import {
 const CONTEXT_PATH = '/(mbp|MBP)';
 const SESSION_COOKIE = 'user_session';
 const DEMO_USER_ID = '607db9061d2ce90bb4b6131b';
+/** The page size without a `size` parameter, as the seed's device list shows. */
+const DEFAULT_PAGE_SIZE = 2000;
 
 /** MBP's error body: {status: 'NOT_FOUND', statusCode: 404, timestamp, message, detailMessages}. */
 function mbpError(statusCode: number, message: string): Reply {
@@ -86,10 +92,13 @@ export function createMbp(context: SandboxContext): Platform {
     if (body.username !== demo.username) return mbpError(404, `User with username '${body.username}' does not exist.`);
     if (body.password !== demo.password) return mbpError(403, 'Invalid password.');
     const sessionId = randomBytes(12).toString('hex'); // a MongoDB ObjectId's size, as on the real server
-    const lifetime = context.lifetimes.mbpSession;
-    sessions.set(sessionId, { username: demo.username, expiresAt: Date.now() + lifetime * 1000 });
+    const now = Date.now();
+    sessions.set(sessionId, { username: demo.username, expiresAt: now + context.lifetimes.mbpSession * 1000 });
+    // The cookie outlives the session (the seed: ~30 days against 7).
+    const cookieLifetime = Math.ceil(context.lifetimes.mbpCookie);
+    const expires = new Date(now + cookieLifetime * 1000).toUTCString();
     return jsonReply(200, user, {
-      'set-cookie': `${SESSION_COOKIE}=${sessionId}; Path=/; Max-Age=${Math.ceil(lifetime)}; HttpOnly`,
+      'set-cookie': `${SESSION_COOKIE}=${sessionId}; Path=/; Max-Age=${cookieLifetime}; Expires=${expires}; HttpOnly`,
     });
   }
 
@@ -133,7 +142,7 @@ export function createMbp(context: SandboxContext): Platform {
     const denied = checkAccess(request);
     if (denied) return denied;
     const page = pageParameter(request, 'page', 0, 0);
-    const size = pageParameter(request, 'size', 20, 1);
+    const size = pageParameter(request, 'size', DEFAULT_PAGE_SIZE, 1);
     const base = `${context.url}/${contextPath}`;
     return jsonReply(
       200,
@@ -141,7 +150,7 @@ export function createMbp(context: SandboxContext): Platform {
         _embedded: {
           devices: devices.slice(page * size, (page + 1) * size).map((device) => ({
             ...device,
-            _links: { self: { href: `${base}/api/devices/${device.id}` } },
+            _links: { self: { href: `${base}/${device.id}` } },
           })),
         },
         _links: { self: { href: `${base}/api/devices` } },
@@ -156,7 +165,7 @@ export function createMbp(context: SandboxContext): Platform {
     if (denied) return denied;
     const device = devices.find((candidate) => candidate.id === id);
     if (!device) return mbpError(404, `Device with id '${id}' does not exist.`);
-    return jsonReply(200, { ...device, _links: { self: { href: `${context.url}/${contextPath}/api/devices/${id}` } } });
+    return jsonReply(200, { ...device, _links: { self: { href: `${context.url}/${contextPath}/${id}` } } });
   }
 
   /** Best effort on the client's side; here it ends the session, clears the cookie and redirects to the login page. */

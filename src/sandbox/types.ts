@@ -9,7 +9,10 @@ export interface Lifetimes {
   ciscoEiAccessToken: number;
   ciscoEiRefreshToken: number;
   dataTrailsToken: number;
+  /** MBP: how long the server keeps a session (7 days). */
   mbpSession: number;
+  /** MBP: the `user_session` cookie's Max-Age; longer than the session, as the seed shows (about 30 days). */
+  mbpCookie: number;
   /** Insights Hub agents: how long an initial access token (IAT) in a boarding configuration is valid. */
   agentIat: number;
   /** Insights Hub agents: how long a registration's client secret (or registered key) is valid (`client_secret_expires_at`). */
@@ -18,13 +21,14 @@ export interface Lifetimes {
   agentToken: number;
 }
 
-/** The real services' defaults (PROTOCOLS.md). */
+/** The real services' defaults (docs/protocols.md). */
 export const DEFAULT_LIFETIMES: Readonly<Lifetimes> = Object.freeze({
   insightsHubAppToken: 1800,
   ciscoEiAccessToken: 300,
   ciscoEiRefreshToken: 1800,
   dataTrailsToken: 3600,
   mbpSession: 7 * 24 * 3600,
+  mbpCookie: 30 * 24 * 3600,
   agentIat: 7 * 24 * 3600,
   agentClientSecret: 7 * 24 * 3600,
   agentToken: 3600,
@@ -33,6 +37,7 @@ export const DEFAULT_LIFETIMES: Readonly<Lifetimes> = Object.freeze({
 export const ENDPOINT_NAMES = [
   'insightsHub.token',
   'insightsHub.users',
+  'insightsHub.tokenKeys',
   'agents.register',
   'agents.rotate',
   'agents.token',

@@ -127,7 +127,15 @@ describe('Insights Hub agent nodes', function () {
     const record = sandbox.agents.create({ securityProfile: 'SHARED_SECRET' });
     const f = agentFlow(JSON.stringify(sandbox.agents.boardingConfiguration(record.id)), { withApp: true });
     await H.load(modules, f.nodes, f.credentials);
-    const created = await send(f.ids.agent, f.ids.out, { action: 'create', payload: { name: 'line 4 press' } });
+    // entityId is required (the asset the agent belongs to): checked before anything is sent.
+    sandbox.resetCalls();
+    const noEntity = await error(f.ids.agent, f.ids.errors, { action: 'create', payload: { name: 'line 4 press' } });
+    assert.equal(noEntity.code, 'INPUT_INVALID');
+    assert.match(noEntity.message, /msg\.payload\.entityId is missing: it is the id of the asset the agent belongs to, as Asset Manager shows it/);
+    assert.equal(sandbox.calls('agents.admin'), 0, 'nothing was sent');
+    assert.equal(sandbox.calls('insightsHub.token'), 0, 'not even a token request');
+    const created = await send(f.ids.agent, f.ids.out, { action: 'create', payload: { name: 'line 4 press', entityId: 'f3a9c1d2e4b5a6978877665544332211' } });
+    assert.equal((created.payload as { entityId: string }).entityId, 'f3a9c1d2e4b5a6978877665544332211');
     const newId = (created.payload as { id: string }).id;
     assert.ok(newId);
     const config = await send(f.ids.agent, f.ids.out, { action: 'boarding-config', agentId: newId });

@@ -108,6 +108,29 @@ describe('sandbox: DataTrails', () => {
       assert.equal(sandbox.dataTrailsApplications.size, 1);
     });
 
+    it('a new registration has no administrator rights (403) until it is granted them; deleting it ends them', async () => {
+      const created = (await (await createApplication({ display_name: 'Operator' })).json()) as DataTrailsApplication;
+      const appToken = await dataTrailsToken(sandbox, created.client_id, created.credentials[0].secret);
+      const asApp = { authorization: `Bearer ${appToken}` };
+      const denied = await fetch(applicationsUrl, { headers: asApp });
+      assert.equal(denied.status, 403);
+      const body = (await denied.json()) as { code: number; message: string };
+      assert.equal(body.code, 7);
+      assert.match(body.message, new RegExp(created.client_id));
+      assert.equal((await fetch(applicationsUrl, { method: 'POST', headers: { ...asApp, 'content-type': 'application/json' }, body: '{"display_name":"x"}' })).status, 403);
+      assert.equal((await fetch(`${sandbox.url}/archivist/v2/assets`, { headers: asApp })).status, 200, 'assets need no administrator');
+
+      sandbox.dataTrailsApplications.grantAdministrator(created.client_id);
+      assert.ok(sandbox.dataTrailsApplications.isAdministrator(created.client_id));
+      assert.equal((await fetch(applicationsUrl, { headers: asApp })).status, 200);
+      sandbox.dataTrailsApplications.revokeAdministrator(created.client_id);
+      assert.equal((await fetch(applicationsUrl, { headers: asApp })).status, 403);
+      sandbox.dataTrailsApplications.grantAdministrator(created.client_id);
+      assert.equal((await fetch(`${applicationsUrl}/${created.client_id}`, { method: 'DELETE', headers: auth() })).status, 200);
+      assert.equal(sandbox.dataTrailsApplications.isAdministrator(created.client_id), false);
+      assert.ok(sandbox.dataTrailsApplications.isAdministrator(sandbox.demo.dataTrails.clientId), 'the demo integration is an administrator');
+    });
+
     it('checks display_name and custom claims (400)', async () => {
       for (const body of [
         {},
@@ -156,7 +179,7 @@ describe('sandbox: DataTrails', () => {
       const tokenParam = encodeURIComponent(first.body.next_page_token as string);
       const second = await getJson(`${applicationsUrl}?page_token=${tokenParam}`);
       assert.equal((second.body.applications as DataTrailsApplication[])[0].display_name, 'Valve');
-      assert.equal(second.body.next_page_token, undefined);
+      assert.equal(second.body.next_page_token, '', 'the last page\'s token is an empty string, as the seed lists it');
       assert.equal((await getJson(`${applicationsUrl}?page_token=${tokenParam}&display_name=Valve`)).status, 400);
       assert.equal((await getJson(`${applicationsUrl}?page_token=not-a-token`)).status, 400);
       assert.equal((await getJson(`${applicationsUrl}?page_size=0`)).status, 400);

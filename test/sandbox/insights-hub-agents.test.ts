@@ -315,13 +315,43 @@ describe('sandbox: Insights Hub agents (Agent Management)', () => {
       assert.equal(response.status, 401);
       assert.match((await json(response)).error_description, /no longer exists/);
 
-      // Two IATs for the same agent: the first used makes the other void.
-      const second = sandbox.agents.boardingConfiguration(agent.id).content.iat;
+      // One IAT per agent (the seed: generated when it is created or offboarded), not one per GET.
+      const again = await fetch(`${base}/agents/${agent.id}/boarding/configuration`, { headers: app() });
+      assert.equal((await json(again)).content.iat, iat);
+      assert.equal(sandbox.agents.boardingConfiguration(agent.id).content.iat, iat);
       assert.equal((await registerRequest(iat, {})).status, 201);
-      const stale = await registerRequest(second, {});
+      assert.throws(() => sandbox.agents.boardingConfiguration(agent.id), /onboarded/);
+      // Offboarding generates a new IAT; the used one stays refused.
+      sandbox.agents.offboard(agent.id);
+      const fresh = sandbox.agents.boardingConfiguration(agent.id).content.iat;
+      assert.notEqual(fresh, iat);
+      const used = await registerRequest(iat, {});
+      assert.equal(used.status, 401);
+      assert.match((await json(used)).error_description, /already used/);
+
+      // An IAT of an earlier generation, never used: void once the agent was offboarded.
+      const other = sandbox.agents.create();
+      const before = sandbox.agents.boardingConfiguration(other.id).content.iat;
+      sandbox.agents.offboard(other.id);
+      const stale = await registerRequest(before, {});
       assert.equal(stale.status, 401);
       assert.match((await json(stale)).error_description, /no longer valid/);
-      assert.throws(() => sandbox.agents.boardingConfiguration(agent.id), /onboarded/);
+      assert.equal((await registerRequest(sandbox.agents.boardingConfiguration(other.id).content.iat, {})).status, 201);
+    });
+
+    it('an expired IAT is replaced by a new one when the boarding configuration is read', async () => {
+      sandbox.lifetimes.agentIat = 0.2;
+      const agent = sandbox.agents.create();
+      const first = sandbox.agents.boardingConfiguration(agent.id);
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(first.expiration) - Date.now()) + 50));
+      sandbox.lifetimes.agentIat = DEFAULT_LIFETIMES.agentIat;
+      const expired = await registerRequest(first.content.iat, {});
+      assert.equal(expired.status, 401);
+      const second = sandbox.agents.boardingConfiguration(agent.id);
+      assert.notEqual(second.content.iat, first.content.iat);
+      assert.ok(Date.parse(second.expiration) - Date.now() > 6 * DAY_MS);
+      const registered = await registerRequest(second.content.iat, {});
+      assert.equal(registered.status, 201, JSON.stringify(await registered.clone().json()));
     });
   });
 
@@ -447,8 +477,10 @@ describe('sandbox: Insights Hub agents (Agent Management)', () => {
       const key = await json(keyResponse);
       assert.deepEqual(Object.keys(key).sort(), ['alg', 'e', 'kid', 'kty', 'n', 'use', 'value']);
       assert.equal(key.kid, jwtHeader(body.access_token).kid);
-      assert.match(key.value, /^-----BEGIN PUBLIC KEY-----/);
-      await jwtVerify(body.access_token, createPublicKey(key.value), { algorithms: ['RS256'] });
+      // One line, as the real service sends it (the official SDK's fixtures); the SDK re-wraps it so.
+      assert.match(key.value, /^-----BEGIN PUBLIC KEY-----[A-Za-z0-9+/=]+-----END PUBLIC KEY-----$/);
+      const wrapped = key.value.replace('-----BEGIN PUBLIC KEY-----', '-----BEGIN PUBLIC KEY-----\n').replace('-----END PUBLIC KEY-----', '\n-----END PUBLIC KEY-----');
+      await jwtVerify(body.access_token, createPublicKey(wrapped), { algorithms: ['RS256'] });
       assert.equal(sandbox.calls('agents.tokenKey'), 1);
     });
 
@@ -635,16 +667,28 @@ describe('sandbox: Insights Hub agents (Agent Management)', () => {
       assert.equal((await putDataSources(credentials.clientId, token, body, '0')).status, 200);
     });
 
-    it('needs this agent\'s valid token: 401 without, with an app token, after offboarding or revocation; 403 for another agent', async () => {
+    it('needs this agent\'s valid token or an app token: 401 without, with a foreign token, after offboarding or revocation; 403 for another agent', async () => {
       const mine = await onboard();
       const other = await onboard();
       const token = await agentToken(mine);
       const otherToken = await agentToken(other);
       const url = dataSourcesUrl(mine.clientId);
       assert.equal((await fetch(url)).status, 401);
+      // An app token carries the Agent Management scope: the official SDK's Agent Management client calls with one.
       const withApp = await fetch(url, { headers: bearer(appToken) });
-      assert.equal(withApp.status, 401);
-      assert.equal((await json(withApp)).error, 'invalid_token');
+      assert.equal(withApp.status, 200);
+      assert.equal((await json(withApp)).id, mine.clientId);
+      const appPut = await putDataSources(mine.clientId, appToken, configuration(), '0');
+      assert.equal(appPut.status, 200);
+      assert.equal((await json(appPut)).eTag, '1');
+      assert.equal((await fetch(dataSourcesUrl('0123456789abcdef0123456789abcdef'), { headers: bearer(appToken) })).status, 404);
+      const dataTrailsToken = (await json(await fetch(`${sandbox.url}/archivist/iam/v1/appidp/token`, {
+        method: 'POST',
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: sandbox.demo.dataTrails.clientId, client_secret: sandbox.demo.dataTrails.clientSecret }),
+      }))).access_token as string;
+      const foreignPlatform = await fetch(url, { headers: bearer(dataTrailsToken) });
+      assert.equal(foreignPlatform.status, 401);
+      assert.equal((await json(foreignPlatform)).error, 'invalid_token');
       const foreign = await fetch(url, { headers: bearer(otherToken) });
       assert.equal(foreign.status, 403);
       assert.equal(typeof (await json(foreign)).message, 'string');
@@ -672,21 +716,26 @@ describe('sandbox: Insights Hub agents (Agent Management)', () => {
       assert.deepEqual(Object.keys(agent).sort(), ['eTag', 'entityId', 'id', 'name', 'securityProfile']);
       assert.match(agent.id, /^[0-9a-f]{32}$/);
       assert.deepEqual({ ...agent, id: undefined }, { id: undefined, name: 'Press line 1', securityProfile: 'SHARED_SECRET', entityId: 'a1b2c3', eTag: '0' });
-      const keyed = await json(await postJson(agentsUrl(), { name: 'Press line 2', securityProfile: 'RSA_3072' }, app()));
+      const keyed = await json(await postJson(agentsUrl(), { name: 'Press line 2', securityProfile: 'RSA_3072', entityId: 'a1b2c4' }, app()));
       assert.equal(keyed.securityProfile, 'RSA_3072');
-      assert.equal(typeof keyed.entityId, 'string');
+      assert.equal(keyed.entityId, 'a1b2c4');
 
-      assert.equal((await postJson(agentsUrl(), { name: 'x', securityProfile: 'RSA_2048' }, app())).status, 400);
-      const noName = await postJson(agentsUrl(), { securityProfile: 'RSA_3072' }, app());
+      assert.equal((await postJson(agentsUrl(), { name: 'x', securityProfile: 'RSA_2048', entityId: 'e1' }, app())).status, 400);
+      const noName = await postJson(agentsUrl(), { securityProfile: 'RSA_3072', entityId: 'e1' }, app());
       assert.equal(noName.status, 400);
       assert.match((await json(noName)).message, /name/);
-      assert.equal((await postJson(agentsUrl(), { name: 'Press line 1' }, app())).status, 409);
-      assert.equal((await postJson(agentsUrl(), { name: 'y' })).status, 401);
-      assert.equal((await postJson(agentsUrl(), { name: 'y' }, bearer(await agentToken(await onboard())))).status, 401, 'an agent token is not an app token');
+      // The API model makes entityId (the agent's asset) required.
+      const noEntity = await postJson(agentsUrl(), { name: 'Press line 3' }, app());
+      assert.equal(noEntity.status, 400);
+      assert.match((await json(noEntity)).message, /entityId is required/);
+      assert.equal((await postJson(agentsUrl(), { name: 'Press line 3', entityId: '' }, app())).status, 400);
+      assert.equal((await postJson(agentsUrl(), { name: 'Press line 1', entityId: 'e2' }, app())).status, 409);
+      assert.equal((await postJson(agentsUrl(), { name: 'y', entityId: 'e3' })).status, 401);
+      assert.equal((await postJson(agentsUrl(), { name: 'y', entityId: 'e3' }, bearer(await agentToken(await onboard())))).status, 401, 'an agent token is not an app token');
     });
 
     it('GET, PUT and DELETE /agents/{id}: If-Match with the current eTag, 412 when stale, 404 when unknown', async () => {
-      const agent = await json(await postJson(agentsUrl(), { name: 'Mixer' }, app()));
+      const agent = await json(await postJson(agentsUrl(), { name: 'Mixer', entityId: 'asset-mixer' }, app()));
       const url = `${agentsUrl()}/${agent.id}`;
       const got = await fetch(url, { headers: app() });
       assert.equal(got.status, 200);
@@ -714,7 +763,7 @@ describe('sandbox: Insights Hub agents (Agent Management)', () => {
     });
 
     it('the whole life over HTTP: boarding configuration, register, status, token, offboard, onboard again', async () => {
-      const agent = await json(await postJson(agentsUrl(), { name: 'Conveyor' }, app()));
+      const agent = await json(await postJson(agentsUrl(), { name: 'Conveyor', entityId: 'asset-conveyor' }, app()));
       const url = `${agentsUrl()}/${agent.id}`;
       const boardingStatus = async (): Promise<unknown> => (await json(await fetch(`${url}/boarding/status`, { headers: app() }))).status;
       assert.equal(await boardingStatus(), 'NOT_ONBOARDED');
@@ -745,6 +794,7 @@ describe('sandbox: Insights Hub agents (Agent Management)', () => {
       assert.equal(sandbox.agents.status(agent.id).registrations, 0);
 
       const fresh = (await json(await fetch(`${url}/boarding/configuration`, { headers: app() }))) as BoardingConfiguration;
+      assert.notEqual(fresh.content.iat, boarding.content.iat, 'offboarding generates a new IAT');
       assert.equal((await registerRequest(fresh.content.iat, {})).status, 201);
       assert.equal(sandbox.calls('agents.admin'), 10);
     });

@@ -13,7 +13,7 @@ describe('sandbox: MBP', () => {
   after(() => sandbox.stop());
   afterEach(() => Object.assign(sandbox.lifetimes, DEFAULT_LIFETIMES));
 
-  it('logs in: the user as JSON and a user_session cookie with the session lifetime', async () => {
+  it('logs in: the user as JSON and a user_session cookie that expires about 30 days later (as the seed shows)', async () => {
     const { username, password, firstName, lastName } = sandbox.demo.mbp;
     const response = await postJson(`${base}/api/users/login`, { username, password });
     assert.equal(response.status, 200);
@@ -23,7 +23,11 @@ describe('sandbox: MBP', () => {
     assert.equal(user.lastName, lastName);
     assert.equal(typeof user.id, 'string');
     assert.equal(typeof user.isAdmin, 'boolean');
-    assert.match(response.headers.get('set-cookie')!, /^user_session=[0-9a-f]{24}; Path=\/; Max-Age=604800; HttpOnly$/);
+    const setCookie = response.headers.get('set-cookie')!;
+    const match = /^user_session=[0-9a-f]{24}; Path=\/; Max-Age=2592000; Expires=([^;]+); HttpOnly$/.exec(setCookie);
+    assert.ok(match, setCookie);
+    const days = (Date.parse(match[1]) - Date.now()) / (24 * 3600 * 1000);
+    assert.ok(days > 29.9 && days <= 30, `the cookie expires in ${days} days`);
   });
 
   it('answers 404 to an unknown user and 403 to a wrong password, with MBP error bodies', async () => {
@@ -48,6 +52,16 @@ describe('sandbox: MBP', () => {
       assert.deepEqual(page.page, { size: 2, totalElements: 3, totalPages: 2, number: 0 });
       assert.ok(page._links);
     }
+  });
+
+  it('pages hold 2000 entries without a size; a device\'s self link is {base}/{id}, as the seed shows', async () => {
+    const headers = await mbpLogin(sandbox);
+    const response = await fetch(`${base}/api/devices`, { headers });
+    const page = (await response.json()) as { _embedded: { devices: Array<{ id: string; _links: { self: { href: string } } }> }; page: Record<string, number> };
+    assert.deepEqual(page.page, { size: 2000, totalElements: 3, totalPages: 1, number: 0 });
+    for (const device of page._embedded.devices) assert.equal(device._links.self.href, `${base}/${device.id}`);
+    const one = (await (await fetch(`${base}/api/devices/${page._embedded.devices[0].id}`, { headers })).json()) as { _links: { self: { href: string } } };
+    assert.equal(one._links.self.href, `${base}/${page._embedded.devices[0].id}`);
   });
 
   it('answers 401 with an empty body without a live session', async () => {
@@ -80,8 +94,10 @@ describe('sandbox: MBP', () => {
     assert.equal(await status(access(firstName, lastName, username)), 200);
   });
 
-  it('ends a session after the configured lifetime', async () => {
+  it('ends a session after the configured lifetime, whatever the cookie says', async () => {
     sandbox.lifetimes.mbpSession = 0.3;
+    const login = await postJson(`${base}/api/users/login`, { username: sandbox.demo.mbp.username, password: sandbox.demo.mbp.password });
+    assert.match(login.headers.get('set-cookie')!, /Max-Age=2592000/);
     const headers = await mbpLogin(sandbox);
     assert.equal((await fetch(`${base}/api/devices`, { headers })).status, 200);
     await sleep(350);
