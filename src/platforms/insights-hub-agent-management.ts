@@ -3,7 +3,7 @@ import { header, type HttpResponse } from '../core/http.js';
 import type { ApiRequest } from '../core/platform-connection.js';
 
 /**
- * Agent Management calls made with a token (PROTOCOLS.md §2): the data
+ * Agent Management calls made with a token (docs/protocols.md, Insights Hub agents): the data
  * source configuration with the agent's token, and the app-side calls
  * (create, boarding configuration and status, offboard, delete) with an app
  * token. Request builders and one response reader.
@@ -18,23 +18,27 @@ export function agentPath(agentId: string, suffix = ''): string {
   return `${BASE}/${agentId}${suffix}`;
 }
 
-const json = { accept: 'application/json' };
-const jsonBody = { accept: 'application/json', 'content-type': 'application/json' };
+// Accept */*, as the official SDK sends it: a server that produces a JSON
+// subtype could answer 406 to application/json; the answers are read as JSON anyway.
+const json = { accept: '*/*' };
+const jsonBody = { accept: '*/*', 'content-type': 'application/json' };
+// If-Match carries the bare numeric eTag (`3`, not `"3"`), as the official SDK sends it: the documents say nothing, and the SDK is known to work.
 
 export const requests = {
   getDataSourceConfig: (agentId: string): ApiRequest => ({ method: 'GET', url: agentPath(agentId, '/dataSourceConfiguration'), headers: json }),
   putDataSourceConfig: (agentId: string, eTag: string, config: unknown): ApiRequest => ({
     method: 'PUT',
     url: agentPath(agentId, '/dataSourceConfiguration'),
-    headers: { ...jsonBody, 'if-match': `"${eTag}"` },
+    headers: { ...jsonBody, 'if-match': eTag },
     body: JSON.stringify(checkDataSourceConfig(config)),
   }),
   create: (body: unknown): ApiRequest => ({ method: 'POST', url: BASE, headers: jsonBody, body: JSON.stringify(checkCreate(body)) }),
   get: (agentId: string): ApiRequest => ({ method: 'GET', url: agentPath(agentId), headers: json }),
-  delete: (agentId: string, eTag: string): ApiRequest => ({ method: 'DELETE', url: agentPath(agentId), headers: { ...json, 'if-match': `"${eTag}"` } }),
+  delete: (agentId: string, eTag: string): ApiRequest => ({ method: 'DELETE', url: agentPath(agentId), headers: { ...json, 'if-match': eTag } }),
   boardingConfig: (agentId: string): ApiRequest => ({ method: 'GET', url: agentPath(agentId, '/boarding/configuration'), headers: json }),
   boardingStatus: (agentId: string): ApiRequest => ({ method: 'GET', url: agentPath(agentId, '/boarding/status'), headers: json }),
-  offboard: (agentId: string): ApiRequest => ({ method: 'POST', url: agentPath(agentId, '/boarding/offboard'), headers: json }),
+  // No body, yet Content-Type application/json, as the official SDK sends it (a server that declares JSON input may refuse a POST without it).
+  offboard: (agentId: string): ApiRequest => ({ method: 'POST', url: agentPath(agentId, '/boarding/offboard'), headers: jsonBody }),
 };
 
 /** The JSON body of a 2xx answer; any other status is an error that says what to do. */

@@ -9,7 +9,7 @@ import { checkBaseUrl } from '../core/url.js';
 import { jsonObject, optionalSeconds, requiredString, tokenEndpointError } from './response.js';
 
 /**
- * Insights Hub Agent Management, the agent's side (PROTOCOLS.md §2): the
+ * Insights Hub Agent Management, the agent's side (docs/protocols.md, Insights Hub agents): the
  * boarding configuration, onboarding, key rotation, the client assertion and
  * the agent token. Request builders and response validators only; the order
  * of steps and the durable state live in src/core.
@@ -26,6 +26,8 @@ export interface BoardingConfiguration {
 }
 
 const AGENT_API = '/api/agentmanagement/v3';
+/** As the official SDK sends it (docs/protocols.md): a JSON subtype in the answer cannot cause a 406. */
+const ACCEPT = '*/*';
 export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 /** Agent tokens last an hour; used only when a response carries no expires_in. */
 export const DEFAULT_TOKEN_LIFETIME_S = 3600;
@@ -104,11 +106,12 @@ function publicJwk(key: AgentKey): Record<string, string> {
 // ---------------------------------------------------------------- onboarding and rotation
 
 export function buildRegisterRequest(config: BoardingConfiguration, profile: SecurityProfile, key?: AgentKey): HttpRequest {
-  const body = profile === 'RSA_3072' ? { jwks: { keys: [publicJwk(requireKey(key))] } } : { client_id: config.clientId };
+  // SHARED_SECRET: an empty object, as the official SDK sends it (docs/protocols.md); the IAT names the agent.
+  const body = profile === 'RSA_3072' ? { jwks: { keys: [publicJwk(requireKey(key))] } } : {};
   return {
     method: 'POST',
     url: `${config.baseUrl}${AGENT_API}/register`,
-    headers: { authorization: `Bearer ${config.iat}`, 'content-type': 'application/json', accept: 'application/json' },
+    headers: { authorization: `Bearer ${config.iat}`, 'content-type': 'application/json', accept: ACCEPT },
     body: JSON.stringify(body),
     retry: false,
     followRedirects: false,
@@ -122,7 +125,7 @@ export function buildRotateRequest(registration: AgentRegistration, profile: Sec
   return {
     method: 'PUT',
     url: registration.registrationClientUri,
-    headers: { authorization: `Bearer ${registration.registrationAccessToken}`, 'content-type': 'application/json', accept: 'application/json' },
+    headers: { authorization: `Bearer ${registration.registrationAccessToken}`, 'content-type': 'application/json', accept: ACCEPT },
     body: JSON.stringify(body),
     retry: false,
     followRedirects: false,
@@ -185,7 +188,7 @@ function requireKey(key: AgentKey | undefined): AgentKey {
 
 // ---------------------------------------------------------------- agent token
 
-/** The self-signed JWT: claims exactly as PROTOCOLS.md §2; HS256 with the secret, RS256 with the key. */
+/** The self-signed JWT: claims exactly as docs/protocols.md lists them; HS256 with the secret, RS256 with the key (the documentation's sample). */
 export async function buildClientAssertion(registration: AgentRegistration, tenant: string, now: number = Date.now()): Promise<string> {
   const seconds = Math.floor(now / 1000);
   const jwt = new SignJWT({ schemas: ['urn:siemens:mindsphere:v1'], ten: tenant })
@@ -207,7 +210,7 @@ export function buildAgentTokenRequest(baseUrl: string, assertion: string): Http
   return {
     method: 'POST',
     url: `${baseUrl}${AGENT_API}/oauth/token`,
-    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: ACCEPT },
     body: new URLSearchParams({ grant_type: 'client_credentials', client_assertion_type: CLIENT_ASSERTION_TYPE, client_assertion: assertion }).toString(),
     retry: false,
     maxResponseBytes: 1024 * 1024,

@@ -5,7 +5,7 @@ import { checkBaseUrl } from '../core/url.js';
 import { readBearerToken } from './response.js';
 
 /**
- * Insights Hub app credentials: the Technical Token Manager (PROTOCOLS.md §1).
+ * Insights Hub app credentials: the Technical Token Manager (docs/protocols.md, Insights Hub app credentials).
  * A request builder and a response validator, so validation is testable
  * without a network.
  */
@@ -65,7 +65,8 @@ export function buildTokenRequest(settings: InsightsHubAppSettings): HttpRequest
   return {
     method: 'POST',
     url: `${settings.gateway}${TOKEN_PATH}`,
-    headers: { 'content-type': 'application/json', accept: 'application/json', 'x-space-auth-key': `Basic ${basic}` },
+    // Accept */* as the official SDK sends it; grant_type as the vendor documentation's request shows it (the SDK omits it).
+    headers: { 'content-type': 'application/json', accept: '*/*', 'x-space-auth-key': `Basic ${basic}` },
     body: JSON.stringify({
       grant_type: 'client_credentials',
       appName: settings.appName,
