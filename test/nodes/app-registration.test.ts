@@ -555,6 +555,20 @@ describe('app registration node (DataTrails) against the sandbox', function () {
       assert.match(error.message, /administrator rights/);
     });
 
+    it('403 for real: a new app registration has no administrator rights until granted (the seed), then it may manage', async () => {
+      const integration = store().add({ display_name: 'Line 4 integration' });
+      const credentials = { clientId: integration.client_id, clientSecret: integration.credentials[0]!.secret };
+      const f = await load({ action: 'list' }, credentials);
+      const error = await fails(f, {}, 'PERMISSION_DENIED');
+      assert.ok(error.message.includes(`subject "${integration.client_id}"`), error.message);
+      assert.ok(error.message.includes(`issuer ${sandbox.url}/appidpv1`), error.message);
+      assert.deepEqual(H.leaks([credentials.clientSecret]), []);
+      store().grantAdministrator(integration.client_id);
+      const listed = H.collect(f.ids.out, 1);
+      H.node(f.ids.node).receive({});
+      assert.ok(Array.isArray((await listed)[0]!.payload));
+    });
+
     it('404 for get, update and regenerate-secret of an application that does not exist', async () => {
       const f = await load({ action: 'msg' });
       for (const [action, payload] of [['get'], ['update', { display_name: 'x' }], ['regenerate-secret']] as const) {
