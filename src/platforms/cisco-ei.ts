@@ -5,7 +5,7 @@ import { checkBaseUrl } from '../core/url.js';
 import { jsonObject, readBearerToken } from './response.js';
 
 /**
- * Cisco IoT Operations Dashboard, Edge Intelligence (PROTOCOLS.md §3):
+ * Cisco IoT Operations Dashboard, Edge Intelligence (docs/protocols.md, Cisco EI):
  * username and password for a 5-minute bearer token, re-requested before it
  * runs out (no refresh grant is documented). Every API call also carries the
  * tenant in `x-tenant-id`.

@@ -4,7 +4,7 @@ import type { ApiRequest } from '../core/platform-connection.js';
 import { retryAfterMs } from '../core/retry-after.js';
 
 /**
- * DataTrails app registrations (PROTOCOLS.md §4, `{base}/archivist/iam/v1/applications`):
+ * DataTrails app registrations (docs/protocols.md, DataTrails, `{base}/archivist/iam/v1/applications`):
  * for each action a request builder, which checks its input before anything
  * is sent, and a response reader, which checks the answer and turns an error
  * status into an error that says what to do. No network here: the caller

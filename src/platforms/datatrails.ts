@@ -5,7 +5,7 @@ import { checkBaseUrl } from '../core/url.js';
 import { readBearerToken } from './response.js';
 
 /**
- * DataTrails (PROTOCOLS.md §4): OpenID Connect client credentials,
+ * DataTrails (docs/protocols.md, DataTrails): OpenID Connect client credentials,
  * form-encoded. No refresh token: the engine asks again before expiry.
  */
 export interface DataTrailsSettings {

@@ -5,7 +5,7 @@ import { checkBaseUrl } from '../core/url.js';
 import { jsonObject, tokenEndpointError } from './response.js';
 
 /**
- * MBP (PROTOCOLS.md §5): a login yields the `user_session` cookie; every
+ * MBP (docs/protocols.md, MBP): a login yields the `user_session` cookie; every
  * request carries it and `X-MBP-Access-Request`, built from the logged-in
  * user. A 401 (empty body) means the session is gone: log in again.
  */

@@ -1,4 +1,4 @@
-// Cisco IoT Operations Dashboard / Edge Intelligence (PROTOCOLS.md §3): token,
+// Cisco IoT Operations Dashboard / Edge Intelligence (docs/protocols.md, Cisco EI): token,
 // users/me, and the EI API, which needs a bearer and a tenant of that user.
 
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -22,7 +22,7 @@ const DEMO_USER_ID = 'c0ffee00-1e1e-4b0b-9a9a-5a5a5a5a5a5a';
 
 // Error bodies are not documented. The token endpoint sits on a Keycloak-style
 // identity service, so it answers in OAuth style; the EI API answers
-// "Unauthorized", as PROTOCOLS.md quotes.
+// "Unauthorized", as docs/protocols.md quotes.
 const unauthorized = (status: 401 | 403): Reply => jsonReply(status, { status, message: 'Unauthorized' });
 const notFound = (what: string): Reply => jsonReply(404, { status: 404, message: `${what} not found` });
 const badRequest = (message: string): Reply => jsonReply(400, { status: 400, message });
@@ -105,7 +105,7 @@ export async function createCiscoEi(context: SandboxContext): Promise<Platform> 
   }
 
   const listAgents = inTenant((_request, tenantId) => {
-    // Two fixed agents per tenant; PROTOCOLS.md does not give the list's shape, a JSON array is assumed.
+    // Two fixed agents per tenant; docs/protocols.md does not give the list's shape, a JSON array is assumed.
     const suffix = tenantId.slice(-2);
     return jsonReply(200, [
       { id: `agent-${suffix}-1`, name: `Edge router ${suffix}-1`, status: 'ONLINE', tenantId },

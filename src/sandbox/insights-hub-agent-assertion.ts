@@ -1,4 +1,4 @@
-// The client assertion of the agent token request (PROTOCOLS.md §2), verified
+// The client assertion of the agent token request (docs/protocols.md, Insights Hub agents), verified
 // for real: the signature with the agent's current (or still valid older)
 // credentials, then every claim, judged against the agents' clock.
 //

@@ -1,4 +1,4 @@
-// Insights Hub agents' data source configuration (PROTOCOLS.md §2): checks a
+// Insights Hub agents' data source configuration (docs/protocols.md, Insights Hub agents): checks a
 // PUT body field by field, and reads the numeric eTags of If-Match.
 
 import { isPlainObject } from './http-kit.js';

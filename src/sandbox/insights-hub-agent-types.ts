@@ -1,4 +1,4 @@
-// Public types of the sandbox's Insights Hub Agent Management (PROTOCOLS.md §2):
+// Public types of the sandbox's Insights Hub Agent Management (docs/protocols.md, Insights Hub agents):
 // what the API shows of agents, and `sandbox.agents`, the test set-up without HTTP.
 
 export const SECURITY_PROFILES = ['SHARED_SECRET', 'RSA_3072'] as const;

@@ -23,7 +23,7 @@ const APP_FIELDS = ['appName', 'appVersion', 'hostTenant', 'userTenant'] as cons
 /** The scope app tokens carry for Agent Management (our choice of name; the app side of agents and the data source configuration need it). */
 export const AGENT_MANAGEMENT_SCOPE = 'mdsp:core:am.admin';
 
-// Error bodies of the gateway are not in PROTOCOLS.md; this is the shape the
+// Error bodies of the gateway are not in docs/protocols.md; this is the shape the
 // Insights Hub APIs use for errors: {errors: [{logref, message}]}.
 function gatewayError(status: number, message: string): Reply {
   return jsonReply(status, { errors: [{ logref: randomUUID(), message }] });

@@ -130,7 +130,7 @@ export interface Sandbox {
   readonly demo: DemoCredentials;
   /** DataTrails app registrations, for tests to inspect, seed, and set the quota. */
   readonly dataTrailsApplications: DataTrailsApplications;
-  /** Insights Hub agents (Agent Management, PROTOCOLS.md §2): set-up and inspection without HTTP. */
+  /** Insights Hub agents (Agent Management, docs/protocols.md, Insights Hub agents): set-up and inspection without HTTP. */
   readonly agents: SandboxAgents;
   /**
    * Mutable, default 0. The Agent Management endpoints' clock is `Date.now() + clockSkewMs`:

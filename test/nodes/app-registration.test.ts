@@ -13,7 +13,7 @@ import { startSandbox, type DataTrailsApplication, type Sandbox } from '../../sr
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
 
 /**
- * The app registration node (DataTrails app registrations, PROTOCOLS.md §4):
+ * The app registration node (DataTrails app registrations, docs/protocols.md, DataTrails):
  * its client functions without a network, then every action through the
  * node in a Node-RED runtime against the sandbox.
  */
@@ -85,7 +85,7 @@ describe('app registrations: client functions (no network)', () => {
     assert.throws(() => apps.checkListQuery({ displayName: 5 }), { message: /msg\.displayName must be a string/ });
   });
 
-  it('builds the requests of PROTOCOLS.md §4', () => {
+  it('builds the requests of docs/protocols.md, DataTrails', () => {
     assert.deepEqual(apps.buildListRequest({}), { method: 'GET', url: '/archivist/iam/v1/applications', headers: { accept: 'application/json' } });
     assert.equal(apps.buildListRequest({ displayName: 'a b', pageSize: 5 }).url, '/archivist/iam/v1/applications?display_name=a+b&page_size=5');
     // Later pages: only page_token (URL-encoded) and page_size; the token carries the filter.

@@ -1,4 +1,4 @@
-// Small clients for the sandbox tests, written from PROTOCOLS.md (not from src/platforms).
+// Small clients for the sandbox tests, written from docs/protocols.md (not from src/platforms).
 
 import type { Sandbox } from '../../src/sandbox/index.js';
 

@@ -55,7 +55,7 @@ describe('sandbox: Insights Hub agents (Agent Management)', () => {
     sandbox.resetCalls();
   });
 
-  // --- small clients, written from PROTOCOLS.md §2 ---------------------------
+  // --- small clients, written from docs/protocols.md, Insights Hub agents ---------------------------
 
   const json = async (response: Response): Promise<Body> => (await response.json()) as Body;
   const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
