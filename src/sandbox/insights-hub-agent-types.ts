@@ -57,12 +57,18 @@ export interface AgentStatusView {
 
 /** `sandbox.agents`: set-up and inspection for tests, without HTTP. */
 export interface SandboxAgents {
-  /** Creates an agent, as `POST /agents` does. Default name "Sandbox agent N", profile SHARED_SECRET. */
+  /**
+   * Creates an agent, as `POST /agents` does (which needs entityId). Default name "Sandbox agent N",
+   * profile SHARED_SECRET, and an invented entityId (test set-up needs no asset).
+   */
   create(options?: { name?: string; securityProfile?: SecurityProfile; entityId?: string }): AgentRecordView;
-  /** A boarding configuration with a fresh IAT, as `GET /agents/{id}/boarding/configuration`; throws for an onboarded agent. */
+  /**
+   * The boarding configuration, as `GET /agents/{id}/boarding/configuration`: the agent's current IAT
+   * (generated at creation and offboarding; a new one only once it has expired). Throws for an onboarded agent.
+   */
   boardingConfiguration(agentId: string): BoardingConfiguration;
   status(agentId: string): AgentStatusView;
-  /** As `POST /agents/{id}/boarding/offboard`. */
+  /** As `POST /agents/{id}/boarding/offboard`: also generates a new IAT. */
   offboard(agentId: string): void;
   /** The tenant agents live in (the demo app's host tenant). */
   readonly tenant: string;

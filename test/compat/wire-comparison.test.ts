@@ -45,7 +45,12 @@ const KEPT_DIFFERENCES: KeptDifference[] = [
   { endpoint: `POST ${AGENTS}/oauth/token`, aspect: 'assertion header (RSA_3072)', ours: 'alg=RS256 kid', sdk: 'alg=RS384', why: 'the documentation\'s sample and the C library sign RS256; the platform accepts both (docs/protocols.md); the kid names the registered key, which RFC 7515 allows and helps a server with several keys' },
 ];
 
-/** Headers a transport adds or that only identify the client program: their values are not compared, only listed under "other headers". */
+/**
+ * Not compared: headers the transport adds, and the two that only identify
+ * the client program, which we deliberately do not copy: User-Agent (the
+ * SDK's names the SDK and its version) and X-Powered-By (the SDK sends
+ * "meowz"). Every other header is compared, by name under "other headers".
+ */
 const TRANSPORT_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'accept-encoding', 'accept-language', 'sec-fetch-mode', 'user-agent', 'x-powered-by']);
 
 /** What is compared of one request. */
@@ -146,8 +151,10 @@ describe('compatibility: our clients send what the official SDK sends', function
     await H.stop();
     await recorder.stop();
     await sandbox.stop();
+    const hosts = env.remoteHosts();
     env.restore();
     fs.rmSync(stateDir, { recursive: true, force: true });
+    assert.deepEqual(hosts.filter((host) => host !== '127.0.0.1'), [], 'every connection stayed on loopback');
   });
   afterEach(async () => {
     await H.unload();
