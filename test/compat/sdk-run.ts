@@ -34,7 +34,10 @@ export function sdkEnvironment(): SdkSandboxEnvironment {
     const socket = (message as { socket: Socket }).socket;
     socket.once('lookup', (_error: Error | null, _address: string, _family: number, host: string) => hosts.add(host));
     socket.once('connect', () => hosts.add(socket.remoteAddress ?? '?'));
-    socket.once('error', (error: NodeJS.ErrnoException & { address?: string }) => hosts.add(error.address ?? '?'));
+    // A connection that failed names where it was going; a reset of an open one adds nothing new.
+    socket.once('error', (error: NodeJS.ErrnoException & { address?: string }) => {
+      if (error.address !== undefined) hosts.add(error.address);
+    });
   };
   diagnosticsChannel.subscribe('net.client.socket', onSocket);
   return {
