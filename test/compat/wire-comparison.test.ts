@@ -145,7 +145,9 @@ describe('compatibility: our clients send what the official SDK sends', function
     sandbox = await startSandbox();
     recorder = await startRecorder(sandbox.url);
     stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-wire-'));
-    await H.start({ iiotAuth: { agentStateDir: stateDir } });
+    // The whole iiotAuth object, the harness's short back-off included: the first runtime of the
+    // process creates the one token engine with these settings, and later test files rely on them.
+    await H.start({ iiotAuth: { backoffInitialMs: 50, backoffMaxMs: 400, agentStateDir: stateDir } });
   });
   after(async () => {
     await H.stop();
