@@ -12,8 +12,9 @@ import { startNodeRed, type NodeRedProcess } from './node-red.js';
  * package; every test gets a fresh editor page (a new browser context), so
  * no test depends on another's dialogs. The last one deploys.
  *
- * Without /usr/bin/chromium the suite fails; IIOT_AUTH_SKIP_EDITOR_TESTS=1
- * skips it (and says so).
+ * Without /usr/bin/chromium the suite is skipped with a one-line notice
+ * that says how to install it, except in CI (CI=true), where it fails.
+ * IIOT_AUTH_SKIP_EDITOR_TESTS=1 skips it (and says so).
  */
 // What page.evaluate uses of the editor's globals.
 interface EditorNode {
@@ -100,10 +101,11 @@ describe('the editor in a real browser (Chromium)', function () {
       this.skip();
     }
     if (!fs.existsSync(CHROMIUM)) {
-      throw new Error(
-        `${CHROMIUM} does not exist: the editor tests need Debian's Chromium (apt-get update && apt-get install -y chromium; ` +
-          `.ci/run installs it). To skip them instead, set IIOT_AUTH_SKIP_EDITOR_TESTS=1.`,
-      );
+      const install = `the editor tests need ${CHROMIUM}: install it with \`sudo apt-get install -y chromium\` (Debian, Ubuntu)`;
+      // In CI a missing browser is a failure; on a developer's machine, a notice.
+      if (process.env.CI === 'true') throw new Error(`${install}; .ci/run installs it`);
+      console.log(`      SKIPPED: ${install}`);
+      this.skip();
     }
     sandbox = await startSandbox();
     red = await startNodeRed();
