@@ -49,6 +49,7 @@ describe('the packed tarball', function () {
     assert.deepEqual(files.filter((f) => f.endsWith('.ts')), []);
     assert.deepEqual(files.filter((f) => /(^|\/)tests?(\/|$)|test-helper|\.test\.js$|^bench\/|^scripts\//.test(f)), []);
     assert.deepEqual(files.filter((f) => f.endsWith('.svg')), ['nodes/icons/iiot-auth.svg']);
+    assert.ok(files.includes('resources/credentials.js'), 'the editor script the config dialogs share');
     // The release build (what prepack runs) compiles without maps, so no shipped file names one.
     assert.match(pkg.scripts.prepack!, /scripts\/build\.js --release/);
   });
