@@ -17,7 +17,7 @@ type FlowNode = Record<string, unknown> & { id: string; type: string };
 
 /**
  * The canvas as the editor draws a node, estimated (no browser here): a box
- * of at least 100 px, wide enough for its label (at most 8 px a character,
+ * of at least 100 px, wide enough for its label (at most 7 px a character,
  * Helvetica 14 px, plus the icon), 30 px high, centred on (x, y); an inject's
  * button sticks out 25 px on the left, a debug's on the right. Action nodes of
  * this package show a status under the box (up to 20 characters).
@@ -46,7 +46,7 @@ function labelOf(node: FlowNode): string {
 function boxOf(node: FlowNode): Box {
   const x = node.x as number;
   const y = node.y as number;
-  const w = Math.max(100, 20 * Math.ceil((labelOf(node).length * 8 + 50 + (node.type === 'inject' ? 0 : 7)) / 20));
+  const w = Math.max(100, 20 * Math.ceil((labelOf(node).length * 7 + 50 + (node.type === 'inject' ? 0 : 7)) / 20));
   return {
     left: x - w / 2 - (node.type === 'inject' ? 25 : 0),
     right: x + w / 2 + (node.type === 'debug' ? 25 : 0),
