@@ -3,6 +3,9 @@
 // ("node-red".nodes): compiles TypeScript, writes each node's entry file
 // (nodes/<type>.js, a one-line require of the compiled module) and copies
 // the icons next to them, where Node-RED looks for them.
+//
+// `--release` (what `npm pack` runs, via prepack) compiles without source
+// maps: the package ships no TypeScript sources for them to point at.
 'use strict';
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -13,7 +16,8 @@ const pkg = require(path.join(root, 'package.json'));
 
 fs.rmSync(path.join(root, 'dist'), { recursive: true, force: true });
 const tsc = path.join(path.dirname(require.resolve('typescript/package.json')), 'bin', 'tsc');
-execFileSync(process.execPath, [tsc, '-p', root], { stdio: 'inherit', cwd: root });
+const release = process.argv.includes('--release');
+execFileSync(process.execPath, [tsc, '-p', root, ...(release ? ['--sourceMap', 'false'] : [])], { stdio: 'inherit', cwd: root });
 
 for (const [type, entry] of Object.entries(pkg['node-red'].nodes)) {
   const compiled = path.join(root, 'dist', 'src', 'nodes', `${type}.js`);

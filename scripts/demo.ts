@@ -54,7 +54,10 @@ module.exports = {
   // The demo's credentials are the sandbox's public demo values; a real
   // installation keeps credentialSecret set so flows_cred.json is encrypted.
   credentialSecret: false,
+  // Nothing modal over the editor on the first visit: no tour, no
+  // "Enable update notifications?" prompt.
   editorTheme: { tours: false, projects: { enabled: false } },
+  telemetry: { enabled: false, updateNotification: false },
   iiotAuth: { backoffMaxMs: 10000 },
 };
 `,

@@ -6,6 +6,8 @@
 export const ErrorCode = {
   CONFIG_INVALID: 'CONFIG_INVALID',
   CONFIG_MISSING: 'CONFIG_MISSING',
+  /** A config node lacks its credentials (an imported flow carries none). */
+  CREDENTIALS_MISSING: 'CREDENTIALS_MISSING',
   INPUT_INVALID: 'INPUT_INVALID',
   AUTH_REJECTED: 'AUTH_REJECTED',
   TOKEN_ENDPOINT_ERROR: 'TOKEN_ENDPOINT_ERROR',

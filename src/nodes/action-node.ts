@@ -51,20 +51,35 @@ export function redactorFor(RED: NodeAPI, definition: NodeDefinition): (text: st
   };
 }
 
-/** Status under 20 characters: green when authenticated, yellow while fetching, red with the reason. */
+/** The status codes the catalog has a short text for: every error code. */
+const STATUS_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
+
+/** The code of an error: ours, or the public copy handleInput makes of it. */
+function codeOf(err: unknown): string | undefined {
+  if (isIiotAuthError(err)) return err.code;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Status under 20 characters: green when authenticated, yellow while
+ * fetching, red with the reason. The text is a catalog key, as core nodes
+ * send (node-red:common.status.connected): the editor translates it into its
+ * user's language; the runtime never needs to.
+ */
 export class StatusReporter {
   private current = '';
   constructor(
     private readonly node: Node,
-    private readonly RED: NodeAPI,
+    _RED?: NodeAPI,
   ) {}
 
   fetching(): void {
-    this.show('fetching', { fill: 'yellow', shape: 'ring', text: this.RED._(`${COMMON}.status.fetching`) });
+    this.show('fetching', { fill: 'yellow', shape: 'ring', text: `${COMMON}.status.fetching` });
   }
 
   authenticated(): void {
-    this.show('ok', { fill: 'green', shape: 'dot', text: this.RED._(`${COMMON}.status.authenticated`) });
+    this.show('ok', { fill: 'green', shape: 'dot', text: `${COMMON}.status.authenticated` });
   }
 
   /** An API answer that is not 2xx: the message goes on, the status says what came back. */
@@ -73,12 +88,10 @@ export class StatusReporter {
     this.show(`http-${statusCode}`, { fill: 'red', shape: 'ring', text: `HTTP ${statusCode}` });
   }
 
-  error(err: IiotAuthError | Error): void {
-    const code = isIiotAuthError(err) ? err.code : 'ERROR';
-    const text = this.RED._(`${COMMON}.status.${code}`);
-    // i18next answers an unknown key with the key itself: fall back to the generic text.
-    const known = !text.endsWith(`status.${code}`);
-    this.show(`error-${code}`, { fill: 'red', shape: 'ring', text: known ? text : this.RED._(`${COMMON}.status.ERROR`) });
+  error(err: unknown): void {
+    const found = codeOf(err);
+    const code = found && STATUS_CODES.has(found) ? found : 'ERROR';
+    this.show(`error-${code}`, { fill: 'red', shape: 'ring', text: `${COMMON}.status.${code}` });
   }
 
   clear(): void {

@@ -5,16 +5,19 @@ import { handleInput, redactorFor, resolvePlatform, StatusReporter } from './act
 import type { PlatformConfigNode } from './config-node.js';
 import { headersOf, mergeHeaders } from './headers.js';
 import type { AgentConfigNode } from './iiot-insights-hub-agent.js';
+import type { AgentLifecycle } from '../platforms/insights-hub-agent-lifecycle.js';
 import type { Node, NodeAPI, NodeDefinition, NodeMessage } from './node-red.js';
 
 /**
  * "onboard agent": the Insights Hub agent life cycle. Agent-side actions use
- * the agent's own credentials; app-side ones the app config node that the
- * agent config references.
+ * the agent's own credentials (an agent config node); app-side ones an app
+ * token: the node's own Insights Hub app config node, else the one its agent
+ * config references.
  */
 const AGENT_ACTIONS = ['onboard', 'rotate', 'status', 'token', 'get-data-source-config', 'put-data-source-config'] as const;
 const APP_ACTIONS = ['create', 'boarding-config', 'boarding-status', 'offboard', 'delete'] as const;
-type Action = (typeof AGENT_ACTIONS)[number] | (typeof APP_ACTIONS)[number];
+type AppAction = (typeof APP_ACTIONS)[number];
+type Action = (typeof AGENT_ACTIONS)[number] | AppAction;
 const ACTIONS: readonly string[] = [...AGENT_ACTIONS, ...APP_ACTIONS];
 
 export default function register(RED: NodeAPI): void {
@@ -27,6 +30,22 @@ export default function register(RED: NodeAPI): void {
       status,
       async (msg, send) => {
         const action = actionOf(definition.action, msg);
+        if (isAppAction(action)) {
+          // The app token alone will do: a flow can create its first agent before any agent config node exists.
+          const { app, own } = resolveAppSide(RED, definition, action);
+          if (!app.hasUsableToken()) status.fetching();
+          msg.payload = await appSide(app, action, msg, own?.agent.clientId);
+          // The new agent's id, for the next app-side node (boarding-config, …) in the flow.
+          if (action === 'create') msg.agentId = (msg.payload as { id?: unknown }).id;
+          // Offboarding or deleting this node's own agent retires its stored credentials.
+          if (own && (action === 'offboard' || action === 'delete') && agentIdOf(msg, own.agent.clientId) === own.agent.clientId) {
+            await own.agent.markOffboarded();
+            own.connection.forgetToken();
+          }
+          status.authenticated();
+          send(msg);
+          return;
+        }
         const { connection } = resolvePlatform(RED, platformDefinition);
         const config = RED.nodes.getNode(String(definition.insightsHubAgent)) as AgentConfigNode;
         const agent = config.agent!;
@@ -66,18 +85,11 @@ export default function register(RED: NodeAPI): void {
             msg.eTag = eTagOf(res, msg.payload as Record<string, unknown>);
             break;
           }
-          default:
-            msg.payload = await appSide(RED, config, action, msg, agent.clientId);
-            // Offboarding or deleting this node's own agent retires its stored credentials.
-            if ((action === 'offboard' || action === 'delete') && agentIdOf(msg, agent.clientId) === agent.clientId) {
-              await agent.markOffboarded();
-              connection.forgetToken();
-            }
         }
         status.authenticated();
         send(msg);
       },
-      redactorFor(RED, platformDefinition),
+      (text) => redactorFor(RED, platformDefinition)(appRedactor(RED, definition)(text)),
     );
   });
 }
@@ -97,19 +109,65 @@ async function currentDataSourceETag(connection: PlatformConnection, agentId: st
 }
 
 /** The agent an app-side action is for: msg.agentId, or the node's own. */
-function agentIdOf(msg: NodeMessage, ownId: string): string {
-  return typeof msg.agentId === 'string' && msg.agentId ? msg.agentId : ownId;
+function agentIdOf(msg: NodeMessage, ownId: string | undefined): string {
+  if (typeof msg.agentId === 'string' && msg.agentId) return msg.agentId;
+  if (ownId) return ownId;
+  throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'msg.agentId is missing: set it to the agent\'s id (create outputs it as msg.agentId), or select an agent config node in this node');
 }
 
-/** The calls made with the app token of the app config node the agent config references. */
-async function appSide(RED: NodeAPI, config: AgentConfigNode, action: (typeof APP_ACTIONS)[number], msg: NodeMessage, ownId: string): Promise<unknown> {
-  const app = config.appConfigId ? (RED.nodes.getNode(config.appConfigId) as PlatformConfigNode | null) : null;
+function isAppAction(action: Action): action is AppAction {
+  return (APP_ACTIONS as readonly string[]).includes(action);
+}
+
+/** The agent config node the node selects, or null when none is. */
+function agentConfigOf(RED: NodeAPI, definition: NodeDefinition): AgentConfigNode | null {
+  const id = definition.insightsHubAgent;
+  return typeof id === 'string' && id ? (RED.nodes.getNode(id) as AgentConfigNode | null) : null;
+}
+
+/** The app config node for the app-side calls: the node's own, else the one its agent config references. */
+function appConfigIdOf(definition: NodeDefinition, agentConfig: AgentConfigNode | null): string {
+  const own = definition.insightsHubApp;
+  return typeof own === 'string' && own ? own : (agentConfig?.appConfigId ?? '');
+}
+
+/**
+ * What an app-side action uses: the app's connection, and the node's own
+ * agent when an agent config node is selected and usable (its id is the
+ * default for msg.agentId).
+ */
+function resolveAppSide(
+  RED: NodeAPI,
+  definition: NodeDefinition,
+  action: AppAction,
+): { app: PlatformConnection; own?: { agent: AgentLifecycle; connection: PlatformConnection } } {
+  const agentConfig = agentConfigOf(RED, definition);
+  const appId = appConfigIdOf(definition, agentConfig);
+  const app = appId ? (RED.nodes.getNode(appId) as PlatformConfigNode | null) : null;
   if (!app) {
-    throw new IiotAuthError(ErrorCode.CONFIG_MISSING, `the "${action}" action needs an Insights Hub app config: select one in the agent config node`);
+    throw new IiotAuthError(
+      ErrorCode.CONFIG_MISSING,
+      `the "${action}" action needs an Insights Hub app config: select one in this node (or in its agent config node)`,
+    );
   }
   if (app.configError) throw app.configError;
-  const connection = app.connection!;
-  const agentId = agentIdOf(msg, ownId);
+  if (!app.connection) throw new IiotAuthError(ErrorCode.CONFIG_MISSING, 'the Insights Hub app config node is not ready: deploy again, and check the log');
+  const usable = agentConfig && !agentConfig.configError && agentConfig.agent && agentConfig.connection;
+  return { app: app.connection, ...(usable ? { own: { agent: agentConfig.agent!, connection: agentConfig.connection! } } : {}) };
+}
+
+/** Redacts with the secrets of the app config node the app-side calls use. */
+function appRedactor(RED: NodeAPI, definition: NodeDefinition): (text: string) => string {
+  return (text) => {
+    const appId = appConfigIdOf(definition, agentConfigOf(RED, definition));
+    const app = appId ? (RED.nodes.getNode(appId) as PlatformConfigNode | null) : null;
+    return app?.connection ? app.connection.redact(text) : text;
+  };
+}
+
+/** The calls made with an Insights Hub app's token. */
+async function appSide(connection: PlatformConnection, action: AppAction, msg: NodeMessage, ownId: string | undefined): Promise<unknown> {
+  const agentId = action === 'create' ? '' : agentIdOf(msg, ownId);
   switch (action) {
     case 'create':
       return readAgentApiResponse(await connection.request(requests.create(msg.payload)), 'creating the agent');

@@ -36,7 +36,7 @@ export default function register(RED: NodeAPI): void {
       (tenants) => res.json({ tenants }),
       (err: unknown) => {
         const message = isIiotAuthError(err) ? err.message : 'the tenant look-up failed';
-        res.status(isIiotAuthError(err) && err.code === 'CONFIG_INVALID' ? 400 : 502).json({ code: isIiotAuthError(err) ? err.code : 'ERROR', message });
+        res.status(isIiotAuthError(err) && (err.code === 'CONFIG_INVALID' || err.code === 'CREDENTIALS_MISSING') ? 400 : 502).json({ code: isIiotAuthError(err) ? err.code : 'ERROR', message });
       },
     );
   });

@@ -1,4 +1,5 @@
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
+import { listOf } from '../core/words.js';
 import type { HttpClient, HttpRequest, HttpResponse } from '../core/http.js';
 import type { Token, TokenProvider } from '../core/token.js';
 import { checkBaseUrl } from '../core/url.js';
@@ -34,7 +35,8 @@ export function validateSettings(settings: CiscoEiSettings, requireTenant = true
   const missing = required.filter((k) => !settings[k].trim());
   if (missing.length > 0) {
     const labels = missing.map((k) => (k === 'tenantId' ? 'tenant id' : k));
-    throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `the Cisco EI config lacks the ${labels.join(', ')}: open the config node and fill it in${missing.includes('tenantId') ? ' ("Look up tenants" finds the tenant id)' : ''}`);
+    const code = missing.includes('tenantId') ? ErrorCode.CONFIG_INVALID : ErrorCode.CREDENTIALS_MISSING;
+    throw new IiotAuthError(code, `the Cisco EI config lacks the ${listOf(labels)}: open the config node and fill it in${missing.includes('tenantId') ? ' ("Look up tenants" finds the tenant id)' : ''}`);
   }
   return { ...settings, server: checkBaseUrl(settings.server, 'the server URL'), tenantId: settings.tenantId.trim() };
 }

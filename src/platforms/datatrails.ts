@@ -1,4 +1,5 @@
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
+import { listOf } from '../core/words.js';
 import type { HttpClient, HttpRequest, HttpResponse } from '../core/http.js';
 import type { Token, TokenProvider } from '../core/token.js';
 import { checkBaseUrl } from '../core/url.js';
@@ -23,8 +24,8 @@ export function validateSettings(settings: DataTrailsSettings): DataTrailsSettin
   const missing = (['clientId', 'clientSecret'] as const).filter((k) => !settings[k].trim());
   if (missing.length > 0) {
     throw new IiotAuthError(
-      ErrorCode.CONFIG_INVALID,
-      `the DataTrails config lacks the ${missing.map((k) => (k === 'clientId' ? 'client id' : 'client secret')).join(', ')}: open the config node and fill it in`,
+      ErrorCode.CREDENTIALS_MISSING,
+      `the DataTrails config lacks the ${listOf(missing.map((k) => (k === 'clientId' ? 'client id' : 'client secret')))}: open the config node and fill it in`,
     );
   }
   return { ...settings, url: checkBaseUrl(settings.url || 'https://app.datatrails.ai', 'the DataTrails URL'), clientId: settings.clientId.trim() };

@@ -38,7 +38,12 @@ const CLOCK_SKEW_LIMIT_MS = 30_000;
 export function parseBoardingConfiguration(text: string): BoardingConfiguration {
   const invalid = (what: string) =>
     new IiotAuthError(ErrorCode.CONFIG_INVALID, `the boarding configuration ${what}: paste the whole JSON downloaded from Insights Hub (Asset Manager > the agent > Onboarding key)`);
-  if (!text.trim()) throw invalid('is empty');
+  if (!text.trim()) {
+    throw new IiotAuthError(
+      ErrorCode.CREDENTIALS_MISSING,
+      'the Insights Hub agent config lacks the boarding configuration: paste the JSON downloaded from Insights Hub (Asset Manager > the agent > Onboarding key), or fetch it with the "get boarding configuration" action',
+    );
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

@@ -1,4 +1,5 @@
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
+import { listOf } from '../core/words.js';
 import type { HttpClient, HttpRequest, HttpResponse } from '../core/http.js';
 import type { Token, TokenProvider } from '../core/token.js';
 import { checkBaseUrl } from '../core/url.js';
@@ -48,13 +49,16 @@ export function validateSettings(settings: InsightsHubAppSettings, fromEnv: bool
     ['clientId', 'client id', 'MDSP_KEY_STORE_CLIENT_ID'],
     ['clientSecret', 'client secret', 'MDSP_KEY_STORE_CLIENT_SECRET'],
   ];
-  const missing = fields.filter(([key]) => !settings[key].trim()).map(([, label, variable]) => (fromEnv ? variable : label));
+  const lacking = fields.filter(([key]) => !settings[key].trim());
+  const missing = lacking.map(([, label, variable]) => (fromEnv ? variable : label));
   if (missing.length > 0) {
+    // Only the credentials missing (an imported flow carries none): say so in the code too.
+    const onlyCredentials = !fromEnv && lacking.every(([key]) => key === 'clientId' || key === 'clientSecret');
     throw new IiotAuthError(
-      ErrorCode.CONFIG_INVALID,
+      onlyCredentials ? ErrorCode.CREDENTIALS_MISSING : ErrorCode.CONFIG_INVALID,
       fromEnv
-        ? `the environment lacks ${missing.join(', ')}: run inside Insights Hub's Cloud Foundry, set them, or untick "use environment"`
-        : `the Insights Hub app config lacks the ${missing.join(', ')}: open the config node and fill it in`,
+        ? `the environment lacks ${listOf(missing)}: run inside Insights Hub's Cloud Foundry, set them, or untick "use environment"`
+        : `the Insights Hub app config lacks the ${listOf(missing)}: open the config node and fill it in`,
     );
   }
   return { ...settings, gateway: checkBaseUrl(settings.gateway, 'the gateway URL') };

@@ -1,4 +1,5 @@
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
+import { listOf } from '../core/words.js';
 import type { HttpClient, HttpRequest, HttpResponse } from '../core/http.js';
 import type { Token, TokenProvider } from '../core/token.js';
 import { checkBaseUrl } from '../core/url.js';
@@ -25,7 +26,7 @@ const WHAT = 'the MBP login';
 export function validateSettings(settings: MbpSettings): MbpSettings {
   const missing = (['username', 'password'] as const).filter((k) => !settings[k].trim());
   if (missing.length > 0) {
-    throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `the MBP config lacks the ${missing.join(', ')}: open the config node and fill it in`);
+    throw new IiotAuthError(ErrorCode.CREDENTIALS_MISSING, `the MBP config lacks the ${listOf(missing)}: open the config node and fill it in`);
   }
   return { ...settings, url: checkBaseUrl(settings.url, 'the MBP URL'), username: settings.username.trim() };
 }

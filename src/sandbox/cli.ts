@@ -1,4 +1,5 @@
-// `node dist/src/sandbox/cli.js [--port N]`: runs the sandbox alone on 127.0.0.1,
+#!/usr/bin/env node
+// `iiot-auth-sandbox [--port N]` (the package's bin; in a clone `npm run sandbox`): runs the sandbox alone on 127.0.0.1,
 // for people who build flows before they have a platform account.
 
 import { startSandbox } from './server.js';

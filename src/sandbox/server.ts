@@ -11,7 +11,7 @@ import { jsonReply, type Platform, type Reply, type Route, type SandboxContext }
 import { createInsightsHub } from './insights-hub.js';
 import { createInsightsHubAgents } from './insights-hub-agents.js';
 import { createMbp } from './mbp.js';
-import { testHelperRoutes } from './test-helpers.js';
+import { diagnosticRoutes } from './diagnostics.js';
 import { DEFAULT_LIFETIMES, ENDPOINT_NAMES, type EndpointName, type Sandbox, type SandboxOptions } from './types.js';
 
 const MAX_REQUEST_BODY = 1024 * 1024;
@@ -44,7 +44,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   }
   const [, agents, , dataTrails] = created;
   const platforms: Platform[] = created;
-  const routes: Route[] = [...platforms.flatMap((platform) => platform.routes), ...testHelperRoutes(platforms)];
+  const routes: Route[] = [...platforms.flatMap((platform) => platform.routes), ...diagnosticRoutes(platforms)];
   const faults = new FaultTable();
   const callCounts = new Map<EndpointName, number>();
   const stopping = new AbortController();

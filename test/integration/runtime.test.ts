@@ -137,7 +137,7 @@ describe('a real Node-RED runtime with adminAuth', function () {
     assert.ok(!JSON.stringify(error).includes('not-the-password'));
     const missing = await lookUp(token, { server: sandbox.url, username: '' });
     assert.equal(missing.status, 400);
-    assert.match(((await missing.json()) as { message: string }).message, /lacks the username, password/);
+    assert.match(((await missing.json()) as { message: string }).message, /lacks the username and password/);
   });
 
   it('keeps credentials out of flows.json, the admin API and the log; uses stored ones for the look-up', async () => {

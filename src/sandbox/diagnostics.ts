@@ -1,5 +1,6 @@
-// Endpoints that imitate no platform but help tests: an echo that shows what a
-// client sent (credentials redacted), and a redirect.
+// Endpoints that imitate no platform but help whoever builds a flow (and the
+// tests): an echo that shows what a client sent (credentials redacted), and a
+// redirect.
 
 import type { Platform, Reply, Route, SandboxRequest } from './http-kit.js';
 import { emptyReply, header, jsonReply } from './http-kit.js';
@@ -9,7 +10,7 @@ import type { PlatformName } from './types.js';
 const REDACTED_HEADERS = new Set(['authorization', 'cookie', 'x-space-auth-key', 'x-mbp-access-request']);
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
-export function testHelperRoutes(platforms: Platform[]): Route[] {
+export function diagnosticRoutes(platforms: Platform[]): Route[] {
   /** The first platform for which the request carries a working credential. */
   async function authenticatedAs(request: SandboxRequest): Promise<PlatformName | null> {
     for (const platform of platforms) {
