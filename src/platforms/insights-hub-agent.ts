@@ -111,7 +111,7 @@ export function buildRegisterRequest(config: BoardingConfiguration, profile: Sec
     headers: { authorization: `Bearer ${config.iat}`, 'content-type': 'application/json', accept: 'application/json' },
     body: JSON.stringify(body),
     retry: false,
-    followRedirects: false,
+    carriesSecret: { what: 'Insights Hub agent registration' },
     maxResponseBytes: 1024 * 1024,
   };
 }
@@ -125,7 +125,7 @@ export function buildRotateRequest(registration: AgentRegistration, profile: Sec
     headers: { authorization: `Bearer ${registration.registrationAccessToken}`, 'content-type': 'application/json', accept: 'application/json' },
     body: JSON.stringify(body),
     retry: false,
-    followRedirects: false,
+    carriesSecret: { what: 'Insights Hub agent key rotation' },
     maxResponseBytes: 1024 * 1024,
   };
 }
@@ -210,6 +210,7 @@ export function buildAgentTokenRequest(baseUrl: string, assertion: string): Http
     headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
     body: new URLSearchParams({ grant_type: 'client_credentials', client_assertion_type: CLIENT_ASSERTION_TYPE, client_assertion: assertion }).toString(),
     retry: false,
+    carriesSecret: { what: 'the Insights Hub agent token endpoint' },
     maxResponseBytes: 1024 * 1024,
   };
 }

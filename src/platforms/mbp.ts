@@ -37,7 +37,7 @@ export function buildLoginRequest(settings: MbpSettings): HttpRequest {
     headers: { 'content-type': 'application/json', accept: 'application/json' },
     body: JSON.stringify({ username: settings.username, password: settings.password }),
     retry: false,
-    followRedirects: false,
+    carriesSecret: { what: WHAT, advice: 'check that the URL includes the context path (/mbp, or /MBP on older servers) and points at MBP itself' },
     maxResponseBytes: 1024 * 1024,
   };
 }
