@@ -3,6 +3,7 @@ import type { HttpClient, HttpResponse } from './http.js';
 import type { Redactor } from './redact.js';
 import type { Token, TokenProvider } from './token.js';
 import type { EntryState, TokenEngine } from './token-engine.js';
+import { describeUrl, ErrorCode, IiotAuthError } from './errors.js';
 import { resolveApiUrl } from './url.js';
 
 /**
@@ -58,9 +59,15 @@ export class PlatformConnection {
     return this.options.provider.baseUrl;
   }
 
-  getToken(): Promise<Token> {
+  /**
+   * A token from the engine. With `timeoutMs`, the caller waits at most that
+   * long (HTTP_TIMEOUT); the token request itself goes on for the others
+   * waiting on it.
+   */
+  getToken(options: { timeoutMs?: number } = {}): Promise<Token> {
     const { engine, id, fingerprint, provider, http } = this.options;
-    return engine.getToken(id, fingerprint, () => provider.fetchToken(http));
+    const token = engine.getToken(id, fingerprint, () => provider.fetchToken(http));
+    return options.timeoutMs === undefined ? token : withinDeadline(token, options.timeoutMs, provider.baseUrl);
   }
 
   /** Drops the cached token (its credentials were retired). */
@@ -79,9 +86,17 @@ export class PlatformConnection {
     return this.options.engine.hasUsableToken(this.options.id, this.options.fingerprint);
   }
 
+  /**
+   * An API call with the platform's auth. `timeoutMs` bounds the whole call:
+   * waiting for a token, the request, a retry after 401 or 429.
+   */
   async request(req: ApiRequest): Promise<ApiResponse> {
     const url = resolveApiUrl(this.baseUrl, req.url);
-    let token = await this.getToken();
+    const deadline = req.timeoutMs !== undefined ? Date.now() + req.timeoutMs : undefined;
+    const left = () => (deadline === undefined ? {} : { timeoutMs: Math.max(1, deadline - Date.now()) });
+    const expired = deadline === undefined ? undefined : AbortSignal.timeout(Math.max(1, req.timeoutMs!));
+    const signal = expired && req.signal ? AbortSignal.any([expired, req.signal]) : (expired ?? req.signal);
+    let token = await this.getToken(left());
     const send = (current: Token) =>
       this.options.http.send({
         method: req.method,
@@ -89,16 +104,17 @@ export class PlatformConnection {
         headers: withoutHeaders(req.headers ?? {}, current.headers),
         auth: { origin: url.origin, headers: current.headers },
         ...(req.body !== undefined ? { body: req.body } : {}),
-        ...(req.timeoutMs !== undefined ? { timeoutMs: req.timeoutMs } : {}),
+        ...left(),
         ...(req.maxResponseBytes !== undefined ? { maxResponseBytes: req.maxResponseBytes } : {}),
-        ...(req.signal ? { signal: req.signal } : {}),
+        ...(signal ? { signal } : {}),
       });
     let response = await send(token);
-    if (response.statusCode === 401) {
-      // The platform no longer accepts this token (revoked, server restarted,
-      // clock drift): drop it, get a fresh one, and try once more.
-      this.options.engine.invalidate(this.options.id, token.value);
-      token = await this.getToken();
+    // The platform no longer accepts this token (revoked, server restarted,
+    // clock drift): get a fresh one and try once more. Unless a re-login was
+    // just tried and did not help: then the 401 is the answer (the engine
+    // spaces re-logins out, so a permanent 401 does not burn a login per message).
+    if (response.statusCode === 401 && this.options.engine.tokenRejected(this.options.id, token.value)) {
+      token = await this.getToken(left());
       response = await send(token);
     }
     return response;
@@ -131,4 +147,28 @@ export function fingerprint(parts: Record<string, unknown>): string {
 function withoutHeaders(headers: Record<string, string>, authHeaders: Record<string, string>): Record<string, string> {
   const taken = new Set(Object.keys(authHeaders).map((name) => name.toLowerCase()));
   return Object.fromEntries(Object.entries(headers).filter(([name]) => !taken.has(name.toLowerCase())));
+}
+
+/** The token, or HTTP_TIMEOUT after `ms`; the shared token request is not cancelled. */
+function withinDeadline(token: Promise<Token>, ms: number, baseUrl: string): Promise<Token> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(
+        new IiotAuthError(
+          ErrorCode.HTTP_TIMEOUT,
+          `no token within ${ms} ms: the token endpoint of ${describeUrl(baseUrl)} has not answered yet; the request goes on for the next messages; raise the timeout, or check the platform`,
+        ),
+      );
+    }, ms);
+    token.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
 }

@@ -96,9 +96,13 @@ async function currentDataSourceETag(connection: PlatformConnection, agentId: st
   return eTagOf(res, readAgentApiResponse(res, 'reading the data source configuration\'s eTag'));
 }
 
-/** The agent an app-side action is for: msg.agentId, or the node's own. */
+/** The agent an app-side action is for: msg.agentId, or the node's own. Anything but a string is refused, never taken as "the own agent". */
 function agentIdOf(msg: NodeMessage, ownId: string): string {
-  return typeof msg.agentId === 'string' && msg.agentId ? msg.agentId : ownId;
+  if (msg.agentId === undefined || msg.agentId === null || msg.agentId === '') return ownId;
+  if (typeof msg.agentId !== 'string') {
+    throw new IiotAuthError(ErrorCode.INPUT_INVALID, `msg.agentId is a ${typeof msg.agentId}: set it to the agent's id (a string), or leave it out for this node's own agent`);
+  }
+  return msg.agentId;
 }
 
 /** The calls made with the app token of the app config node the agent config references. */

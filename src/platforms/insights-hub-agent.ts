@@ -6,7 +6,8 @@ import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import { header, type HttpRequest, type HttpResponse } from '../core/http.js';
 import type { Token } from '../core/token.js';
 import { checkBaseUrl } from '../core/url.js';
-import { jsonObject, optionalSeconds, requiredString, tokenEndpointError } from './response.js';
+import { expiryFrom } from '../core/lifetime.js';
+import { jsonObject, requiredString, tokenEndpointError } from './response.js';
 
 /**
  * Insights Hub Agent Management, the agent's side (PROTOCOLS.md §2): the
@@ -241,8 +242,8 @@ export function readAgentTokenResponse(res: HttpResponse, now: number, registrat
   const what = 'the agent token endpoint';
   const body = jsonObject(res, what);
   const accessToken = requiredString(body, 'access_token', what);
-  const expiresIn = optionalSeconds(body, 'expires_in', what) ?? DEFAULT_TOKEN_LIFETIME_S;
-  return { type: 'bearer', value: accessToken, obtainedAt: now, expiresAt: now + expiresIn * 1000, headers: { authorization: `Bearer ${accessToken}` } };
+  const expiresAt = expiryFrom(now, { expiresIn: body.expires_in, defaultS: DEFAULT_TOKEN_LIFETIME_S, what });
+  return { type: 'bearer', value: accessToken, obtainedAt: now, expiresAt, headers: { authorization: `Bearer ${accessToken}` } };
 }
 
 function fail(code: ErrorCode, message: string, statusCode: number): never {

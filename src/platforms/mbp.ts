@@ -1,6 +1,7 @@
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import type { HttpClient, HttpRequest, HttpResponse } from '../core/http.js';
 import type { Token, TokenProvider } from '../core/token.js';
+import { expiryFrom } from '../core/lifetime.js';
 import { checkBaseUrl } from '../core/url.js';
 import { jsonObject, tokenEndpointError } from './response.js';
 
@@ -67,12 +68,13 @@ export function readLoginResponse(res: HttpResponse, now: number): Token {
   }
   const user = jsonObject(res, WHAT);
   const accessRequest = accessRequestHeader(user);
-  const lifetime = Math.min(session.maxAgeS ?? MAX_SESSION_S, MAX_SESSION_S);
+  // The cookie's Max-Age, within MBP's 7-day limit; sanitised like every lifetime.
+  const expiresAt = expiryFrom(now, { expiresIn: Math.min(session.maxAgeS ?? MAX_SESSION_S, MAX_SESSION_S), expiresInField: 'Max-Age', defaultS: MAX_SESSION_S, what: WHAT });
   return {
     type: 'session',
     value: session.id,
     obtainedAt: now,
-    expiresAt: now + lifetime * 1000,
+    expiresAt,
     headers: { cookie: `${SESSION_COOKIE}=${session.id}`, 'x-mbp-access-request': accessRequest },
   };
 }
