@@ -67,7 +67,7 @@ export class PlatformConnection {
   getToken(options: { timeoutMs?: number } = {}): Promise<Token> {
     const { engine, id, fingerprint, provider, http } = this.options;
     const token = engine.getToken(id, fingerprint, () => provider.fetchToken(http));
-    return options.timeoutMs === undefined ? token : withinDeadline(token, options.timeoutMs, provider.baseUrl);
+    return options.timeoutMs === undefined ? token : withinDeadline(token, options.timeoutMs, options.timeoutMs, provider.baseUrl);
   }
 
   /** Drops the cached token (its credentials were retired). */
@@ -92,11 +92,30 @@ export class PlatformConnection {
    */
   async request(req: ApiRequest): Promise<ApiResponse> {
     const url = resolveApiUrl(this.baseUrl, req.url);
+    try {
+      return await this.requestWithin(req, url);
+    } catch (err) {
+      // Say which limit ran out: the message's, which covers the token wait and any retry.
+      if (req.timeoutMs !== undefined && err instanceof IiotAuthError && err.code === ErrorCode.HTTP_TIMEOUT && !err.message.startsWith('no token')) {
+        throw new IiotAuthError(
+          ErrorCode.HTTP_TIMEOUT,
+          `${describeUrl(url)} did not answer within ${req.timeoutMs} ms (the message's timeout, waiting for the token included): check that the server is up and reachable, or raise the timeout`,
+        );
+      }
+      throw err;
+    }
+  }
+
+  private async requestWithin(req: ApiRequest, url: URL): Promise<ApiResponse> {
     const deadline = req.timeoutMs !== undefined ? Date.now() + req.timeoutMs : undefined;
     const left = () => (deadline === undefined ? {} : { timeoutMs: Math.max(1, deadline - Date.now()) });
     const expired = deadline === undefined ? undefined : AbortSignal.timeout(Math.max(1, req.timeoutMs!));
     const signal = expired && req.signal ? AbortSignal.any([expired, req.signal]) : (expired ?? req.signal);
-    let token = await this.getToken(left());
+    const tokenWithin = () => {
+      const token = this.getToken();
+      return deadline === undefined ? token : withinDeadline(token, Math.max(1, deadline - Date.now()), req.timeoutMs!, this.baseUrl);
+    };
+    let token = await tokenWithin();
     const send = (current: Token) =>
       this.options.http.send({
         method: req.method,
@@ -114,7 +133,7 @@ export class PlatformConnection {
     // just tried and did not help: then the 401 is the answer (the engine
     // spaces re-logins out, so a permanent 401 does not burn a login per message).
     if (response.statusCode === 401 && this.options.engine.tokenRejected(this.options.id, token.value)) {
-      token = await this.getToken(left());
+      token = await tokenWithin();
       response = await send(token);
     }
     return response;
@@ -150,13 +169,13 @@ function withoutHeaders(headers: Record<string, string>, authHeaders: Record<str
 }
 
 /** The token, or HTTP_TIMEOUT after `ms`; the shared token request is not cancelled. */
-function withinDeadline(token: Promise<Token>, ms: number, baseUrl: string): Promise<Token> {
+function withinDeadline(token: Promise<Token>, ms: number, totalMs: number, baseUrl: string): Promise<Token> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       reject(
         new IiotAuthError(
           ErrorCode.HTTP_TIMEOUT,
-          `no token within ${ms} ms: the token endpoint of ${describeUrl(baseUrl)} has not answered yet; the request goes on for the next messages; raise the timeout, or check the platform`,
+          `no token within ${totalMs} ms: the token endpoint of ${describeUrl(baseUrl)} has not answered yet; the request goes on for the next messages; raise the timeout, or check the platform`,
         ),
       );
     }, ms);

@@ -74,7 +74,7 @@ export class StatusReporter {
   }
 
   error(err: IiotAuthError | Error): void {
-    const code = isIiotAuthError(err) ? err.code : 'ERROR';
+    const code = isIiotAuthError(err) ? err.code : ErrorCode.INTERNAL_ERROR;
     const text = this.RED._(`${COMMON}.status.${code}`);
     // i18next answers an unknown key with the key itself: fall back to the generic text.
     const known = !text.endsWith(`status.${code}`);
@@ -134,10 +134,20 @@ export interface PublicError extends Error {
 }
 
 export function toPublicError(err: unknown, redact: (text: string) => string): PublicError {
-  const message = redact(err instanceof Error ? err.message : String(err));
+  const message = redact(isIiotAuthError(err) ? err.message : unexpected(err));
   const out = new Error(message) as PublicError;
   out.name = 'IiotAuthError';
-  out.code = isIiotAuthError(err) ? err.code : 'ERROR';
+  out.code = isIiotAuthError(err) ? err.code : ErrorCode.INTERNAL_ERROR;
   if (isIiotAuthError(err) && err.statusCode !== undefined) out.statusCode = err.statusCode;
   return out;
+}
+
+/**
+ * An error the package did not foresee: its type and system code, never its
+ * raw message (a library's or Node.js's words, which may quote anything).
+ */
+function unexpected(err: unknown): string {
+  const name = err instanceof Error ? err.name : typeof err;
+  const code = (err as { code?: unknown } | null)?.code;
+  return `an unexpected ${name}${typeof code === 'string' && /^[A-Z_0-9]{2,40}$/.test(code) ? ` (${code})` : ''} stopped this message: this is a bug; please report it with what the flow did`;
 }

@@ -29,7 +29,7 @@ export const requests = {
     method: 'PUT',
     url: agentPath(agentId, '/dataSourceConfiguration'),
     headers: { ...jsonBody, 'if-match': `"${eTag}"` },
-    body: JSON.stringify(checkDataSourceConfig(config)),
+    body: jsonText(checkDataSourceConfig(config)),
   }),
   create: (body: unknown): ApiRequest => ({ method: 'POST', url: BASE, headers: jsonBody, body: JSON.stringify(checkCreate(body)) }),
   get: (agentId: string): ApiRequest => ({ method: 'GET', url: agentPath(agentId), headers: json }),
@@ -121,4 +121,13 @@ function serverMessage(res: HttpResponse): string {
 
 function fail(code: ErrorCode, message: string, statusCode: number): never {
   throw new IiotAuthError(code, message, { statusCode });
+}
+
+/** msg.payload as JSON, or INPUT_INVALID when it cannot be (circular, a BigInt). */
+function jsonText(value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'msg.payload cannot be sent as JSON (it refers to itself, or holds a BigInt): send plain data');
+  }
 }

@@ -188,6 +188,19 @@ function requireKey(key: AgentKey | undefined): AgentKey {
 
 /** The self-signed JWT: claims exactly as PROTOCOLS.md §2; HS256 with the secret, RS256 with the key. */
 export async function buildClientAssertion(registration: AgentRegistration, tenant: string, now: number = Date.now()): Promise<string> {
+  try {
+    return await signClientAssertion(registration, tenant, now);
+  } catch (err) {
+    if (err instanceof IiotAuthError) throw err;
+    // jose or node:crypto refusing a stored value: the state is damaged; never pass their message on.
+    throw new IiotAuthError(
+      ErrorCode.AGENT_STATE_ERROR,
+      `the stored registration of agent ${typeof registration.clientId === 'string' ? registration.clientId.slice(0, 60) : '(unknown)'} cannot sign a client assertion (${(err as Error)?.name ?? 'error'}): its client id, secret or key is damaged; restore the state file from a backup, or offboard the agent and onboard it again`,
+    );
+  }
+}
+
+async function signClientAssertion(registration: AgentRegistration, tenant: string, now: number): Promise<string> {
   const seconds = Math.floor(now / 1000);
   const jwt = new SignJWT({ schemas: ['urn:siemens:mindsphere:v1'], ten: tenant })
     .setIssuer(registration.clientId)
