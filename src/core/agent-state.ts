@@ -249,12 +249,22 @@ function checkState(value: unknown, file: string, clientId: string): AgentState 
   if (state.clientId !== clientId) throw stateError(`the agent state ${file} belongs to another agent (${String(state.clientId)})`);
   if (!Array.isArray(state.registrations)) throw stateError(`the agent state ${file} lacks its registrations`);
   state.registrations.forEach((registration, i) => {
-    const problem = registrationProblem(registration);
+    const problem = registrationProblem(registration) ?? foreignUri(registration, state.baseUrl);
     if (problem) {
       throw stateError(`the agent state ${file} is damaged: registration ${i + 1} ${problem}; restore the file from a backup (it is never overwritten while damaged), or move it away, offboard the agent and onboard it again`);
     }
   });
   return state as AgentState;
+}
+
+/** A registration URI off the agent's platform: its registration access token would go there. */
+function foreignUri(registration: AgentRegistration, baseUrl: unknown): string | undefined {
+  if (!registration.registrationClientUri || typeof baseUrl !== 'string') return undefined;
+  try {
+    return new URL(registration.registrationClientUri).origin === new URL(baseUrl).origin ? undefined : 'has a registration URI on another origin than the platform';
+  } catch {
+    return 'has a registration URI that is not a URL';
+  }
 }
 
 /** What makes a stored registration unusable, or undefined when it is usable. */

@@ -134,7 +134,7 @@ export function buildRotateRequest(registration: AgentRegistration, profile: Sec
 /** The registration in a 201 (onboarding) or 2xx (rotation) answer. */
 export function readRegistrationResponse(
   res: HttpResponse,
-  context: { action: 'onboard' | 'rotate'; config?: BoardingConfiguration; profile: SecurityProfile; key?: AgentKey; now?: number },
+  context: { action: 'onboard' | 'rotate'; config?: BoardingConfiguration; baseUrl?: string; profile: SecurityProfile; key?: AgentKey; now?: number },
 ): AgentRegistration {
   const ok = context.action === 'onboard' ? res.statusCode === 201 || res.statusCode === 200 : res.statusCode >= 200 && res.statusCode < 300;
   if (!ok) throw registrationError(res, context.action, context.config, context.now ?? Date.now());
@@ -144,7 +144,7 @@ export function readRegistrationResponse(
     clientId: requiredString(body, 'client_id', what),
     clientSecretExpiresAt: Number(body.client_secret_expires_at ?? 0),
     registrationAccessToken: requiredString(body, 'registration_access_token', what),
-    registrationClientUri: requiredString(body, 'registration_client_uri', what),
+    registrationClientUri: sameOrigin(requiredString(body, 'registration_client_uri', what), context.config?.baseUrl ?? context.baseUrl, what),
     tokenEndpointAuthMethod: typeof body.token_endpoint_auth_method === 'string' ? body.token_endpoint_auth_method : '',
     receivedAt: new Date(context.now ?? Date.now()).toISOString(),
     confirmed: false,
@@ -177,6 +177,23 @@ function registrationError(res: HttpResponse, action: 'onboard' | 'rotate', conf
     return new IiotAuthError(ErrorCode.TOKEN_ENDPOINT_ERROR, `the platform refused the ${action === 'onboard' ? 'onboarding' : 'rotation'} request (400): check the security profile matches the agent's in Insights Hub`, { statusCode: status });
   }
   return tokenEndpointError(res, `Insights Hub agent ${action === 'onboard' ? 'onboarding' : 'key rotation'}`, 'check the agent in Insights Hub');
+}
+
+/** The registration access token goes to registration_client_uri later: only ever on the platform's own origin. */
+function sameOrigin(uri: string, baseUrl: string | undefined, what: string): string {
+  let origin: string;
+  try {
+    origin = new URL(uri).origin;
+  } catch {
+    throw new IiotAuthError(ErrorCode.TOKEN_RESPONSE_INVALID, `${what} has a "registration_client_uri" that is not a URL`);
+  }
+  if (baseUrl !== undefined && origin !== new URL(baseUrl).origin) {
+    throw new IiotAuthError(
+      ErrorCode.TOKEN_RESPONSE_INVALID,
+      `${what} has a "registration_client_uri" on another origin (${origin}) than the platform's (${new URL(baseUrl).origin}): refused, the registration access token goes nowhere else; check the boarding configuration's baseUrl`,
+    );
+  }
+  return uri;
 }
 
 function requireKey(key: AgentKey | undefined): AgentKey {
