@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import type http from 'node:http';
 import ciscoEiNode from '../../src/nodes/iiot-cisco-ei.js';
 import dataTrailsNode from '../../src/nodes/iiot-datatrails.js';
@@ -34,7 +36,7 @@ export const ALL_MODULES = [
 export const REDIRECTS = [301, 302, 303, 307, 308] as const;
 
 /** Runtime settings for the suite: back-off long enough that counting token requests means something. */
-export const SECURITY_SETTINGS = { backoffInitialMs: 2000, backoffMaxMs: 8000 };
+export const SECURITY_SETTINGS = { backoffInitialMs: 3000, backoffMaxMs: 12000 };
 
 export interface EvilServer extends TestServer {
   /** Every request with its body, as received. */
@@ -71,6 +73,36 @@ export interface Outcome {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** After the first output or error, how long a second one would have to show up: both follow at once when they do. */
+const SETTLE_MS = 30;
+
+/**
+ * Counts every output and error while `run` sends messages; for loops of
+ * many messages, where a settle per message would stretch the test.
+ */
+export async function countOutcomes(ids: { out: string; errors: string }, run: (next: () => Promise<Outcome>) => Promise<void>): Promise<{ outputs: NodeMessage[]; errors: NodeMessage[] }> {
+  const outputs: NodeMessage[] = [];
+  const errors: NodeMessage[] = [];
+  let waiting: ((o: Outcome) => void) | undefined;
+  const onOut = (msg: NodeMessage) => {
+    outputs.push(msg);
+    waiting?.({ kind: 'output', msg });
+  };
+  const onError = (msg: NodeMessage) => {
+    errors.push(msg);
+    waiting?.({ kind: 'error', msg, error: msg.error as Outcome['error'] });
+  };
+  H.node(ids.out).on('input', onOut);
+  H.node(ids.errors).on('input', onError);
+  try {
+    await run(() => new Promise<Outcome>((resolve) => (waiting = resolve)));
+    await sleep(SETTLE_MS);
+  } finally {
+    H.node(ids.out).removeListener('input', onOut);
+    H.node(ids.errors).removeListener('input', onError);
+  }
+  return { outputs, errors };
+}
 
 /**
  * Sends one message and returns how it ended, after checking it ended in
@@ -91,7 +123,7 @@ export async function outcomeOf(ids: { out: string; errors: string }, send: () =
       if (Date.now() > deadline) throw new Error(`the message did not end within ${timeoutMs} ms`);
       await sleep(10);
     }
-    await sleep(100);
+    await sleep(SETTLE_MS);
   } finally {
     out.removeListener('input', onOut);
     errors.removeListener('input', onError);
@@ -145,4 +177,12 @@ export async function loadAgent(sandbox: Sandbox): Promise<{ flow: AgentFlow; ag
   const flow = agentFlow(sandbox, JSON.stringify(boarding));
   await H.load(ALL_MODULES, flow.nodes, flow.credentials);
   return { flow, agentId: record.id, iat: boarding.content.iat };
+}
+
+/** The secrets onboarding stored for an agent: its client secrets and registration access tokens. */
+export function storedSecrets(stateDir: string, agentId: string): string[] {
+  const file = path.join(stateDir, `${agentId}.json`);
+  if (!fs.existsSync(file)) return [];
+  const state = JSON.parse(fs.readFileSync(file, 'utf8')) as { registrations: Array<{ clientSecret?: string; registrationAccessToken?: string }> };
+  return state.registrations.flatMap((r) => [r.clientSecret ?? '', r.registrationAccessToken ?? '']);
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H } from '../helpers/flow.js';
 import { PLATFORM_CASES, platformFlow } from '../helpers/platform-flows.js';
-import { ALL_MODULES, assertNoLeaks, expectError, loadAgent, outcomeOf, REDIRECTS, SECURITY_SETTINGS, startEvilServer, type EvilServer } from './harness.js';
+import { ALL_MODULES, assertNoLeaks, expectError, loadAgent, outcomeOf, REDIRECTS, SECURITY_SETTINGS, startEvilServer, storedSecrets, type EvilServer } from './harness.js';
 
 /**
  * Attack: a token, login, registration or agent-token endpoint (or an API)
@@ -110,11 +110,3 @@ describe('security: redirects never carry credentials', function () {
     }
   });
 });
-
-/** The secrets onboarding stored for an agent: its client secrets and registration access tokens. */
-export function storedSecrets(stateDir: string, agentId: string): string[] {
-  const file = path.join(stateDir, `${agentId}.json`);
-  if (!fs.existsSync(file)) return [];
-  const state = JSON.parse(fs.readFileSync(file, 'utf8')) as { registrations: Array<{ clientSecret?: string; registrationAccessToken?: string }> };
-  return state.registrations.flatMap((r) => [r.clientSecret ?? '', r.registrationAccessToken ?? '']);
-}
