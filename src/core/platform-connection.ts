@@ -59,15 +59,9 @@ export class PlatformConnection {
     return this.options.provider.baseUrl;
   }
 
-  /**
-   * A token from the engine. With `timeoutMs`, the caller waits at most that
-   * long (HTTP_TIMEOUT); the token request itself goes on for the others
-   * waiting on it.
-   */
-  getToken(options: { timeoutMs?: number } = {}): Promise<Token> {
+  getToken(): Promise<Token> {
     const { engine, id, fingerprint, provider, http } = this.options;
-    const token = engine.getToken(id, fingerprint, () => provider.fetchToken(http));
-    return options.timeoutMs === undefined ? token : withinDeadline(token, options.timeoutMs, options.timeoutMs, provider.baseUrl);
+    return engine.getToken(id, fingerprint, () => provider.fetchToken(http));
   }
 
   /** Drops the cached token (its credentials were retired). */
@@ -96,7 +90,7 @@ export class PlatformConnection {
       return await this.requestWithin(req, url);
     } catch (err) {
       // Say which limit ran out: the message's, which covers the token wait and any retry.
-      if (req.timeoutMs !== undefined && err instanceof IiotAuthError && err.code === ErrorCode.HTTP_TIMEOUT && !err.message.startsWith('no token')) {
+      if (req.timeoutMs !== undefined && err instanceof IiotAuthError && err.code === ErrorCode.HTTP_TIMEOUT && !(err instanceof TokenWaitTimeout)) {
         throw new IiotAuthError(
           ErrorCode.HTTP_TIMEOUT,
           `${describeUrl(url)} did not answer within ${req.timeoutMs} ms (the message's timeout, waiting for the token included): check that the server is up and reachable, or raise the timeout`,
@@ -168,12 +162,15 @@ function withoutHeaders(headers: Record<string, string>, authHeaders: Record<str
   return Object.fromEntries(Object.entries(headers).filter(([name]) => !taken.has(name.toLowerCase())));
 }
 
+/** The message's time ran out while it waited for a token. */
+class TokenWaitTimeout extends IiotAuthError {}
+
 /** The token, or HTTP_TIMEOUT after `ms`; the shared token request is not cancelled. */
 function withinDeadline(token: Promise<Token>, ms: number, totalMs: number, baseUrl: string): Promise<Token> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       reject(
-        new IiotAuthError(
+        new TokenWaitTimeout(
           ErrorCode.HTTP_TIMEOUT,
           `no token within ${totalMs} ms: the token endpoint of ${describeUrl(baseUrl)} has not answered yet; the request goes on for the next messages; raise the timeout, or check the platform`,
         ),
