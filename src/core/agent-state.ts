@@ -97,7 +97,7 @@ export class AgentStateStore {
       text = await fs.readFile(file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw stateError(`could not read the agent state ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, err);
+      throw fsError('read the agent state', file, this.dir, err);
     }
     let state: unknown;
     try {
@@ -121,7 +121,7 @@ export class AgentStateStore {
       await writeFileAtomic(file, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600, fsync: true });
       await fsyncDirectory(this.dir);
     } catch (err) {
-      throw stateError(`could not save the agent state ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'}): the new credentials are not used until it is saved; free disk space or fix permissions`, err);
+      throw fsError('save the agent state (the new credentials are not used until it is saved)', file, this.dir, err);
     }
   }
 
@@ -154,7 +154,11 @@ export class AgentStateStore {
   }
 
   private async lockFile(file: string, clientId: string, options: { staleMs?: number; waitMs?: number }): Promise<() => Promise<void>> {
-    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    try {
+      await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw fsError('create the agent state folder', this.dir, this.dir, err);
+    }
     const staleMs = Math.max(2000, options.staleMs ?? 10_000);
     const waitMs = options.waitMs ?? staleMs + 2000;
     try {
@@ -176,7 +180,7 @@ export class AgentStateStore {
           `agent ${clientId} is in use by another Node-RED process sharing ${this.dir}: one agent, one process; give the other process its own agent`,
         );
       }
-      throw stateError(`could not lock the agent state of ${clientId} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, err);
+      throw fsError(`lock the agent state of ${clientId}`, `${file}.lock`, this.dir, err);
     }
   }
 }
@@ -212,6 +216,26 @@ async function fsyncDirectory(dir: string): Promise<void> {
   }
 }
 
+/**
+ * A file-system failure as AGENT_STATE_ERROR: what failed, where, the
+ * system's code, and what to do about it; never the raw system message.
+ */
+function fsError(action: string, file: string, dir: string, err: unknown): IiotAuthError {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const advice: Record<string, string> = {
+    EEXIST: `something that is not a folder is in the way: ${dir} (or a folder above it) must be a folder; move the file away or set iiotAuth.agentStateDir`,
+    ENOTDIR: `a file is in the way: ${dir} (or a folder above it) must be a folder; move the file away or set iiotAuth.agentStateDir`,
+    EISDIR: `a folder is in the way of the file ${file}: move it away`,
+    EACCES: `Node-RED's user may not access it: fix the permissions of ${dir}, or set iiotAuth.agentStateDir to a folder it owns`,
+    EPERM: `Node-RED's user may not access it: fix the permissions of ${dir}, or set iiotAuth.agentStateDir to a folder it owns`,
+    EROFS: `the file system is read-only: set iiotAuth.agentStateDir to a writable folder (a Docker volume, say)`,
+    ENOSPC: 'the disk is full: free space',
+    EDQUOT: 'the disk quota is used up: free space or raise the quota',
+    EMFILE: 'too many open files: raise the limit of open files (ulimit -n)',
+  };
+  return stateError(`could not ${action} ${file} (${code ?? 'error'}): ${(code && advice[code]) ?? 'check the folder and the disk'}`, err);
+}
+
 function stateError(message: string, cause?: unknown): IiotAuthError {
   return new IiotAuthError(ErrorCode.AGENT_STATE_ERROR, message, cause === undefined ? {} : { cause });
 }
@@ -224,5 +248,36 @@ function checkState(value: unknown, file: string, clientId: string): AgentState 
   }
   if (state.clientId !== clientId) throw stateError(`the agent state ${file} belongs to another agent (${String(state.clientId)})`);
   if (!Array.isArray(state.registrations)) throw stateError(`the agent state ${file} lacks its registrations`);
+  state.registrations.forEach((registration, i) => {
+    const problem = registrationProblem(registration) ?? foreignUri(registration, state.baseUrl);
+    if (problem) {
+      throw stateError(`the agent state ${file} is damaged: registration ${i + 1} ${problem}; restore the file from a backup (it is never overwritten while damaged), or move it away, offboard the agent and onboard it again`);
+    }
+  });
   return state as AgentState;
+}
+
+/** A registration URI off the agent's platform: its registration access token would go there. */
+function foreignUri(registration: AgentRegistration, baseUrl: unknown): string | undefined {
+  if (!registration.registrationClientUri || typeof baseUrl !== 'string') return undefined;
+  try {
+    return new URL(registration.registrationClientUri).origin === new URL(baseUrl).origin ? undefined : 'has a registration URI on another origin than the platform';
+  } catch {
+    return 'has a registration URI that is not a URL';
+  }
+}
+
+/** What makes a stored registration unusable, or undefined when it is usable. */
+function registrationProblem(value: unknown): string | undefined {
+  const r = value as Partial<AgentRegistration> | null;
+  if (!r || typeof r !== 'object') return 'is not an object';
+  const text = (v: unknown) => typeof v === 'string';
+  if (!text(r.clientId) || !r.clientId) return 'has no client id';
+  if (typeof r.clientSecretExpiresAt !== 'number' || Number.isNaN(r.clientSecretExpiresAt)) return 'has no valid client_secret_expires_at';
+  if (!text(r.registrationAccessToken) || !text(r.registrationClientUri)) return 'has no registration access token or URI';
+  if (!text(r.receivedAt) || Number.isNaN(Date.parse(r.receivedAt!))) return 'has no valid receivedAt';
+  if (r.privateKey !== undefined && (!text(r.privateKey) || !r.privateKey)) return 'has an unusable private key';
+  if (r.clientSecret !== undefined && (!text(r.clientSecret) || !r.clientSecret)) return 'has an unusable client secret';
+  if (!r.privateKey && !r.clientSecret) return 'has neither a client secret nor a private key';
+  return undefined;
 }

@@ -40,6 +40,8 @@ export const ErrorCode = {
   API_ERROR: 'API_ERROR',
   API_RESPONSE_INVALID: 'API_RESPONSE_INVALID',
   TOO_MANY_PAGES: 'TOO_MANY_PAGES',
+  /** Something failed that the package did not foresee: a bug. Its raw message is never shown. */
+  INTERNAL_ERROR: 'INTERNAL_ERROR',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

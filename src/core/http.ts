@@ -59,6 +59,15 @@ export interface HttpRequest {
   /** Undefined: the default policy; false: no retry (token and onboarding POSTs). */
   retry?: RetryPolicy | false;
   followRedirects?: boolean;
+  /**
+   * The request carries a secret in its body or headers (a password, client
+   * secret, client assertion, IAT, registration access token): it never
+   * follows a redirect, whatever the status. A 3xx answer is a
+   * TOKEN_ENDPOINT_ERROR naming the status and where it pointed; nothing is
+   * sent anywhere else. `what` names the endpoint in that error, `advice`
+   * replaces the default "check the URL" advice.
+   */
+  carriesSecret?: { what: string; advice?: string };
   signal?: AbortSignal;
 }
 
@@ -123,7 +132,15 @@ export class HttpClient {
       if (attempt >= policy.maxRetries) return response;
       const wait = retryAfterMs(response.headers) ?? 1000 * 2 ** attempt;
       if (wait > policy.maxWaitMs) return response;
-      await sleep(wait, req.signal);
+      try {
+        await sleep(wait, req.signal);
+      } catch {
+        // The caller's deadline ran out while waiting to retry: its last answer would be stale now.
+        throw new IiotAuthError(
+          ErrorCode.HTTP_TIMEOUT,
+          `${describeUrl(req.url)} asked to wait ${Math.ceil(wait / 1000)} s (${response.statusCode}), longer than the message's timeout allows: raise the timeout, or try later`,
+        );
+      }
     }
   }
 
@@ -141,6 +158,9 @@ export class HttpClient {
     for (let hop = 0; ; hop++) {
       const response = await this.sendOnce({ ...req, url, method, body, headers });
       const location = header(response.headers, 'location');
+      if (req.carriesSecret && response.statusCode >= 300 && response.statusCode < 400) {
+        throw redirectRefused(req.carriesSecret, url, response.statusCode, location);
+      }
       if (req.followRedirects === false || !REDIRECTS.has(response.statusCode) || !location) return response;
       if (hop >= this.maxRedirects) {
         throw new IiotAuthError(
@@ -148,9 +168,19 @@ export class HttpClient {
           `${describeUrl(req.url)} redirected more than ${this.maxRedirects} times: check the configured URL`,
         );
       }
-      const next = new URL(location, url);
-      if (next.origin !== new URL(url).origin) headers = withoutCredentialHeaders(headers);
-      if (response.statusCode === 303 || ((response.statusCode === 301 || response.statusCode === 302) && method === 'POST')) {
+      let next: URL;
+      try {
+        next = new URL(location, url);
+      } catch {
+        return response; // a Location that is not a URL: the 3xx is the answer
+      }
+      const crossOrigin = next.origin !== new URL(url).origin;
+      const becomesGet = response.statusCode === 303 || ((response.statusCode === 301 || response.statusCode === 302) && method === 'POST');
+      // A body is re-sent by 307/308 (and by 301/302 for methods other than
+      // POST): never to another origin. That redirect is the answer instead.
+      if (crossOrigin && !becomesGet && body !== undefined && body !== null && body.length > 0) return response;
+      if (crossOrigin) headers = withoutCredentialHeaders(headers);
+      if (becomesGet) {
         method = 'GET';
         body = undefined;
         headers = withoutHeaders(headers, ['content-type', 'content-length']);
@@ -283,6 +313,24 @@ function normaliseHeaders(headers: Record<string, string | string[] | undefined>
 export function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** The error for a redirect of a request that carries a secret: names the status and the other origin, never the secret. */
+function redirectRefused(endpoint: { what: string; advice?: string }, url: string, status: number, location: string | undefined): IiotAuthError {
+  let target = '';
+  if (location) {
+    try {
+      const next = new URL(location, url);
+      target = next.origin === new URL(url).origin ? ` to ${describeUrl(next)}` : ` to another origin, ${next.origin}`;
+    } catch {
+      target = ' to an invalid address';
+    }
+  }
+  return new IiotAuthError(
+    ErrorCode.TOKEN_ENDPOINT_ERROR,
+    `${endpoint.what} at ${describeUrl(url)} answered ${status} (a redirect${target}); a request that carries credentials never follows a redirect, so nothing was sent there: ${endpoint.advice ?? 'check the configured URL points at the platform itself'}`,
+    { statusCode: status },
+  );
 }
 
 function withoutHeaders(headers: Record<string, string>, names: string[]): Record<string, string> {

@@ -3,6 +3,7 @@ import type { HttpClient, HttpResponse } from './http.js';
 import type { Redactor } from './redact.js';
 import type { Token, TokenProvider } from './token.js';
 import type { EntryState, TokenEngine } from './token-engine.js';
+import { describeUrl, ErrorCode, IiotAuthError } from './errors.js';
 import { resolveApiUrl } from './url.js';
 
 /**
@@ -79,9 +80,36 @@ export class PlatformConnection {
     return this.options.engine.hasUsableToken(this.options.id, this.options.fingerprint);
   }
 
+  /**
+   * An API call with the platform's auth. `timeoutMs` bounds the whole call:
+   * waiting for a token, the request, a retry after 401 or 429.
+   */
   async request(req: ApiRequest): Promise<ApiResponse> {
     const url = resolveApiUrl(this.baseUrl, req.url);
-    let token = await this.getToken();
+    try {
+      return await this.requestWithin(req, url);
+    } catch (err) {
+      // Say which limit ran out: the message's, which covers the token wait and any retry.
+      if (req.timeoutMs !== undefined && err instanceof IiotAuthError && err.code === ErrorCode.HTTP_TIMEOUT && !(err instanceof TokenWaitTimeout)) {
+        throw new IiotAuthError(
+          ErrorCode.HTTP_TIMEOUT,
+          `${describeUrl(url)} did not answer within ${req.timeoutMs} ms (the message's timeout, waiting for the token included): check that the server is up and reachable, or raise the timeout`,
+        );
+      }
+      throw err;
+    }
+  }
+
+  private async requestWithin(req: ApiRequest, url: URL): Promise<ApiResponse> {
+    const deadline = req.timeoutMs !== undefined ? Date.now() + req.timeoutMs : undefined;
+    const left = () => (deadline === undefined ? {} : { timeoutMs: Math.max(1, deadline - Date.now()) });
+    const expired = deadline === undefined ? undefined : AbortSignal.timeout(Math.max(1, req.timeoutMs!));
+    const signal = expired && req.signal ? AbortSignal.any([expired, req.signal]) : (expired ?? req.signal);
+    const tokenWithin = () => {
+      const token = this.getToken();
+      return deadline === undefined ? token : withinDeadline(token, Math.max(1, deadline - Date.now()), req.timeoutMs!, this.baseUrl);
+    };
+    let token = await tokenWithin();
     const send = (current: Token) =>
       this.options.http.send({
         method: req.method,
@@ -89,16 +117,17 @@ export class PlatformConnection {
         headers: withoutHeaders(req.headers ?? {}, current.headers),
         auth: { origin: url.origin, headers: current.headers },
         ...(req.body !== undefined ? { body: req.body } : {}),
-        ...(req.timeoutMs !== undefined ? { timeoutMs: req.timeoutMs } : {}),
+        ...left(),
         ...(req.maxResponseBytes !== undefined ? { maxResponseBytes: req.maxResponseBytes } : {}),
-        ...(req.signal ? { signal: req.signal } : {}),
+        ...(signal ? { signal } : {}),
       });
     let response = await send(token);
-    if (response.statusCode === 401) {
-      // The platform no longer accepts this token (revoked, server restarted,
-      // clock drift): drop it, get a fresh one, and try once more.
-      this.options.engine.invalidate(this.options.id, token.value);
-      token = await this.getToken();
+    // The platform no longer accepts this token (revoked, server restarted,
+    // clock drift): get a fresh one and try once more. Unless a re-login was
+    // just tried and did not help: then the 401 is the answer (the engine
+    // spaces re-logins out, so a permanent 401 does not burn a login per message).
+    if (response.statusCode === 401 && this.options.engine.tokenRejected(this.options.id, token.value)) {
+      token = await tokenWithin();
       response = await send(token);
     }
     return response;
@@ -131,4 +160,31 @@ export function fingerprint(parts: Record<string, unknown>): string {
 function withoutHeaders(headers: Record<string, string>, authHeaders: Record<string, string>): Record<string, string> {
   const taken = new Set(Object.keys(authHeaders).map((name) => name.toLowerCase()));
   return Object.fromEntries(Object.entries(headers).filter(([name]) => !taken.has(name.toLowerCase())));
+}
+
+/** The message's time ran out while it waited for a token. */
+class TokenWaitTimeout extends IiotAuthError {}
+
+/** The token, or HTTP_TIMEOUT after `ms`; the shared token request is not cancelled. */
+function withinDeadline(token: Promise<Token>, ms: number, totalMs: number, baseUrl: string): Promise<Token> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(
+        new TokenWaitTimeout(
+          ErrorCode.HTTP_TIMEOUT,
+          `no token within ${totalMs} ms: the token endpoint of ${describeUrl(baseUrl)} has not answered yet; the request goes on for the next messages; raise the timeout, or check the platform`,
+        ),
+      );
+    }, ms);
+    token.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
 }

@@ -1,4 +1,5 @@
 import { ErrorCode, IiotAuthError, isIiotAuthError } from './errors.js';
+import { clampLifetime } from './lifetime.js';
 import type { Token } from './token.js';
 
 /**
@@ -39,6 +40,12 @@ interface Entry {
   failures: number;
   retryAt: number;
   lastError?: Error;
+  /** Re-logins caused by an API's 401 that did not cure it, in a row: their back-off grows with it. */
+  rejections: number;
+  /** Before this time, a 401 does not drop the token: the re-login was just tried. */
+  reloginAt: number;
+  /** When the last re-login after a 401 happened. */
+  lastReloginAt: number;
 }
 
 /** Renewal starts when 15 to 25 % of the lifetime is left (jittered per token). */
@@ -93,6 +100,30 @@ export class TokenEngine {
   }
 
   /**
+   * An API answered 401 to this token. Returns true when the caller should
+   * get a token again and repeat its call once: the token is dropped (the
+   * next getToken fetches a new one), or a newer one has already replaced it.
+   * Returns false when the 401 stands as the answer: a re-login was tried
+   * lately and did not help (the user lacks a permission, say), so the next
+   * one waits out the engine's back-off (1 s, 2 s, 4 s, … up to the maximum),
+   * and a permanent 401 costs a handful of token requests, not one per message.
+   */
+  tokenRejected(id: string, tokenValue: string): boolean {
+    const entry = this.entries.get(id);
+    if (!entry) return true;
+    if (entry.token?.value !== tokenValue) return true; // already replaced (or being replaced): retry with the current one
+    const now = this.now();
+    if (now < entry.reloginAt) return false;
+    // A long quiet spell since the last re-login: this 401 is news, start the back-off over.
+    if (now - entry.lastReloginAt > 2 * this.backoffMaxMs) entry.rejections = 0;
+    entry.reloginAt = now + this.delay(entry.rejections + 1);
+    entry.lastReloginAt = now;
+    entry.rejections += 1;
+    this.invalidate(id, tokenValue);
+    return true;
+  }
+
+  /**
    * The platform refused this token (HTTP 401): drop it, unless a newer one
    * has already replaced it.
    */
@@ -144,7 +175,7 @@ export class TokenEngine {
   private entryFor(id: string, fingerprint: string): Entry {
     let entry = this.entries.get(id);
     if (!entry || entry.fingerprint !== fingerprint) {
-      entry = { fingerprint, renewAt: 0, staleAt: 0, failures: 0, retryAt: 0 };
+      entry = { fingerprint, renewAt: 0, staleAt: 0, failures: 0, retryAt: 0, rejections: 0, reloginAt: 0, lastReloginAt: 0 };
       this.entries.set(id, entry);
     }
     return entry;
@@ -154,7 +185,7 @@ export class TokenEngine {
     if (entry.inflight) return entry.inflight;
     const inflight = (async () => {
       try {
-        const token = await fetch();
+        const token = sanitise(await fetch());
         if (this.entries.get(id) === entry) this.store(entry, token);
         return token;
       } catch (err) {
@@ -179,12 +210,17 @@ export class TokenEngine {
     entry.lastError = undefined;
   }
 
-  private recordFailure(entry: Entry, err: unknown): void {
-    entry.failures += 1;
-    const exponential = this.backoffInitialMs * 2 ** Math.min(entry.failures - 1, 30);
+  /** The pause after the n-th failure in a row: exponential, jittered, capped. */
+  private delay(failures: number): number {
+    const exponential = this.backoffInitialMs * 2 ** Math.min(failures - 1, 30);
     // Jitter between 80 % and 120 %, then the cap: many credentials failing at
     // once (a network outage) do not all retry in the same instant.
-    let delay = Math.min(this.backoffMaxMs, exponential * (0.8 + 0.4 * this.random()));
+    return Math.min(this.backoffMaxMs, exponential * (0.8 + 0.4 * this.random()));
+  }
+
+  private recordFailure(entry: Entry, err: unknown): void {
+    entry.failures += 1;
+    let delay = this.delay(entry.failures);
     const asked = isIiotAuthError(err) ? err.retryAfterMs : undefined;
     if (asked !== undefined) delay = Math.max(delay, Math.min(asked, this.backoffMaxMs));
     entry.retryAt = this.now() + delay;
@@ -201,4 +237,18 @@ export class TokenEngine {
       ...(statusCode !== undefined ? { statusCode } : {}),
     });
   }
+}
+
+/**
+ * The last guard on what a platform module hands over: a token's lifetime
+ * within [MIN_LIFETIME_MS, MAX_LIFETIME_MS] (core/lifetime.ts), so its
+ * expiry is a valid date and renewals stay spaced, whatever the server said.
+ */
+function sanitise(token: Token): Token {
+  if (!Number.isFinite(token.obtainedAt)) {
+    throw new IiotAuthError(ErrorCode.TOKEN_RESPONSE_INVALID, 'the token answer could not be dated: this is a bug, please report it');
+  }
+  const lifetime = clampLifetime(token.expiresAt - token.obtainedAt);
+  const expiresAt = token.obtainedAt + lifetime;
+  return expiresAt === token.expiresAt ? token : { ...token, expiresAt };
 }

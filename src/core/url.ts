@@ -5,7 +5,8 @@ import { describeUrl, ErrorCode, IiotAuthError } from './errors.js';
  * appended to the base URL's path (`/api/devices` on `http://h/mbp` is
  * `http://h/mbp/api/devices`, where RFC 3986 would drop `/mbp`). An absolute
  * URL must stay on the base URL's origin: the platform's credentials go
- * nowhere else.
+ * nowhere else. A relative URL must stay below the base path: dot segments
+ * (also percent-encoded) that climb above it are refused.
  */
 export function resolveApiUrl(baseUrl: string, target: string): URL {
   const base = new URL(baseUrl);
@@ -30,6 +31,12 @@ export function resolveApiUrl(baseUrl: string, target: string): URL {
   const joined = new URL(base.origin);
   const [pathAndQuery, fragment] = splitOnce(trimmed, '#');
   const [path, query] = splitOnce(pathAndQuery, '?');
+  if (climbs(path)) {
+    throw new IiotAuthError(
+      ErrorCode.INPUT_INVALID,
+      `the URL "${path.slice(0, 100)}" climbs above the platform's base path ${basePath || '/'} with "..": use a path below it, without dot segments`,
+    );
+  }
   joined.pathname = `${basePath}/${path.replace(/^\/+/, '')}`;
   if (query !== undefined) joined.search = query;
   else if (path === '' && base.search) joined.search = base.search;
@@ -52,6 +59,40 @@ export function checkBaseUrl(value: string, field: string): string {
     throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `${field} must not contain a user name or password: use the credential fields`);
   }
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+/** True when the path's dot segments, decoded as a server might ("%2e", "%2f", "\\", repeatedly), lead above where it starts. */
+function climbs(path: string): boolean {
+  let depth = 0;
+  for (const segment of fullyDecoded(path).split(/[/\\]/)) {
+    if (segment === '' || segment === '.') continue;
+    depth += segment === '..' ? -1 : 1;
+    if (depth < 0) return true;
+  }
+  return false;
+}
+
+function fullyDecoded(text: string): string {
+  let current = text;
+  for (let i = 0; i < 5; i++) {
+    let next: string;
+    try {
+      next = decodeURIComponent(current);
+    } catch {
+      next = current.replace(/%2e/gi, '.').replace(/%2f/gi, '/').replace(/%5c/gi, '\\');
+    }
+    if (next === current) return current;
+    current = next;
+  }
+  return current;
+}
+
+/**
+ * True when an id can be put into a URL path as one plain segment: not
+ * empty, not "." or "..", no slash or backslash, no percent-encoding.
+ */
+export function isPlainSegment(value: string): boolean {
+  return /^[A-Za-z0-9._~-]{1,200}$/.test(value) && !/^\.+$/.test(value);
 }
 
 function splitOnce(text: string, separator: string): [string, string | undefined] {

@@ -90,7 +90,7 @@ export class StatusReporter {
 
   error(err: unknown): void {
     const found = codeOf(err);
-    const code = found && STATUS_CODES.has(found) ? found : 'ERROR';
+    const code = found && STATUS_CODES.has(found) ? found : ErrorCode.INTERNAL_ERROR;
     this.show(`error-${code}`, { fill: 'red', shape: 'ring', text: `${COMMON}.status.${code}` });
   }
 
@@ -147,10 +147,20 @@ export interface PublicError extends Error {
 }
 
 export function toPublicError(err: unknown, redact: (text: string) => string): PublicError {
-  const message = redact(err instanceof Error ? err.message : String(err));
+  const message = redact(isIiotAuthError(err) ? err.message : unexpected(err));
   const out = new Error(message) as PublicError;
   out.name = 'IiotAuthError';
-  out.code = isIiotAuthError(err) ? err.code : 'ERROR';
+  out.code = isIiotAuthError(err) ? err.code : ErrorCode.INTERNAL_ERROR;
   if (isIiotAuthError(err) && err.statusCode !== undefined) out.statusCode = err.statusCode;
   return out;
+}
+
+/**
+ * An error the package did not foresee: its type and system code, never its
+ * raw message (a library's or Node.js's words, which may quote anything).
+ */
+function unexpected(err: unknown): string {
+  const name = err instanceof Error ? err.name : typeof err;
+  const code = (err as { code?: unknown } | null)?.code;
+  return `an unexpected ${name}${typeof code === 'string' && /^[A-Z_0-9]{2,40}$/.test(code) ? ` (${code})` : ''} stopped this message: this is a bug; please report it with what the flow did`;
 }

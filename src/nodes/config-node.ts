@@ -57,7 +57,8 @@ export function registerPlatformConfigNode(
             ? err
             : new IiotAuthError(
                 ErrorCode.CONFIG_INVALID,
-                `the config node could not start: ${new Redactor().add(...Object.values(creds)).redact(String((err as Error)?.message ?? err))}`,
+                // Never the raw message: a library's words may quote a credential.
+                `the config node could not start (an unexpected ${err instanceof Error ? err.name : typeof err}): check its settings and deploy again; if it persists, report it`,
               );
         // Log once at deploy, so the problem shows even before a message arrives.
         node.warn(node.configError.message);

@@ -108,11 +108,16 @@ async function currentDataSourceETag(connection: PlatformConnection, agentId: st
   return eTagOf(res, readAgentApiResponse(res, 'reading the data source configuration\'s eTag'));
 }
 
-/** The agent an app-side action is for: msg.agentId, or the node's own. */
+/** The agent an app-side action is for: msg.agentId, or the node's own. Anything but a string is refused, never taken as "the own agent". */
 function agentIdOf(msg: NodeMessage, ownId: string | undefined): string {
-  if (typeof msg.agentId === 'string' && msg.agentId) return msg.agentId;
-  if (ownId) return ownId;
-  throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'msg.agentId is missing: set it to the agent\'s id (create outputs it as msg.agentId), or select an agent config node in this node');
+  if (msg.agentId === undefined || msg.agentId === null || msg.agentId === '') {
+    if (ownId) return ownId;
+    throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'msg.agentId is missing: set it to the agent\'s id (create outputs it as msg.agentId), or select an agent config node in this node');
+  }
+  if (typeof msg.agentId !== 'string') {
+    throw new IiotAuthError(ErrorCode.INPUT_INVALID, `msg.agentId is a ${typeof msg.agentId}: set it to the agent's id (a string), or leave it out for this node's own agent`);
+  }
+  return msg.agentId;
 }
 
 function isAppAction(action: Action): action is AppAction {

@@ -1,11 +1,24 @@
-import { isIiotAuthError } from '../core/errors.js';
+import { ErrorCode, IiotAuthError, isIiotAuthError } from '../core/errors.js';
+import { checkBaseUrl } from '../core/url.js';
 import { CiscoEiProvider, lookUpTenants, validateSettings } from '../platforms/cisco-ei.js';
-import { registerPlatformConfigNode, textProperty } from './config-node.js';
+import { registerPlatformConfigNode, textProperty, type PlatformConfigNode } from './config-node.js';
 import type { AdminRequest, AdminResponse, NodeAPI } from './node-red.js';
 import { httpClientFor } from './runtime.js';
 
 /** What the editor sends for a password field it has not changed. */
 const UNCHANGED_PASSWORD = '__PWRD__';
+
+/** Where a deployed config node's stored password may go: its own server, as its own user, over its own TLS and proxy settings. */
+interface SavedIdentity {
+  server: string;
+  username: string;
+  tls: string;
+  proxy: string;
+}
+
+interface CiscoEiConfigNode extends PlatformConfigNode {
+  savedIdentity?: SavedIdentity;
+}
 
 /** Config node: Cisco EI API user and tenant. */
 export default function register(RED: NodeAPI): void {
@@ -13,7 +26,14 @@ export default function register(RED: NodeAPI): void {
     RED,
     'iiot-cisco-ei',
     { username: { type: 'text' }, password: { type: 'password' } },
-    (definition, credentials) => {
+    (definition, credentials, node) => {
+      // Kept even when the settings are incomplete (no tenant yet): the look-up is how the tenant is found.
+      (node as CiscoEiConfigNode).savedIdentity = {
+        server: normalisedServer(textProperty(definition, 'server')),
+        username: (credentials.username ?? '').trim(),
+        tls: textProperty(definition, 'tls'),
+        proxy: textProperty(definition, 'proxy'),
+      };
       const settings = validateSettings({
         server: textProperty(definition, 'server'),
         tenantId: textProperty(definition, 'tenantId'),
@@ -28,32 +48,70 @@ export default function register(RED: NodeAPI): void {
     },
   );
 
-  // "Look up tenants" in the config dialog: logs in with what the dialog holds
-  // and lists the user's tenants. Only editor users who may change flows may
-  // call it: it sends stored credentials to a server the caller names.
+  // "Look up tenants" in the config dialog: logs in and lists the user's
+  // tenants. Only editor users who may change flows may call it (with
+  // adminAuth), it takes JSON only (a plain HTML form from another web page
+  // cannot send that), and a stored password goes only to its config node's
+  // own server, as its own user.
   RED.httpAdmin.post('/iiot-auth/cisco-ei/tenants', RED.auth.needsPermission('iiot-cisco-ei.write'), (req: AdminRequest, res: AdminResponse) => {
+    if (!isJson(req)) {
+      res.status(415).json({ code: ErrorCode.INPUT_INVALID, message: 'the tenant look-up takes JSON only: send content-type application/json' });
+      return;
+    }
     void lookUp(RED, req.body ?? {}).then(
       (tenants) => res.json({ tenants }),
       (err: unknown) => {
         const message = isIiotAuthError(err) ? err.message : 'the tenant look-up failed';
-        res.status(isIiotAuthError(err) && (err.code === 'CONFIG_INVALID' || err.code === 'CREDENTIALS_MISSING') ? 400 : 502).json({ code: isIiotAuthError(err) ? err.code : 'ERROR', message });
+        const invalid =
+          isIiotAuthError(err) &&
+          (err.code === ErrorCode.CONFIG_INVALID || err.code === ErrorCode.INPUT_INVALID || err.code === ErrorCode.CREDENTIALS_MISSING);
+        res.status(invalid ? 400 : 502).json({ code: isIiotAuthError(err) ? err.code : ErrorCode.INTERNAL_ERROR, message });
       },
     );
   });
 }
 
+function isJson(req: AdminRequest): boolean {
+  const value = req.headers?.['content-type'];
+  const type = (Array.isArray(value) ? value[0] : value) ?? '';
+  return type.split(';')[0]!.trim().toLowerCase() === 'application/json';
+}
+
 async function lookUp(RED: NodeAPI, body: Record<string, unknown>) {
   const text = (key: string) => (typeof body[key] === 'string' ? (body[key] as string) : '');
   let password = text('password');
-  if ((password === UNCHANGED_PASSWORD || password === '') && text('id')) {
-    const stored = RED.nodes.getCredentials?.(text('id')) as { password?: string } | undefined;
-    password = stored?.password ?? '';
-  }
+  if (password === UNCHANGED_PASSWORD || password === '') password = storedPassword(RED, text);
   const settings = validateSettings({ server: text('server'), tenantId: '', username: text('username'), password }, false);
   const http = httpClientFor(RED, { id: '', type: 'iiot-cisco-ei', tls: text('tls'), proxy: text('proxy') });
   try {
     return await lookUpTenants(http, settings);
   } finally {
     await http.close();
+  }
+}
+
+/** The config node's stored password, when the look-up is for exactly what it was saved with; '' when there is none to use. */
+function storedPassword(RED: NodeAPI, text: (key: string) => string): string {
+  const id = text('id');
+  if (!id) return '';
+  const node = RED.nodes.getNode(id) as CiscoEiConfigNode | null;
+  const saved = node?.type === 'iiot-cisco-ei' ? node.savedIdentity : undefined;
+  const stored = (RED.nodes.getCredentials?.(id) as { password?: string } | undefined)?.password ?? '';
+  if (!saved || !stored) return '';
+  const asked: SavedIdentity = { server: normalisedServer(text('server')), username: text('username').trim(), tls: text('tls').trim(), proxy: text('proxy').trim() };
+  if (asked.server !== saved.server || asked.username !== saved.username || asked.tls !== saved.tls || asked.proxy !== saved.proxy) {
+    throw new IiotAuthError(
+      ErrorCode.INPUT_INVALID,
+      'the stored password is used only with the saved server, username, TLS and proxy settings: type the password to look up tenants with other ones',
+    );
+  }
+  return stored;
+}
+
+function normalisedServer(value: string): string {
+  try {
+    return checkBaseUrl(value, 'the server URL');
+  } catch {
+    return value.trim();
   }
 }

@@ -71,7 +71,12 @@ function methodOf(nodeMethod: string, msg: NodeMessage): string {
 function urlOf(nodeUrl: string, msg: NodeMessage, warn: (text: string) => void): string {
   if (nodeUrl) {
     if (typeof msg.url === 'string' && msg.url && msg.url !== nodeUrl) warn('msg.url is ignored: this node has its own URL set');
-    return nodeUrl.includes('{{') ? Mustache.render(nodeUrl, msg) : nodeUrl;
+    if (!nodeUrl.includes('{{')) return nodeUrl;
+    try {
+      return Mustache.render(nodeUrl, msg);
+    } catch {
+      throw new IiotAuthError(ErrorCode.CONFIG_INVALID, 'the node\'s URL is not a valid template (an unclosed {{ }}, say): fix it in the node');
+    }
   }
   if (typeof msg.url !== 'string' || msg.url.trim() === '') {
     throw new IiotAuthError(
@@ -97,7 +102,11 @@ function bodyOf(payload: unknown, headers: Record<string, string>): string | Buf
   if (payload === undefined || payload === null) return undefined;
   if (Buffer.isBuffer(payload) || typeof payload === 'string') return payload;
   if (!Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
-  return JSON.stringify(payload);
+  try {
+    return JSON.stringify(payload);
+  } catch {
+    throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'msg.payload cannot be sent as JSON (it refers to itself, or holds a BigInt): send plain data, a string or a Buffer');
+  }
 }
 
 function payloadOf(body: Buffer, ret: ReturnType, warn: (text: string) => void): unknown {

@@ -61,6 +61,7 @@ export interface HttpProxyNode {
 /** An editor admin API request and response (express underneath). */
 export interface AdminRequest {
   body?: Record<string, unknown>;
+  headers?: Record<string, string | string[] | undefined>;
 }
 export interface AdminResponse {
   status(code: number): AdminResponse;

@@ -22,6 +22,8 @@ export interface IiotAuthSettings {
 }
 
 let engine: TokenEngine | undefined;
+/** The settings the engine was made with: a runtime started with other settings (tests start several) gets its own. */
+let engineSettings = '';
 
 export function settingsOf(RED: NodeAPI): IiotAuthSettings {
   const value = RED.settings.iiotAuth;
@@ -30,8 +32,10 @@ export function settingsOf(RED: NodeAPI): IiotAuthSettings {
 
 /** The engine every node of this runtime shares: a thousand messages, one token request. */
 export function sharedEngine(RED: NodeAPI): TokenEngine {
-  if (!engine) {
-    const settings = settingsOf(RED);
+  const settings = settingsOf(RED);
+  const key = JSON.stringify([settings.backoffInitialMs, settings.backoffMaxMs]);
+  if (!engine || key !== engineSettings) {
+    engineSettings = key;
     engine = new TokenEngine({
       ...(settings.backoffInitialMs !== undefined ? { backoffInitialMs: settings.backoffInitialMs } : {}),
       ...(settings.backoffMaxMs !== undefined ? { backoffMaxMs: settings.backoffMaxMs } : {}),

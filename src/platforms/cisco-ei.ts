@@ -48,6 +48,7 @@ export function buildTokenRequest(settings: CiscoEiSettings): HttpRequest {
     headers: { 'content-type': 'application/json', accept: 'application/json' },
     body: JSON.stringify({ username: settings.username, password: settings.password }),
     retry: false,
+    carriesSecret: { what: WHAT },
     maxResponseBytes: 1024 * 1024,
   };
 }
@@ -59,7 +60,13 @@ export function readTokenResponse(res: HttpResponse, now: number, tenantId: stri
 }
 
 export function buildTenantsRequest(server: string, accessToken: string): HttpRequest {
-  return { method: 'GET', url: `${server}${ME_PATH}`, headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' }, maxResponseBytes: 1024 * 1024 };
+  return {
+    method: 'GET',
+    url: `${server}${ME_PATH}`,
+    headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' },
+    maxResponseBytes: 1024 * 1024,
+    carriesSecret: { what: 'the Cisco EI user endpoint' },
+  };
 }
 
 /** The tenants the user can act in, from `roles` (one entry per role, so tenants repeat). */

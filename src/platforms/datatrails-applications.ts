@@ -452,7 +452,12 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 /** A value as it may appear in a message: short, one line. */
 function preview(value: unknown): string {
-  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
+  let text: string;
+  try {
+    text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  } catch {
+    text = `(a ${typeof value} that cannot be shown)`; // circular, or a BigInt
+  }
   const line = text.replace(/[\u0000-\u001f\u007f]+/g, ' ');
   return line.length > 60 ? `${line.slice(0, 60)}…` : line;
 }

@@ -38,6 +38,7 @@ export function buildTokenRequest(settings: DataTrailsSettings): HttpRequest {
     headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
     body: new URLSearchParams({ grant_type: 'client_credentials', client_id: settings.clientId, client_secret: settings.clientSecret }).toString(),
     retry: false,
+    carriesSecret: { what: WHAT },
     maxResponseBytes: 1024 * 1024,
   };
 }

@@ -181,7 +181,7 @@ export class AgentLifecycle implements TokenProvider {
         await this.step('rotate:answered');
         let registration: AgentRegistration;
         try {
-          registration = readRegistrationResponse(res, { action: 'rotate', profile, ...(key ? { key } : {}), now: this.now() });
+          registration = readRegistrationResponse(res, { action: 'rotate', baseUrl: state.baseUrl, profile, ...(key ? { key } : {}), now: this.now() });
         } catch (err) {
           lastError = err;
           if (isIiotAuthError(err) && err.code === ErrorCode.AUTH_REJECTED) continue; // an older RAT may still work

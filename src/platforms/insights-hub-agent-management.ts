@@ -1,6 +1,7 @@
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import { header, type HttpResponse } from '../core/http.js';
 import type { ApiRequest } from '../core/platform-connection.js';
+import { isPlainSegment } from '../core/url.js';
 
 /**
  * Agent Management calls made with a token (docs/protocols.md, Insights Hub agents): the data
@@ -12,8 +13,9 @@ const BASE = '/api/agentmanagement/v3/agents';
 const DATA_TYPES = ['INT', 'LONG', 'DOUBLE', 'BOOLEAN', 'STRING', 'BIG_STRING', 'TIMESTAMP'];
 
 export function agentPath(agentId: string, suffix = ''): string {
-  if (!/^[A-Za-z0-9._-]{1,200}$/.test(agentId)) {
-    throw new IiotAuthError(ErrorCode.INPUT_INVALID, `"${agentId.slice(0, 60)}" is not an agent id: set msg.agentId to the id shown in Insights Hub`);
+  // One plain path segment: "..", "%2e%2e" or "a/b" would move the call to another resource.
+  if (!/^[A-Za-z0-9._-]{1,200}$/.test(agentId) || !isPlainSegment(agentId)) {
+    throw new IiotAuthError(ErrorCode.INPUT_INVALID, `"${agentId.slice(0, 60)}" is not an agent id (letters, digits, ".", "_" and "-", not only dots): set msg.agentId to the id shown in Insights Hub`);
   }
   return `${BASE}/${agentId}${suffix}`;
 }
@@ -30,7 +32,7 @@ export const requests = {
     method: 'PUT',
     url: agentPath(agentId, '/dataSourceConfiguration'),
     headers: { ...jsonBody, 'if-match': eTag },
-    body: JSON.stringify(checkDataSourceConfig(config)),
+    body: jsonText(checkDataSourceConfig(config)),
   }),
   create: (body: unknown): ApiRequest => ({ method: 'POST', url: BASE, headers: jsonBody, body: JSON.stringify(checkCreate(body)) }),
   get: (agentId: string): ApiRequest => ({ method: 'GET', url: agentPath(agentId), headers: json }),
@@ -131,4 +133,13 @@ function serverMessage(res: HttpResponse): string {
 
 function fail(code: ErrorCode, message: string, statusCode: number): never {
   throw new IiotAuthError(code, message, { statusCode });
+}
+
+/** msg.payload as JSON, or INPUT_INVALID when it cannot be (circular, a BigInt). */
+function jsonText(value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'msg.payload cannot be sent as JSON (it refers to itself, or holds a BigInt): send plain data');
+  }
 }

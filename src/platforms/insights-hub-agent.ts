@@ -6,7 +6,8 @@ import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import { header, type HttpRequest, type HttpResponse } from '../core/http.js';
 import type { Token } from '../core/token.js';
 import { checkBaseUrl } from '../core/url.js';
-import { jsonObject, optionalSeconds, requiredString, tokenEndpointError } from './response.js';
+import { expiryFrom } from '../core/lifetime.js';
+import { jsonObject, requiredString, tokenEndpointError } from './response.js';
 
 /**
  * Insights Hub Agent Management, the agent's side (docs/protocols.md, Insights Hub agents): the
@@ -119,7 +120,7 @@ export function buildRegisterRequest(config: BoardingConfiguration, profile: Sec
     headers: { authorization: `Bearer ${config.iat}`, 'content-type': 'application/json', accept: ACCEPT },
     body: JSON.stringify(body),
     retry: false,
-    followRedirects: false,
+    carriesSecret: { what: 'Insights Hub agent registration' },
     maxResponseBytes: 1024 * 1024,
   };
 }
@@ -133,7 +134,7 @@ export function buildRotateRequest(registration: AgentRegistration, profile: Sec
     headers: { authorization: `Bearer ${registration.registrationAccessToken}`, 'content-type': 'application/json', accept: ACCEPT },
     body: JSON.stringify(body),
     retry: false,
-    followRedirects: false,
+    carriesSecret: { what: 'Insights Hub agent key rotation' },
     maxResponseBytes: 1024 * 1024,
   };
 }
@@ -141,7 +142,7 @@ export function buildRotateRequest(registration: AgentRegistration, profile: Sec
 /** The registration in a 201 (onboarding) or 2xx (rotation) answer. */
 export function readRegistrationResponse(
   res: HttpResponse,
-  context: { action: 'onboard' | 'rotate'; config?: BoardingConfiguration; profile: SecurityProfile; key?: AgentKey; now?: number },
+  context: { action: 'onboard' | 'rotate'; config?: BoardingConfiguration; baseUrl?: string; profile: SecurityProfile; key?: AgentKey; now?: number },
 ): AgentRegistration {
   const ok = context.action === 'onboard' ? res.statusCode === 201 || res.statusCode === 200 : res.statusCode >= 200 && res.statusCode < 300;
   if (!ok) throw registrationError(res, context.action, context.config, context.now ?? Date.now());
@@ -151,7 +152,7 @@ export function readRegistrationResponse(
     clientId: requiredString(body, 'client_id', what),
     clientSecretExpiresAt: Number(body.client_secret_expires_at ?? 0),
     registrationAccessToken: requiredString(body, 'registration_access_token', what),
-    registrationClientUri: requiredString(body, 'registration_client_uri', what),
+    registrationClientUri: sameOrigin(requiredString(body, 'registration_client_uri', what), context.config?.baseUrl ?? context.baseUrl, what),
     tokenEndpointAuthMethod: typeof body.token_endpoint_auth_method === 'string' ? body.token_endpoint_auth_method : '',
     receivedAt: new Date(context.now ?? Date.now()).toISOString(),
     confirmed: false,
@@ -186,6 +187,23 @@ function registrationError(res: HttpResponse, action: 'onboard' | 'rotate', conf
   return tokenEndpointError(res, `Insights Hub agent ${action === 'onboard' ? 'onboarding' : 'key rotation'}`, 'check the agent in Insights Hub');
 }
 
+/** The registration access token goes to registration_client_uri later: only ever on the platform's own origin. */
+function sameOrigin(uri: string, baseUrl: string | undefined, what: string): string {
+  let origin: string;
+  try {
+    origin = new URL(uri).origin;
+  } catch {
+    throw new IiotAuthError(ErrorCode.TOKEN_RESPONSE_INVALID, `${what} has a "registration_client_uri" that is not a URL`);
+  }
+  if (baseUrl !== undefined && origin !== new URL(baseUrl).origin) {
+    throw new IiotAuthError(
+      ErrorCode.TOKEN_RESPONSE_INVALID,
+      `${what} has a "registration_client_uri" on another origin (${origin}) than the platform's (${new URL(baseUrl).origin}): refused, the registration access token goes nowhere else; check the boarding configuration's baseUrl`,
+    );
+  }
+  return uri;
+}
+
 function requireKey(key: AgentKey | undefined): AgentKey {
   if (!key) throw new IiotAuthError(ErrorCode.CONFIG_INVALID, 'RSA_3072 needs a private key');
   return key;
@@ -195,6 +213,19 @@ function requireKey(key: AgentKey | undefined): AgentKey {
 
 /** The self-signed JWT: claims exactly as docs/protocols.md lists them; HS256 with the secret, RS256 with the key (the documentation's sample). */
 export async function buildClientAssertion(registration: AgentRegistration, tenant: string, now: number = Date.now()): Promise<string> {
+  try {
+    return await signClientAssertion(registration, tenant, now);
+  } catch (err) {
+    if (err instanceof IiotAuthError) throw err;
+    // jose or node:crypto refusing a stored value: the state is damaged; never pass their message on.
+    throw new IiotAuthError(
+      ErrorCode.AGENT_STATE_ERROR,
+      `the stored registration of agent ${typeof registration.clientId === 'string' ? registration.clientId.slice(0, 60) : '(unknown)'} cannot sign a client assertion (${(err as Error)?.name ?? 'error'}): its client id, secret or key is damaged; restore the state file from a backup, or offboard the agent and onboard it again`,
+    );
+  }
+}
+
+async function signClientAssertion(registration: AgentRegistration, tenant: string, now: number): Promise<string> {
   const seconds = Math.floor(now / 1000);
   const jwt = new SignJWT({ schemas: ['urn:siemens:mindsphere:v1'], ten: tenant })
     .setIssuer(registration.clientId)
@@ -218,6 +249,7 @@ export function buildAgentTokenRequest(baseUrl: string, assertion: string): Http
     headers: { 'content-type': 'application/x-www-form-urlencoded', accept: ACCEPT },
     body: new URLSearchParams({ grant_type: 'client_credentials', client_assertion_type: CLIENT_ASSERTION_TYPE, client_assertion: assertion }).toString(),
     retry: false,
+    carriesSecret: { what: 'the Insights Hub agent token endpoint' },
     maxResponseBytes: 1024 * 1024,
   };
 }
@@ -248,8 +280,8 @@ export function readAgentTokenResponse(res: HttpResponse, now: number, registrat
   const what = 'the agent token endpoint';
   const body = jsonObject(res, what);
   const accessToken = requiredString(body, 'access_token', what);
-  const expiresIn = optionalSeconds(body, 'expires_in', what) ?? DEFAULT_TOKEN_LIFETIME_S;
-  return { type: 'bearer', value: accessToken, obtainedAt: now, expiresAt: now + expiresIn * 1000, headers: { authorization: `Bearer ${accessToken}` } };
+  const expiresAt = expiryFrom(now, { expiresIn: body.expires_in, defaultS: DEFAULT_TOKEN_LIFETIME_S, what });
+  return { type: 'bearer', value: accessToken, obtainedAt: now, expiresAt, headers: { authorization: `Bearer ${accessToken}` } };
 }
 
 function fail(code: ErrorCode, message: string, statusCode: number): never {

@@ -79,6 +79,7 @@ export function buildTokenRequest(settings: InsightsHubAppSettings): HttpRequest
       userTenant: settings.userTenant,
     }),
     retry: false,
+    carriesSecret: { what: WHAT },
     maxResponseBytes: 1024 * 1024,
   };
 }

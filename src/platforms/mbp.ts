@@ -2,6 +2,7 @@ import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import { listOf } from '../core/words.js';
 import type { HttpClient, HttpRequest, HttpResponse } from '../core/http.js';
 import type { Token, TokenProvider } from '../core/token.js';
+import { expiryFrom } from '../core/lifetime.js';
 import { checkBaseUrl } from '../core/url.js';
 import { jsonObject, tokenEndpointError } from './response.js';
 
@@ -38,7 +39,7 @@ export function buildLoginRequest(settings: MbpSettings): HttpRequest {
     headers: { 'content-type': 'application/json', accept: 'application/json' },
     body: JSON.stringify({ username: settings.username, password: settings.password }),
     retry: false,
-    followRedirects: false,
+    carriesSecret: { what: WHAT, advice: 'check that the URL includes the context path (/mbp, or /MBP on older servers) and points at MBP itself' },
     maxResponseBytes: 1024 * 1024,
   };
 }
@@ -68,12 +69,13 @@ export function readLoginResponse(res: HttpResponse, now: number): Token {
   }
   const user = jsonObject(res, WHAT);
   const accessRequest = accessRequestHeader(user);
-  const lifetime = Math.min(session.maxAgeS ?? MAX_SESSION_S, MAX_SESSION_S);
+  // The cookie's Max-Age, within MBP's 7-day limit; sanitised like every lifetime.
+  const expiresAt = expiryFrom(now, { expiresIn: Math.min(session.maxAgeS ?? MAX_SESSION_S, MAX_SESSION_S), expiresInField: 'Max-Age', defaultS: MAX_SESSION_S, what: WHAT });
   return {
     type: 'session',
     value: session.id,
     obtainedAt: now,
-    expiresAt: now + lifetime * 1000,
+    expiresAt,
     headers: { cookie: `${SESSION_COOKIE}=${session.id}`, 'x-mbp-access-request': accessRequest },
   };
 }

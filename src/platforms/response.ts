@@ -1,5 +1,6 @@
 import { describeUrl, ErrorCode, IiotAuthError } from '../core/errors.js';
 import type { HttpResponse } from '../core/http.js';
+import { expiryFrom } from '../core/lifetime.js';
 import { retryAfterMs } from '../core/retry-after.js';
 import type { Token } from '../core/token.js';
 
@@ -38,24 +39,13 @@ export function requiredString(body: Record<string, unknown>, field: string, wha
   return value;
 }
 
-/** A lifetime in seconds: `expires_in` when present and sane, else undefined. */
-export function optionalSeconds(body: Record<string, unknown>, field: string, what: string): number | undefined {
-  const value = body[field];
-  if (value === undefined || value === null) return undefined;
-  const seconds = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
-  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds <= 0) {
-    throw new IiotAuthError(ErrorCode.TOKEN_RESPONSE_INVALID, `${what} answered with an invalid "${field}": expected a positive number of seconds`);
-  }
-  return seconds;
-}
-
-/** The `exp` claim of a JWT, in epoch seconds, without verifying it (the platform does that). */
-export function jwtExpiry(token: string): number | undefined {
+/** The `exp` claim of a JWT as it came (epoch seconds, if the issuer follows RFC 7519), without verifying it (the platform does that). */
+export function jwtExpiry(token: string): unknown {
   const parts = token.split('.');
   if (parts.length !== 3) return undefined;
   try {
-    const claims = JSON.parse(Buffer.from(parts[1] ?? '', 'base64url').toString('utf8')) as { exp?: unknown };
-    return typeof claims.exp === 'number' ? claims.exp : undefined;
+    const claims = JSON.parse(Buffer.from(parts[1] ?? '', 'base64url').toString('utf8')) as { exp?: unknown } | null;
+    return claims && typeof claims === 'object' ? claims.exp : undefined;
   } catch {
     return undefined;
   }
@@ -96,14 +86,12 @@ export function tokenEndpointError(res: HttpResponse, what: string, rejected: st
 /**
  * An OAuth-style bearer token answer (`access_token`, `expires_in`). The
  * lifetime comes from `expires_in`, else the JWT's `exp`, else the platform's
- * documented default.
+ * documented default, by the rules of core/lifetime.ts.
  */
 export function readBearerToken(res: HttpResponse, now: number, what: string, rejected: string, defaultLifetimeS: number): Token {
   if (res.statusCode !== 200) throw tokenEndpointError(res, what, rejected);
   const body = jsonObject(res, what);
   const accessToken = requiredString(body, 'access_token', what);
-  const expiresIn = optionalSeconds(body, 'expires_in', what);
-  const exp = jwtExpiry(accessToken);
-  const expiresAt = expiresIn !== undefined ? now + expiresIn * 1000 : exp !== undefined ? exp * 1000 : now + defaultLifetimeS * 1000;
+  const expiresAt = expiryFrom(now, { expiresIn: body.expires_in, exp: jwtExpiry(accessToken), defaultS: defaultLifetimeS, what });
   return { type: 'bearer', value: accessToken, obtainedAt: now, expiresAt, headers: { authorization: `Bearer ${accessToken}` } };
 }

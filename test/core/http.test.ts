@@ -58,6 +58,44 @@ describe('HttpClient', () => {
     assert.equal(home.requests.at(-1)!.headers.authorization, 'Bearer s3cr3t-token', 'same origin keeps auth');
   });
 
+  it('a request that carries a secret never follows a redirect, whatever the status: an error naming the status and the other origin', async () => {
+    const foreign = await server((_req, res) => res.writeHead(200).end('stolen'));
+    for (const status of [301, 302, 303, 307, 308]) {
+      const home = await server((_req, res) => res.writeHead(status, { location: `${foreign.url}/steal` }).end());
+      await assert.rejects(
+        client.send({ method: 'POST', url: `${home.url}/token`, body: 'client_secret=s3cr3t', carriesSecret: { what: 'the token endpoint' } }),
+        (err: Error & { code: string; statusCode: number }) => {
+          assert.equal(err.code, ErrorCode.TOKEN_ENDPOINT_ERROR);
+          assert.equal(err.statusCode, status);
+          assert.ok(err.message.includes(`answered ${status}`) && err.message.includes(new URL(foreign.url).origin), err.message);
+          assert.match(err.message, /check the configured URL/);
+          assert.ok(!err.message.includes('s3cr3t'));
+          return true;
+        },
+      );
+      assert.equal(home.requests.length, 1);
+    }
+    const same = await server((req, res) => (req.url === '/token' ? res.writeHead(307, { location: '/other' }).end() : res.writeHead(200).end()));
+    await assert.rejects(client.send({ method: 'POST', url: `${same.url}/token`, body: 'x', carriesSecret: { what: 'the token endpoint', advice: 'add the context path' } }), /redirect to .*\/other.*add the context path/);
+    assert.equal(same.requests.length, 1, 'not even the same origin is followed');
+    assert.equal(foreign.requests.length, 0);
+  });
+
+  it('an API request never re-sends its body to another origin: that redirect is the answer', async () => {
+    const foreign = await server((_req, res) => res.writeHead(200).end('foreign'));
+    const cases: Array<[number, string]> = [[307, 'POST'], [308, 'POST'], [307, 'PUT'], [308, 'PATCH'], [301, 'PUT'], [302, 'DELETE']];
+    for (const [status, method] of cases) {
+      const home = await server((_req, res) => res.writeHead(status, { location: `${foreign.url}/x` }).end());
+      const res = await client.send({ method, url: `${home.url}/api`, body: '{"secret":"payload"}' });
+      assert.equal(res.statusCode, status, `${status} ${method}`);
+      assert.equal(res.url, `${home.url}/api`);
+    }
+    assert.equal(foreign.requests.length, 0);
+    // Same origin, or a GET without body: followed as before.
+    const home = await server((req, res, body) => (req.url === '/a' ? res.writeHead(307, { location: '/b' }).end() : res.writeHead(200).end(`${req.method}:${body}`)));
+    assert.equal((await client.send({ method: 'POST', url: `${home.url}/a`, body: 'kept' })).body.toString(), 'POST:kept');
+  });
+
   it('bounds redirects', async () => {
     const s = await server((_req, res) => res.writeHead(302, { location: '/again' }).end());
     await assert.rejects(client.send({ method: 'GET', url: s.url }), { code: ErrorCode.HTTP_TOO_MANY_REDIRECTS });

@@ -198,4 +198,65 @@ describe('TokenEngine', () => {
     assert.equal(engine.hasUsableToken('a', 'fp-old'), false);
     assert.equal(engine.inspect('a').state, 'empty');
   });
+
+  it('a 401 right after a fresh token: one re-login, then the back-off applies to re-logins too', async () => {
+    let n = 0;
+    const fetch = async () => tokenAt(clock, 600_000, `v${++n}`);
+    let token = await engine.getToken('a', 'fp', fetch);
+    assert.equal(engine.tokenRejected('a', token.value), true, 'the first 401 re-logs in');
+    token = await engine.getToken('a', 'fp', fetch);
+    assert.equal(n, 2);
+    // The fresh token is refused too: the 401 stands, no re-login for the next second (jitter 100 %).
+    for (let i = 0; i < 50; i++) assert.equal(engine.tokenRejected('a', token.value), false);
+    assert.equal((await engine.getToken('a', 'fp', fetch)).value, token.value, 'the token is kept meanwhile');
+    assert.equal(n, 2);
+    clock.advance(1000);
+    assert.equal(engine.tokenRejected('a', token.value), true, 'after the back-off, one more re-login');
+    token = await engine.getToken('a', 'fp', fetch);
+    clock.advance(1999);
+    assert.equal(engine.tokenRejected('a', token.value), false, 'the back-off doubles');
+    clock.advance(1);
+    assert.equal(engine.tokenRejected('a', token.value), true);
+    assert.equal(engine.tokenRejected('a', 'an-older-token'), true, 'a 401 to a token already replaced retries with the current one');
+  });
+
+  it('a 401 after a long quiet spell re-logs in at once', async () => {
+    let n = 0;
+    const fetch = async () => tokenAt(clock, 600_000, `v${++n}`);
+    for (let i = 0; i < 4; i++) {
+      const token = await engine.getToken('a', 'fp', fetch);
+      assert.equal(engine.tokenRejected('a', token.value), true);
+      clock.advance(16_001); // more than twice the maximum back-off
+    }
+    assert.equal(n, 4);
+  });
+
+  it('sanitises lifetimes: tiny ones last 2 s, huge ones 7 days; every expiry is a valid date', async () => {
+    const cases: Array<[number, number]> = [
+      [0, 2000],
+      [-5000, 2000],
+      [1, 2000],
+      [NaN, 2000],
+      [1e13, 7 * 24 * 3600 * 1000],
+      [1e300, 7 * 24 * 3600 * 1000],
+      [Infinity, 7 * 24 * 3600 * 1000],
+    ];
+    for (const [lifetime, expected] of cases) {
+      const token = await engine.getToken(`l${lifetime}`, 'fp', async () => tokenAt(clock, lifetime));
+      assert.equal(token.expiresAt - clock.time, expected, String(lifetime));
+      assert.ok(!Number.isNaN(new Date(token.expiresAt).getTime()));
+      assert.equal(engine.inspect(`l${lifetime}`).expiresAt, token.expiresAt);
+    }
+  });
+
+  it('a tiny lifetime costs at most one token request per 1.5 s, whatever the message rate', async () => {
+    let n = 0;
+    const fetch = async () => tokenAt(clock, 1, `v${++n}`);
+    for (let ms = 0; ms < 10_000; ms += 10) {
+      await engine.getToken('a', 'fp', fetch).catch(() => undefined);
+      clock.advance(10);
+    }
+    await tick();
+    assert.ok(n <= 8, `token requests in 10 s: ${n}`);
+  });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { ErrorCode } from '../../src/core/errors.js';
-import { checkBaseUrl, resolveApiUrl } from '../../src/core/url.js';
+import { checkBaseUrl, isPlainSegment, resolveApiUrl } from '../../src/core/url.js';
 
 describe('resolveApiUrl', () => {
   it('appends a relative URL to the base path, which RFC 3986 resolution would drop', () => {
@@ -11,6 +11,15 @@ describe('resolveApiUrl', () => {
 
   it('accepts an absolute URL on the same origin', () => {
     assert.equal(resolveApiUrl('https://gw.example/base', 'https://gw.example/other').href, 'https://gw.example/other');
+  });
+
+  it('refuses a relative URL whose dot segments, plain or percent-encoded, climb above the base path', () => {
+    const refused = ['/../x', '..', '../x', '/a/../../x', '/%2e%2e/x', '/%2E%2E/x', '/.%2e/x', '/%252e%252e/x', '/..%2fx', '/..%2Fx', '/..\\x', '/a/..%5c..%5cx', '%2e%2e'];
+    for (const target of refused) {
+      assert.throws(() => resolveApiUrl('http://h:8080/mbp', target), { code: ErrorCode.INPUT_INVALID }, target);
+    }
+    assert.equal(resolveApiUrl('http://h:8080/mbp', '/api/../devices').href, 'http://h:8080/mbp/devices', 'dot segments that stay below the base are fine');
+    assert.equal(resolveApiUrl('http://h:8080/mbp', '/api/x?q=../..').href, 'http://h:8080/mbp/api/x?q=../..', 'the query is not a path');
   });
 
   it('refuses an absolute or protocol-relative URL on another origin', () => {
@@ -26,5 +35,12 @@ describe('checkBaseUrl', () => {
     assert.throws(() => checkBaseUrl('gw.example', 'the URL'), { code: ErrorCode.CONFIG_INVALID });
     assert.throws(() => checkBaseUrl('ftp://gw.example', 'the URL'), { code: ErrorCode.CONFIG_INVALID });
     assert.throws(() => checkBaseUrl('https://u:p@gw.example', 'the URL'), /must not contain a user name or password/);
+  });
+});
+
+describe('isPlainSegment', () => {
+  it('accepts ids and refuses dot segments, slashes and encoded forms', () => {
+    for (const ok of ['abc', 'a.b', 'A-1_2', '...x']) assert.equal(isPlainSegment(ok), true, ok);
+    for (const bad of ['', '.', '..', '...', 'a/b', 'a\\b', '%2f', '%2e', '%2E%2E', '%252e', 'a?b', 'a#b', 'a b']) assert.equal(isPlainSegment(bad), false, bad);
   });
 });

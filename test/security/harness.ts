@@ -1,0 +1,188 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import type http from 'node:http';
+import ciscoEiNode from '../../src/nodes/iiot-cisco-ei.js';
+import dataTrailsNode from '../../src/nodes/iiot-datatrails.js';
+import agentNode from '../../src/nodes/iiot-agent.js';
+import appRegistrationNode from '../../src/nodes/iiot-app-registration.js';
+import insightsHubAgentNode from '../../src/nodes/iiot-insights-hub-agent.js';
+import insightsHubAppNode from '../../src/nodes/iiot-insights-hub-app.js';
+import mbpNode from '../../src/nodes/iiot-mbp.js';
+import requestNode from '../../src/nodes/iiot-request.js';
+import tokenNode from '../../src/nodes/iiot-token.js';
+import type { NodeMessage } from '../../src/nodes/node-red.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
+import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
+import { startHttpServer, type TestServer } from '../helpers/servers.js';
+
+/**
+ * What the security suite shares: the "evil" server that records every
+ * request it gets, a check that a message ended in exactly one output or one
+ * error, and the agent flow. The platform flows come from test/helpers.
+ */
+export const ALL_MODULES = [
+  insightsHubAppNode,
+  insightsHubAgentNode,
+  ciscoEiNode,
+  dataTrailsNode,
+  mbpNode,
+  tokenNode,
+  requestNode,
+  agentNode,
+  appRegistrationNode,
+];
+
+export const REDIRECTS = [301, 302, 303, 307, 308] as const;
+
+/** Runtime settings for the suite: back-off long enough that counting token requests means something. */
+export const SECURITY_SETTINGS = { backoffInitialMs: 3000, backoffMaxMs: 12000 };
+
+export interface EvilServer extends TestServer {
+  /** Every request with its body, as received. */
+  received: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; body: string }>;
+  /** Fails the test if anything at all reached the server. */
+  assertUntouched(context: string): void;
+}
+
+export async function startEvilServer(): Promise<EvilServer> {
+  const received: EvilServer['received'] = [];
+  const server = await startHttpServer((req, res, body) => {
+    received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: body.toString('utf8') });
+    // Answers like a token endpoint would: a node that followed would take this token.
+    res.writeHead(200, { 'content-type': 'application/json', 'set-cookie': 'user_session=evil-session' });
+    res.end(JSON.stringify({ access_token: 'evil-token', expires_in: 3600, firstName: 'E', lastName: 'Vil', username: 'evil' }));
+  });
+  return {
+    ...server,
+    received,
+    assertUntouched(context: string) {
+      assert.deepEqual(
+        received.map((r) => `${r.method} ${r.url} ${r.body.slice(0, 80)}`),
+        [],
+        `${context}: the evil server received requests`,
+      );
+    },
+  };
+}
+
+export interface Outcome {
+  kind: 'output' | 'error';
+  msg: NodeMessage;
+  error?: { code: string; message: string; statusCode?: number };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** After the first output or error, how long a second one would have to show up: both follow at once when they do. */
+const SETTLE_MS = 30;
+
+/**
+ * Counts every output and error while `run` sends messages; for loops of
+ * many messages, where a settle per message would stretch the test.
+ */
+export async function countOutcomes(ids: { out: string; errors: string }, run: (next: () => Promise<Outcome>) => Promise<void>): Promise<{ outputs: NodeMessage[]; errors: NodeMessage[] }> {
+  const outputs: NodeMessage[] = [];
+  const errors: NodeMessage[] = [];
+  let waiting: ((o: Outcome) => void) | undefined;
+  const onOut = (msg: NodeMessage) => {
+    outputs.push(msg);
+    waiting?.({ kind: 'output', msg });
+  };
+  const onError = (msg: NodeMessage) => {
+    errors.push(msg);
+    waiting?.({ kind: 'error', msg, error: msg.error as Outcome['error'] });
+  };
+  H.node(ids.out).on('input', onOut);
+  H.node(ids.errors).on('input', onError);
+  try {
+    await run(() => new Promise<Outcome>((resolve) => (waiting = resolve)));
+    await sleep(SETTLE_MS);
+  } finally {
+    H.node(ids.out).removeListener('input', onOut);
+    H.node(ids.errors).removeListener('input', onError);
+  }
+  return { outputs, errors };
+}
+
+/**
+ * Sends one message and returns how it ended, after checking it ended in
+ * exactly one output or one error (a short settle catches a second one).
+ */
+export async function outcomeOf(ids: { out: string; errors: string }, send: () => void, timeoutMs = 15_000): Promise<Outcome> {
+  const seen: Outcome[] = [];
+  const out = H.node(ids.out);
+  const errors = H.node(ids.errors);
+  const onOut = (msg: NodeMessage) => seen.push({ kind: 'output', msg });
+  const onError = (msg: NodeMessage) => seen.push({ kind: 'error', msg, error: msg.error as Outcome['error'] });
+  out.on('input', onOut);
+  errors.on('input', onError);
+  try {
+    send();
+    const deadline = Date.now() + timeoutMs;
+    while (seen.length === 0) {
+      if (Date.now() > deadline) throw new Error(`the message did not end within ${timeoutMs} ms`);
+      await sleep(10);
+    }
+    await sleep(SETTLE_MS);
+  } finally {
+    out.removeListener('input', onOut);
+    errors.removeListener('input', onError);
+  }
+  assert.equal(seen.length, 1, `exactly one output or error, got ${seen.map((s) => s.kind).join(', ')}`);
+  return seen[0]!;
+}
+
+/** Asserts an outcome is an error with this code, and returns the error. */
+export function expectError(outcome: Outcome, code: string, context: string): { code: string; message: string; statusCode?: number } {
+  assert.equal(outcome.kind, 'error', `${context}: expected ${code}, got an output with status ${String(outcome.msg.statusCode)}`);
+  assert.equal(outcome.error!.code, code, `${context}: ${outcome.error!.message}`);
+  return outcome.error!;
+}
+
+export function assertNoLeaks(secrets: string[], context: string): void {
+  assert.deepEqual(H.leaks(secrets.filter((s) => typeof s === 'string' && s.length >= 6)), [], `${context}: a secret in what the runtime emitted`);
+}
+
+export interface AgentFlow {
+  ids: { agentConfig: string; app: string; agent: string; token: string; request: string; out: string; errors: string };
+  nodes: FlowNode[];
+  credentials: Record<string, Record<string, string>>;
+}
+
+/** An agent config (with an app config for app-side actions), an onboard agent node, get token and authenticated request. */
+export function agentFlow(sandbox: Sandbox, boardingConfig: string): AgentFlow {
+  const ids = { agentConfig: uid('agc'), app: uid('app'), agent: uid('ag'), token: uid('tok'), request: uid('req'), out: uid('out'), errors: uid('err') };
+  const app = sandbox.demo.insightsHubApp;
+  const nodes: FlowNode[] = [
+    { id: ids.agentConfig, type: 'iiot-insights-hub-agent', profile: 'SHARED_SECRET', app: ids.app },
+    { id: ids.app, type: 'iiot-insights-hub-app', gateway: sandbox.url, appName: app.appName, appVersion: app.appVersion, hostTenant: app.hostTenant, userTenant: app.userTenant },
+    { id: ids.agent, type: 'iiot-agent', insightsHubAgent: ids.agentConfig, action: 'msg', wires: [[ids.out]] },
+    { id: ids.token, type: 'iiot-token', platform: 'insights-hub-agent', insightsHubAgent: ids.agentConfig, wires: [[ids.out]] },
+    { id: ids.request, type: 'iiot-request', platform: 'insights-hub-agent', insightsHubAgent: ids.agentConfig, method: 'GET', url: '', ret: 'obj', wires: [[ids.out]] },
+    { id: ids.out, type: 'helper' },
+    { id: uid('catch'), type: 'catch', scope: null, uncaught: false, wires: [[ids.errors]] },
+    { id: ids.errors, type: 'helper' },
+  ];
+  const credentials: Record<string, Record<string, string>> = {
+    [ids.agentConfig]: { boardingConfig },
+    [ids.app]: { clientId: app.clientId, clientSecret: app.clientSecret },
+  };
+  return { ids, nodes, credentials };
+}
+
+/** A new sandbox agent, its flow loaded; returns the flow and the IAT (a secret). */
+export async function loadAgent(sandbox: Sandbox): Promise<{ flow: AgentFlow; agentId: string; iat: string }> {
+  const record = sandbox.agents.create({ securityProfile: 'SHARED_SECRET' });
+  const boarding = sandbox.agents.boardingConfiguration(record.id);
+  const flow = agentFlow(sandbox, JSON.stringify(boarding));
+  await H.load(ALL_MODULES, flow.nodes, flow.credentials);
+  return { flow, agentId: record.id, iat: boarding.content.iat };
+}
+
+/** The secrets onboarding stored for an agent: its client secrets and registration access tokens. */
+export function storedSecrets(stateDir: string, agentId: string): string[] {
+  const file = path.join(stateDir, `${agentId}.json`);
+  if (!fs.existsSync(file)) return [];
+  const state = JSON.parse(fs.readFileSync(file, 'utf8')) as { registrations: Array<{ clientSecret?: string; registrationAccessToken?: string }> };
+  return state.registrations.flatMap((r) => [r.clientSecret ?? '', r.registrationAccessToken ?? '']);
+}

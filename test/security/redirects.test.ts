@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { FlowHarness as H } from '../helpers/flow.js';
+import { PLATFORM_CASES, platformFlow } from '../helpers/platform-flows.js';
+import { ALL_MODULES, assertNoLeaks, expectError, loadAgent, outcomeOf, REDIRECTS, SECURITY_SETTINGS, startEvilServer, storedSecrets, type EvilServer } from './harness.js';
+
+/**
+ * Attack: a token, login, registration or agent-token endpoint (or an API)
+ * redirects to a server of the attacker's choosing, hoping the request
+ * follows with its secret. Each case: the evil server receives nothing, the
+ * message ends in exactly one output or error, no secret in what the runtime
+ * emitted.
+ */
+describe('security: redirects never carry credentials', function () {
+  this.timeout(60_000);
+  let sandbox: Sandbox;
+  let evil: EvilServer;
+  let stateDir: string;
+
+  before(async () => {
+    sandbox = await startSandbox();
+    evil = await startEvilServer();
+    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-security-redirects-'));
+    await H.start({ iiotAuth: { ...SECURITY_SETTINGS, agentStateDir: stateDir } });
+  });
+  after(async () => {
+    await H.stop();
+    await evil.stop();
+    await sandbox.stop();
+    fs.rmSync(stateDir, { recursive: true, force: true });
+  });
+  afterEach(async () => {
+    await H.unload();
+    sandbox.clearFaults();
+    sandbox.resetCalls();
+    evil.assertUntouched('after the case');
+  });
+
+  const redirectTo = (status: number) => ({ kind: 'status' as const, status, headers: { location: `${evil.url}/steal` } });
+
+  describe('every platform\'s token or login endpoint redirecting (get token)', () => {
+    for (const c of PLATFORM_CASES) {
+      for (const status of REDIRECTS) {
+        it(`${c.platform}: ${status} to another origin is TOKEN_ENDPOINT_ERROR, nothing re-sent`, async () => {
+          const f = platformFlow(c, sandbox);
+          await H.load(ALL_MODULES, f.nodes, f.credentials);
+          sandbox.fault(c.tokenEndpoint, redirectTo(status));
+          const error = expectError(await outcomeOf(f.ids, () => H.node(f.ids.token).receive({})), 'TOKEN_ENDPOINT_ERROR', `${c.platform} ${status}`);
+          assert.ok(error.message.includes(`answered ${status}`), error.message);
+          assert.ok(error.message.includes(new URL(evil.url).origin), `names the other origin: ${error.message}`);
+          assert.match(error.message, /check .*URL/);
+          assert.equal(sandbox.calls(c.tokenEndpoint), 1);
+          evil.assertUntouched(`${c.platform} ${status}`);
+          assertNoLeaks(c.secrets(sandbox), `${c.platform} ${status}`);
+        });
+      }
+    }
+  });
+
+  describe('an API answering 307/308 to another origin: the body is not re-sent, the redirect is the output', () => {
+    for (const c of PLATFORM_CASES) {
+      for (const status of [307, 308]) {
+        it(`${c.platform}: POST answered ${status}`, async () => {
+          const f = platformFlow(c, sandbox, { request: { method: 'POST' } });
+          await H.load(ALL_MODULES, f.nodes, f.credentials);
+          sandbox.fault(c.apiEndpoint, redirectTo(status));
+          const outcome = await outcomeOf(f.ids, () => H.node(f.ids.request).receive({ payload: { confidential: 'body-secret-0001' } }));
+          assert.equal(outcome.kind, 'output');
+          assert.equal(outcome.msg.statusCode, status);
+          evil.assertUntouched(`${c.platform} API ${status}`);
+          assertNoLeaks(c.secrets(sandbox), `${c.platform} API ${status}`);
+        });
+      }
+    }
+  });
+
+  describe('Insights Hub agent: registration, key rotation and agent token redirecting', () => {
+    for (const status of REDIRECTS) {
+      it(`onboarding (IAT): ${status}`, async () => {
+        const { flow, iat } = await loadAgent(sandbox);
+        sandbox.fault('agents.register', redirectTo(status));
+        const error = expectError(await outcomeOf(flow.ids, () => H.node(flow.ids.agent).receive({ action: 'onboard' })), 'TOKEN_ENDPOINT_ERROR', `register ${status}`);
+        assert.ok(error.message.includes(new URL(evil.url).origin), error.message);
+        evil.assertUntouched(`register ${status}`);
+        assertNoLeaks([iat], `register ${status}`);
+      });
+
+      it(`agent token (client assertion): ${status}`, async () => {
+        const { flow, iat, agentId } = await loadAgent(sandbox);
+        assert.equal((await outcomeOf(flow.ids, () => H.node(flow.ids.agent).receive({ action: 'onboard' }))).kind, 'output');
+        sandbox.fault('agents.token', redirectTo(status));
+        const error = expectError(await outcomeOf(flow.ids, () => H.node(flow.ids.token).receive({})), 'TOKEN_ENDPOINT_ERROR', `token ${status}`);
+        assert.ok(error.message.includes(new URL(evil.url).origin), error.message);
+        evil.assertUntouched(`agent token ${status}`);
+        assertNoLeaks([iat, ...storedSecrets(stateDir, agentId)], `agent token ${status}`);
+      });
+
+      it(`key rotation (registration access token): ${status}`, async () => {
+        const { flow, iat, agentId } = await loadAgent(sandbox);
+        assert.equal((await outcomeOf(flow.ids, () => H.node(flow.ids.agent).receive({ action: 'onboard' }))).kind, 'output');
+        sandbox.fault('agents.rotate', redirectTo(status));
+        const error = expectError(await outcomeOf(flow.ids, () => H.node(flow.ids.agent).receive({ action: 'rotate' })), 'TOKEN_ENDPOINT_ERROR', `rotate ${status}`);
+        assert.ok(error.message.includes(new URL(evil.url).origin), error.message);
+        evil.assertUntouched(`rotate ${status}`);
+        assertNoLeaks([iat, ...storedSecrets(stateDir, agentId)], `rotate ${status}`);
+      });
+    }
+  });
+});
