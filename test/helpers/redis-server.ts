@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { deadPort } from './servers.js';
 
 /**
  * A real Redis for the tests: Debian's /usr/bin/redis-server on a free
@@ -27,7 +28,7 @@ export class RedisServer {
     if (!fs.existsSync(REDIS_SERVER)) {
       throw new Error(`${REDIS_SERVER} is missing: install Debian's redis-server (apt-get install redis-server; .ci/run does it)`);
     }
-    const server = new RedisServer(await freePort(), fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-redis-')));
+    const server = new RedisServer(await deadPort(), fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-redis-')));
     await server.start();
     return server;
   }
@@ -82,17 +83,6 @@ export class RedisServer {
     proc.kill(signal);
     await exited;
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function ping(port: number): Promise<boolean> {
