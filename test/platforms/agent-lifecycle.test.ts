@@ -345,4 +345,77 @@ describe('Insights Hub agent life cycle', function () {
       assert.equal(saved!.state.registrations.length, 2);
     });
   });
+
+  describe('several instances on Redis, failures of Redis, moving between stores', () => {
+    it('two instances due to rotate at once: exactly one rotates, the other switches to the new registration', async () => {
+      sandbox.lifetimes.agentClientSecret = 4;
+      const a = newAgent('SHARED_SECRET', 'redis');
+      // Two instances: their own store connections and mutexes, as two processes would have.
+      const one = lifecycle(a.config, a.store, { random: () => 0 });
+      const two = lifecycle(a.config, a.store, { random: () => 0 });
+      await Promise.all([one.fetchToken(http), two.fetchToken(http)]);
+      assert.equal(sandbox.calls('agents.register'), 1, 'onboarded once');
+      await sleepUntil((await one.status()).clientSecretExpiresAt, -500); // inside the last 25 %
+      await Promise.all([one.fetchToken(http), two.fetchToken(http), one.fetchToken(http), two.fetchToken(http)]);
+      assert.equal(sandbox.calls('agents.rotate'), 1, 'one rotation');
+      assert.equal((await one.status()).registrationsKept, 2);
+      assert.equal((await two.status()).registrationsKept, 2);
+      await two.fetchToken(http);
+      assert.equal(sandbox.agents.status(a.id).activeRegistration!.number, 2);
+    });
+
+    it('Redis unreachable at start: AGENT_STATE_ERROR, and no onboarding attempt with the IAT', async () => {
+      const a = newAgent('SHARED_SECRET', 'redis');
+      const nowhere = JSON.stringify({ redis: { url: `redis://127.0.0.1:${redis.port + 1}`, keyPrefix: 'x:', timeoutMs: 500 } });
+      await assert.rejects(lifecycle(a.config, nowhere).fetchToken(http), { code: ErrorCode.AGENT_STATE_ERROR, message: /check that Redis runs/ });
+      assert.equal(sandbox.calls('agents.register'), 0);
+      assert.equal(sandbox.agents.status(a.id).boarding, 'NOT_ONBOARDED');
+    });
+
+    it('Redis killed during a rotation and restarted: the new credentials are saved once it is back, nothing is lost', async () => {
+      const a = newAgent('SHARED_SECRET', 'redis');
+      const spec = JSON.stringify({ redis: { ...JSON.parse(a.store).redis, timeoutMs: 500 } });
+      let crash = false;
+      const agent = lifecycle(a.config, spec, {
+        onStep: async (step) => {
+          if (crash && step === 'rotate:answered') await redis.kill();
+        },
+      });
+      await agent.fetchToken(http);
+      crash = true;
+      await assert.rejects(agent.rotate(http), { code: ErrorCode.AGENT_STATE_ERROR, message: /new credentials are not used until it is saved|check that Redis runs/ });
+      crash = false;
+      await redis.start();
+      // Redis's data survived (AOF, appendfsync always); the unsaved registration is written first.
+      let token: unknown;
+      for (let i = 0; i < 20 && !token; i += 1) token = await agent.fetchToken(http).catch(() => undefined);
+      assert.ok(token, 'tokens again once Redis is back');
+      const other = lifecycle(a.config, a.store); // another instance reads what was saved
+      assert.equal((await other.status()).registrationsKept, 2);
+      assert.equal(sandbox.calls('agents.register'), 1);
+      assert.equal(sandbox.agents.status(a.id).activeRegistration!.number, 2, 'the rotated credentials are in use');
+    });
+
+    it('moves an agent from the file store to Redis and back without onboarding again', async () => {
+      const a = newAgent('RSA_3072', 'redis');
+      await lifecycle(a.config, a.dir).fetchToken(http); // on files
+      await agents.pop()!.close();
+      const files = new AgentStateStore(recordStore(a.dir));
+      const onRedis = new AgentStateStore(recordStore(a.store));
+      // To Redis: the first use copies the state file, then renames it.
+      const moved = lifecycle(a.config, a.store, { importFrom: files });
+      await moved.fetchToken(http);
+      await moved.rotate(http);
+      await moved.fetchToken(http);
+      assert.ok(fs.existsSync(path.join(a.dir, `${a.id}.json.moved`)));
+      assert.ok(!fs.existsSync(path.join(a.dir, `${a.id}.json`)));
+      await agents.pop()!.close();
+      // And back: the rotated state comes home.
+      const back = lifecycle(a.config, a.dir, { importFrom: onRedis });
+      await back.fetchToken(http);
+      assert.equal((await back.status()).registrationsKept, 2);
+      assert.equal(await onRedis.read(a.id), undefined, 'the Redis record was moved aside');
+      assert.equal(sandbox.calls('agents.register'), 1, 'never onboarded again');
+    });
+  });
 });
