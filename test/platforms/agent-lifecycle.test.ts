@@ -364,6 +364,40 @@ describe('Insights Hub agent life cycle', function () {
       assert.equal(sandbox.agents.status(a.id).activeRegistration!.number, 2);
     });
 
+    it('a write refused by compare-and-set (another instance wrote meanwhile) is read again and re-applied: nothing lost', async () => {
+      const a = newAgent('SHARED_SECRET', 'redis');
+      const records = recordStore(a.store);
+      const store = new AgentStateStore(records);
+      let interfere = false;
+      let refused = 0;
+      const racing = Object.assign(Object.create(store) as AgentStateStore, {
+        write: async (...args: Parameters<AgentStateStore['write']>) => {
+          if (interfere) {
+            // Another instance writes between our read and our write.
+            interfere = false;
+            const current = (await records.read(a.id))!;
+            await records.write(a.id, { ...current.value, touchedBy: 'another instance' }, current.version);
+          }
+          try {
+            return await store.write(...args);
+          } catch (err) {
+            refused += 1;
+            throw err;
+          }
+        },
+      });
+      const agent = lifecycle(a.config, a.store, { store: racing });
+      await agent.fetchToken(http);
+      interfere = true;
+      await agent.rotate(http);
+      assert.equal(refused, 1, 'the first write was refused');
+      const saved = (await store.read(a.id))!.state as unknown as { registrations: unknown[]; touchedBy?: string };
+      assert.equal(saved.registrations.length, 2, 'the new registration was merged in');
+      assert.equal(saved.touchedBy, 'another instance', "the other instance's write was kept");
+      await agent.fetchToken(http);
+      assert.equal(sandbox.agents.status(a.id).activeRegistration!.number, 2);
+    });
+
     it('Redis unreachable at start: AGENT_STATE_ERROR, and no onboarding attempt with the IAT', async () => {
       const a = newAgent('SHARED_SECRET', 'redis');
       const nowhere = JSON.stringify({ redis: { url: `redis://127.0.0.1:${redis.port + 1}`, keyPrefix: 'x:', timeoutMs: 500 } });
