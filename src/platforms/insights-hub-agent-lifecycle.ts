@@ -126,13 +126,15 @@ export class AgentLifecycle implements TokenProvider {
     return this.exclusive(async () => {
       const onboarded = this.onboarded(await this.load());
       if (onboarded) return { state: onboarded, alreadyOnboarded: true };
+      // A new RSA key takes seconds to make: made before the lock is taken, so the lock is held briefly.
+      const spareKey = this.options.profile === 'RSA_3072' && !this.options.userKey ? await generateAgentKey() : undefined;
       // Another instance may be onboarding right now: wait for its lock, then look again.
       const lease = await this.lease(this.waitMs(), 'onboarded');
       try {
         const current = await this.load();
         const done = this.onboarded(current);
         if (done) return { state: done, alreadyOnboarded: true };
-        return await this.onboardWith(http, current, lease);
+        return await this.onboardWith(http, current, lease, spareKey);
       } finally {
         await lease.release();
       }
@@ -142,9 +144,10 @@ export class AgentLifecycle implements TokenProvider {
   /** Key rotation with the registration access token, trying stored ones newest first. */
   rotate(http: HttpClient): Promise<AgentState> {
     return this.exclusive(async () => {
+      const key = this.options.profile === 'RSA_3072' ? await generateAgentKey() : undefined;
       const lease = await this.lease(this.waitMs(), 'rotated');
       try {
-        return await this.rotateWith(http, lease);
+        return await this.rotateWith(http, lease, key);
       } finally {
         await lease.release();
       }
@@ -163,19 +166,24 @@ export class AgentLifecycle implements TokenProvider {
       try {
         const current = await this.requireOnboarded();
         if (!this.rotationDue(current.state)) return current.state;
-        return await this.rotateWith(http, lease);
+        return await this.rotateWith(http, lease, this.options.profile === 'RSA_3072' ? await generateAgentKey() : undefined);
       } finally {
         await lease.release();
       }
     });
   }
 
-  private async onboardWith(http: HttpClient, existing: VersionedState | undefined, lease: RecordLease): Promise<{ state: AgentState; alreadyOnboarded: boolean }> {
+  private async onboardWith(
+    http: HttpClient,
+    existing: VersionedState | undefined,
+    lease: RecordLease,
+    spareKey: AgentKey | undefined,
+  ): Promise<{ state: AgentState; alreadyOnboarded: boolean }> {
     const { boarding, profile, store } = this.options;
     // A new boarding configuration (or none onboarded yet): onboard afresh.
     // An RSA key is saved before it is sent, so a lost answer can be recovered.
     const same = existing?.state.boardingConfigId === this.boardingId;
-    const key = profile === 'RSA_3072' ? (same ? existing!.state.pendingKey : undefined) ?? this.options.userKey ?? (await generateAgentKey()) : undefined;
+    const key = profile === 'RSA_3072' ? (same ? existing!.state.pendingKey : undefined) ?? this.options.userKey ?? spareKey ?? (await generateAgentKey()) : undefined;
     const intent: AgentState = {
       format: STATE_FORMAT,
       clientId: boarding.clientId,
@@ -211,10 +219,9 @@ export class AgentLifecycle implements TokenProvider {
     return { state, alreadyOnboarded: false };
   }
 
-  private async rotateWith(http: HttpClient, lease: RecordLease): Promise<AgentState> {
+  private async rotateWith(http: HttpClient, lease: RecordLease, key: AgentKey | undefined): Promise<AgentState> {
     const { profile, store } = this.options;
     let { state, version } = await this.requireOnboarded();
-    const key = profile === 'RSA_3072' ? await generateAgentKey() : undefined;
     if (key) {
       state = { ...state, pendingKey: { ...key, createdAt: new Date(this.now()).toISOString(), purpose: 'rotate' } };
       ({ state, version } = this.cached = await store.write(state, version, lease));

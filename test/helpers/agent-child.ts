@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     mutex: new KeyedMutex(),
     boarding,
     profile: (boarding.profiles[0] ?? 'SHARED_SECRET') as SecurityProfile,
-    lockStaleMs: records.shared ? 1000 : 2000,
+    lockStaleMs: 2000,
     onStep: (step) => {
       if (step === crashAt) process.kill(process.pid, 'SIGKILL');
     },
