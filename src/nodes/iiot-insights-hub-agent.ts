@@ -1,9 +1,8 @@
-import os from 'node:os';
-import path from 'node:path';
-import { AgentStateStore, boardingConfigId, KeyedMutex, type SecurityProfile } from '../core/agent-state.js';
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import { importAgentKey, parseBoardingConfiguration } from '../platforms/insights-hub-agent.js';
 import { AgentLifecycle } from '../platforms/insights-hub-agent-lifecycle.js';
+import { boardingConfigId, type SecurityProfile } from '../platforms/insights-hub-agent-state.js';
+import { agentMutex, agentStores } from './agent-store.js';
 import { registerPlatformConfigNode, textProperty, type PlatformConfigNode } from './config-node.js';
 import type { NodeAPI } from './node-red.js';
 import { settingsOf } from './runtime.js';
@@ -11,29 +10,13 @@ import { settingsOf } from './runtime.js';
 /**
  * Config node: an Insights Hub agent. Holds the boarding configuration (with
  * its IAT) and, for RSA_3072, an optional private key; the credentials that
- * onboarding produces live in the agent's state file, never in the flows.
+ * onboarding produces live in the agent store (a state file, or Redis), never
+ * in the flows.
  */
 export interface AgentConfigNode extends PlatformConfigNode {
   agent?: AgentLifecycle;
   /** The optional Insights Hub app config node, for the app-side calls. */
   appConfigId?: string;
-}
-
-/** One mutex per process: two nodes, or a redeploy racing a rotation, never rotate one agent twice at once. */
-const agentMutex = new KeyedMutex();
-const stores = new Map<string, AgentStateStore>();
-
-export function agentStateDir(RED: NodeAPI): string {
-  const configured = settingsOf(RED).agentStateDir;
-  if (configured) return path.resolve(configured);
-  const userDir = typeof RED.settings.userDir === 'string' && RED.settings.userDir ? RED.settings.userDir : path.join(os.homedir(), '.node-red');
-  return path.join(userDir, 'iiot-auth', 'agents');
-}
-
-function storeFor(dir: string): AgentStateStore {
-  let store = stores.get(dir);
-  if (!store) stores.set(dir, (store = new AgentStateStore(dir)));
-  return store;
 }
 
 export default function register(RED: NodeAPI): void {
@@ -51,8 +34,11 @@ export default function register(RED: NodeAPI): void {
         );
       }
       const userKey = profile === 'RSA_3072' && credentials.privateKey?.trim() ? importAgentKey(credentials.privateKey) : undefined;
+      const stores = agentStores(RED);
       const agent = new AgentLifecycle({
-        store: storeFor(agentStateDir(RED)),
+        store: stores.store,
+        ...(stores.importFrom ? { importFrom: stores.importFrom } : {}),
+        onClose: stores.release,
         mutex: agentMutex,
         boarding,
         profile,

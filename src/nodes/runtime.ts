@@ -17,8 +17,10 @@ export interface IiotAuthSettings {
   maxResponseBytes?: number;
   /** Where agent state files live; default <userDir>/iiot-auth/agents. */
   agentStateDir?: string;
-  /** How long the lock file of a crashed process blocks its agents (ms, at least 2000; default 10000). */
+  /** How long the lock of a crashed process blocks its agents (ms; the file store takes at least 2000; default 10000). */
   agentLockStaleMs?: number;
+  /** Agent state on Redis instead of files: `{ redis: { url, keyPrefix, passwordEnv } }` (see agent-store.ts). */
+  agentStore?: Record<string, unknown>;
 }
 
 let engine: TokenEngine | undefined;

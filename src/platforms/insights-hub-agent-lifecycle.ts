@@ -1,14 +1,6 @@
-import {
-  type AgentRegistration,
-  type AgentState,
-  type AgentStateStore,
-  boardingConfigId,
-  type KeyedMutex,
-  STATE_FORMAT,
-  type SecurityProfile,
-} from '../core/agent-state.js';
 import { ErrorCode, IiotAuthError, isIiotAuthError } from '../core/errors.js';
 import type { HttpClient } from '../core/http.js';
+import { isRecordConflict, type KeyedMutex, type RecordLease } from '../core/record-store.js';
 import type { Token, TokenProvider } from '../core/token.js';
 import {
   type AgentKey,
@@ -21,14 +13,31 @@ import {
   readAgentTokenResponse,
   readRegistrationResponse,
 } from './insights-hub-agent.js';
+import {
+  type AgentRegistration,
+  type AgentState,
+  type AgentStateStore,
+  boardingConfigId,
+  STATE_FORMAT,
+  type SecurityProfile,
+  type VersionedState,
+} from './insights-hub-agent-state.js';
 
 /**
  * The order of an agent's steps, so that no failure loses its credentials:
  * every new credential is saved before it is used, the previous registration
  * is kept until the new one has produced a token, and a rotation whose answer
  * was lost is retried with the stored registration access tokens, newest
- * first. One operation at a time per agent (the mutex); the store's lock file
- * keeps a second process away.
+ * first.
+ *
+ * Several Node-RED instances may share one agent through a shared store
+ * (Redis): each takes tokens with the stored credentials; onboarding and
+ * rotation take the agent's lock in the store, so one instance at a time
+ * makes them, and the others pick the new registration up from the store.
+ * Every write names the version it read; a refused write is re-read and
+ * re-applied, and credentials the platform issued are merged in, never
+ * dropped. In this process the mutex runs one operation at a time per agent;
+ * with the file store, its lock file keeps a second process away.
  */
 export interface AgentLifecycleOptions {
   store: AgentStateStore;
@@ -39,8 +48,14 @@ export interface AgentLifecycleOptions {
   userKey?: AgentKey;
   now?: () => number;
   random?: () => number;
-  /** How long a crashed process's lock file blocks the agent (ms, at least 2000). */
+  /** How long a crashed process's lock blocks the agent (ms; the file store takes at least 2000). */
   lockStaleMs?: number;
+  /** How long onboarding or a requested rotation waits for another instance's (ms, default 30000). */
+  lockWaitMs?: number;
+  /** Where the agent's state was kept before: copied from there when `store` has none (moving between stores). */
+  importFrom?: AgentStateStore;
+  /** Called when the agent is closed (the config node stopped). */
+  onClose?: () => Promise<void>;
   /** Called at each step: tests use it to crash the process between steps. */
   onStep?: (step: AgentStep) => void | Promise<void>;
 }
@@ -72,14 +87,18 @@ export class AgentLifecycle implements TokenProvider {
   readonly baseUrl: string;
   private readonly now: () => number;
   private readonly random: () => number;
-  private locking?: Promise<() => Promise<void>>;
-  /** A state whose write failed: written before anything else happens, and never used until it is. */
-  private unsaved?: AgentState;
+  private readonly boardingId: string;
+  private claiming?: Promise<() => Promise<void>>;
+  /** The state last read or written, with its version: re-read only when the stored version differs. */
+  private cached?: VersionedState;
+  /** A change whose write failed (new credentials): written before anything else happens, and never used until it is. */
+  private unsaved?: Change;
 
   constructor(private readonly options: AgentLifecycleOptions) {
     this.baseUrl = options.boarding.baseUrl;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
+    this.boardingId = boardingConfigId(options.boarding.iat);
   }
 
   get clientId(): string {
@@ -91,110 +110,147 @@ export class AgentLifecycle implements TokenProvider {
     let state = await this.onboard(http).then((r) => r.state);
     if (this.rotationDue(state)) {
       try {
-        state = await this.rotate(http);
+        state = await this.rotateIfDue(http);
       } catch (err) {
         // The current credentials still work: a failed rotation is retried
         // with the next token; a locked-out agent shows up as a token error.
-        if (!isIiotAuthError(err) || err.code === ErrorCode.AGENT_STATE_ERROR) throw err;
+        if (!isIiotAuthError(err) || (err.code === ErrorCode.AGENT_STATE_ERROR && !isRecordConflict(err))) throw err;
+        state = (await this.shared(() => this.load()))?.state ?? state;
       }
     }
     return this.tokenFrom(http, state);
   }
 
-  /** Registers the agent with its IAT, unless this boarding configuration is onboarded already. */
+  /** Registers the agent with its IAT, unless this boarding configuration is onboarded already (by any instance). */
   onboard(http: HttpClient): Promise<{ state: AgentState; alreadyOnboarded: boolean }> {
     return this.exclusive(async () => {
-      const { boarding, profile, store } = this.options;
-      const id = boardingConfigId(boarding.iat);
-      const existing = await store.read(boarding.clientId);
-      if (existing && existing.boardingConfigId === id && existing.offboardedAt) {
-        throw new IiotAuthError(
-          ErrorCode.OFFBOARDED,
-          `agent ${boarding.clientId} was offboarded on ${existing.offboardedAt.slice(0, 10)}: download a new boarding configuration, paste it into the agent config node and deploy`,
-        );
-      }
-      if (existing && existing.boardingConfigId === id && existing.registrations.length > 0) {
-        return { state: existing, alreadyOnboarded: true };
-      }
-      // A new boarding configuration (or none onboarded yet): onboard afresh.
-      // An RSA key is saved before it is sent, so a lost answer can be recovered.
-      const key = profile === 'RSA_3072' ? (existing?.boardingConfigId === id ? existing.pendingKey : undefined) ?? this.options.userKey ?? (await generateAgentKey()) : undefined;
-      const intent: AgentState = {
-        format: STATE_FORMAT,
-        clientId: boarding.clientId,
-        tenant: boarding.tenant,
-        baseUrl: boarding.baseUrl,
-        profile,
-        boardingConfigId: id,
-        onboardingStartedAt: new Date(this.now()).toISOString(),
-        registrations: [],
-        updatedAt: '',
-        ...(key ? { pendingKey: { ...key, createdAt: new Date(this.now()).toISOString(), purpose: 'onboard' as const } } : {}),
-      };
-      await store.write(intent);
-      await this.step('onboard:saved-intent');
-
-      const res = await http.send(buildRegisterRequest(boarding, profile, key));
-      await this.step('onboard:answered');
-      let registration: AgentRegistration;
+      const onboarded = this.onboarded(await this.load());
+      if (onboarded) return { state: onboarded, alreadyOnboarded: true };
+      // A new RSA key takes seconds to make: made before the lock is taken, so the lock is held briefly.
+      const spareKey = this.options.profile === 'RSA_3072' && !this.options.userKey ? await generateAgentKey() : undefined;
+      // Another instance may be onboarding right now: wait for its lock, then look again.
+      const lease = await this.lease(this.waitMs(), 'onboarded');
       try {
-        registration = readRegistrationResponse(res, { action: 'onboard', config: boarding, profile, ...(key ? { key } : {}), now: this.now() });
-      } catch (err) {
-        // The IAT was used, perhaps by our own request whose answer was lost:
-        // with RSA the key we saved is registered, so the agent can still get tokens.
-        if (isIiotAuthError(err) && err.code === ErrorCode.IAT_USED && key) {
-          const recovered = await this.recoverLostOnboarding(http, intent, key);
-          if (recovered) return { state: recovered, alreadyOnboarded: false };
-        }
-        throw err;
+        const current = await this.load();
+        const done = this.onboarded(current);
+        if (done) return { state: done, alreadyOnboarded: true };
+        return await this.onboardWith(http, current, lease, spareKey);
+      } finally {
+        await lease.release();
       }
-      const state: AgentState = { ...intent, registrations: [registration] };
-      delete state.onboardingStartedAt;
-      delete state.pendingKey;
-      await this.save(state);
-      await this.step('onboard:saved');
-      return { state, alreadyOnboarded: false };
     });
   }
 
   /** Key rotation with the registration access token, trying stored ones newest first. */
   rotate(http: HttpClient): Promise<AgentState> {
     return this.exclusive(async () => {
-      const { profile, store } = this.options;
-      let state = await this.requireOnboarded();
-      const key = profile === 'RSA_3072' ? await generateAgentKey() : undefined;
-      if (key) {
-        state = { ...state, pendingKey: { ...key, createdAt: new Date(this.now()).toISOString(), purpose: 'rotate' } };
-        await store.write(state);
+      const key = this.options.profile === 'RSA_3072' ? await generateAgentKey() : undefined;
+      const lease = await this.lease(this.waitMs(), 'rotated');
+      try {
+        return await this.rotateWith(http, lease, key);
+      } finally {
+        await lease.release();
       }
-      await this.step('rotate:saved-intent');
-      const candidates = state.registrations.filter((r) => r.registrationAccessToken);
-      if (candidates.length === 0) {
-        throw new IiotAuthError(
-          ErrorCode.AGENT_STATE_ERROR,
-          `agent ${state.clientId} has no registration access token (its onboarding answer was lost), so its keys cannot be rotated: offboard it and onboard again before ${expiryText(state)}`,
-        );
-      }
-      let lastError: unknown;
-      for (const previous of candidates) {
-        const res = await http.send(buildRotateRequest(previous, profile, key));
-        await this.step('rotate:answered');
-        let registration: AgentRegistration;
-        try {
-          registration = readRegistrationResponse(res, { action: 'rotate', baseUrl: state.baseUrl, profile, ...(key ? { key } : {}), now: this.now() });
-        } catch (err) {
-          lastError = err;
-          if (isIiotAuthError(err) && err.code === ErrorCode.AUTH_REJECTED) continue; // an older RAT may still work
-          throw err;
-        }
-        const next: AgentState = { ...state, registrations: [registration, ...state.registrations], lastRotationAt: new Date(this.now()).toISOString() };
-        delete next.pendingKey;
-        await this.save(next);
-        await this.step('rotate:saved');
-        return next;
-      }
-      throw lastError;
     });
+  }
+
+  /**
+   * The automatic rotation: skipped while another instance holds the lock
+   * (it is rotating: its result is read with the next token), and skipped
+   * when the stored state, read under the lock, is no longer due.
+   */
+  private rotateIfDue(http: HttpClient): Promise<AgentState> {
+    return this.exclusive(async () => {
+      const lease = await this.options.store.records.lock(this.clientId, { ttlMs: this.ttlMs(), waitMs: 0 });
+      if (!lease) return (await this.requireOnboarded()).state;
+      try {
+        const current = await this.requireOnboarded();
+        if (!this.rotationDue(current.state)) return current.state;
+        return await this.rotateWith(http, lease, this.options.profile === 'RSA_3072' ? await generateAgentKey() : undefined);
+      } finally {
+        await lease.release();
+      }
+    });
+  }
+
+  private async onboardWith(
+    http: HttpClient,
+    existing: VersionedState | undefined,
+    lease: RecordLease,
+    spareKey: AgentKey | undefined,
+  ): Promise<{ state: AgentState; alreadyOnboarded: boolean }> {
+    const { boarding, profile, store } = this.options;
+    // A new boarding configuration (or none onboarded yet): onboard afresh.
+    // An RSA key is saved before it is sent, so a lost answer can be recovered.
+    const same = existing?.state.boardingConfigId === this.boardingId;
+    const key = profile === 'RSA_3072' ? (same ? existing!.state.pendingKey : undefined) ?? this.options.userKey ?? spareKey ?? (await generateAgentKey()) : undefined;
+    const intent: AgentState = {
+      format: STATE_FORMAT,
+      clientId: boarding.clientId,
+      tenant: boarding.tenant,
+      baseUrl: boarding.baseUrl,
+      profile,
+      boardingConfigId: this.boardingId,
+      onboardingStartedAt: new Date(this.now()).toISOString(),
+      registrations: [],
+      updatedAt: '',
+      ...(key ? { pendingKey: { ...key, createdAt: new Date(this.now()).toISOString(), purpose: 'onboard' as const } } : {}),
+    };
+    // Written only if nothing changed since it was read, and only while the lock is held.
+    this.cached = await store.write(intent, existing?.version, lease);
+    await this.step('onboard:saved-intent');
+
+    const res = await http.send(buildRegisterRequest(boarding, profile, key));
+    await this.step('onboard:answered');
+    let registration: AgentRegistration;
+    try {
+      registration = readRegistrationResponse(res, { action: 'onboard', config: boarding, profile, ...(key ? { key } : {}), now: this.now() });
+    } catch (err) {
+      // The IAT was used, perhaps by our own request whose answer was lost:
+      // with RSA the key we saved is registered, so the agent can still get tokens.
+      if (isIiotAuthError(err) && err.code === ErrorCode.IAT_USED && key) {
+        const recovered = await this.recoverLostOnboarding(http, intent, key, lease);
+        if (recovered) return { state: recovered, alreadyOnboarded: false };
+      }
+      throw err;
+    }
+    const state = await this.save(this.addRegistration(registration, intent), lease);
+    await this.step('onboard:saved');
+    return { state, alreadyOnboarded: false };
+  }
+
+  private async rotateWith(http: HttpClient, lease: RecordLease, key: AgentKey | undefined): Promise<AgentState> {
+    const { profile, store } = this.options;
+    let { state, version } = await this.requireOnboarded();
+    if (key) {
+      state = { ...state, pendingKey: { ...key, createdAt: new Date(this.now()).toISOString(), purpose: 'rotate' } };
+      ({ state, version } = this.cached = await store.write(state, version, lease));
+    }
+    await this.step('rotate:saved-intent');
+    const candidates = state.registrations.filter((r) => r.registrationAccessToken);
+    if (candidates.length === 0) {
+      throw new IiotAuthError(
+        ErrorCode.AGENT_STATE_ERROR,
+        `agent ${state.clientId} has no registration access token (its onboarding answer was lost), so its keys cannot be rotated: offboard it and onboard again before ${expiryText(state)}`,
+      );
+    }
+    let lastError: unknown;
+    for (const previous of candidates) {
+      const res = await http.send(buildRotateRequest(previous, profile, key));
+      await this.step('rotate:answered');
+      let registration: AgentRegistration;
+      try {
+        registration = readRegistrationResponse(res, { action: 'rotate', baseUrl: state.baseUrl, profile, ...(key ? { key } : {}), now: this.now() });
+      } catch (err) {
+        lastError = err;
+        if (isIiotAuthError(err) && err.code === ErrorCode.AUTH_REJECTED) continue; // an older RAT may still work
+        throw err;
+      }
+      const next = await this.save(this.addRegistration(registration), lease);
+      await this.step('rotate:saved');
+      return next;
+    }
+    throw lastError;
   }
 
   /**
@@ -204,15 +260,13 @@ export class AgentLifecycle implements TokenProvider {
    */
   markOffboarded(): Promise<void> {
     return this.exclusive(async () => {
-      const state = await this.options.store.read(this.clientId);
-      if (state && !state.offboardedAt) await this.options.store.write({ ...state, offboardedAt: new Date(this.now()).toISOString() });
+      await this.update((state) => (state && !state.offboardedAt ? { ...state, offboardedAt: new Date(this.now()).toISOString() } : undefined));
     });
   }
 
   async status(): Promise<AgentStatus> {
-    const state = await this.options.store.read(this.clientId);
-    const current =
-      state && state.boardingConfigId === boardingConfigId(this.options.boarding.iat) && !state.offboardedAt ? state.registrations[0] : undefined;
+    const state = (await this.shared(() => this.load()))?.state;
+    const current = state && state.boardingConfigId === this.boardingId && !state.offboardedAt ? state.registrations[0] : undefined;
     const status: AgentStatus = {
       clientId: this.clientId,
       onboarded: !!current,
@@ -236,33 +290,50 @@ export class AgentLifecycle implements TokenProvider {
     return this.now() >= expires - margin;
   }
 
-  /** A token from the newest registration that works; the first success confirms it. */
+  /**
+   * A token from the newest registration that works; the first success
+   * confirms it. When all are refused and another instance changed the state
+   * meanwhile (it rotated), the new registrations are tried too.
+   */
   private async tokenFrom(http: HttpClient, state: AgentState): Promise<Token> {
     let firstError: unknown;
-    for (const registration of state.registrations) {
-      try {
-        const assertion = await buildClientAssertion(registration, state.tenant, this.now());
-        const res = await http.send(buildAgentTokenRequest(state.baseUrl, assertion));
-        const token = readAgentTokenResponse(res, this.now(), registration);
-        if (!registration.confirmed) await this.confirm(registration);
-        return token;
-      } catch (err) {
-        firstError ??= err;
-        // Only a refusal of these credentials makes an older registration worth trying.
-        if (!isIiotAuthError(err) || err.code !== ErrorCode.AUTH_REJECTED) throw err;
+    const tried = new Set<string>();
+    for (let round = 0; round < 2; round += 1) {
+      for (const registration of state.registrations) {
+        const id = registrationId(registration);
+        if (tried.has(id)) continue;
+        tried.add(id);
+        try {
+          const assertion = await buildClientAssertion(registration, state.tenant, this.now());
+          const res = await http.send(buildAgentTokenRequest(state.baseUrl, assertion));
+          const token = readAgentTokenResponse(res, this.now(), registration);
+          if (!registration.confirmed) await this.confirm(registration);
+          return token;
+        } catch (err) {
+          firstError ??= err;
+          // Only a refusal of these credentials makes an older registration worth trying.
+          if (!isIiotAuthError(err) || err.code !== ErrorCode.AUTH_REJECTED) throw err;
+        }
       }
+      const before = this.cached;
+      const fresh = await this.shared(() => this.load());
+      if (!fresh || fresh === before) break;
+      state = fresh.state;
     }
     throw firstError ?? new IiotAuthError(ErrorCode.AGENT_STATE_ERROR, `agent ${state.clientId} has no registration`);
   }
 
   private confirm(registration: AgentRegistration): Promise<void> {
     return this.exclusive(async () => {
-      const state = await this.options.store.read(this.clientId);
-      const stored = state?.registrations.find((r) => r.registrationAccessToken === registration.registrationAccessToken && r.receivedAt === registration.receivedAt);
-      if (!state || !stored || stored.confirmed) return;
-      stored.confirmed = true;
-      await this.options.store.write(state);
-      await this.step('token:confirmed');
+      const id = registrationId(registration);
+      const saved = await this.update((state) => {
+        const index = state?.registrations.findIndex((r) => registrationId(r) === id) ?? -1;
+        if (!state || index < 0 || state.registrations[index]!.confirmed) return undefined;
+        const registrations = state.registrations.slice();
+        registrations[index] = { ...registrations[index]!, confirmed: true };
+        return { ...state, registrations };
+      });
+      if (saved) await this.step('token:confirmed');
     });
   }
 
@@ -270,7 +341,7 @@ export class AgentLifecycle implements TokenProvider {
    * An RSA onboarding whose answer was lost: the platform has our public key,
    * so a token request signed with the saved key tells whether it took.
    */
-  private async recoverLostOnboarding(http: HttpClient, intent: AgentState, key: AgentKey): Promise<AgentState | undefined> {
+  private async recoverLostOnboarding(http: HttpClient, intent: AgentState, key: AgentKey, lease: RecordLease): Promise<AgentState | undefined> {
     const registration: AgentRegistration = {
       clientId: intent.clientId,
       clientSecretExpiresAt: 0,
@@ -288,59 +359,183 @@ export class AgentLifecycle implements TokenProvider {
     } catch {
       return undefined;
     }
-    const state: AgentState = { ...intent, registrations: [{ ...registration, confirmed: true }] };
-    delete state.onboardingStartedAt;
-    delete state.pendingKey;
-    await this.save(state);
-    return state;
+    return this.save(this.addRegistration({ ...registration, confirmed: true }, intent), lease);
   }
 
-  private async requireOnboarded(): Promise<AgentState> {
-    const state = await this.options.store.read(this.clientId);
-    if (!state || state.boardingConfigId !== boardingConfigId(this.options.boarding.iat) || state.registrations.length === 0) {
+  /** This boarding configuration's state when it is onboarded; OFFBOARDED when this package offboarded it. */
+  private onboarded(current: VersionedState | undefined): AgentState | undefined {
+    const state = current?.state;
+    if (!state || state.boardingConfigId !== this.boardingId) return undefined;
+    if (state.offboardedAt) {
+      throw new IiotAuthError(
+        ErrorCode.OFFBOARDED,
+        `agent ${this.clientId} was offboarded on ${state.offboardedAt.slice(0, 10)}: download a new boarding configuration, paste it into the agent config node and deploy`,
+      );
+    }
+    return state.registrations.length > 0 ? state : undefined;
+  }
+
+  private async requireOnboarded(): Promise<VersionedState> {
+    const current = await this.load();
+    if (!current || current.state.boardingConfigId !== this.boardingId || current.state.registrations.length === 0) {
       throw new IiotAuthError(ErrorCode.NOT_ONBOARDED, `agent ${this.clientId} is not onboarded yet: send it the "onboard" action first`);
     }
-    return state;
+    return current;
   }
 
-  /** Releases the agent's lock file (the config node stopped). */
+  /**
+   * The change that stores a registration the platform has just issued:
+   * merged into whatever the store holds by then (newest first), so a write
+   * that was refused, or repeated after a failure, never drops credentials.
+   */
+  private addRegistration(registration: AgentRegistration, intent?: AgentState): Change {
+    const id = registrationId(registration);
+    return (current) => {
+      let base = current;
+      if (!base || base.boardingConfigId !== this.boardingId) {
+        if (!intent) throw new IiotAuthError(ErrorCode.AGENT_STATE_ERROR, `the stored state of agent ${this.clientId} was replaced while it rotated (a new boarding configuration?): check the agent's status`);
+        base = intent;
+      }
+      if (base.registrations.some((r) => registrationId(r) === id)) return undefined;
+      const registrations = [registration, ...base.registrations].sort((a, b) => Date.parse(b.receivedAt) - Date.parse(a.receivedAt));
+      const next: AgentState = { ...base, registrations };
+      if (intent) delete next.onboardingStartedAt;
+      else next.lastRotationAt = new Date(this.now()).toISOString();
+      if (next.pendingKey && (!registration.keyId || next.pendingKey.keyId === registration.keyId || !intent)) delete next.pendingKey;
+      return next;
+    };
+  }
+
+  /**
+   * Saves credentials the platform has just issued. If the write fails they
+   * are kept in memory, unused, and written before the next operation: the
+   * platform shows them only once. A lock lost meanwhile does not stop it
+   * (the credentials exist on the platform now); the version check still does.
+   */
+  private async save(change: Change, lease?: RecordLease): Promise<AgentState> {
+    try {
+      const state = await this.update(change, lease);
+      this.unsaved = undefined;
+      return state ?? (await this.requireOnboarded()).state;
+    } catch (err) {
+      this.unsaved = change;
+      throw err;
+    }
+  }
+
+  /**
+   * Applies a change to the stored state and writes it, naming the version
+   * it read; refused because another instance wrote meanwhile, it reads
+   * again and re-applies. Resolves with the new state, or undefined when the
+   * change found nothing to do.
+   */
+  private async update(change: Change, lease?: RecordLease): Promise<AgentState | undefined> {
+    let conflict: unknown;
+    for (let attempt = 0; attempt < 5; attempt += 1) {
+      const current = await this.load();
+      const next = change(current?.state);
+      if (!next) return undefined;
+      try {
+        this.cached = await this.options.store.write(next, current?.version, lease);
+        return this.cached.state;
+      } catch (err) {
+        if (!isRecordConflict(err)) throw err;
+        conflict = err;
+        if (err.reason === 'lease-lost') lease = undefined;
+      }
+    }
+    throw conflict;
+  }
+
+  /**
+   * The stored state: re-read only when its version changed. With no state
+   * here but one in the store the agent used before, that one is copied over
+   * (moving between stores never needs a new onboarding).
+   */
+  private async load(): Promise<VersionedState | undefined> {
+    const { store, importFrom } = this.options;
+    if (this.cached && (await store.records.version(this.clientId)) === this.cached.version) return this.cached;
+    let current = await store.read(this.clientId);
+    if (!current && importFrom) current = await this.importState(importFrom);
+    this.cached = current;
+    return current;
+  }
+
+  private async importState(from: AgentStateStore): Promise<VersionedState | undefined> {
+    const found = await from.read(this.clientId);
+    if (!found) return undefined;
+    // A process that still uses the old store (the file store's lock) must stop first.
+    const release = await from.records.claim(this.clientId, { staleMs: this.ttlMs(), waitMs: 0 });
+    try {
+      const previous = await from.read(this.clientId);
+      if (!previous) return this.options.store.read(this.clientId);
+      let copied: VersionedState;
+      try {
+        copied = await this.options.store.write(previous.state, undefined);
+      } catch (err) {
+        if (isRecordConflict(err)) return this.options.store.read(this.clientId); // another instance copied it first
+        throw err;
+      }
+      // The old copy is renamed, not deleted: it must not be used again, but stays for reference.
+      await from.records.retire(this.clientId).catch(() => undefined);
+      return copied;
+    } finally {
+      await release();
+    }
+  }
+
+  /** Releases the agent's claim (the config node stopped). */
   async close(): Promise<void> {
-    const locking = this.locking;
-    this.locking = undefined;
-    if (locking) await locking.then((release) => release(), () => undefined).catch(() => undefined);
+    const claiming = this.claiming;
+    this.claiming = undefined;
+    if (claiming) await claiming.then((release) => release(), () => undefined).catch(() => undefined);
+    await this.options.onClose?.().catch(() => undefined);
   }
 
-  /** One operation at a time per agent in this process, and the lock file against other processes. */
+  private ttlMs(): number {
+    return this.options.lockStaleMs ?? 10_000;
+  }
+
+  private waitMs(): number {
+    return Math.max(this.options.lockWaitMs ?? 30_000, this.ttlMs() * 2);
+  }
+
+  /** The agent's lock in the store, for a change with effects on the platform. */
+  private async lease(waitMs: number, what: 'onboarded' | 'rotated'): Promise<RecordLease> {
+    const lease = await this.options.store.records.lock(this.clientId, { ttlMs: this.ttlMs(), waitMs });
+    if (!lease) {
+      throw new IiotAuthError(
+        ErrorCode.AGENT_LOCKED,
+        `agent ${this.clientId} is being ${what} by another Node-RED instance (its lock in ${this.options.store.records.where} was held for more than ${Math.round(waitMs / 1000)} s): try again shortly`,
+      );
+    }
+    return lease;
+  }
+
+  /** One operation at a time per agent in this process, and the claim against other processes (the file store). */
   private exclusive<T>(task: () => Promise<T>): Promise<T> {
     return this.options.mutex.run(this.clientId, async () => {
-      await this.ensureLocked();
+      await this.ensureClaimed();
       // Still failing: the stored credentials keep working meanwhile, so go on.
       if (this.unsaved) await this.save(this.unsaved).catch(() => undefined);
       return task();
     });
   }
 
-  /**
-   * Saves credentials the platform has just issued. If the write fails they
-   * are kept in memory, unused, and written before the next operation: the
-   * platform shows them only once.
-   */
-  private async save(state: AgentState): Promise<void> {
-    try {
-      await this.options.store.write(state);
-      this.unsaved = undefined;
-    } catch (err) {
-      this.unsaved = state;
-      throw err;
-    }
+  /** A read outside the mutex would race a write's cache update: reads go through it too. */
+  private shared<T>(task: () => Promise<T>): Promise<T> {
+    return this.options.mutex.run(this.clientId, async () => {
+      await this.ensureClaimed();
+      return task();
+    });
   }
 
-  private async ensureLocked(): Promise<void> {
-    this.locking ??= this.options.store.lock(this.clientId, this.options.lockStaleMs !== undefined ? { staleMs: this.options.lockStaleMs } : {});
+  private async ensureClaimed(): Promise<void> {
+    this.claiming ??= this.options.store.records.claim(this.clientId, { staleMs: this.ttlMs() });
     try {
-      await this.locking;
+      await this.claiming;
     } catch (err) {
-      this.locking = undefined; // try again with the next operation
+      this.claiming = undefined; // try again with the next operation
       throw err;
     }
   }
@@ -348,6 +543,14 @@ export class AgentLifecycle implements TokenProvider {
   private async step(name: AgentStep): Promise<void> {
     await this.options.onStep?.(name);
   }
+}
+
+/** A change to the stored state, applied to what the store holds when it is written; undefined: nothing to do. */
+type Change = (current: AgentState | undefined) => AgentState | undefined;
+
+/** What tells two registrations apart (the platform issues a new registration access token or key each time). */
+function registrationId(registration: AgentRegistration): string {
+  return `${registration.receivedAt}|${registration.registrationAccessToken}|${registration.keyId ?? ''}`;
 }
 
 function expiryText(state: AgentState): string {

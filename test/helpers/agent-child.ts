@@ -2,22 +2,33 @@
  * A separate process that runs one agent operation and kills itself with
  * SIGKILL at a chosen step: the crash matrix's "the process itself".
  *
- *   node agent-child.js <stateDir> <operation> <crashAt|-> < boarding-config-json
+ *   node agent-child.js <store> <operation> <crashAt|-> < boarding-config-json
  *
+ * <store> is a state directory, or JSON {"redis": {"url", "keyPrefix"}}.
  * Prints one JSON line with the result when it does not crash.
  */
 import fs from 'node:fs';
-import { AgentStateStore, KeyedMutex, type SecurityProfile } from '../../src/core/agent-state.js';
 import { HttpClient } from '../../src/core/http.js';
+import { FileRecordStore } from '../../src/core/file-record-store.js';
+import { KeyedMutex, type RecordStore } from '../../src/core/record-store.js';
+import { RedisRecordStore, type RedisStoreOptions } from '../../src/core/redis-record-store.js';
 import { parseBoardingConfiguration } from '../../src/platforms/insights-hub-agent.js';
 import { AgentLifecycle } from '../../src/platforms/insights-hub-agent-lifecycle.js';
+import { AgentStateStore, type SecurityProfile } from '../../src/platforms/insights-hub-agent-state.js';
+
+/** The store a test names: a directory, or Redis. */
+export function recordStoreOf(spec: string): RecordStore {
+  if (!spec.startsWith('{')) return new FileRecordStore(spec);
+  return new RedisRecordStore((JSON.parse(spec) as { redis: RedisStoreOptions }).redis);
+}
 
 async function main(): Promise<void> {
-  const [stateDir, operation, crashAt] = process.argv.slice(2);
+  const [storeSpec, operation, crashAt] = process.argv.slice(2);
   const boarding = parseBoardingConfiguration(fs.readFileSync(0, 'utf8'));
   const http = new HttpClient({ timeoutMs: 5000 });
+  const records = recordStoreOf(storeSpec!);
   const agent = new AgentLifecycle({
-    store: new AgentStateStore(stateDir!),
+    store: new AgentStateStore(records),
     mutex: new KeyedMutex(),
     boarding,
     profile: (boarding.profiles[0] ?? 'SHARED_SECRET') as SecurityProfile,
@@ -35,8 +46,9 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({ ok: false, code: (err as { code?: string }).code, message: (err as Error).message }));
   } finally {
     await agent.close();
+    await records.close();
     await http.close();
   }
 }
 
-void main();
+if (require.main === module) void main();

@@ -181,7 +181,7 @@ describe('security: ids and paths stay where they belong; state errors have a co
         const second = agentFlow(sandbox, boarding); // new node ids: no cached token
         await H.load(ALL_MODULES, second.nodes, second.credentials);
         const error = expectError(await outcomeOf(second.ids, () => H.node(second.ids.token).receive({})), 'AGENT_STATE_ERROR', name);
-        assert.match(error.message, /damaged.*restore the file from a backup/);
+        assert.match(error.message, /damaged.*restore it from a backup/);
         assert.doesNotMatch(error.message, /claim must be|TypeError|ERR_/, 'no raw library message');
         assert.equal(sandbox.calls('agents.token') + sandbox.calls('agents.rotate') + sandbox.calls('agents.register'), 0, 'nothing sent');
         assert.equal(fs.readFileSync(file, 'utf8'), JSON.stringify(state), 'a damaged file is never overwritten');

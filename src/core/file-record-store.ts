@@ -1,0 +1,210 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import lockfile from 'proper-lockfile';
+import writeFileAtomic from 'write-file-atomic';
+import { ErrorCode, IiotAuthError } from './errors.js';
+import {
+  checkRecordId,
+  KeyedMutex,
+  RecordConflict,
+  stateError,
+  type LockOptions,
+  type RecordLease,
+  type RecordStore,
+  type RecordVersion,
+  type StoredRecord,
+} from './record-store.js';
+
+/**
+ * The record store on one disk: `<dir>/<id>.json`, mode 0600, written
+ * atomically (write, fsync, rename, fsync of the directory). A record's
+ * version is a digest of its file, so files written by older versions of the
+ * package read as they are. One process uses a record at a time (a lock file,
+ * see `claim`); within it, writes to one record are serialised.
+ */
+
+/** Lock files this process holds: users of one record in one process share it; only another process is kept out. */
+const heldLocks = new Map<string, { users: number; release: Promise<() => Promise<void>> }>();
+const writes = new KeyedMutex();
+
+export class FileRecordStore implements RecordStore {
+  readonly shared = false;
+  private fence = 0;
+
+  constructor(readonly dir: string) {}
+
+  get where(): string {
+    return this.dir;
+  }
+
+  filePath(id: string): string {
+    return path.join(this.dir, `${checkRecordId(id, "agent's client id")}.json`);
+  }
+
+  async read(id: string): Promise<StoredRecord | undefined> {
+    const file = this.filePath(id);
+    const text = await readText(file);
+    if (text === undefined) return undefined;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw stateError(`the stored state ${file} is not valid JSON: restore it from a backup, or move it away to onboard again`);
+    }
+    if (!value || typeof value !== 'object' || Array.isArray(value)) throw stateError(`the stored state ${file} is not an object: restore it from a backup`);
+    return { value: value as Record<string, unknown>, version: digest(text) };
+  }
+
+  async version(id: string): Promise<RecordVersion | undefined> {
+    const text = await readText(this.filePath(id));
+    return text === undefined ? undefined : digest(text);
+  }
+
+  write(id: string, value: Record<string, unknown>, expected: RecordVersion | undefined): Promise<RecordVersion> {
+    const file = this.filePath(id);
+    return writes.run(file, async () => {
+      if ((await this.version(id)) !== expected) throw new RecordConflict('changed', id, this.dir);
+      const text = `${JSON.stringify(value, null, 2)}\n`;
+      try {
+        await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+        await writeFileAtomic(file, text, { mode: 0o600, fsync: true });
+        await fsyncDirectory(this.dir);
+      } catch (err) {
+        throw fsError('save the stored state (the new credentials are not used until it is saved)', file, this.dir, err);
+      }
+      return digest(text);
+    });
+  }
+
+  /**
+   * The process's claim (the lock file) already keeps other processes away,
+   * and the caller serialises its own changes: the lease is this process's.
+   */
+  async lock(id: string, _options: LockOptions): Promise<RecordLease> {
+    this.filePath(id);
+    return { id, fence: ++this.fence, lost: false, release: async () => undefined };
+  }
+
+  /**
+   * Takes the record's lock file against a second Node-RED process using the
+   * same directory, for as long as the record is in use. A crashed holder's
+   * lock goes stale after `staleMs`, and `waitMs` covers that wait on restart.
+   * Within this process the lock is shared and counted.
+   */
+  async claim(id: string, options: { staleMs?: number; waitMs?: number } = {}): Promise<() => Promise<void>> {
+    const file = this.filePath(id);
+    let held = heldLocks.get(file);
+    if (!held) {
+      held = { users: 0, release: this.lockFile(file, id, options) };
+      heldLocks.set(file, held);
+      held.release.catch(() => heldLocks.delete(file));
+    }
+    const release = await held.release;
+    held.users += 1;
+    let released = false;
+    return async () => {
+      if (released) return;
+      released = true;
+      held.users -= 1;
+      if (held.users === 0 && heldLocks.get(file) === held) {
+        heldLocks.delete(file);
+        await release().catch(() => undefined);
+      }
+    };
+  }
+
+  async retire(id: string): Promise<void> {
+    const file = this.filePath(id);
+    try {
+      await fs.rename(file, `${file}.moved`);
+      await fsyncDirectory(this.dir);
+    } catch (err) {
+      throw stateError(`could not rename ${file} after copying it (${codeOf(err)}): rename or remove it by hand`, err);
+    }
+  }
+
+  async close(): Promise<void> {}
+
+  private async lockFile(file: string, id: string, options: { staleMs?: number; waitMs?: number }): Promise<() => Promise<void>> {
+    const staleMs = Math.max(2000, options.staleMs ?? 10_000);
+    const waitMs = options.waitMs ?? staleMs + 2000;
+    try {
+      await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+      return await lockfile.lock(file, {
+        realpath: false,
+        stale: staleMs,
+        update: Math.floor(staleMs / 2),
+        retries: { retries: Math.ceil(waitMs / 500), factor: 1, minTimeout: 500, maxTimeout: 500 },
+        // A lost lock (the lock dir was removed, or updates stalled): say so loudly, do not crash the runtime.
+        onCompromised: () => {
+          heldLocks.delete(file);
+          process.emitWarning(`iiot-auth: the lock of agent ${id} was compromised; another process may use this agent`);
+        },
+      });
+    } catch (err) {
+      if (codeOf(err) === 'ELOCKED') {
+        throw new IiotAuthError(
+          ErrorCode.AGENT_LOCKED,
+          `agent ${id} is in use by another Node-RED process sharing ${this.dir}: one agent, one process; give the other process its own agent, or share agents through Redis (iiotAuth.agentStore.redis)`,
+        );
+      }
+      throw fsError(`lock the stored state of ${id}`, `${file}.lock`, this.dir, err);
+    }
+  }
+}
+
+async function readText(file: string): Promise<string | undefined> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (err) {
+    // ENOTDIR: a part of the path is a file, so there is no record (and a write says why it cannot make one).
+    if (codeOf(err) === 'ENOENT' || codeOf(err) === 'ENOTDIR') return undefined;
+    throw fsError('read the stored state', file, path.dirname(file), err);
+  }
+}
+
+/**
+ * A file-system failure as AGENT_STATE_ERROR: what failed, where, the
+ * system's code, and what to do about it; never the raw system message.
+ */
+function fsError(action: string, file: string, dir: string, err: unknown): IiotAuthError {
+  const code = codeOf(err);
+  const noAccess = `Node-RED's user may not access it: fix the permissions of ${dir}, or set iiotAuth.agentStateDir to a folder it owns`;
+  const notAFolder = `a file is in the way: ${dir} (or a folder above it) must be a folder; move the file away or set iiotAuth.agentStateDir`;
+  const advice: Record<string, string> = {
+    EEXIST: notAFolder,
+    ENOTDIR: notAFolder,
+    EISDIR: `a folder is in the way of the file ${file}: move it away`,
+    EACCES: noAccess,
+    EPERM: noAccess,
+    EROFS: 'the file system is read-only: set iiotAuth.agentStateDir to a writable folder (a Docker volume, say)',
+    ENOSPC: 'the disk is full: free space',
+    EDQUOT: 'the disk quota is used up: free space or raise the quota',
+    EMFILE: 'too many open files: raise the limit of open files (ulimit -n)',
+  };
+  return stateError(`could not ${action} ${file} (${code}): ${advice[code] ?? 'check the folder and the disk'}`, err);
+}
+
+function digest(text: string): RecordVersion {
+  return createHash('sha256').update(text).digest('hex').slice(0, 24);
+}
+
+function codeOf(err: unknown): string {
+  return (err as NodeJS.ErrnoException | null)?.code ?? 'error';
+}
+
+async function fsyncDirectory(dir: string): Promise<void> {
+  // Makes the rename itself durable. Not every platform can open a directory
+  // (Windows): there the rename is as durable as the OS makes it.
+  let handle: fs.FileHandle | undefined;
+  try {
+    handle = await fs.open(dir, 'r');
+    await handle.sync();
+  } catch (err) {
+    const code = codeOf(err);
+    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL') throw err;
+  } finally {
+    await handle?.close();
+  }
+}

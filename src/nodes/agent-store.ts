@@ -1,0 +1,109 @@
+import os from 'node:os';
+import path from 'node:path';
+import { ErrorCode, IiotAuthError } from '../core/errors.js';
+import { FileRecordStore } from '../core/file-record-store.js';
+import { KeyedMutex, type RecordStore } from '../core/record-store.js';
+import { RedisRecordStore } from '../core/redis-record-store.js';
+import { AgentStateStore } from '../platforms/insights-hub-agent-state.js';
+import type { NodeAPI } from './node-red.js';
+import { settingsOf } from './runtime.js';
+
+/**
+ * Where agent state lives, from settings.js: files in the user directory (the
+ * default), or Redis (`iiotAuth.agentStore.redis`), shared by every agent
+ * config node of this runtime. The other store, when known, is where an
+ * agent's state is copied from the first time it is missing.
+ */
+export interface RedisStoreSettings {
+  url?: string;
+  keyPrefix?: string;
+  /** The name of an environment variable that holds the password (when the URL has none). */
+  passwordEnv?: string;
+  username?: string;
+  timeoutMs?: number;
+}
+
+export interface AgentStoreSettings {
+  /** Which store agents use: 'redis' when `redis` is set, else 'file'. 'file' with `redis` set moves agents back from Redis. */
+  use?: 'file' | 'redis';
+  redis?: RedisStoreSettings;
+}
+
+/** One mutex per process: two nodes, or a redeploy racing a rotation, never rotate one agent twice at once. */
+export const agentMutex = new KeyedMutex();
+
+const fileStores = new Map<string, FileRecordStore>();
+const redisStores = new Map<string, { store: RedisRecordStore; users: number }>();
+
+export function agentStateDir(RED: NodeAPI): string {
+  const configured = settingsOf(RED).agentStateDir;
+  if (configured) return path.resolve(configured);
+  const userDir = typeof RED.settings.userDir === 'string' && RED.settings.userDir ? RED.settings.userDir : path.join(os.homedir(), '.node-red');
+  return path.join(userDir, 'iiot-auth', 'agents');
+}
+
+export interface AgentStores {
+  store: AgentStateStore;
+  importFrom?: AgentStateStore;
+  /** Let go of the stores (the config node stopped): the Redis connection closes with its last user. */
+  release: () => Promise<void>;
+}
+
+/** The stores an agent config node uses, from the settings; a misconfiguration is CONFIG_INVALID with what to fix. */
+export function agentStores(RED: NodeAPI): AgentStores {
+  const settings = (settingsOf(RED).agentStore ?? {}) as AgentStoreSettings;
+  const dir = agentStateDir(RED);
+  let file = fileStores.get(dir);
+  if (!file) fileStores.set(dir, (file = new FileRecordStore(dir)));
+  const use = settings.use ?? (settings.redis ? 'redis' : 'file');
+  if (use !== 'file' && use !== 'redis') {
+    throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `iiotAuth.agentStore.use is "${String(use)}": write "file" or "redis" in settings.js`);
+  }
+  if (!settings.redis) {
+    if (use === 'redis') throw new IiotAuthError(ErrorCode.CONFIG_INVALID, 'iiotAuth.agentStore.use is "redis" but iiotAuth.agentStore.redis is not set: add { url: "redis://host:6379" } in settings.js');
+    return { store: new AgentStateStore(file), release: async () => undefined };
+  }
+  const { redis, release } = redisStore(settings.redis);
+  const [store, importFrom] = use === 'redis' ? [redis, file] : [file, redis];
+  return { store: new AgentStateStore(store), importFrom: new AgentStateStore(importFrom), release };
+}
+
+function redisStore(settings: RedisStoreSettings): { redis: RecordStore; release: () => Promise<void> } {
+  if (typeof settings.url !== 'string' || !settings.url) {
+    throw new IiotAuthError(ErrorCode.CONFIG_INVALID, 'iiotAuth.agentStore.redis.url is missing: set it in settings.js, e.g. "redis://127.0.0.1:6379" (rediss:// for TLS)');
+  }
+  let password: string | undefined;
+  if (settings.passwordEnv) {
+    password = process.env[settings.passwordEnv];
+    if (!password) {
+      throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `the environment variable ${settings.passwordEnv} (iiotAuth.agentStore.redis.passwordEnv) is not set: set it for Node-RED, or put the password in the URL`);
+    }
+  }
+  const key = JSON.stringify([settings.url, settings.keyPrefix, settings.passwordEnv, settings.username, settings.timeoutMs]);
+  let entry = redisStores.get(key);
+  if (!entry) {
+    const store = new RedisRecordStore({
+      url: settings.url,
+      ...(settings.keyPrefix !== undefined ? { keyPrefix: settings.keyPrefix } : {}),
+      ...(password ? { password } : {}),
+      ...(settings.username ? { username: settings.username } : {}),
+      ...(settings.timeoutMs !== undefined ? { timeoutMs: settings.timeoutMs } : {}),
+    });
+    redisStores.set(key, (entry = { store, users: 0 }));
+  }
+  const held = entry;
+  held.users += 1;
+  let released = false;
+  return {
+    redis: held.store,
+    release: async () => {
+      if (released) return;
+      released = true;
+      held.users -= 1;
+      if (held.users === 0 && redisStores.get(key) === held) {
+        redisStores.delete(key);
+        await held.store.close();
+      }
+    },
+  };
+}

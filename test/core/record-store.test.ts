@@ -1,0 +1,240 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ErrorCode } from '../../src/core/errors.js';
+import { FileRecordStore } from '../../src/core/file-record-store.js';
+import { isRecordConflict, KeyedMutex, type RecordStore } from '../../src/core/record-store.js';
+import { RedisRecordStore } from '../../src/core/redis-record-store.js';
+import { AgentStateStore, boardingConfigId, KEPT_REGISTRATIONS, type AgentRegistration, type AgentState } from '../../src/platforms/insights-hub-agent-state.js';
+import { RedisServer } from '../helpers/redis-server.js';
+
+function registration(n: number): AgentRegistration {
+  return {
+    clientId: 'agent1',
+    clientSecret: `secret-${n}`,
+    clientSecretExpiresAt: 2_000_000_000 + n,
+    registrationAccessToken: `rat-${n}`,
+    registrationClientUri: 'https://southgate.example/api/agentmanagement/v3/register/agent1',
+    tokenEndpointAuthMethod: 'client_secret_jwt',
+    receivedAt: new Date().toISOString(),
+    confirmed: false,
+  };
+}
+
+function state(registrations: AgentRegistration[]): AgentState {
+  return {
+    format: 1,
+    clientId: 'agent1',
+    tenant: 'tenant1',
+    baseUrl: 'https://southgate.example',
+    profile: 'SHARED_SECRET',
+    boardingConfigId: boardingConfigId('iat'),
+    registrations,
+    updatedAt: '',
+  };
+}
+
+describe('file record store', () => {
+  let dir: string;
+  let records: FileRecordStore;
+  let store: AgentStateStore;
+  beforeEach(() => {
+    dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-state-')), 'agents');
+    records = new FileRecordStore(dir);
+    store = new AgentStateStore(records);
+  });
+  afterEach(() => fs.rmSync(path.dirname(dir), { recursive: true, force: true }));
+
+  it('writes atomically with mode 0600 and reads it back; nothing left behind', async () => {
+    assert.equal(await store.read('agent1'), undefined);
+    await store.write(state([registration(1)]), undefined);
+    const file = path.join(dir, 'agent1.json');
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    assert.deepEqual(fs.readdirSync(dir), ['agent1.json'], 'no temporary file remains');
+    const read = await store.read('agent1');
+    assert.equal(read!.state.registrations[0]!.clientSecret, 'secret-1');
+    assert.ok(read!.state.updatedAt);
+  });
+
+  it('reads a state file written before versions existed (its version is its digest)', async () => {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'agent1.json'), JSON.stringify(state([registration(1)])));
+    const read = await store.read('agent1');
+    assert.equal(read!.state.registrations.length, 1);
+    assert.equal(await records.version('agent1'), read!.version);
+  });
+
+  it('never replaces a corrupt or foreign state file silently', async () => {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'agent1.json'), '{"format":1,"clientId":"agent1","registr');
+    await assert.rejects(store.read('agent1'), { code: ErrorCode.AGENT_STATE_ERROR, message: /not valid JSON: restore it from a backup/ });
+    fs.writeFileSync(path.join(dir, 'agent1.json'), JSON.stringify({ ...state([]), format: 99 }));
+    await assert.rejects(store.read('agent1'), /format 99/);
+    fs.writeFileSync(path.join(dir, 'agent1.json'), JSON.stringify({ ...state([]), clientId: 'other' }));
+    await assert.rejects(store.read('agent1'), /belongs to another agent/);
+  });
+
+  it('refuses a client id that is not a safe file name', () => {
+    for (const id of ['../evil', 'a/b', '.hidden', '']) assert.throws(() => records.filePath(id), { code: ErrorCode.CONFIG_INVALID });
+  });
+
+  it('reports a write that fails, with what to do', async () => {
+    fs.writeFileSync(dir, 'a file where the state directory should be'); // fails for root too
+    await assert.rejects(store.write(state([registration(1)]), undefined), { code: ErrorCode.AGENT_STATE_ERROR, message: /not used until it is saved/ });
+  });
+
+  it('a claim keeps a second process away, and is taken over from one killed with SIGKILL', async function () {
+    this.timeout(20_000);
+    // A second process takes the lock and holds it until killed.
+    const script = `
+      const { FileRecordStore } = require(${JSON.stringify(require.resolve('../../src/core/file-record-store.js'))});
+      new FileRecordStore(${JSON.stringify(dir)}).claim('agent1', { staleMs: 2000 }).then(() => console.log('locked'));
+      setInterval(() => {}, 1000);
+    `;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('locked') && resolve()));
+    await assert.rejects(records.claim('agent1', { staleMs: 2000, waitMs: 0 }), (err: Error & { code: string }) => {
+      assert.equal(err.code, ErrorCode.AGENT_LOCKED);
+      assert.match(err.message, /in use by another Node-RED process/);
+      return true;
+    });
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const release = await records.claim('agent1', { staleMs: 2000 }); // waits out the stale period
+    await release();
+  });
+});
+
+/** What both stores promise, run on each. */
+for (const kind of ['file', 'redis'] as const) {
+  describe(`${kind} record store: compare-and-set, locks, trimming`, function () {
+    this.timeout(20_000);
+    let redis: RedisServer | undefined;
+    let root: string;
+    const opened: RecordStore[] = [];
+    let n = 0;
+    before(async () => {
+      root = fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-records-'));
+      if (kind === 'redis') redis = await RedisServer.start();
+    });
+    after(async () => {
+      await redis?.stop();
+      fs.rmSync(root, { recursive: true, force: true });
+    });
+    afterEach(async () => {
+      while (opened.length) await opened.pop()!.close();
+    });
+    /** A store (a second one sees the same records, as another instance would). */
+    function open(prefix = `t${++n}:`): RecordStore {
+      const store = kind === 'file' ? new FileRecordStore(path.join(root, prefix)) : new RedisRecordStore({ url: redis!.url, keyPrefix: prefix });
+      opened.push(store);
+      return store;
+    }
+
+    it(`keeps the newest ${KEPT_REGISTRATIONS} registrations`, async () => {
+      const store = new AgentStateStore(open());
+      await store.write(state([9, 8, 7, 6, 5, 4, 3].map(registration)), undefined);
+      const read = await store.read('agent1');
+      assert.deepEqual(read!.state.registrations.map((r) => r.registrationAccessToken), ['rat-9', 'rat-8', 'rat-7', 'rat-6', 'rat-5']);
+    });
+
+    it('a write names the version it read: a stale one is refused, nothing is overwritten', async () => {
+      const prefix = `t${++n}:`;
+      const a = new AgentStateStore(open(prefix));
+      const b = new AgentStateStore(kind === 'file' ? a.records : open(prefix));
+      const first = await a.write(state([registration(1)]), undefined);
+      await assert.rejects(b.write(state([registration(9)]), undefined), (err) => isRecordConflict(err) && err.reason === 'changed');
+      const read = await b.read('agent1');
+      assert.equal(read!.version, first.version);
+      const second = await b.write(state([registration(2), registration(1)]), read!.version);
+      await assert.rejects(a.write(state([registration(3)]), first.version), (err: Error & { code: string }) => {
+        assert.ok(isRecordConflict(err));
+        assert.equal(err.code, ErrorCode.AGENT_STATE_ERROR);
+        assert.match(err.message, /changed while it was being updated .*: try again/);
+        return true;
+      });
+      assert.equal((await a.read('agent1'))!.version, second.version);
+      assert.equal(await a.records.version('agent1'), second.version);
+    });
+
+    if (kind === 'redis') {
+      it('one lock holder at a time; a crashed holder\'s lock is taken over after its expiry; a write with a lost lease is refused', async () => {
+        const prefix = `t${++n}:`;
+        const a = open(prefix);
+        const b = open(prefix);
+        const first = (await a.lock('agent1', { ttlMs: 1000, waitMs: 0 }))!;
+        assert.ok(first);
+        assert.equal(await b.lock('agent1', { ttlMs: 1000, waitMs: 0 }), undefined, 'held by the first');
+        // Renewed while held: still held after more than its expiry.
+        await new Promise((r) => setTimeout(r, 1500));
+        assert.equal(first.lost, false);
+        assert.equal(await b.lock('agent1', { ttlMs: 1000, waitMs: 0 }), undefined);
+        // The holder "crashes": its connection goes, no renewal, the lock expires and is taken over.
+        await a.close();
+        const second = (await b.lock('agent1', { ttlMs: 1000, waitMs: 5000 }))!;
+        assert.ok(second.fence > first.fence, 'fences grow');
+        assert.equal(first.lost, true);
+        const version = await b.write('agent1', { format: 1 }, undefined, second);
+        const c = open(prefix);
+        await assert.rejects(c.write('agent1', { format: 1, late: true }, version, first), (err) => isRecordConflict(err) && err.reason === 'lease-lost');
+        await second.release();
+        const third = await c.lock('agent1', { ttlMs: 1000, waitMs: 0 });
+        assert.ok(third, 'released locks are free at once');
+        await third.release();
+      });
+
+      it('Redis unreachable or gone: AGENT_STATE_ERROR that says what to do, no library message, no password; back to work when it returns', async () => {
+        const check = (err: Error & { code: string }) => {
+          assert.equal(err.code, ErrorCode.AGENT_STATE_ERROR);
+          assert.match(err.message, /check that Redis runs/);
+          assert.doesNotMatch(err.message, /pa55word|ECONNREFUSED|Socket|Client/);
+          return true;
+        };
+        // Never reachable (a port nothing listens on), with a password in the URL.
+        const nowhere = new RedisRecordStore({ url: `redis://:pa55word@127.0.0.1:${redis!.port + 1}`, keyPrefix: 'x:', timeoutMs: 500 });
+        opened.push(nowhere);
+        assert.doesNotMatch(nowhere.where, /pa55word/);
+        await assert.rejects(nowhere.read('agent1'), check);
+        // Reachable, then gone.
+        const store = new RedisRecordStore({ url: redis!.url, keyPrefix: `t${++n}:`, timeoutMs: 500 });
+        opened.push(store);
+        assert.equal(await store.read('agent1'), undefined);
+        await redis!.kill();
+        try {
+          await assert.rejects(store.read('agent1'), check);
+          await assert.rejects(store.write('agent1', { format: 1 }, undefined), check);
+          await assert.rejects(store.lock('agent1', { ttlMs: 1000, waitMs: 0 }), check);
+        } finally {
+          await redis!.start();
+        }
+        // The client reconnects by itself (within a second or so): no restart of Node-RED needed.
+        let back: unknown = 'not read yet';
+        for (let i = 0; i < 20 && back !== undefined; i += 1) back = await store.read('agent1').catch((err: Error) => err);
+        assert.equal(back, undefined, 'works again once Redis is back');
+      });
+    }
+  });
+}
+
+describe('KeyedMutex', () => {
+  it('runs tasks of one key one at a time, other keys in parallel, and survives a failing task', async () => {
+    const mutex = new KeyedMutex();
+    const log: string[] = [];
+    const task = (name: string, ms: number, fail = false) => async () => {
+      log.push(`start ${name}`);
+      await new Promise((r) => setTimeout(r, ms));
+      log.push(`end ${name}`);
+      if (fail) throw new Error(name);
+      return name;
+    };
+    const results = await Promise.allSettled([
+      mutex.run('a', task('a1', 30, true)),
+      mutex.run('a', task('a2', 10)),
+      mutex.run('b', task('b1', 5)),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), ['rejected', 'fulfilled', 'fulfilled']);
+    assert.deepEqual(log, ['start a1', 'start b1', 'end b1', 'end a1', 'start a2', 'end a2']);
+  });
+});

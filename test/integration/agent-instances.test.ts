@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { NodeRedProcess } from '../helpers/node-red-process.js';
+import { RedisServer } from '../helpers/redis-server.js';
+
+/**
+ * Several Node-RED processes, one agent, its state on Redis: both take
+ * tokens while one rotates (exactly one onboarding, one rotation, no error in
+ * either flow), and a "container restart" (a new user directory, the same
+ * Redis) keeps the agent without onboarding again.
+ */
+describe('one agent shared by Node-RED processes through Redis', function () {
+  this.timeout(120_000);
+  let sandbox: Sandbox;
+  let redis: RedisServer;
+  const running: NodeRedProcess[] = [];
+  const keyPrefix = 'nr-instances:';
+
+  before(async () => {
+    sandbox = await startSandbox();
+    redis = await RedisServer.start();
+    // Short agent tokens: each instance fetches new ones while the test runs, across the rotation.
+    sandbox.lifetimes.agentToken = 2;
+  });
+  after(async () => {
+    for (const red of running) await red.stop();
+    await redis?.stop();
+    await sandbox?.stop();
+  });
+
+  function start(): Promise<NodeRedProcess> {
+    return NodeRedProcess.start({
+      iiotAuth: { backoffInitialMs: 50, backoffMaxMs: 400, agentLockStaleMs: 2000, agentStore: { redis: { url: redis.url, keyPrefix } } },
+    }).then((red) => (running.push(red), red));
+  }
+
+  /** GET /agent?action=… runs the onboard agent node; the answer is {ok, kept} or {ok: false, code, message}. */
+  function flows(boardingConfig: string): Array<Record<string, unknown>> {
+    return [
+      { id: 'tab1', type: 'tab', label: 'agent' },
+      { id: 'agc1', type: 'iiot-insights-hub-agent', profile: 'SHARED_SECRET', app: '', credentials: { boardingConfig } },
+      { id: 'in1', type: 'http in', z: 'tab1', url: '/agent', method: 'get', wires: [['act1']] },
+      { id: 'act1', type: 'change', z: 'tab1', rules: [{ t: 'set', p: 'action', pt: 'msg', to: 'req.query.action', tot: 'msg' }], wires: [['ag1']] },
+      { id: 'ag1', type: 'iiot-agent', z: 'tab1', insightsHubAgent: 'agc1', action: 'msg', wires: [['ok1']] },
+      { id: 'ok1', type: 'change', z: 'tab1', rules: [{ t: 'set', p: 'payload', pt: 'msg', to: '{"ok": true, "kept": payload.registrationsKept}', tot: 'jsonata' }], wires: [['res1']] },
+      { id: 'catch1', type: 'catch', z: 'tab1', scope: ['ag1'], uncaught: false, wires: [['err1']] },
+      { id: 'err1', type: 'change', z: 'tab1', rules: [{ t: 'set', p: 'payload', pt: 'msg', to: '{"ok": false, "code": error.code, "message": error.message}', tot: 'jsonata' }], wires: [['res1']] },
+      { id: 'res1', type: 'http response', z: 'tab1', statusCode: '', wires: [] },
+    ];
+  }
+
+  /** Waits until the deployed flow answers (a deploy returns before the flows have started). */
+  async function deployed(red: NodeRedProcess, boardingConfig: string): Promise<void> {
+    await red.deploy(flows(boardingConfig));
+    for (let i = 0; i < 100; i += 1) {
+      const res = await fetch(`${red.base}/agent?action=status`);
+      if (res.headers.get('content-type')?.includes('json')) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`the flow did not start:\n${red.output}`);
+  }
+
+  async function call(red: NodeRedProcess, action: string): Promise<{ ok: boolean; kept?: number; code?: string; message?: string }> {
+    const res = await fetch(`${red.base}/agent?action=${action}`);
+    return (await res.json()) as { ok: boolean; kept?: number; code?: string; message?: string };
+  }
+
+  it('two processes take tokens while one rotates: one onboarding, one rotation, no error; a restarted container keeps the agent', async () => {
+    const record = sandbox.agents.create({ securityProfile: 'SHARED_SECRET' });
+    const boardingConfig = JSON.stringify(sandbox.agents.boardingConfiguration(record.id));
+    const [a, b] = await Promise.all([start(), start()]);
+    await Promise.all([deployed(a!, boardingConfig), deployed(b!, boardingConfig)]);
+
+    // Both start at once: one onboards, the other waits for its lock and reads the result.
+    const first = await Promise.all([call(a!, 'token'), call(b!, 'token')]);
+    assert.deepEqual(first.map((r) => r.ok), [true, true], JSON.stringify(first));
+    assert.equal(sandbox.calls('agents.register'), 1, 'onboarded once');
+
+    // Tokens from both, all the time, while A rotates once.
+    const served = { a: 0, b: 0 };
+    const errors: unknown[] = [];
+    let stop = false;
+    const load = (red: NodeRedProcess, name: 'a' | 'b') =>
+      (async () => {
+        while (!stop) {
+          const r = await call(red, 'token');
+          if (r.ok) served[name] += 1;
+          else errors.push({ instance: name, ...r });
+          await new Promise((done) => setTimeout(done, 20));
+        }
+      })();
+    const loads = [load(a!, 'a'), load(b!, 'b')];
+    await new Promise((r) => setTimeout(r, 1000));
+    const rotated = await call(a!, 'rotate');
+    assert.equal(rotated.ok, true, JSON.stringify(rotated));
+    const servedAtRotation = { ...served };
+    // Past the lifetime of every token taken before the rotation: both must have switched by then.
+    await new Promise((r) => setTimeout(r, 4500));
+    stop = true;
+    await Promise.all(loads);
+
+    // Token requests the platform refused (401): all token requests less the tokens it issued.
+    const refused = sandbox.calls('agents.token') - sandbox.agents.status(record.id).tokensIssued;
+    const figures = {
+      served,
+      servedAfterRotation: { a: served.a - servedAtRotation.a, b: served.b - servedAtRotation.b },
+      errors: errors.length,
+      rotations: sandbox.calls('agents.rotate'),
+      tokenRequests: sandbox.calls('agents.token'),
+      refused,
+    };
+    console.log(`      figures: ${JSON.stringify(figures)}`);
+    assert.deepEqual(errors, [], 'no instance saw an error');
+    // B switches by reading the new version before its next token; only a token request B had already
+    // signed with the old credentials when A first used the new ones could be refused (then B re-reads).
+    assert.ok(refused <= 1, `refused token requests: ${refused}`);
+    assert.ok(figures.servedAfterRotation.a > 0 && figures.servedAfterRotation.b > 0, JSON.stringify(figures));
+    assert.equal(sandbox.calls('agents.rotate'), 1, 'rotated once');
+    assert.equal(sandbox.calls('agents.register'), 1, 'never onboarded again');
+    assert.equal(sandbox.agents.status(record.id).activeRegistration!.number, 2, 'the new registration is the one in use');
+    // B picked the new registration up from Redis.
+    assert.equal((await call(b!, 'status')).kept, 2);
+
+    // A container restart: A goes, a new one with a fresh user directory and the same Redis takes over.
+    await a!.stop();
+    running.splice(running.indexOf(a!), 1);
+    const c = await start();
+    await deployed(c, boardingConfig);
+    const afterRestart = await call(c, 'token');
+    assert.equal(afterRestart.ok, true, JSON.stringify(afterRestart));
+    assert.equal((await call(c, 'status')).kept, 2);
+    assert.equal(sandbox.calls('agents.register'), 1, 'the restarted container did not onboard');
+
+    // No secret in anything the processes printed.
+    const secrets = [JSON.parse(boardingConfig).content.iat as string];
+    const stored = JSON.parse((await redis.command('HGET', `${keyPrefix}record:${record.id}`, 'value')).split('\r\n')[1]!) as { registrations: Array<{ clientSecret: string; registrationAccessToken: string }> };
+    for (const r of stored.registrations) secrets.push(r.clientSecret, r.registrationAccessToken);
+    for (const red of [a!, b!, c]) for (const secret of secrets) assert.ok(!red.output.includes(secret), 'a secret in the output of Node-RED');
+  });
+});
