@@ -97,7 +97,10 @@ function storedPassword(RED: NodeAPI, text: (key: string) => string): string {
   const node = RED.nodes.getNode(id) as CiscoEiConfigNode | null;
   const saved = node?.type === 'iiot-cisco-ei' ? node.savedIdentity : undefined;
   const stored = (RED.nodes.getCredentials?.(id) as { password?: string } | undefined)?.password ?? '';
-  if (!saved || !stored) return '';
+  if (!stored) return '';
+  if (!saved) {
+    throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'this config node is not running with its stored password: deploy it first, or type the password to look up tenants');
+  }
   const asked: SavedIdentity = { server: normalisedServer(text('server')), username: text('username').trim(), tls: text('tls').trim(), proxy: text('proxy').trim() };
   if (asked.server !== saved.server || asked.username !== saved.username || asked.tls !== saved.tls || asked.proxy !== saved.proxy) {
     throw new IiotAuthError(
