@@ -14,7 +14,7 @@ import { ErrorCode, IiotAuthError } from './errors.js';
  * - The result is clamped to [MIN_LIFETIME_MS, MAX_LIFETIME_MS].
  */
 export const MIN_LIFETIME_MS = 2_000;
-/** Seven days: the longest any supported platform grants (an MBP session). */
+/** Seven days: the longest lifetime any supported platform grants (a login session). */
 export const MAX_LIFETIME_MS = 7 * 24 * 3600 * 1000;
 
 export interface LifetimeSources {
