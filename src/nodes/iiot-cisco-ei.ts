@@ -1,8 +1,8 @@
 import { ErrorCode, IiotAuthError, isIiotAuthError } from '../core/errors.js';
 import { checkBaseUrl } from '../core/url.js';
 import { CiscoEiProvider, lookUpTenants, validateSettings } from '../platforms/cisco-ei.js';
-import { registerPlatformConfigNode, textProperty, type PlatformConfigNode } from './config-node.js';
-import type { AdminRequest, AdminResponse, NodeAPI } from './node-red.js';
+import { registerPlatformConfigNode, textProperty } from './config-node.js';
+import type { AdminRequest, AdminResponse, NodeAPI, NodeDefinition } from './node-red.js';
 import { httpClientFor } from './runtime.js';
 
 /** What the editor sends for a password field it has not changed. */
@@ -16,24 +16,13 @@ interface SavedIdentity {
   proxy: string;
 }
 
-interface CiscoEiConfigNode extends PlatformConfigNode {
-  savedIdentity?: SavedIdentity;
-}
-
 /** Config node: Cisco EI API user and tenant. */
 export default function register(RED: NodeAPI): void {
   registerPlatformConfigNode(
     RED,
     'iiot-cisco-ei',
     { username: { type: 'text' }, password: { type: 'password' } },
-    (definition, credentials, node) => {
-      // Kept even when the settings are incomplete (no tenant yet): the look-up is how the tenant is found.
-      (node as CiscoEiConfigNode).savedIdentity = {
-        server: normalisedServer(textProperty(definition, 'server')),
-        username: (credentials.username ?? '').trim(),
-        tls: textProperty(definition, 'tls'),
-        proxy: textProperty(definition, 'proxy'),
-      };
+    (definition, credentials) => {
       const settings = validateSettings({
         server: textProperty(definition, 'server'),
         tenantId: textProperty(definition, 'tenantId'),
@@ -90,16 +79,15 @@ async function lookUp(RED: NodeAPI, body: Record<string, unknown>) {
   }
 }
 
-/** The config node's stored password, when the look-up is for exactly what it was saved with; '' when there is none to use. */
+/** The config node's stored password, when the look-up is for exactly what it was deployed with; '' when there is none to use. */
 function storedPassword(RED: NodeAPI, text: (key: string) => string): string {
   const id = text('id');
   if (!id) return '';
-  const node = RED.nodes.getNode(id) as CiscoEiConfigNode | null;
-  const saved = node?.type === 'iiot-cisco-ei' ? node.savedIdentity : undefined;
-  const stored = (RED.nodes.getCredentials?.(id) as { password?: string } | undefined)?.password ?? '';
-  if (!stored) return '';
+  const stored = (RED.nodes.getCredentials?.(id) as { username?: string; password?: string } | undefined) ?? {};
+  if (!stored.password) return '';
+  const saved = deployedIdentity(RED, id, stored.username ?? '');
   if (!saved) {
-    throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'this config node is not running with its stored password: deploy it first, or type the password to look up tenants');
+    throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'this config node is not deployed with its stored password: deploy it first, or type the password to look up tenants');
   }
   const asked: SavedIdentity = { server: normalisedServer(text('server')), username: text('username').trim(), tls: text('tls').trim(), proxy: text('proxy').trim() };
   if (asked.server !== saved.server || asked.username !== saved.username || asked.tls !== saved.tls || asked.proxy !== saved.proxy) {
@@ -108,7 +96,26 @@ function storedPassword(RED: NodeAPI, text: (key: string) => string): string {
       'the stored password is used only with the saved server, username, TLS and proxy settings: type the password to look up tenants with other ones',
     );
   }
-  return stored;
+  return stored.password;
+}
+
+/**
+ * What the deployed config node was saved with, read from the deployed flows
+ * rather than the running node: a deploy answers before every node has
+ * started, and the dialog may ask at once.
+ */
+function deployedIdentity(RED: NodeAPI, id: string, username: string): SavedIdentity | undefined {
+  let definition: NodeDefinition | undefined;
+  RED.nodes.eachNode?.((candidate) => {
+    if (candidate.id === id && candidate.type === 'iiot-cisco-ei') definition = candidate;
+  });
+  if (!definition) return undefined;
+  return {
+    server: normalisedServer(textProperty(definition, 'server')),
+    username: username.trim(),
+    tls: textProperty(definition, 'tls'),
+    proxy: textProperty(definition, 'proxy'),
+  };
 }
 
 function normalisedServer(value: string): string {
