@@ -33,6 +33,10 @@ export interface HttpClientOptions {
   /** Default cap on the response body. */
   maxResponseBytes?: number;
   maxRedirects?: number;
+  /** Headers besides the standard ones that identify the caller (the platforms' declarations): never carried to another origin. */
+  credentialHeaders?: readonly string[];
+  /** Headers besides Retry-After that say, in seconds, how long a 429/503 asks to wait. */
+  rateLimitHeaders?: readonly string[];
 }
 
 export interface AuthHeaders {
@@ -82,21 +86,16 @@ export interface HttpResponse {
 export const DEFAULT_RETRY: RetryPolicy = { maxRetries: 3, maxWaitMs: 30_000 };
 const SAFE_TO_REPEAT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-/** Headers that identify the caller: never carried to another origin by a redirect. */
-const CREDENTIAL_HEADERS = [
-  'authorization',
-  'cookie',
-  'proxy-authorization',
-  'x-space-auth-key',
-  'x-tenant-id',
-  'x-mbp-access-request',
-];
+/** Headers that identify the caller: never carried to another origin by a redirect. Platforms add their own (HttpClientOptions). */
+const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
 
 export class HttpClient {
   private readonly dispatcher: Dispatcher;
   private readonly timeoutMs: number;
   private readonly maxResponseBytes: number;
   private readonly maxRedirects: number;
+  private readonly credentialHeaders: readonly string[];
+  private readonly rateLimitHeaders: readonly string[];
   private closed = false;
 
   constructor(options: HttpClientOptions = {}) {
@@ -120,6 +119,8 @@ export class HttpClient {
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.maxResponseBytes = options.maxResponseBytes ?? 16 * 1024 * 1024;
     this.maxRedirects = options.maxRedirects ?? 5;
+    this.credentialHeaders = [...CREDENTIAL_HEADERS, ...(options.credentialHeaders ?? []).map((name) => name.toLowerCase())];
+    this.rateLimitHeaders = options.rateLimitHeaders ?? [];
   }
 
   async send(req: HttpRequest): Promise<HttpResponse> {
@@ -130,7 +131,7 @@ export class HttpClient {
       const response = await this.sendFollowingRedirects({ ...req, method });
       if (!retryable || (response.statusCode !== 429 && response.statusCode !== 503)) return response;
       if (attempt >= policy.maxRetries) return response;
-      const wait = retryAfterMs(response.headers) ?? 1000 * 2 ** attempt;
+      const wait = retryAfterMs(response.headers, Date.now(), this.rateLimitHeaders) ?? 1000 * 2 ** attempt;
       if (wait > policy.maxWaitMs) return response;
       try {
         await sleep(wait, req.signal);
@@ -179,7 +180,7 @@ export class HttpClient {
       // A body is re-sent by 307/308 (and by 301/302 for methods other than
       // POST): never to another origin. That redirect is the answer instead.
       if (crossOrigin && !becomesGet && body !== undefined && body !== null && body.length > 0) return response;
-      if (crossOrigin) headers = withoutCredentialHeaders(headers);
+      if (crossOrigin) headers = withoutHeaders(headers, this.credentialHeaders);
       if (becomesGet) {
         method = 'GET';
         body = undefined;
@@ -333,13 +334,10 @@ function redirectRefused(endpoint: { what: string; advice?: string }, url: strin
   );
 }
 
-function withoutHeaders(headers: Record<string, string>, names: string[]): Record<string, string> {
-  const drop = new Set(names);
+/** `headers` less those named, case-insensitively: the one header filter of the package. */
+export function withoutHeaders(headers: Record<string, string>, names: Iterable<string>): Record<string, string> {
+  const drop = new Set([...names].map((name) => name.toLowerCase()));
   return Object.fromEntries(Object.entries(headers).filter(([name]) => !drop.has(name.toLowerCase())));
-}
-
-function withoutCredentialHeaders(headers: Record<string, string>): Record<string, string> {
-  return withoutHeaders(headers, CREDENTIAL_HEADERS);
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -1,8 +1,8 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import type { HttpClient, HttpResponse } from './http.js';
+import { withoutHeaders, type HttpClient, type HttpResponse } from './http.js';
 import type { Redactor } from './redact.js';
 import type { Token, TokenProvider } from './token.js';
-import type { EntryState, TokenEngine } from './token-engine.js';
+import type { EntryState, RenewalPolicy, TokenEngine } from './token-engine.js';
 import { describeUrl, ErrorCode, IiotAuthError } from './errors.js';
 import { resolveApiUrl } from './url.js';
 
@@ -33,6 +33,8 @@ export interface PlatformConnectionOptions {
   http: HttpClient;
   engine: TokenEngine;
   redactor: Redactor;
+  /** The platform's renewal policy; the engine's default when absent. */
+  renewal?: RenewalPolicy;
 }
 
 export class PlatformConnection {
@@ -42,7 +44,7 @@ export class PlatformConnection {
   constructor(options: PlatformConnectionOptions) {
     this.options = options;
     this.id = options.id;
-    options.engine.register(options.id, options.fingerprint);
+    options.engine.register(options.id, options.fingerprint, options.renewal);
   }
 
   /** The HTTP client of this credential (its TLS and proxy settings). */
@@ -114,7 +116,7 @@ export class PlatformConnection {
       this.options.http.send({
         method: req.method,
         url: url.href,
-        headers: withoutHeaders(req.headers ?? {}, current.headers),
+        headers: withoutHeaders(req.headers ?? {}, Object.keys(current.headers)), // auth wins
         auth: { origin: url.origin, headers: current.headers },
         ...(req.body !== undefined ? { body: req.body } : {}),
         ...left(),
@@ -154,12 +156,6 @@ const FINGERPRINT_KEY = randomBytes(32);
 export function fingerprint(parts: Record<string, unknown>): string {
   const canonical = JSON.stringify(Object.keys(parts).sort().map((key) => [key, parts[key] ?? null]));
   return createHmac('sha256', FINGERPRINT_KEY).update(canonical).digest('hex');
-}
-
-/** The caller's headers, less any the platform's auth sets (case-insensitively): auth wins. */
-function withoutHeaders(headers: Record<string, string>, authHeaders: Record<string, string>): Record<string, string> {
-  const taken = new Set(Object.keys(authHeaders).map((name) => name.toLowerCase()));
-  return Object.fromEntries(Object.entries(headers).filter(([name]) => !taken.has(name.toLowerCase())));
 }
 
 /** The message's time ran out while it waited for a token. */

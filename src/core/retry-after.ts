@@ -1,19 +1,23 @@
 /**
  * How long a 429 or 503 response asks us to wait, in milliseconds, or
  * undefined when it does not say. `Retry-After` is seconds or an HTTP date
- * (RFC 9110); DataTrails sends seconds in `Archivist-Rate-Limit-Reset`.
+ * (RFC 9110); `resetHeaders` are a platform's own headers that carry seconds
+ * (its declaration's rateLimitHeaders), read when Retry-After says nothing.
  */
 export function retryAfterMs(
   headers: Record<string, string | string[] | undefined>,
   now: number = Date.now(),
+  resetHeaders: readonly string[] = [],
 ): number | undefined {
   const retryAfter = first(headers['retry-after']);
   if (retryAfter !== undefined) {
     const parsed = parseDelay(retryAfter, now);
     if (parsed !== undefined) return parsed;
   }
-  const reset = first(headers['archivist-rate-limit-reset']);
-  if (reset !== undefined && /^\s*\d+(\.\d+)?\s*$/.test(reset)) return Math.round(Number(reset) * 1000);
+  for (const name of resetHeaders) {
+    const reset = first(headers[name.toLowerCase()]);
+    if (reset !== undefined && /^\s*\d+(\.\d+)?\s*$/.test(reset)) return Math.round(Number(reset) * 1000);
+  }
   return undefined;
 }
 

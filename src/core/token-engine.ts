@@ -31,6 +31,7 @@ export interface EntryState {
 
 interface Entry {
   fingerprint: string;
+  renewal: RenewalPolicy;
   token?: Token;
   /** From here on the token is renewed in the background. */
   renewAt: number;
@@ -48,15 +49,30 @@ interface Entry {
   lastReloginAt: number;
 }
 
-/** Renewal starts when 15 to 25 % of the lifetime is left (jittered per token). */
-const RENEW_MARGIN_MIN = 0.15;
-const RENEW_MARGIN_SPREAD = 0.1;
-/** Never hand out a token in its last 5 % of life (at most 30 s), to absorb clock drift and transit. */
-const STALE_MARGIN = 0.05;
-const STALE_MARGIN_MAX_MS = 30_000;
+/**
+ * When a credential's tokens are renewed, as fractions of their lifetime.
+ * Each platform declares its own (a 5-minute token and a 7-day session need
+ * not share one); DEFAULT_RENEWAL holds the numbers every platform uses today.
+ */
+export interface RenewalPolicy {
+  /** Renewal starts when `marginMin` to `marginMin + marginSpread` of the lifetime is left (jittered per token). */
+  marginMin: number;
+  marginSpread: number;
+  /** A token is never handed out in its last `staleMargin` of life (at most `staleMarginMaxMs`), to absorb clock drift and transit. */
+  staleMargin: number;
+  staleMarginMaxMs: number;
+}
+
+export const DEFAULT_RENEWAL: Readonly<RenewalPolicy> = Object.freeze({
+  marginMin: 0.15,
+  marginSpread: 0.1,
+  staleMargin: 0.05,
+  staleMarginMaxMs: 30_000,
+});
 
 export class TokenEngine {
   private readonly entries = new Map<string, Entry>();
+  private readonly renewals = new Map<string, RenewalPolicy>();
   private readonly now: () => number;
   private readonly random: () => number;
   private readonly backoffInitialMs: number;
@@ -72,16 +88,20 @@ export class TokenEngine {
   /**
    * Declares the current fingerprint of a credential. Called when a config node
    * starts: an unchanged node keeps its token across a redeploy, a changed one
-   * loses it.
+   * loses it. `renewal` is the platform's policy (default DEFAULT_RENEWAL).
    */
-  register(id: string, fingerprint: string): void {
+  register(id: string, fingerprint: string, renewal?: RenewalPolicy): void {
     const entry = this.entries.get(id);
     if (entry && entry.fingerprint !== fingerprint) this.entries.delete(id);
+    if (renewal) this.renewals.set(id, renewal);
+    else this.renewals.delete(id);
+    if (entry && this.entries.get(id) === entry) entry.renewal = renewal ?? DEFAULT_RENEWAL;
   }
 
   /** Drops everything known about a credential (its config node was deleted). */
   forget(id: string): void {
     this.entries.delete(id);
+    this.renewals.delete(id);
   }
 
   /** Returns a usable token, fetching one when needed; concurrent callers share one fetch. */
@@ -175,7 +195,7 @@ export class TokenEngine {
   private entryFor(id: string, fingerprint: string): Entry {
     let entry = this.entries.get(id);
     if (!entry || entry.fingerprint !== fingerprint) {
-      entry = { fingerprint, renewAt: 0, staleAt: 0, failures: 0, retryAt: 0, rejections: 0, reloginAt: 0, lastReloginAt: 0 };
+      entry = { fingerprint, renewal: this.renewals.get(id) ?? DEFAULT_RENEWAL, renewAt: 0, staleAt: 0, failures: 0, retryAt: 0, rejections: 0, reloginAt: 0, lastReloginAt: 0 };
       this.entries.set(id, entry);
     }
     return entry;
@@ -201,9 +221,10 @@ export class TokenEngine {
 
   private store(entry: Entry, token: Token): void {
     const lifetime = Math.max(0, token.expiresAt - token.obtainedAt);
-    const margin = lifetime * (RENEW_MARGIN_MIN + RENEW_MARGIN_SPREAD * this.random());
+    const { marginMin, marginSpread, staleMargin, staleMarginMaxMs } = entry.renewal;
+    const margin = lifetime * (marginMin + marginSpread * this.random());
     entry.token = token;
-    entry.staleAt = token.expiresAt - Math.min(lifetime * STALE_MARGIN, STALE_MARGIN_MAX_MS);
+    entry.staleAt = token.expiresAt - Math.min(lifetime * staleMargin, staleMarginMaxMs);
     entry.renewAt = Math.min(token.expiresAt - margin, entry.staleAt);
     entry.failures = 0;
     entry.retryAt = 0;

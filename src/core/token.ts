@@ -1,6 +1,6 @@
 /** What a platform hands back when a credential is exchanged for access. */
 export interface Token {
-  /** "bearer" for OAuth-style access tokens, "session" for cookie sessions (MBP). */
+  /** "bearer" for OAuth-style access tokens, "session" for cookie sessions (a login). */
   type: 'bearer' | 'session';
   /** The token or session id itself: a secret. */
   value: string;

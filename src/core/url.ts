@@ -2,8 +2,8 @@ import { describeUrl, ErrorCode, IiotAuthError } from './errors.js';
 
 /**
  * Resolves an API URL against a platform's base URL. A relative URL is
- * appended to the base URL's path (`/api/devices` on `http://h/mbp` is
- * `http://h/mbp/api/devices`, where RFC 3986 would drop `/mbp`). An absolute
+ * appended to the base URL's path (`/api/devices` on `http://h/ctx` is
+ * `http://h/ctx/api/devices`, where RFC 3986 would drop `/ctx`). An absolute
  * URL must stay on the base URL's origin: the platform's credentials go
  * nowhere else. A relative URL must stay below the base path: dot segments
  * (also percent-encoded) that climb above it are refused.

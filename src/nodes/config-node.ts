@@ -1,7 +1,7 @@
 import { IiotAuthError, ErrorCode } from '../core/errors.js';
 import { fingerprint, PlatformConnection } from '../core/platform-connection.js';
 import { Redactor } from '../core/redact.js';
-import type { TokenProvider } from '../core/token.js';
+import type { ConfigInput, PlatformDeclaration, ProviderSetup } from '../platforms/declaration.js';
 import type { Node, NodeAPI, NodeDefinition } from './node-red.js';
 import { httpClientFor, sharedEngine } from './runtime.js';
 
@@ -16,22 +16,19 @@ export interface PlatformConfigNode extends Node {
   configError?: IiotAuthError;
 }
 
-export interface ProviderSetup {
-  provider: TokenProvider;
-  /** Every value that shapes the tokens, secrets included (they are only hashed). */
-  fingerprintParts: Record<string, unknown>;
-  /** Values that must never appear in any output. */
-  secrets: Array<string | undefined>;
-  /** `[id, secret]` pairs that travel as HTTP Basic authentication. */
-  basicPairs?: Array<[string, string]>;
-}
+export type { ProviderSetup };
 
+/**
+ * Registers a platform's config node from its declaration. `setup` builds the
+ * provider; by default the declaration's own `configure` does.
+ */
 export function registerPlatformConfigNode(
   RED: NodeAPI,
-  type: string,
-  credentials: Record<string, { type: 'text' | 'password' }>,
-  setup: (definition: NodeDefinition, credentials: Record<string, string>, node: PlatformConfigNode) => ProviderSetup,
+  declaration: PlatformDeclaration,
+  setup: (definition: NodeDefinition, credentials: Record<string, string>, node: PlatformConfigNode) => ProviderSetup = (definition, credentials) =>
+    configureFromDeclaration(declaration, definition, credentials),
 ): void {
+  const { configType: type, credentials } = declaration;
   RED.nodes.registerType(
     type,
     function (this: PlatformConfigNode, definition: NodeDefinition) {
@@ -50,6 +47,7 @@ export function registerPlatformConfigNode(
           http: httpClientFor(RED, definition),
           engine: sharedEngine(RED),
           redactor,
+          renewal: declaration.renewal,
         });
       } catch (err) {
         node.configError =
@@ -68,8 +66,21 @@ export function registerPlatformConfigNode(
         closing.then(done, done);
       });
     },
-    { credentials },
+    { credentials: { ...credentials } },
   );
+}
+
+function configureFromDeclaration(declaration: PlatformDeclaration, definition: NodeDefinition, credentials: Record<string, string>): ProviderSetup {
+  if (!declaration.configure) {
+    throw new IiotAuthError(ErrorCode.INTERNAL_ERROR, `the ${declaration.label} config node has no provider set-up: this is a bug, please report it`);
+  }
+  const input: ConfigInput = {
+    text: (key) => textProperty(definition, key),
+    flag: (key) => definition[key] === true || definition[key] === 'true',
+    credentials,
+    env: process.env,
+  };
+  return declaration.configure(input);
 }
 
 /** A string property of a node definition, trimmed; '' when absent. */

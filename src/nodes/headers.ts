@@ -1,3 +1,5 @@
+import { withoutHeaders } from '../core/http.js';
+
 /** Header helpers for messages, whose `headers` may be anything a flow put there. */
 
 export function headersOf(value: unknown): Record<string, string> {
@@ -12,8 +14,5 @@ export function headersOf(value: unknown): Record<string, string> {
 
 /** `base` with `overrides` applied, matching names case-insensitively (so `Authorization` is replaced, not doubled). */
 export function mergeHeaders(base: Record<string, string>, overrides: Record<string, string>): Record<string, string> {
-  const replaced = new Set(Object.keys(overrides).map((name) => name.toLowerCase()));
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(base)) if (!replaced.has(name.toLowerCase())) out[name] = value;
-  return { ...out, ...overrides };
+  return { ...withoutHeaders(base, Object.keys(overrides)), ...overrides };
 }

@@ -1,6 +1,6 @@
 import { ErrorCode, IiotAuthError, isIiotAuthError } from '../core/errors.js';
 import { checkBaseUrl } from '../core/url.js';
-import { CiscoEiProvider, lookUpTenants, validateSettings } from '../platforms/cisco-ei.js';
+import { CISCO_EI, lookUpTenants, validateSettings } from '../platforms/cisco-ei.js';
 import { registerPlatformConfigNode, textProperty } from './config-node.js';
 import type { AdminRequest, AdminResponse, NodeAPI, NodeDefinition } from './node-red.js';
 import { httpClientFor } from './runtime.js';
@@ -18,24 +18,7 @@ interface SavedIdentity {
 
 /** Config node: Cisco EI API user and tenant. */
 export default function register(RED: NodeAPI): void {
-  registerPlatformConfigNode(
-    RED,
-    'iiot-cisco-ei',
-    { username: { type: 'text' }, password: { type: 'password' } },
-    (definition, credentials) => {
-      const settings = validateSettings({
-        server: textProperty(definition, 'server'),
-        tenantId: textProperty(definition, 'tenantId'),
-        username: credentials.username ?? '',
-        password: credentials.password ?? '',
-      });
-      return {
-        provider: new CiscoEiProvider(settings),
-        fingerprintParts: { ...settings },
-        secrets: [settings.password],
-      };
-    },
-  );
+  registerPlatformConfigNode(RED, CISCO_EI);
 
   // "Look up tenants" in the config dialog: logs in and lists the user's
   // tenants. Only editor users who may change flows may call it (with

@@ -1,24 +1,8 @@
-import { DataTrailsProvider, validateSettings } from '../platforms/datatrails.js';
-import { registerPlatformConfigNode, textProperty } from './config-node.js';
+import { DATATRAILS } from '../platforms/datatrails.js';
+import { registerPlatformConfigNode } from './config-node.js';
 import type { NodeAPI } from './node-red.js';
 
-/** Config node: DataTrails client credentials (a custom integration). */
+/** Config node: DataTrails client credentials (a custom integration). Everything about it is in its platform declaration. */
 export default function register(RED: NodeAPI): void {
-  registerPlatformConfigNode(
-    RED,
-    'iiot-datatrails',
-    { clientId: { type: 'text' }, clientSecret: { type: 'password' } },
-    (definition, credentials) => {
-      const settings = validateSettings({
-        url: textProperty(definition, 'url'),
-        clientId: credentials.clientId ?? '',
-        clientSecret: credentials.clientSecret ?? '',
-      });
-      return {
-        provider: new DataTrailsProvider(settings),
-        fingerprintParts: { ...settings },
-        secrets: [settings.clientSecret],
-      };
-    },
-  );
+  registerPlatformConfigNode(RED, DATATRAILS);
 }

@@ -1,6 +1,7 @@
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import { importAgentKey, parseBoardingConfiguration } from '../platforms/insights-hub-agent.js';
 import { AgentLifecycle } from '../platforms/insights-hub-agent-lifecycle.js';
+import { INSIGHTS_HUB_AGENT } from '../platforms/insights-hub-agent-declaration.js';
 import { boardingConfigId, type SecurityProfile } from '../platforms/insights-hub-agent-state.js';
 import { agentMutex, agentStores } from './agent-store.js';
 import { registerPlatformConfigNode, textProperty, type PlatformConfigNode } from './config-node.js';
@@ -22,8 +23,7 @@ export interface AgentConfigNode extends PlatformConfigNode {
 export default function register(RED: NodeAPI): void {
   registerPlatformConfigNode(
     RED,
-    'iiot-insights-hub-agent',
-    { boardingConfig: { type: 'password' }, privateKey: { type: 'password' } },
+    INSIGHTS_HUB_AGENT,
     (definition, credentials, node) => {
       const boarding = parseBoardingConfiguration(credentials.boardingConfig ?? '');
       const profile: SecurityProfile = definition.profile === 'RSA_3072' ? 'RSA_3072' : 'SHARED_SECRET';
@@ -42,6 +42,7 @@ export default function register(RED: NodeAPI): void {
         mutex: agentMutex,
         boarding,
         profile,
+        rotation: INSIGHTS_HUB_AGENT.rotation,
         ...(userKey ? { userKey } : {}),
         ...(settingsOf(RED).agentLockStaleMs !== undefined ? { lockStaleMs: settingsOf(RED).agentLockStaleMs } : {}),
       });

@@ -1,17 +1,15 @@
-/**
- * The platforms an action node can pick (`platform` property) and, for each,
- * the node property that references its config node.
- */
-export const PLATFORMS = {
-  'insights-hub-app': { property: 'insightsHubApp', configType: 'iiot-insights-hub-app', label: 'Insights Hub app' },
-  'insights-hub-agent': { property: 'insightsHubAgent', configType: 'iiot-insights-hub-agent', label: 'Insights Hub agent' },
-  'cisco-ei': { property: 'ciscoEi', configType: 'iiot-cisco-ei', label: 'Cisco EI' },
-  datatrails: { property: 'dataTrails', configType: 'iiot-datatrails', label: 'DataTrails' },
-  mbp: { property: 'mbp', configType: 'iiot-mbp', label: 'MBP' },
-} as const;
+import { PLATFORM_DECLARATIONS, platformById } from '../platforms/index.js';
+import type { PlatformDeclaration } from '../platforms/declaration.js';
 
-export type PlatformId = keyof typeof PLATFORMS;
+/**
+ * The platforms an action node can pick (`platform` property), read from the
+ * platform declarations: for each, the node property that references its
+ * config node, that config node's type, and its label.
+ */
+export const PLATFORMS: Readonly<Record<string, PlatformDeclaration>> = Object.fromEntries(PLATFORM_DECLARATIONS.map((p) => [p.id, p]));
+
+export type PlatformId = string;
 
 export function isPlatformId(value: unknown): value is PlatformId {
-  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(PLATFORMS, value);
+  return platformById(value) !== undefined;
 }

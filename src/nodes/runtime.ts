@@ -1,5 +1,6 @@
 import { HttpClient, type HttpClientOptions, type TlsOptions } from '../core/http.js';
 import { TokenEngine } from '../core/token-engine.js';
+import { RATE_LIMIT_HEADERS, SECRET_HEADERS } from '../platforms/index.js';
 import type { HttpProxyNode, NodeAPI, NodeDefinition, TlsConfigNode } from './node-red.js';
 
 /**
@@ -49,7 +50,8 @@ export function sharedEngine(RED: NodeAPI): TokenEngine {
 /** An HTTP client with the TLS and proxy config nodes a config node references. */
 export function httpClientFor(RED: NodeAPI, definition: NodeDefinition): HttpClient {
   const settings = settingsOf(RED);
-  const options: HttpClientOptions = {};
+  // Every platform's headers, not just this one's: a flow may set any of them on a request.
+  const options: HttpClientOptions = { credentialHeaders: SECRET_HEADERS, rateLimitHeaders: RATE_LIMIT_HEADERS };
   if (settings.requestTimeoutMs !== undefined) options.timeoutMs = settings.requestTimeoutMs;
   if (settings.maxResponseBytes !== undefined) options.maxResponseBytes = settings.maxResponseBytes;
   const tlsNode = typeof definition.tls === 'string' && definition.tls ? (RED.nodes.getNode(definition.tls) as TlsConfigNode | null) : null;

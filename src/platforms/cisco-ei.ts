@@ -1,7 +1,8 @@
+import { declarePlatform, exchangeProvider } from './declaration.js';
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import { listOf } from '../core/words.js';
 import type { HttpClient, HttpRequest, HttpResponse } from '../core/http.js';
-import type { Token, TokenProvider } from '../core/token.js';
+import type { Token } from '../core/token.js';
 import { checkBaseUrl } from '../core/url.js';
 import { jsonObject, readBearerToken } from './response.js';
 
@@ -28,6 +29,8 @@ export const ME_PATH = '/iam/users/me';
 /** Used only when a response carries no expires_in: the platform's documented 5 minutes. */
 export const DEFAULT_LIFETIME_S = 300;
 const WHAT = 'the Cisco EI token endpoint';
+/** Every API call names the tenant in this header. */
+export const TENANT_HEADER = 'x-tenant-id';
 const REJECTED = 'the username or password is wrong, or the user is locked; check them in IoT Operations Dashboard';
 
 export function validateSettings(settings: CiscoEiSettings, requireTenant = true): CiscoEiSettings {
@@ -56,7 +59,7 @@ export function buildTokenRequest(settings: CiscoEiSettings): HttpRequest {
 /** The token with the tenant header every EI API call needs. */
 export function readTokenResponse(res: HttpResponse, now: number, tenantId: string): Token {
   const token = readBearerToken(res, now, WHAT, REJECTED, DEFAULT_LIFETIME_S);
-  return { ...token, headers: { ...token.headers, 'x-tenant-id': tenantId } };
+  return { ...token, headers: { ...token.headers, [TENANT_HEADER]: tenantId } };
 }
 
 export function buildTenantsRequest(server: string, accessToken: string): HttpRequest {
@@ -92,13 +95,25 @@ export async function lookUpTenants(http: HttpClient, settings: CiscoEiSettings)
   return readTenantsResponse(await http.send(buildTenantsRequest(settings.server, token.value)));
 }
 
-export class CiscoEiProvider implements TokenProvider {
-  readonly baseUrl: string;
-  constructor(private readonly settings: CiscoEiSettings) {
-    this.baseUrl = settings.server;
-  }
-
-  async fetchToken(http: HttpClient): Promise<Token> {
-    return readTokenResponse(await http.send(buildTokenRequest(this.settings)), Date.now(), this.settings.tenantId);
-  }
-}
+export const CISCO_EI = declarePlatform({
+  id: 'cisco-ei',
+  label: 'Cisco EI',
+  configType: 'iiot-cisco-ei',
+  property: 'ciscoEi',
+  fields: ['server', 'tenantId'],
+  credentials: { username: { type: 'text' }, password: { type: 'password' } },
+  headers: ['authorization', TENANT_HEADER],
+  configure: ({ text, credentials }) => {
+    const settings = validateSettings({
+      server: text('server'),
+      tenantId: text('tenantId'),
+      username: credentials.username ?? '',
+      password: credentials.password ?? '',
+    });
+    return {
+      provider: exchangeProvider(settings.server, () => buildTokenRequest(settings), (res, now) => readTokenResponse(res, now, settings.tenantId)),
+      fingerprintParts: { ...settings },
+      secrets: [settings.password],
+    };
+  },
+});

@@ -2,6 +2,7 @@ import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import type { HttpResponse } from '../core/http.js';
 import type { ApiRequest } from '../core/platform-connection.js';
 import { retryAfterMs } from '../core/retry-after.js';
+import { RATE_LIMIT_RESET } from './datatrails.js';
 
 /**
  * DataTrails app registrations (docs/protocols.md, DataTrails, `{base}/archivist/iam/v1/applications`):
@@ -305,7 +306,7 @@ export function applicationsError(res: HttpResponse, ctx: ResponseContext): Iiot
         options,
       );
     case 429: {
-      const wait = retryAfterMs(res.headers);
+      const wait = retryAfterMs(res.headers, Date.now(), [RATE_LIMIT_RESET]);
       const waitText = wait !== undefined ? `wait ${Math.max(1, Math.ceil(wait / 1000))} s` : 'wait a while';
       const repeat =
         ctx.action === 'list' || ctx.action === 'get' || ctx.action === 'delete'

@@ -1,7 +1,8 @@
+import { declarePlatform, exchangeProvider } from './declaration.js';
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import { listOf } from '../core/words.js';
-import type { HttpClient, HttpRequest, HttpResponse } from '../core/http.js';
-import type { Token, TokenProvider } from '../core/token.js';
+import type { HttpRequest, HttpResponse } from '../core/http.js';
+import type { Token } from '../core/token.js';
 import { checkBaseUrl } from '../core/url.js';
 import { readBearerToken } from './response.js';
 
@@ -19,6 +20,8 @@ export const TOKEN_PATH = '/archivist/iam/v1/appidp/token';
 /** Used only when a response carries neither expires_in nor a JWT exp: the documented hour. */
 export const DEFAULT_LIFETIME_S = 3600;
 const WHAT = 'the DataTrails token endpoint';
+/** DataTrails says in seconds how long a 429 asks to wait here (besides or instead of Retry-After). */
+export const RATE_LIMIT_RESET = 'archivist-rate-limit-reset';
 
 export function validateSettings(settings: DataTrailsSettings): DataTrailsSettings {
   const missing = (['clientId', 'clientSecret'] as const).filter((k) => !settings[k].trim());
@@ -50,16 +53,25 @@ export function readTokenResponse(res: HttpResponse, now: number): Token {
     WHAT,
     'the client id or secret is wrong, or the secret expired or was regenerated; see Settings > Integrations in DataTrails',
     DEFAULT_LIFETIME_S,
+    [RATE_LIMIT_RESET],
   );
 }
 
-export class DataTrailsProvider implements TokenProvider {
-  readonly baseUrl: string;
-  constructor(private readonly settings: DataTrailsSettings) {
-    this.baseUrl = settings.url;
-  }
-
-  async fetchToken(http: HttpClient): Promise<Token> {
-    return readTokenResponse(await http.send(buildTokenRequest(this.settings)), Date.now());
-  }
-}
+export const DATATRAILS = declarePlatform({
+  id: 'datatrails',
+  label: 'DataTrails',
+  configType: 'iiot-datatrails',
+  property: 'dataTrails',
+  fields: ['url'],
+  credentials: { clientId: { type: 'text' }, clientSecret: { type: 'password' } },
+  headers: ['authorization'],
+  rateLimitHeaders: [RATE_LIMIT_RESET],
+  configure: ({ text, credentials }) => {
+    const settings = validateSettings({ url: text('url'), clientId: credentials.clientId ?? '', clientSecret: credentials.clientSecret ?? '' });
+    return {
+      provider: exchangeProvider(settings.url, () => buildTokenRequest(settings), readTokenResponse),
+      fingerprintParts: { ...settings },
+      secrets: [settings.clientSecret],
+    };
+  },
+});

@@ -2,6 +2,7 @@ import { ErrorCode, IiotAuthError, isIiotAuthError } from '../core/errors.js';
 import type { HttpClient } from '../core/http.js';
 import { isRecordConflict, type KeyedMutex, type RecordLease } from '../core/record-store.js';
 import type { Token, TokenProvider } from '../core/token.js';
+import { DEFAULT_ROTATION, type RotationPolicy } from './insights-hub-agent-declaration.js';
 import {
   type AgentKey,
   type BoardingConfiguration,
@@ -48,6 +49,8 @@ export interface AgentLifecycleOptions {
   userKey?: AgentKey;
   now?: () => number;
   random?: () => number;
+  /** When keys are rotated; the declaration's DEFAULT_ROTATION when absent. */
+  rotation?: RotationPolicy;
   /** How long a crashed process's lock blocks the agent (ms; the file store takes at least 2000). */
   lockStaleMs?: number;
   /** How long onboarding or a requested rotation waits for another instance's (ms, default 30000). */
@@ -79,14 +82,12 @@ export interface AgentStatus {
   rotationPossible: boolean;
 }
 
-/** Rotation starts when 25 to 35 % of the secret's lifetime is left (jittered per agent). */
-const ROTATE_MARGIN_MIN = 0.25;
-const ROTATE_MARGIN_SPREAD = 0.1;
 
 export class AgentLifecycle implements TokenProvider {
   readonly baseUrl: string;
   private readonly now: () => number;
-  private readonly random: () => number;
+  /** The share of a secret's lifetime left when this agent rotates: drawn once, so the agent keeps its point. */
+  private readonly rotationMargin: number;
   private readonly boardingId: string;
   private claiming?: Promise<() => Promise<void>>;
   /** The state last read or written, with its version: re-read only when the stored version differs. */
@@ -97,7 +98,8 @@ export class AgentLifecycle implements TokenProvider {
   constructor(private readonly options: AgentLifecycleOptions) {
     this.baseUrl = options.boarding.baseUrl;
     this.now = options.now ?? Date.now;
-    this.random = options.random ?? Math.random;
+    const rotation = options.rotation ?? DEFAULT_ROTATION;
+    this.rotationMargin = rotation.marginMin + rotation.marginSpread * (options.random ?? Math.random)();
     this.boardingId = boardingConfigId(options.boarding.iat);
   }
 
@@ -286,7 +288,7 @@ export class AgentLifecycle implements TokenProvider {
     const received = Date.parse(current.receivedAt);
     const expires = current.clientSecretExpiresAt * 1000;
     const lifetime = Math.max(0, expires - received);
-    const margin = lifetime * (ROTATE_MARGIN_MIN + ROTATE_MARGIN_SPREAD * this.random());
+    const margin = lifetime * this.rotationMargin;
     return this.now() >= expires - margin;
   }
 

@@ -1,3 +1,4 @@
+import { declarePlatform, exchangeProvider } from './declaration.js';
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import { listOf } from '../core/words.js';
 import type { HttpClient, HttpRequest, HttpResponse } from '../core/http.js';
@@ -20,6 +21,8 @@ export interface InsightsHubAppSettings {
   clientSecret: string;
 }
 
+/** The token request's HTTP Basic credentials travel in this header. */
+export const SPACE_AUTH_HEADER = 'x-space-auth-key';
 export const TOKEN_PATH = '/api/technicaltokenmanager/v3/oauth/token';
 /** Used only when a response carries neither expires_in nor a JWT exp: the platform's documented 30 minutes. */
 export const DEFAULT_LIFETIME_S = 1800;
@@ -70,7 +73,7 @@ export function buildTokenRequest(settings: InsightsHubAppSettings): HttpRequest
     method: 'POST',
     url: `${settings.gateway}${TOKEN_PATH}`,
     // Accept */* as the official SDK sends it; grant_type as the vendor documentation's request shows it (the SDK omits it).
-    headers: { 'content-type': 'application/json', accept: '*/*', 'x-space-auth-key': `Basic ${basic}` },
+    headers: { 'content-type': 'application/json', accept: '*/*', [SPACE_AUTH_HEADER]: `Basic ${basic}` },
     body: JSON.stringify({
       grant_type: 'client_credentials',
       appName: settings.appName,
@@ -94,14 +97,49 @@ export function readTokenResponse(res: HttpResponse, now: number): Token {
   );
 }
 
+export const INSIGHTS_HUB_APP = declarePlatform({
+  id: 'insights-hub-app',
+  label: 'Insights Hub app',
+  configType: 'iiot-insights-hub-app',
+  property: 'insightsHubApp',
+  fields: ['gateway', 'appName', 'appVersion', 'hostTenant', 'userTenant', 'useEnv'],
+  credentials: { clientId: { type: 'text' }, clientSecret: { type: 'password' } },
+  headers: ['authorization'],
+  // The token request's own auth header: never carried to another origin either.
+  secretHeaders: ['authorization', SPACE_AUTH_HEADER],
+  configure: ({ text, flag, credentials, env }) => {
+    const useEnv = flag('useEnv');
+    const raw: InsightsHubAppSettings = useEnv
+      ? settingsFromEnvironment(env, text('gateway'))
+      : {
+          gateway: text('gateway'),
+          appName: text('appName'),
+          appVersion: text('appVersion'),
+          hostTenant: text('hostTenant'),
+          userTenant: text('userTenant'),
+          clientId: (credentials.clientId ?? '').trim(),
+          clientSecret: credentials.clientSecret ?? '',
+        };
+    const settings = validateSettings(raw, useEnv);
+    return {
+      provider: new InsightsHubAppProvider(settings),
+      fingerprintParts: { ...settings },
+      secrets: [settings.clientSecret],
+      basicPairs: [[settings.clientId, settings.clientSecret]],
+    };
+  },
+});
+
+/** The provider as a class, for callers outside the nodes (the benchmark builds one directly). */
 export class InsightsHubAppProvider implements TokenProvider {
   readonly baseUrl: string;
-  constructor(private readonly settings: InsightsHubAppSettings) {
-    this.baseUrl = settings.gateway;
+  private readonly exchange: TokenProvider;
+  constructor(settings: InsightsHubAppSettings) {
+    this.exchange = exchangeProvider(settings.gateway, () => buildTokenRequest(settings), readTokenResponse);
+    this.baseUrl = this.exchange.baseUrl;
   }
 
-  async fetchToken(http: HttpClient): Promise<Token> {
-    const res = await http.send(buildTokenRequest(this.settings));
-    return readTokenResponse(res, Date.now());
+  fetchToken(http: HttpClient): Promise<Token> {
+    return this.exchange.fetchToken(http);
   }
 }

@@ -1,7 +1,8 @@
+import { declarePlatform, exchangeProvider } from './declaration.js';
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import { listOf } from '../core/words.js';
-import type { HttpClient, HttpRequest, HttpResponse } from '../core/http.js';
-import type { Token, TokenProvider } from '../core/token.js';
+import type { HttpRequest, HttpResponse } from '../core/http.js';
+import type { Token } from '../core/token.js';
 import { expiryFrom } from '../core/lifetime.js';
 import { checkBaseUrl } from '../core/url.js';
 import { jsonObject, tokenEndpointError } from './response.js';
@@ -20,6 +21,7 @@ export interface MbpSettings {
 
 export const LOGIN_PATH = '/api/users/login';
 export const SESSION_COOKIE = 'user_session';
+export const ACCESS_REQUEST_HEADER = 'x-mbp-access-request';
 /** The server deletes sessions 7 days after creation, whatever the cookie says. */
 export const MAX_SESSION_S = 7 * 24 * 3600;
 const WHAT = 'the MBP login';
@@ -76,7 +78,7 @@ export function readLoginResponse(res: HttpResponse, now: number): Token {
     value: session.id,
     obtainedAt: now,
     expiresAt,
-    headers: { cookie: `${SESSION_COOKIE}=${session.id}`, 'x-mbp-access-request': accessRequest },
+    headers: { cookie: `${SESSION_COOKIE}=${session.id}`, [ACCESS_REQUEST_HEADER]: accessRequest },
   };
 }
 
@@ -120,13 +122,20 @@ function sessionCookie(setCookie: string | string[] | undefined): { id: string; 
   return undefined;
 }
 
-export class MbpProvider implements TokenProvider {
-  readonly baseUrl: string;
-  constructor(private readonly settings: MbpSettings) {
-    this.baseUrl = settings.url;
-  }
-
-  async fetchToken(http: HttpClient): Promise<Token> {
-    return readLoginResponse(await http.send(buildLoginRequest(this.settings)), Date.now());
-  }
-}
+export const MBP = declarePlatform({
+  id: 'mbp',
+  label: 'MBP',
+  configType: 'iiot-mbp',
+  property: 'mbp',
+  fields: ['url'],
+  credentials: { username: { type: 'text' }, password: { type: 'password' } },
+  headers: ['cookie', ACCESS_REQUEST_HEADER],
+  configure: ({ text, credentials }) => {
+    const settings = validateSettings({ url: text('url'), username: credentials.username ?? '', password: credentials.password ?? '' });
+    return {
+      provider: exchangeProvider(settings.url, () => buildLoginRequest(settings), readLoginResponse),
+      fingerprintParts: { ...settings },
+      secrets: [settings.password],
+    };
+  },
+});

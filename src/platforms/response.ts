@@ -55,9 +55,9 @@ export function jwtExpiry(token: string): unknown {
  * The error for a token endpoint that did not answer 2xx. 401 and 403 get the
  * platform's own explanation (`rejected`); every other status a generic one.
  */
-export function tokenEndpointError(res: HttpResponse, what: string, rejected: string): IiotAuthError {
+export function tokenEndpointError(res: HttpResponse, what: string, rejected: string, rateLimitHeaders: readonly string[] = []): IiotAuthError {
   const status = res.statusCode;
-  const retry = retryAfterMs(res.headers);
+  const retry = retryAfterMs(res.headers, Date.now(), rateLimitHeaders);
   const extra = retry !== undefined ? { retryAfterMs: retry } : {};
   if (status === 401 || status === 403) {
     return new IiotAuthError(ErrorCode.AUTH_REJECTED, `${what} rejected the credentials (${status}): ${rejected}`, { statusCode: status });
@@ -88,8 +88,15 @@ export function tokenEndpointError(res: HttpResponse, what: string, rejected: st
  * lifetime comes from `expires_in`, else the JWT's `exp`, else the platform's
  * documented default, by the rules of core/lifetime.ts.
  */
-export function readBearerToken(res: HttpResponse, now: number, what: string, rejected: string, defaultLifetimeS: number): Token {
-  if (res.statusCode !== 200) throw tokenEndpointError(res, what, rejected);
+export function readBearerToken(
+  res: HttpResponse,
+  now: number,
+  what: string,
+  rejected: string,
+  defaultLifetimeS: number,
+  rateLimitHeaders: readonly string[] = [],
+): Token {
+  if (res.statusCode !== 200) throw tokenEndpointError(res, what, rejected, rateLimitHeaders);
   const body = jsonObject(res, what);
   const accessToken = requiredString(body, 'access_token', what);
   const expiresAt = expiryFrom(now, { expiresIn: body.expires_in, exp: jwtExpiry(accessToken), defaultS: defaultLifetimeS, what });
