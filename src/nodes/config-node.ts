@@ -2,6 +2,7 @@ import { IiotAuthError, ErrorCode } from '../core/errors.js';
 import { fingerprint, PlatformConnection } from '../core/platform-connection.js';
 import { Redactor } from '../core/redact.js';
 import type { ConfigInput, PlatformDeclaration, ProviderSetup } from '../platforms/declaration.js';
+import { PLATFORM_DECLARATIONS } from '../platforms/index.js';
 import type { Node, NodeAPI, NodeDefinition } from './node-red.js';
 import { httpClientFor, sharedEngine } from './runtime.js';
 
@@ -68,6 +69,17 @@ export function registerPlatformConfigNode(
     },
     { credentials: { ...credentials } },
   );
+}
+
+/**
+ * The Node-RED entry of a config node that needs nothing beyond its
+ * declaration: scripts/build.js writes `nodes/<type>.js` to call this when
+ * there is no src/nodes/<type>.ts, so such a platform has no node file.
+ */
+export function declaredConfigNode(type: string): (RED: NodeAPI) => void {
+  const declaration = PLATFORM_DECLARATIONS.find((p) => p.configType === type);
+  if (!declaration) throw new Error(`no platform declares the config node type ${type}: add it to src/platforms/index.ts`);
+  return (RED) => registerPlatformConfigNode(RED, declaration);
 }
 
 function configureFromDeclaration(declaration: PlatformDeclaration, definition: NodeDefinition, credentials: Record<string, string>): ProviderSetup {

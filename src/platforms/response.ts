@@ -59,8 +59,9 @@ export function tokenEndpointError(res: HttpResponse, what: string, rejected: st
   const status = res.statusCode;
   const retry = retryAfterMs(res.headers, Date.now(), rateLimitHeaders);
   const extra = retry !== undefined ? { retryAfterMs: retry } : {};
+  const said = serverSaid(res);
   if (status === 401 || status === 403) {
-    return new IiotAuthError(ErrorCode.AUTH_REJECTED, `${what} rejected the credentials (${status}): ${rejected}`, { statusCode: status });
+    return new IiotAuthError(ErrorCode.AUTH_REJECTED, `${what} rejected the credentials (${status}): ${rejected}${said}`, { statusCode: status });
   }
   if (status === 429 || status === 503) {
     return new IiotAuthError(
@@ -78,9 +79,30 @@ export function tokenEndpointError(res: HttpResponse, what: string, rejected: st
   }
   return new IiotAuthError(
     ErrorCode.TOKEN_ENDPOINT_ERROR,
-    `${what} refused the token request (${status}): check the config node's settings`,
+    `${what} refused the token request (${status}): check the config node's settings${said}`,
     { statusCode: status, ...extra },
   );
+}
+
+/**
+ * What an OAuth-style error body says (`error`, `error_description`, RFC 6749
+ * 5.2), as a suffix for an error message: '' when the body says nothing so.
+ * Shortened and stripped of control characters; secrets a server echoes are
+ * redacted where the message leaves the node, like every message.
+ */
+export function serverSaid(res: HttpResponse): string {
+  let body: unknown;
+  try {
+    body = JSON.parse(res.body.toString('utf8'));
+  } catch {
+    return '';
+  }
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return '';
+  const { error, error_description: description } = body as Record<string, unknown>;
+  const parts = [error, description].filter((part): part is string => typeof part === 'string' && part.trim() !== '');
+  if (parts.length === 0) return '';
+  const text = parts.join(': ').replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
+  return ` (the server said: "${text.length > 200 ? `${text.slice(0, 200)}…` : text}")`;
 }
 
 /**

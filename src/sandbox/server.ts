@@ -3,15 +3,11 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createCiscoEi } from './cisco-ei.js';
-import { createDataTrails } from './datatrails.js';
 import { demoCredentials } from './demo-credentials.js';
 import { applyFault, dropConnection, FaultTable } from './faults.js';
 import { jsonReply, type Platform, type Reply, type Route, type SandboxContext } from './http-kit.js';
-import { createInsightsHub } from './insights-hub.js';
-import { createInsightsHubAgents } from './insights-hub-agents.js';
-import { createMbp } from './mbp.js';
 import { diagnosticRoutes } from './diagnostics.js';
+import { createPlatforms, type SandboxPlatforms } from './platforms.js';
 import { DEFAULT_LIFETIMES, ENDPOINT_NAMES, type EndpointName, type Sandbox, type SandboxOptions } from './types.js';
 
 const MAX_REQUEST_BODY = 1024 * 1024;
@@ -27,23 +23,16 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     demo: demoCredentials(),
   };
 
-  let created;
+  let created: SandboxPlatforms;
   try {
-    // Key generation runs in parallel; nothing reaches the server before the handler is attached below.
-    const insightsHub = createInsightsHub(context);
-    created = await Promise.all([
-      insightsHub,
-      createInsightsHubAgents(context, async (token) => (await insightsHub).verifyToken(token)),
-      createCiscoEi(context),
-      createDataTrails(context),
-      createMbp(context),
-    ]);
+    // Nothing reaches the server before the handler is attached below.
+    created = await createPlatforms(context);
   } catch (error) {
     server.close();
     throw error;
   }
-  const [, agents, , dataTrails] = created;
-  const platforms: Platform[] = created;
+  const { agents, dataTrails } = created;
+  const platforms: Platform[] = Object.values(created);
   const routes: Route[] = [...platforms.flatMap((platform) => platform.routes), ...diagnosticRoutes(platforms)];
   const faults = new FaultTable();
   const callCounts = new Map<EndpointName, number>();

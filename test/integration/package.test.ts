@@ -31,7 +31,9 @@ describe('the packed tarball', function () {
       assert.ok(files.includes(entry), entry);
       assert.ok(files.includes(`nodes/${type}.html`), type);
       for (const lang of ['en-US', 'de']) for (const ext of ['html', 'json']) assert.ok(files.includes(`nodes/locales/${lang}/${type}.${ext}`), `${lang}/${type}.${ext}`);
-      assert.ok(files.includes(`dist/src/nodes/${type}.js`), `the compiled ${type}`);
+      // The compiled module its entry loads: its own, or the config node registered from its platform declaration alone.
+      const required = /require\('\.\/(.+?)'\)/.exec(fs.readFileSync(path.join(root, entry), 'utf8'))?.[1];
+      assert.ok(required && files.includes(path.posix.join(path.posix.dirname(entry), required)), `the compiled module of ${type}`);
     }
     assert.ok(files.some((f) => f.startsWith('examples/') && f.endsWith('.json')));
   });
@@ -49,7 +51,7 @@ describe('the packed tarball', function () {
     assert.deepEqual(files.filter((f) => f.endsWith('.ts')), []);
     assert.deepEqual(files.filter((f) => /(^|\/)tests?(\/|$)|test-helper|\.test\.js$|^bench\/|^scripts\//.test(f)), []);
     assert.deepEqual(files.filter((f) => f.endsWith('.svg')), ['nodes/icons/iiot-auth.svg']);
-    assert.ok(files.includes('resources/credentials.js'), 'the editor script the config dialogs share');
+    for (const script of ['credentials.js', 'editor.js', 'platforms.js']) assert.ok(files.includes(`resources/${script}`), `the shared editor script ${script}`);
     // The release build (what prepack runs) compiles without maps, so no shipped file names one.
     assert.match(pkg.scripts.prepack!, /scripts\/build\.js --release/);
   });

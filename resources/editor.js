@@ -1,0 +1,182 @@
+/*
+ * The editor code every node of the package shares, served by Node-RED at
+ * resources/node-red-contrib-iiot-auth/editor.js (after platforms.js, which
+ * scripts/build.js generates from the platform declarations). Each node's
+ * HTML keeps only its own form and calls:
+ *
+ *   IiotAuthEditor.actionNode(type)  the platform select of "get token" and
+ *                                    "authenticated request": its rows,
+ *                                    defaults, validators and dialog hooks;
+ *   IiotAuthEditor.configNode(type)  a config node's validators (required
+ *                                    credentials, http(s) URLs), hostOf, and
+ *                                    its TLS and proxy rows.
+ */
+(function () {
+    "use strict";
+    if (window.IiotAuthEditor) { return; }
+
+    const PACKAGE = "node-red-contrib-iiot-auth/";
+    // Strings shared by every node of the package live in the token node's catalog.
+    const COMMON = PACKAGE + "iiot-token:common.";
+    const common = (key, substitutions) => RED._(COMMON + key, substitutions);
+    const platforms = () => window.IiotAuthPlatforms || [];
+    /** A platform's name is its config node's own label. */
+    const platformLabel = (p) => RED._(PACKAGE + p.type + ":label.node");
+
+    /** Replaces a `<!-- iiot-auth:NAME ... -->` marker of a node's edit template with `html`. */
+    function fillTemplate(type, marker, html) {
+        const template = $('script[data-template-name="' + type + '"]');
+        template.text(template.text().replace(new RegExp("<!-- iiot-auth:" + marker + "[^>]*-->"), html));
+    }
+
+    /** "" when the text is not an http(s) URL, else its host. */
+    function hostOf(text) {
+        try {
+            const url = new URL((text || "").trim());
+            return /^https?:$/.test(url.protocol) ? url.host : "";
+        } catch (err) {
+            return "";
+        }
+    }
+
+    function actionNode(type) {
+        const PLATFORMS = platforms();
+        // Node-RED builds the config-node selects from the edit template before
+        // oneditprepare runs, so the rows must be in the template: write them
+        // once, when the node's script loads (its template is in the page then).
+        fillTemplate(type, "platform-rows", PLATFORMS.map((p) =>
+            '<div class="form-row iiot-auth-platform-row" data-platform="' + p.id + '">' +
+                '<label for="node-input-' + p.property + '"><i class="fa fa-key"></i> ' +
+                '<span data-i18n="' + PACKAGE + p.type + ':label.node"></span></label>' +
+                '<input type="text" id="node-input-' + p.property + '">' +
+            '</div>').join(""));
+
+        // While the edit dialog is open, validation follows the platform select;
+        // otherwise the saved value.
+        let editing = null;
+        function selectedPlatform(node) {
+            const select = $("#node-input-platform");
+            return editing === node.id && select.val() ? select.val() : node.platform;
+        }
+
+        // Validators take (value, opt): Node-RED shows a returned message only
+        // from a validator declared with two parameters.
+        const defaults = {
+            platform: {
+                value: PLATFORMS.length ? PLATFORMS[0].id : "",
+                validate: (v, opt) => PLATFORMS.some((p) => p.id === v) || common("errors.platform")
+            }
+        };
+        // No `required: false` here: the editor skips the validator of an empty
+        // optional property, and an empty one is exactly what must be reported.
+        PLATFORMS.forEach((p) => {
+            defaults[p.property] = {
+                value: "",
+                type: p.type,
+                validate: function (v, opt) {
+                    if (selectedPlatform(this) !== p.id) { return true; }
+                    const config = v && v !== "_ADD_" ? RED.nodes.node(v) : null;
+                    if (!config) { return common("errors.missing-config", { platform: platformLabel(p) }); }
+                    if (config.valid === false) { return common("errors.invalid-config", { platform: platformLabel(p) }); }
+                    return true;
+                }
+            };
+        });
+
+        return {
+            defaults: defaults,
+            oneditprepare: function () {
+                const node = this;
+                editing = node.id;
+                // Offer the platforms whose config node type is installed (and the
+                // saved one in any case, so opening the dialog never changes it).
+                const select = $("#node-input-platform").empty();
+                PLATFORMS.filter((p) => RED.nodes.getType(p.type) || p.id === node.platform).forEach((p) => {
+                    $("<option>").val(p.id).text(platformLabel(p)).appendTo(select);
+                });
+                select.on("change", function () {
+                    $(".iiot-auth-platform-row").hide();
+                    $('.iiot-auth-platform-row[data-platform="' + $(this).val() + '"]').show();
+                });
+                select.val(node.platform || defaults.platform.value).trigger("change");
+            },
+            oneditsave: function () {
+                editing = null;
+                // Only the selected platform's config node stays referenced.
+                const platform = $("#node-input-platform").val();
+                PLATFORMS.filter((p) => p.id !== platform).forEach((p) => {
+                    const input = $("#node-input-" + p.property);
+                    input.val(input.is("select") ? "_ADD_" : "");
+                });
+            },
+            oneditcancel: function () { editing = null; },
+            oneditdelete: function () { editing = null; }
+        };
+    }
+
+    function configNode(type) {
+        const NS = PACKAGE + type + ":";
+        const t = (key, substitutions) => RED._(NS + key, substitutions);
+        fillTemplate(type, "tls-proxy-rows",
+            '<div class="form-row">' +
+                '<label for="node-config-input-tls"><i class="fa fa-shield"></i> <span data-i18n="label.tls"></span></label>' +
+                '<input type="text" id="node-config-input-tls">' +
+            '</div>' +
+            '<div class="form-row">' +
+                '<label for="node-config-input-proxy"><i class="fa fa-random"></i> <span data-i18n="label.proxy"></span></label>' +
+                '<input type="text" id="node-config-input-proxy">' +
+            '</div>');
+
+        // Required credentials: an imported flow carries none. Outside the open
+        // dialog, the name's validator reports them (see credentials.js); in
+        // the dialog the credential fields flag themselves.
+        let editingCredentials = null;
+        function credentialsCheck(node, fields) {
+            if (editingCredentials === node.id || !window.IiotAuthCredentials) { return true; }
+            const missing = window.IiotAuthCredentials.missing(node, fields);
+            return missing.length === 0 ||
+                common("errors.missing-credentials", { fields: missing.map((f) => t("label." + f)).join(", ") });
+        }
+
+        return {
+            t: t,
+            hostOf: hostOf,
+            credentialsCheck: credentialsCheck,
+            /**
+             * Validator: an http:// or https:// URL, without a user name or password in it.
+             * Validators take (value, opt): Node-RED shows a returned message only from a
+             * validator declared with two parameters.
+             */
+            httpUrl: function (text, opt) {
+                try {
+                    const url = new URL((text || "").trim());
+                    if (!/^https?:$/.test(url.protocol) || !url.host) { return t("errors.url"); }
+                    if (url.username || url.password) { return t("errors.url-credentials"); }
+                    return true;
+                } catch (err) {
+                    return t("errors.url");
+                }
+            },
+            /** The TLS and proxy properties every config node has. */
+            tlsProxyDefaults: function () {
+                return {
+                    tls: { value: "", type: "tls-config", required: false, label: t("label.tls") },
+                    proxy: { value: "", type: "http proxy", required: false, label: t("label.proxy") }
+                };
+            },
+            /** Dialog hooks that track which node's credentials are being edited; `more` adds the node's own. */
+            hooks: function (more) {
+                more = more || {};
+                const call = (name, node, args) => { if (more[name]) { return more[name].apply(node, args); } };
+                return {
+                    oneditprepare: function () { editingCredentials = this.id; return call("oneditprepare", this, arguments); },
+                    oneditsave: function () { editingCredentials = null; return call("oneditsave", this, arguments); },
+                    oneditcancel: function () { editingCredentials = null; return call("oneditcancel", this, arguments); },
+                    oneditdelete: function () { editingCredentials = null; return call("oneditdelete", this, arguments); }
+                };
+            }
+        };
+    }
+
+    window.IiotAuthEditor = { actionNode: actionNode, configNode: configNode, hostOf: hostOf };
+})();
