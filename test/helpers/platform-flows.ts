@@ -1,5 +1,28 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { declaredConfigNode } from '../../src/nodes/config-node.js';
+import type { NodeAPI } from '../../src/nodes/node-red.js';
+import { PLATFORM_DECLARATIONS, platformById } from '../../src/platforms/index.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { uid, type FlowNode } from './flow.js';
+
+/**
+ * Every platform's config node module, from the declarations: its own
+ * src/nodes/<type>.ts, or the one registered from the declaration alone (as
+ * the generated Node-RED entry does).
+ */
+export const CONFIG_NODE_MODULES: Array<(RED: NodeAPI) => void> = PLATFORM_DECLARATIONS.map((p) => {
+  const own = path.join(__dirname, '..', '..', 'src', 'nodes', `${p.configType}.js`);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return fs.existsSync(own) ? (require(own) as { default: (RED: NodeAPI) => void }).default : declaredConfigNode(p.configType);
+});
+
+/** The platform, config type and action-node property of a case, as its declaration says. */
+function declared(id: string): Pick<PlatformCase, 'platform' | 'configType' | 'property'> {
+  const p = platformById(id);
+  if (!p) throw new Error(`no platform declares ${id}`);
+  return { platform: p.id as PlatformCase['platform'], configType: p.configType, property: p.property };
+}
 
 /**
  * Per platform: the config node (pointing at the sandbox, with its demo
@@ -24,9 +47,7 @@ export interface PlatformCase {
 
 export const PLATFORM_CASES: PlatformCase[] = [
   {
-    platform: 'insights-hub-app',
-    configType: 'iiot-insights-hub-app',
-    property: 'insightsHubApp',
+    ...declared('insights-hub-app'),
     apiPath: '/api/identitymanagement/v3/Users',
     tokenEndpoint: 'insightsHub.token',
     apiEndpoint: 'insightsHub.users',
@@ -41,9 +62,7 @@ export const PLATFORM_CASES: PlatformCase[] = [
     secrets: (s) => [s.demo.insightsHubApp.clientSecret],
   },
   {
-    platform: 'cisco-ei',
-    configType: 'iiot-cisco-ei',
-    property: 'ciscoEi',
+    ...declared('cisco-ei'),
     apiPath: '/nbapi/ei/v1/agents',
     tokenEndpoint: 'ciscoEi.token',
     apiEndpoint: 'ciscoEi.agents',
@@ -55,9 +74,7 @@ export const PLATFORM_CASES: PlatformCase[] = [
     secrets: (s) => [s.demo.ciscoEi.password],
   },
   {
-    platform: 'datatrails',
-    configType: 'iiot-datatrails',
-    property: 'dataTrails',
+    ...declared('datatrails'),
     apiPath: '/archivist/v2/assets',
     tokenEndpoint: 'dataTrails.token',
     apiEndpoint: 'dataTrails.assets',
@@ -69,9 +86,7 @@ export const PLATFORM_CASES: PlatformCase[] = [
     secrets: (s) => [s.demo.dataTrails.clientSecret],
   },
   {
-    platform: 'mbp',
-    configType: 'iiot-mbp',
-    property: 'mbp',
+    ...declared('mbp'),
     apiPath: '/api/devices',
     tokenEndpoint: 'mbp.login',
     apiEndpoint: 'mbp.devices',

@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict';
-import ciscoEiNode from '../../src/nodes/iiot-cisco-ei.js';
-import dataTrailsNode from '../../src/nodes/iiot-datatrails.js';
-import insightsHubAppNode from '../../src/nodes/iiot-insights-hub-app.js';
-import mbpNode from '../../src/nodes/iiot-mbp.js';
 import requestNode from '../../src/nodes/iiot-request.js';
 import tokenNode from '../../src/nodes/iiot-token.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H } from '../helpers/flow.js';
-import { PLATFORM_CASES, platformFlow } from '../helpers/platform-flows.js';
+import { CONFIG_NODE_MODULES, PLATFORM_CASES, platformFlow } from '../helpers/platform-flows.js';
 
-const modules = [insightsHubAppNode, ciscoEiNode, dataTrailsNode, mbpNode, tokenNode, requestNode];
+const modules = [...CONFIG_NODE_MODULES, tokenNode, requestNode];
 
 /** What every platform must do the same way, through the nodes, against the sandbox. */
 describe('every platform through get token and authenticated request', function () {

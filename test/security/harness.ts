@@ -2,18 +2,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import type http from 'node:http';
-import ciscoEiNode from '../../src/nodes/iiot-cisco-ei.js';
-import dataTrailsNode from '../../src/nodes/iiot-datatrails.js';
 import agentNode from '../../src/nodes/iiot-agent.js';
 import appRegistrationNode from '../../src/nodes/iiot-app-registration.js';
-import insightsHubAgentNode from '../../src/nodes/iiot-insights-hub-agent.js';
-import insightsHubAppNode from '../../src/nodes/iiot-insights-hub-app.js';
-import mbpNode from '../../src/nodes/iiot-mbp.js';
 import requestNode from '../../src/nodes/iiot-request.js';
 import tokenNode from '../../src/nodes/iiot-token.js';
 import type { NodeMessage } from '../../src/nodes/node-red.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
+import { CONFIG_NODE_MODULES } from '../helpers/platform-flows.js';
 import { startHttpServer, type TestServer } from '../helpers/servers.js';
 
 /**
@@ -22,11 +18,7 @@ import { startHttpServer, type TestServer } from '../helpers/servers.js';
  * error, and the agent flow. The platform flows come from test/helpers.
  */
 export const ALL_MODULES = [
-  insightsHubAppNode,
-  insightsHubAgentNode,
-  ciscoEiNode,
-  dataTrailsNode,
-  mbpNode,
+  ...CONFIG_NODE_MODULES,
   tokenNode,
   requestNode,
   agentNode,
