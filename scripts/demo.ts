@@ -10,6 +10,8 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { PLATFORM_DECLARATIONS } from '../src/platforms/index.js';
+import { INSIGHTS_HUB_AGENT } from '../src/platforms/insights-hub-agent-declaration.js';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
 
 const root = path.resolve(__dirname, '..', '..');
@@ -21,23 +23,17 @@ const EXAMPLE_SANDBOX_URL = 'http://127.0.0.1:1881';
 
 type FlowNode = Record<string, unknown> & { id: string; type: string };
 
-/** The demo credentials of each config node type, from the sandbox. */
+/**
+ * The demo credentials of a config node, from the sandbox: its platform
+ * declaration names the credential fields, and the sandbox's demo set of the
+ * same name (the declaration's property) has their values.
+ */
 function credentialsFor(node: FlowNode, sandbox: Sandbox, demoAgentBoarding: string): Record<string, string> | undefined {
-  const demo = sandbox.demo;
-  switch (node.type) {
-    case 'iiot-insights-hub-agent':
-      return { boardingConfig: demoAgentBoarding };
-    case 'iiot-insights-hub-app':
-      return { clientId: demo.insightsHubApp.clientId, clientSecret: demo.insightsHubApp.clientSecret };
-    case 'iiot-cisco-ei':
-      return { username: demo.ciscoEi.username, password: demo.ciscoEi.password };
-    case 'iiot-datatrails':
-      return { clientId: demo.dataTrails.clientId, clientSecret: demo.dataTrails.clientSecret };
-    case 'iiot-mbp':
-      return { username: demo.mbp.username, password: demo.mbp.password };
-    default:
-      return undefined;
-  }
+  if (node.type === INSIGHTS_HUB_AGENT.configType) return { boardingConfig: demoAgentBoarding };
+  const declaration = PLATFORM_DECLARATIONS.find((p) => p.configType === node.type);
+  const demo = declaration ? (sandbox.demo as unknown as Record<string, Record<string, string> | undefined>)[declaration.property] : undefined;
+  if (!declaration || !demo) return undefined;
+  return Object.fromEntries(Object.keys(declaration.credentials).map((field) => [field, demo[field] ?? '']));
 }
 
 function writeDemoUserDir(sandbox: Sandbox): void {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { PLATFORM_DECLARATIONS } from '../../src/platforms/index.js';
 
 /**
  * The example flows (Import > Examples): parseable, free of credentials,
@@ -11,7 +12,8 @@ const root = path.resolve(__dirname, '..', '..', '..');
 const dir = path.join(root, 'examples');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } };
 const ourTypes = new Set(Object.keys(pkg['node-red'].nodes));
-const CONFIG_PROPERTIES = ['insightsHubApp', 'insightsHubAgent', 'ciscoEi', 'dataTrails', 'mbp', 'app'];
+/** The properties that reference a config node: each platform's (from its declaration), and the agent node's app. */
+const CONFIG_PROPERTIES = [...PLATFORM_DECLARATIONS.map((p) => p.property), 'app'];
 
 type FlowNode = Record<string, unknown> & { id: string; type: string };
 
