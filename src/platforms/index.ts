@@ -4,13 +4,14 @@ import type { PlatformDeclaration } from './declaration.js';
 import { INSIGHTS_HUB_AGENT } from './insights-hub-agent-declaration.js';
 import { INSIGHTS_HUB_APP } from './insights-hub-app.js';
 import { MBP } from './mbp.js';
+import { OAUTH2 } from './oauth2.js';
 
 /**
  * Every platform the package supports, in the order the editor offers them.
  * Adding a platform: its module under src/platforms/ exports a declaration,
  * and it gets one line here (docs/architecture.md).
  */
-export const PLATFORM_DECLARATIONS: readonly PlatformDeclaration[] = [INSIGHTS_HUB_APP, INSIGHTS_HUB_AGENT, CISCO_EI, DATATRAILS, MBP];
+export const PLATFORM_DECLARATIONS: readonly PlatformDeclaration[] = [INSIGHTS_HUB_APP, INSIGHTS_HUB_AGENT, CISCO_EI, DATATRAILS, MBP, OAUTH2];
 
 /** The declaration of a platform id, or undefined. */
 export function platformById(id: unknown): PlatformDeclaration | undefined {

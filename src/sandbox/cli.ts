@@ -18,7 +18,7 @@ function portFrom(args: string[], env: NodeJS.ProcessEnv): number {
 }
 
 function banner(sandbox: Sandbox, boarding: BoardingConfiguration): string {
-  const { insightsHubApp, ciscoEi, dataTrails, mbp } = sandbox.demo;
+  const { insightsHubApp, ciscoEi, dataTrails, mbp, oauth2 } = sandbox.demo;
   const rows = (title: string, fields: Record<string, string>): string =>
     [title, ...Object.entries(fields).map(([name, value]) => `  ${name.padEnd(14)} ${value}`)].join('\n');
   return [
@@ -37,6 +37,7 @@ function banner(sandbox: Sandbox, boarding: BoardingConfiguration): string {
     }),
     rows('DataTrails', { url: sandbox.url, ...dataTrails }),
     rows('MBP', { url: `${sandbox.url}/mbp`, ...mbp }),
+    rows('OAuth 2.0 client credentials', { tokenUrl: `${sandbox.url}/oauth2/token`, apiUrl: `${sandbox.url}/oauth2/api`, ...oauth2 }),
     '',
     'These demo credentials work against this sandbox only. Press Ctrl+C to stop.',
   ].join('\n');

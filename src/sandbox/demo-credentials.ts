@@ -2,6 +2,7 @@
 // The secrets are long and distinctive so that tests can search logs and
 // outputs for them. They work against the sandbox only.
 
+import { oauth2Demo } from './oauth2.js';
 import type { DemoCredentials } from './types.js';
 
 export function demoCredentials(): DemoCredentials {
@@ -35,5 +36,6 @@ export function demoCredentials(): DemoCredentials {
       firstName: 'Ada',
       lastName: 'Lovelace',
     },
+    oauth2: oauth2Demo(),
   };
 }

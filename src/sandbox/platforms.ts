@@ -7,6 +7,7 @@ import type { Platform, SandboxContext } from './http-kit.js';
 import { createInsightsHub, type InsightsHubPlatform } from './insights-hub.js';
 import { createInsightsHubAgents } from './insights-hub-agents.js';
 import { createMbp } from './mbp.js';
+import { createOAuth2 } from './oauth2.js';
 
 /** The platforms being started, by name: a creator may wait for another's (agents verify Insights Hub tokens). */
 interface Started {
@@ -20,6 +21,7 @@ const CREATORS = {
   ciscoEi: (context: SandboxContext) => createCiscoEi(context),
   dataTrails: (context: SandboxContext) => createDataTrails(context),
   mbp: (context: SandboxContext) => createMbp(context),
+  oauth2: (context: SandboxContext) => createOAuth2(context),
 };
 
 export type SandboxPlatforms = { [Name in keyof typeof CREATORS]: Awaited<ReturnType<(typeof CREATORS)[Name]>> };

@@ -19,6 +19,8 @@ export interface Lifetimes {
   agentClientSecret: number;
   /** Insights Hub agents: the agent access token's `exp - iat` and `expires_in`. */
   agentToken: number;
+  /** OAuth 2.0 client credentials: the access token's `expires_in`. */
+  oauth2Token: number;
 }
 
 /** The real services' defaults (docs/protocols.md). */
@@ -32,6 +34,7 @@ export const DEFAULT_LIFETIMES: Readonly<Lifetimes> = Object.freeze({
   agentIat: 7 * 24 * 3600,
   agentClientSecret: 7 * 24 * 3600,
   agentToken: 3600,
+  oauth2Token: 3600,
 });
 
 export const ENDPOINT_NAMES = [
@@ -54,6 +57,9 @@ export const ENDPOINT_NAMES = [
   'mbp.login',
   'mbp.logout',
   'mbp.devices',
+  'oauth2.token',
+  'oauth2.whoami',
+  'oauth2.items',
   'sandbox.echo',
   'sandbox.redirect',
 ] as const;
@@ -61,7 +67,7 @@ export const ENDPOINT_NAMES = [
 export type EndpointName = (typeof ENDPOINT_NAMES)[number];
 
 /** The platforms whose credentials the echo endpoint recognises, named as the nodes' `platform` property names them (DESIGN.md). */
-export type PlatformName = 'insights-hub-app' | 'insights-hub-agent' | 'cisco-ei' | 'datatrails' | 'mbp';
+export type PlatformName = 'insights-hub-app' | 'insights-hub-agent' | 'cisco-ei' | 'datatrails' | 'mbp' | 'oauth2';
 
 /**
  * A fault replaces (or, for `delay`, precedes) the normal answer of one endpoint.
@@ -112,6 +118,8 @@ export interface DemoCredentials {
     firstName: string;
     lastName: string;
   };
+  /** The OAuth 2.0 authorization server's one client, and the audience of its API. */
+  oauth2: { clientId: string; clientSecret: string; audience: string };
 }
 
 export interface SandboxOptions {

@@ -30,7 +30,7 @@ function declared(id: string): Pick<PlatformCase, 'platform' | 'configType' | 'p
  * platform protects, the sandbox's endpoint names, and its secrets.
  */
 export interface PlatformCase {
-  platform: 'insights-hub-app' | 'cisco-ei' | 'datatrails' | 'mbp';
+  platform: 'insights-hub-app' | 'cisco-ei' | 'datatrails' | 'mbp' | 'oauth2';
   configType: string;
   property: string;
   apiPath: string;
@@ -96,6 +96,18 @@ export const PLATFORM_CASES: PlatformCase[] = [
     credentials: (s) => ({ username: s.demo.mbp.username, password: s.demo.mbp.password }),
     wrongCredentials: (s) => ({ username: s.demo.mbp.username, password: 'wrong-mbp-password-0000' }),
     secrets: (s) => [s.demo.mbp.password],
+  },
+  {
+    ...declared('oauth2'),
+    apiPath: '/items',
+    tokenEndpoint: 'oauth2.token',
+    apiEndpoint: 'oauth2.items',
+    lifetime: 'oauth2Token',
+    baseUrl: (s) => `${s.url}/oauth2/api`,
+    config: (s) => ({ tokenUrl: `${s.url}/oauth2/token`, apiUrl: `${s.url}/oauth2/api`, clientAuth: 'body', scope: 'read' }),
+    credentials: (s) => ({ clientId: s.demo.oauth2.clientId, clientSecret: s.demo.oauth2.clientSecret }),
+    wrongCredentials: (s) => ({ clientId: s.demo.oauth2.clientId, clientSecret: 'wrong-o2-secret-0000' }),
+    secrets: (s) => [s.demo.oauth2.clientSecret],
   },
 ];
 

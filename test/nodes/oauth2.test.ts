@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import type { HttpResponse } from '../../src/core/http.js';
+import { ErrorCode } from '../../src/core/errors.js';
+import requestNode from '../../src/nodes/iiot-request.js';
+import tokenNode from '../../src/nodes/iiot-token.js';
+import * as oauth2 from '../../src/platforms/oauth2.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
+import { FlowHarness as H } from '../helpers/flow.js';
+import { CONFIG_NODE_MODULES, PLATFORM_CASES, platformFlow } from '../helpers/platform-flows.js';
+import { withSandboxAndRuntime } from '../helpers/runtime.js';
+
+/**
+ * What the OAuth 2.0 client credentials platform does beyond the matrix every
+ * platform passes (test/nodes/platforms.test.ts): both client authentications,
+ * scope, audience and extra parameters reaching the server, and the server's
+ * own words in errors. The sandbox's /whoami shows what the token was issued for.
+ */
+const modules = [...CONFIG_NODE_MODULES, tokenNode, requestNode];
+const c = PLATFORM_CASES.find((p) => p.platform === 'oauth2')!;
+
+describe('OAuth 2.0 client credentials', function () {
+  this.timeout(30_000);
+  const env = withSandboxAndRuntime();
+  let sandbox: Sandbox;
+  before(() => {
+    sandbox = env.sandbox;
+  });
+  afterEach(async () => {
+    await H.unload();
+    sandbox.clearFaults();
+    sandbox.resetCalls();
+  });
+
+  /** Loads the case's flow with `config` over its defaults; returns what /whoami answers, or the error. */
+  async function whoami(config: Record<string, unknown>, credentials?: Record<string, string>) {
+    const f = platformFlow(c, sandbox, { config, request: { url: '/whoami' }, ...(credentials ? { credentials } : {}) });
+    await H.load(modules, f.nodes, f.credentials);
+    const out = H.collect(f.ids.out, 1);
+    const errors = H.collect(f.ids.errors, 1);
+    H.node(f.ids.request).receive({});
+    const first = await Promise.race([out.then((m) => ({ msg: m[0]! })), errors.then((m) => ({ error: m[0]!.error as { code: string; message: string } }))]);
+    return first;
+  }
+
+  for (const clientAuth of ['body', 'basic'] as const) {
+    it(`client authentication "${clientAuth}": the server sees it so; no secret emitted`, async () => {
+      const answer = await whoami({ clientAuth });
+      assert.ok('msg' in answer, JSON.stringify(answer));
+      assert.equal(answer.msg.statusCode, 200);
+      const payload = answer.msg.payload as Record<string, unknown>;
+      assert.equal(payload.client_id, sandbox.demo.oauth2.clientId);
+      assert.equal(payload.client_auth, clientAuth);
+      assert.deepEqual(H.leaks(c.secrets(sandbox)), []);
+    });
+  }
+
+  it('scope, audience and extra parameters reach the token endpoint', async () => {
+    const answer = await whoami({ scope: 'read write', audience: sandbox.demo.oauth2.audience, extraParams: 'resource=line-7&site=Ulm' });
+    assert.ok('msg' in answer, JSON.stringify(answer));
+    assert.deepEqual(answer.msg.payload, {
+      client_id: sandbox.demo.oauth2.clientId,
+      client_auth: 'body',
+      scope: 'read write',
+      audience: sandbox.demo.oauth2.audience,
+      params: { resource: 'line-7', site: 'Ulm' },
+    });
+  });
+
+  for (const clientAuth of ['body', 'basic'] as const) {
+    it(`a wrong secret (${clientAuth}): AUTH_REJECTED quoting the server's invalid_client and error_description; no secret emitted`, async () => {
+      const wrong = { clientId: sandbox.demo.oauth2.clientId, clientSecret: 'wrong-o2-secret-0000' };
+      const answer = await whoami({ clientAuth }, wrong);
+      assert.ok('error' in answer, JSON.stringify(answer));
+      assert.equal(answer.error.code, 'AUTH_REJECTED');
+      assert.match(answer.error.message, /rejected the credentials \(401\)/);
+      assert.match(answer.error.message, /the server said: "invalid_client: Client authentication failed"/);
+      assert.deepEqual(H.leaks([sandbox.demo.oauth2.clientSecret, wrong.clientSecret]), []);
+    });
+  }
+
+  it('a scope the server does not know: TOKEN_ENDPOINT_ERROR quoting invalid_scope', async () => {
+    const answer = await whoami({ scope: 'admin' });
+    assert.ok('error' in answer, JSON.stringify(answer));
+    assert.equal(answer.error.code, 'TOKEN_ENDPOINT_ERROR');
+    assert.match(answer.error.message, /\(400\).*invalid_scope: unknown scope: admin/);
+  });
+
+  it('extra parameters that would replace a field of the node: CONFIG_INVALID, nothing sent', async () => {
+    const answer = await whoami({ extraParams: 'client_id=someone-else' });
+    assert.ok('error' in answer, JSON.stringify(answer));
+    assert.equal(answer.error.code, 'CONFIG_INVALID');
+    assert.match(answer.error.message, /client_id/);
+    assert.equal(sandbox.calls('oauth2.token'), 0);
+  });
+
+  it('a missing client secret: CREDENTIALS_MISSING', async () => {
+    const answer = await whoami({}, { clientId: sandbox.demo.oauth2.clientId, clientSecret: '' });
+    assert.ok('error' in answer, JSON.stringify(answer));
+    assert.equal(answer.error.code, 'CREDENTIALS_MISSING');
+  });
+});
+
+describe('OAuth 2.0 token request and answer (no network)', () => {
+  const settings = oauth2.validateSettings({
+    tokenUrl: 'https://login.example/oauth2/token',
+    apiUrl: 'https://api.example',
+    clientId: 'client one',
+    clientSecret: 's3cret:with&chars',
+    scope: ' read ',
+    audience: '',
+    clientAuth: 'basic',
+    extraParams: '?resource=r1',
+  });
+  const answer = (status: number, body: unknown): HttpResponse => ({
+    statusCode: status,
+    headers: { 'content-type': 'application/json' },
+    body: Buffer.from(JSON.stringify(body)),
+    url: settings.tokenUrl,
+  });
+
+  it('HTTP Basic carries each part form-encoded (RFC 6749 2.3.1); the body carries no secret', () => {
+    const request = oauth2.buildTokenRequest(settings);
+    const basic = Buffer.from(request.headers!.authorization!.replace(/^Basic /, ''), 'base64').toString('utf8');
+    assert.equal(basic, 'client+one:s3cret%3Awith%26chars');
+    assert.equal(request.body, 'grant_type=client_credentials&scope=read&resource=r1');
+    assert.equal(request.retry, false);
+    assert.ok(request.carriesSecret);
+  });
+
+  it('refuses a token that is not a bearer token, and one without access_token', () => {
+    assert.throws(() => oauth2.readTokenResponse(answer(200, { access_token: 'abc', token_type: 'DPoP' }), Date.now()), { code: ErrorCode.TOKEN_RESPONSE_INVALID });
+    assert.throws(() => oauth2.readTokenResponse(answer(200, { token_type: 'Bearer' }), Date.now()), { code: ErrorCode.TOKEN_RESPONSE_INVALID });
+    const token = oauth2.readTokenResponse(answer(200, { access_token: 'abc', token_type: 'bearer', expires_in: 60 }), 1000);
+    assert.deepEqual(token.headers, { authorization: 'Bearer abc' });
+    assert.equal(token.expiresAt, 61_000);
+  });
+
+  it('without expires_in or a JWT exp, the token lasts the default hour', () => {
+    const token = oauth2.readTokenResponse(answer(200, { access_token: 'abc' }), 0);
+    assert.equal(token.expiresAt, oauth2.DEFAULT_LIFETIME_S * 1000);
+  });
+
+  it('refuses a client authentication other than body or basic', () => {
+    assert.throws(() => oauth2.validateSettings({ ...settings, clientAuth: 'jwt' as 'body' }), { code: ErrorCode.CONFIG_INVALID });
+  });
+});
