@@ -8,7 +8,7 @@ const MIN_SECRET_LENGTH = 4;
 export class Redactor {
   private readonly secrets = new Set<string>();
 
-  /** Registers secrets (and, for each, the forms it travels in: base64 and URL-encoded). */
+  /** Registers secrets and, for each, its URL-encoded form (HTTP Basic's base64 form: addBasic()). */
   add(...values: Array<string | undefined | null>): this {
     for (const value of values) {
       if (!value || value.length < MIN_SECRET_LENGTH) continue;

@@ -11,7 +11,8 @@ import { settingsOf } from './runtime.js';
  * output; a transport failure or timeout goes to done(err).
  */
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'];
-type ReturnType = 'txt' | 'bin' | 'obj';
+/** What msg.payload becomes: text, a Buffer, or parsed JSON. */
+type ReturnAs = 'txt' | 'bin' | 'obj';
 
 export default function register(RED: NodeAPI): void {
   RED.nodes.registerType('iiot-request', function (this: Node, definition: NodeDefinition) {
@@ -20,7 +21,7 @@ export default function register(RED: NodeAPI): void {
     const status = new StatusReporter(node, RED);
     const nodeMethod = String(definition.method || 'GET').toUpperCase();
     const nodeUrl = typeof definition.url === 'string' ? definition.url.trim() : '';
-    const ret: ReturnType = definition.ret === 'bin' || definition.ret === 'obj' ? definition.ret : 'txt';
+    const ret: ReturnAs = definition.ret === 'bin' || definition.ret === 'obj' ? definition.ret : 'txt';
     const nodeTimeout = Number(definition.timeout) > 0 ? Number(definition.timeout) : settingsOf(RED).requestTimeoutMs;
 
     handleInput(
@@ -109,7 +110,7 @@ function bodyOf(payload: unknown, headers: Record<string, string>): string | Buf
   }
 }
 
-function payloadOf(body: Buffer, ret: ReturnType, warn: (text: string) => void): unknown {
+function payloadOf(body: Buffer, ret: ReturnAs, warn: (text: string) => void): unknown {
   if (ret === 'bin') return body;
   const text = body.toString('utf8');
   if (ret === 'txt' || text.trim() === '') return text;

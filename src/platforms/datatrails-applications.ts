@@ -3,6 +3,7 @@ import type { HttpResponse } from '../core/http.js';
 import type { ApiRequest } from '../core/platform-connection.js';
 import { retryAfterMs } from '../core/retry-after.js';
 import { RATE_LIMIT_RESET } from './datatrails.js';
+import { parseJson, serverMessage } from './response.js';
 
 /**
  * DataTrails app registrations (docs/protocols.md, DataTrails, `{base}/archivist/iam/v1/applications`):
@@ -351,14 +352,10 @@ function isSuccess(res: HttpResponse): boolean {
 }
 
 function jsonBody(res: HttpResponse, ctx: ResponseContext): Record<string, unknown> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(res.body.toString('utf8'));
-  } catch {
-    throw invalid(ctx, 'the body is not JSON; check that the config node\'s URL points at DataTrails, not at a proxy or login page');
-  }
-  if (!isObject(parsed)) throw invalid(ctx, 'the body is not a JSON object');
-  return parsed;
+  const parsed = parseJson(res);
+  if (!parsed) throw invalid(ctx, 'the body is not JSON; check that the config node\'s URL points at DataTrails, not at a proxy or login page');
+  if (!isObject(parsed.value)) throw invalid(ctx, 'the body is not a JSON object');
+  return parsed.value;
 }
 
 function checkApplication(value: unknown, ctx: ResponseContext, where: string): Application {
@@ -425,18 +422,6 @@ function customClaims(value: unknown): Record<string, string> | undefined {
     }
   }
   return { ...(value as Record<string, string>) };
-}
-
-/** The `message` of a grpc-gateway error body ({code, message, details}), short and on one line. */
-function serverMessage(res: HttpResponse): string | undefined {
-  try {
-    const parsed: unknown = JSON.parse(res.body.toString('utf8'));
-    const message = isObject(parsed) ? (typeof parsed.message === 'string' ? parsed.message : typeof parsed.error === 'string' ? parsed.error : undefined) : undefined;
-    const clean = message?.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
-    return clean ? (clean.length > 200 ? `${clean.slice(0, 200)}…` : clean) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function safeOrigin(url: string): string | undefined {

@@ -2,6 +2,7 @@ import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import { header, type HttpResponse } from '../core/http.js';
 import type { ApiRequest } from '../core/platform-connection.js';
 import { isPlainSegment } from '../core/url.js';
+import { parseJson, serverMessage } from './response.js';
 
 /**
  * Agent Management calls made with a token (docs/protocols.md, Insights Hub agents): the data
@@ -47,14 +48,10 @@ export const requests = {
 export function readAgentApiResponse(res: HttpResponse, what: string): Record<string, unknown> {
   const status = res.statusCode;
   if (status >= 200 && status < 300) {
-    const text = res.body.toString('utf8').trim();
-    if (!text) return {};
-    try {
-      const parsed = JSON.parse(text) as unknown;
-      return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : { value: parsed };
-    } catch {
-      throw new IiotAuthError(ErrorCode.API_RESPONSE_INVALID, `${what}: the platform answered ${status} with a body that is not JSON`, { statusCode: status });
-    }
+    if (!res.body.toString('utf8').trim()) return {};
+    const parsed = parseJson(res);
+    if (!parsed) throw new IiotAuthError(ErrorCode.API_RESPONSE_INVALID, `${what}: the platform answered ${status} with a body that is not JSON`, { statusCode: status });
+    return parsed.value && typeof parsed.value === 'object' && !Array.isArray(parsed.value) ? (parsed.value as Record<string, unknown>) : { value: parsed.value };
   }
   const reason = serverMessage(res);
   const detail = reason ? ` (${reason})` : '';
@@ -119,16 +116,6 @@ function checkCreate(body: unknown): unknown {
     throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'msg.payload.securityProfile must be SHARED_SECRET or RSA_3072');
   }
   return { name: payload.name, securityProfile, entityId: payload.entityId };
-}
-
-function serverMessage(res: HttpResponse): string {
-  try {
-    const body = JSON.parse(res.body.toString('utf8')) as { message?: unknown; error_description?: unknown; errors?: Array<{ message?: unknown }> };
-    const message = body.message ?? body.error_description ?? body.errors?.[0]?.message;
-    return typeof message === 'string' ? message.slice(0, 200) : '';
-  } catch {
-    return '';
-  }
 }
 
 function fail(code: ErrorCode, message: string, statusCode: number): never {

@@ -4,7 +4,7 @@ import type { Token } from '../core/token.js';
 import { checkBaseUrl } from '../core/url.js';
 import { listOf } from '../core/words.js';
 import { declarePlatform, exchangeProvider } from './declaration.js';
-import { readBearerToken } from './response.js';
+import { objectBody, readBearerToken } from './response.js';
 
 /**
  * Any OAuth 2.0 API with the client credentials grant (RFC 6749, 4.4): an
@@ -108,12 +108,8 @@ export function readTokenResponse(res: HttpResponse, now: number): Token {
 }
 
 function tokenType(res: HttpResponse): string | undefined {
-  try {
-    const value = (JSON.parse(res.body.toString('utf8')) as { token_type?: unknown }).token_type;
-    return typeof value === 'string' ? value : undefined;
-  } catch {
-    return undefined;
-  }
+  const value = objectBody(res)?.token_type;
+  return typeof value === 'string' ? value : undefined;
 }
 
 export const OAUTH2 = declarePlatform({

@@ -4,14 +4,54 @@ import { expiryFrom } from '../core/lifetime.js';
 import { retryAfterMs } from '../core/retry-after.js';
 import type { Token } from '../core/token.js';
 
-/** Helpers every platform's response validators share. */
+/**
+ * The one reader of server answers every platform's validators share: the
+ * body as JSON, the server's own words from an error body, and (below) the
+ * status mapping of token endpoints.
+ */
+
+/** The body parsed as JSON, or undefined when it is not JSON (an empty body is not). */
+export function parseJson(res: HttpResponse): { value: unknown } | undefined {
+  try {
+    return { value: JSON.parse(res.body.toString('utf8')) as unknown };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The body as a JSON object, or undefined when it is anything else. */
+export function objectBody(res: HttpResponse): Record<string, unknown> | undefined {
+  const parsed = parseJson(res)?.value;
+  return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+}
+
+/**
+ * What an error body says, short and on one line: its `message` (grpc-gateway,
+ * Spring), else OAuth's `error` and `error_description` (RFC 6749 5.2), else
+ * the first of `errors`. Undefined when it says nothing so. Secrets a server
+ * echoes are redacted where the message leaves the node, like every message.
+ */
+export function serverMessage(res: HttpResponse): string | undefined {
+  const body = objectBody(res);
+  if (!body) return undefined;
+  const text = (value: unknown) => (typeof value === 'string' && value.trim() !== '' ? value : undefined);
+  const oauth = [text(body.error), text(body.error_description)].filter((part) => part !== undefined).join(': ');
+  const first = Array.isArray(body.errors) && body.errors[0] && typeof body.errors[0] === 'object' ? (body.errors[0] as { message?: unknown }).message : undefined;
+  const message = text(body.message) ?? text(oauth) ?? text(first);
+  const clean = message?.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
+  return clean ? (clean.length > 200 ? `${clean.slice(0, 200)}…` : clean) : undefined;
+}
+
+/** serverMessage as the end of an error message: ` (the server said: "…")`, or ''. */
+export function serverSaid(res: HttpResponse): string {
+  const message = serverMessage(res);
+  return message ? ` (the server said: "${message}")` : '';
+}
 
 /** Parses a JSON object body, or says which endpoint sent what instead. */
 export function jsonObject(res: HttpResponse, what: string): Record<string, unknown> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(res.body.toString('utf8'));
-  } catch {
+  const parsed = parseJson(res)?.value;
+  if (parsed === undefined) {
     throw new IiotAuthError(
       ErrorCode.TOKEN_RESPONSE_INVALID,
       `${what} at ${describeUrl(res.url)} answered ${res.statusCode} with a body that is not JSON: check that the URL points at the platform, not at a proxy or login page`,
@@ -82,27 +122,6 @@ export function tokenEndpointError(res: HttpResponse, what: string, rejected: st
     `${what} refused the token request (${status}): check the config node's settings${said}`,
     { statusCode: status, ...extra },
   );
-}
-
-/**
- * What an OAuth-style error body says (`error`, `error_description`, RFC 6749
- * 5.2), as a suffix for an error message: '' when the body says nothing so.
- * Shortened and stripped of control characters; secrets a server echoes are
- * redacted where the message leaves the node, like every message.
- */
-export function serverSaid(res: HttpResponse): string {
-  let body: unknown;
-  try {
-    body = JSON.parse(res.body.toString('utf8'));
-  } catch {
-    return '';
-  }
-  if (!body || typeof body !== 'object' || Array.isArray(body)) return '';
-  const { error, error_description: description } = body as Record<string, unknown>;
-  const parts = [error, description].filter((part): part is string => typeof part === 'string' && part.trim() !== '');
-  if (parts.length === 0) return '';
-  const text = parts.join(': ').replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
-  return ` (the server said: "${text.length > 200 ? `${text.slice(0, 200)}…` : text}")`;
 }
 
 /**
