@@ -164,6 +164,8 @@
                     proxy: { value: "", type: "http proxy", required: false, label: t("label.proxy") }
                 };
             },
+            /** Tells the credentials check which node's dialog is open (null: none): there the fields flag themselves. */
+            editingCredentials: function (id) { editingCredentials = id; },
             /** Dialog hooks that track which node's credentials are being edited; `more` adds the node's own. */
             hooks: function (more) {
                 more = more || {};
