@@ -9,7 +9,8 @@ import appRegistrationNode from '../../src/nodes/iiot-app-registration.js';
 import dataTrailsNode from '../../src/nodes/iiot-datatrails.js';
 import type { NodeMessage } from '../../src/nodes/node-red.js';
 import * as apps from '../../src/platforms/datatrails-applications.js';
-import { startSandbox, type DataTrailsApplication, type Sandbox } from '../../src/sandbox/index.js';
+import type { DataTrailsApplication, Sandbox } from '../../src/sandbox/index.js';
+import { withSandboxAndRuntime } from '../helpers/runtime.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
 
 /**
@@ -188,13 +189,9 @@ describe('app registration node (DataTrails) against the sandbox', function () {
   let sandbox: Sandbox;
   const modules = [dataTrailsNode, appRegistrationNode];
 
-  before(async () => {
-    sandbox = await startSandbox();
-    await H.start();
-  });
-  after(async () => {
-    await H.stop();
-    await sandbox.stop();
+  const env = withSandboxAndRuntime();
+  before(() => {
+    sandbox = env.sandbox;
   });
   afterEach(async () => {
     await H.unload();

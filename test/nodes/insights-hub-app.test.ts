@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
 import insightsHubAppNode from '../../src/nodes/iiot-insights-hub-app.js';
 import requestNode from '../../src/nodes/iiot-request.js';
 import tokenNode from '../../src/nodes/iiot-token.js';
 import { deadPort } from '../helpers/servers.js';
+import { withSandboxAndRuntime } from '../helpers/runtime.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
 
 const modules = [insightsHubAppNode, tokenNode, requestNode];
@@ -17,14 +18,10 @@ describe('Insights Hub app: get token and authenticated request', function () {
   let sandbox: Sandbox;
   let secrets: string[];
 
-  before(async () => {
-    sandbox = await startSandbox();
+  const env = withSandboxAndRuntime();
+  before(() => {
+    sandbox = env.sandbox;
     secrets = [sandbox.demo.insightsHubApp.clientSecret];
-    await H.start();
-  });
-  after(async () => {
-    await H.stop();
-    await sandbox.stop();
   });
   afterEach(async () => {
     await H.unload();

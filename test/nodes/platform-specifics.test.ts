@@ -4,7 +4,8 @@ import dataTrailsNode from '../../src/nodes/iiot-datatrails.js';
 import mbpNode from '../../src/nodes/iiot-mbp.js';
 import requestNode from '../../src/nodes/iiot-request.js';
 import tokenNode from '../../src/nodes/iiot-token.js';
-import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
+import { withSandboxAndRuntime } from '../helpers/runtime.js';
 import { FlowHarness as H } from '../helpers/flow.js';
 import { startHttpServer } from '../helpers/servers.js';
 import { PLATFORM_CASES, platformFlow, type PlatformCase } from '../helpers/platform-flows.js';
@@ -15,14 +16,10 @@ const caseOf = (platform: PlatformCase['platform']) => PLATFORM_CASES.find((c) =
 /** What one platform does differently from the others. */
 describe('platform specifics', function () {
   this.timeout(30_000);
+  const env = withSandboxAndRuntime();
   let sandbox: Sandbox;
-  before(async () => {
-    sandbox = await startSandbox();
-    await H.start();
-  });
-  after(async () => {
-    await H.stop();
-    await sandbox.stop();
+  before(() => {
+    sandbox = env.sandbox;
   });
   afterEach(async () => {
     await H.unload();

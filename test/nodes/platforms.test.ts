@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import requestNode from '../../src/nodes/iiot-request.js';
 import tokenNode from '../../src/nodes/iiot-token.js';
-import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
+import { withSandboxAndRuntime } from '../helpers/runtime.js';
 import { FlowHarness as H } from '../helpers/flow.js';
 import { CONFIG_NODE_MODULES, PLATFORM_CASES, platformFlow } from '../helpers/platform-flows.js';
 
@@ -10,14 +11,10 @@ const modules = [...CONFIG_NODE_MODULES, tokenNode, requestNode];
 /** What every platform must do the same way, through the nodes, against the sandbox. */
 describe('every platform through get token and authenticated request', function () {
   this.timeout(60_000);
+  const env = withSandboxAndRuntime();
   let sandbox: Sandbox;
-  before(async () => {
-    sandbox = await startSandbox();
-    await H.start();
-  });
-  after(async () => {
-    await H.stop();
-    await sandbox.stop();
+  before(() => {
+    sandbox = env.sandbox;
   });
 
   for (const c of PLATFORM_CASES) {

@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode } from '../../src/core/errors.js';
-import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
 import dataTrailsNode from '../../src/nodes/iiot-datatrails.js';
 import insightsHubAppNode from '../../src/nodes/iiot-insights-hub-app.js';
 import requestNode from '../../src/nodes/iiot-request.js';
 import tokenNode from '../../src/nodes/iiot-token.js';
+import { withSandboxAndRuntime } from '../helpers/runtime.js';
 import { FlowHarness as H } from '../helpers/flow.js';
 import { PLATFORM_CASES, platformFlow } from '../helpers/platform-flows.js';
 import type { NodeMessage } from '../../src/nodes/node-red.js';
@@ -25,13 +26,9 @@ describe('node status', function () {
   this.timeout(30_000);
   let sandbox: Sandbox;
 
-  before(async () => {
-    sandbox = await startSandbox();
-    await H.start();
-  });
-  after(async () => {
-    await H.stop();
-    await sandbox.stop();
+  const env = withSandboxAndRuntime();
+  before(() => {
+    sandbox = env.sandbox;
   });
   afterEach(() => H.unload());
 

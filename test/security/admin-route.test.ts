@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
-import { ALL_MODULES, assertNoLeaks, REDIRECTS, SECURITY_SETTINGS, startEvilServer, type EvilServer } from './harness.js';
+import { ALL_MODULES, assertNoLeaks, REDIRECTS, securitySuite, type EvilServer } from './harness.js';
 
 /**
  * Attack: the Cisco EI tenant look-up (an admin route that logs in) used to
@@ -12,33 +12,21 @@ import { ALL_MODULES, assertNoLeaks, REDIRECTS, SECURITY_SETTINGS, startEvilServ
  */
 describe('security: the tenant look-up admin route', function () {
   this.timeout(60_000);
+  const suite = securitySuite('admin');
   let sandbox: Sandbox;
   let evil: EvilServer;
+  before(() => {
+    ({ sandbox, evil } = suite);
+  });
   let configId: string;
   const ROUTE = '/iiot-auth/cisco-ei/tenants';
 
-  before(async () => {
-    sandbox = await startSandbox();
-    evil = await startEvilServer();
-    await H.start({ iiotAuth: SECURITY_SETTINGS });
-  });
-  after(async () => {
-    await H.stop();
-    await evil.stop();
-    await sandbox.stop();
-  });
   beforeEach(async () => {
     // A deployed Cisco EI config node with its stored password, as the examples have.
     configId = uid('cei');
     const demo = sandbox.demo.ciscoEi;
     const flow: FlowNode[] = [{ id: configId, type: 'iiot-cisco-ei', server: sandbox.url, tenantId: demo.tenantId }];
     await H.load(ALL_MODULES, flow, { [configId]: { username: demo.username, password: demo.password } });
-  });
-  afterEach(async () => {
-    await H.unload();
-    sandbox.clearFaults();
-    sandbox.resetCalls();
-    evil.assertUntouched('after the case');
   });
 
   const password = () => sandbox.demo.ciscoEi.password;

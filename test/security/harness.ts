@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type http from 'node:http';
 import agentNode from '../../src/nodes/iiot-agent.js';
@@ -7,7 +8,7 @@ import appRegistrationNode from '../../src/nodes/iiot-app-registration.js';
 import requestNode from '../../src/nodes/iiot-request.js';
 import tokenNode from '../../src/nodes/iiot-token.js';
 import type { NodeMessage } from '../../src/nodes/node-red.js';
-import type { Sandbox } from '../../src/sandbox/index.js';
+import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
 import { CONFIG_NODE_MODULES } from '../helpers/platform-flows.js';
 import { startHttpServer, type TestServer } from '../helpers/servers.js';
@@ -177,4 +178,64 @@ export function storedSecrets(stateDir: string, agentId: string): string[] {
   if (!fs.existsSync(file)) return [];
   const state = JSON.parse(fs.readFileSync(file, 'utf8')) as { registrations: Array<{ clientSecret?: string; registrationAccessToken?: string }> };
   return state.registrations.flatMap((r) => [r.clientSecret ?? '', r.registrationAccessToken ?? '']);
+}
+
+/** What a security suite's tests reach: set up once per describe block by securitySuite(). */
+export interface SecuritySuite {
+  readonly sandbox: Sandbox;
+  readonly evil: EvilServer;
+  /** A temporary folder of the suite's own, deleted after it. */
+  readonly root: string;
+  /** The runtime's settings; a test may point agentStateDir elsewhere: it is reset after each test. */
+  readonly settings: { iiotAuth: typeof SECURITY_SETTINGS & { agentStateDir: string } };
+}
+
+/**
+ * The set-up every security suite shares: the sandbox, the evil server, a
+ * runtime with SECURITY_SETTINGS and agent state in a temporary folder
+ * (`root`/agents); after each test the flow is unloaded, faults and counts
+ * cleared, and the evil server checked untouched.
+ */
+export function securitySuite(name: string): SecuritySuite {
+  const settings = { iiotAuth: { ...SECURITY_SETTINGS, agentStateDir: '' } };
+  let sandbox: Sandbox | undefined;
+  let evil: EvilServer | undefined;
+  let root = '';
+  const agentsDir = () => path.join(root, 'agents');
+  before(async () => {
+    sandbox = await startSandbox();
+    evil = await startEvilServer();
+    root = fs.mkdtempSync(path.join(os.tmpdir(), `iiot-security-${name}-`));
+    settings.iiotAuth.agentStateDir = agentsDir();
+    await H.start(settings);
+  });
+  after(async () => {
+    await H.stop();
+    await evil?.stop();
+    await sandbox?.stop();
+    if (root) fs.rmSync(root, { recursive: true, force: true });
+  });
+  afterEach(async () => {
+    await H.unload();
+    sandbox?.clearFaults();
+    sandbox?.resetCalls();
+    settings.iiotAuth.agentStateDir = agentsDir();
+    evil?.assertUntouched('after the case');
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the security suite is not set up yet: use it in a test or hook');
+    return value;
+  };
+  return {
+    get sandbox() {
+      return started(sandbox);
+    },
+    get evil() {
+      return started(evil);
+    },
+    get root() {
+      return root;
+    },
+    settings,
+  };
 }

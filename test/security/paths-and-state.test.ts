@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { ErrorCode } from '../../src/core/errors.js';
 import { buildClientAssertion } from '../../src/platforms/insights-hub-agent.js';
-import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
 import { PLATFORM_CASES, platformFlow } from '../helpers/platform-flows.js';
-import { agentFlow, ALL_MODULES, assertNoLeaks, expectError, loadAgent, outcomeOf, SECURITY_SETTINGS, startEvilServer, storedSecrets, type EvilServer } from './harness.js';
+import { agentFlow, ALL_MODULES, assertNoLeaks, expectError, loadAgent, outcomeOf, securitySuite, storedSecrets } from './harness.js';
 
 /** Ids and paths an attacker (or a careless upstream node) puts on a message. */
 const BAD_IDS: unknown[] = [
@@ -43,31 +42,12 @@ const DOT_URLS = ['/../x', '..', '../x', '/%2e%2e/x', '/%2E%2E/x', '/.%2e/x', '/
  */
 describe('security: ids and paths stay where they belong; state errors have a code', function () {
   this.timeout(60_000);
+  const suite = securitySuite('paths');
   let sandbox: Sandbox;
-  let evil: EvilServer;
-  let stateDir: string;
-  const settings = { iiotAuth: { ...SECURITY_SETTINGS, agentStateDir: '' } };
-
-  before(async () => {
-    sandbox = await startSandbox();
-    evil = await startEvilServer();
-    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-security-paths-'));
-    settings.iiotAuth.agentStateDir = path.join(stateDir, 'agents');
-    await H.start(settings);
+  before(() => {
+    sandbox = suite.sandbox;
   });
-  after(async () => {
-    await H.stop();
-    await evil.stop();
-    await sandbox.stop();
-    fs.rmSync(stateDir, { recursive: true, force: true });
-  });
-  afterEach(async () => {
-    await H.unload();
-    sandbox.clearFaults();
-    sandbox.resetCalls();
-    settings.iiotAuth.agentStateDir = path.join(stateDir, 'agents');
-    evil.assertUntouched('after the case');
-  });
+  const settings = suite.settings;
 
   describe('msg.agentId must be one plain path segment (INPUT_INVALID, nothing sent)', () => {
     const actions = ['boarding-config', 'boarding-status', 'offboard', 'delete'];
@@ -140,7 +120,7 @@ describe('security: ids and paths stay where they belong; state errors have a co
 
   describe('file-system and stored-state problems are AGENT_STATE_ERROR, never a raw message', () => {
     it('the state folder is a file', async () => {
-      const file = path.join(stateDir, 'a-file');
+      const file = path.join(suite.root, 'a-file');
       fs.writeFileSync(file, 'not a folder');
       for (const dir of [file, path.join(file, 'agents')]) {
         settings.iiotAuth.agentStateDir = dir;

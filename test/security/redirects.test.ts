@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H } from '../helpers/flow.js';
 import { PLATFORM_CASES, platformFlow } from '../helpers/platform-flows.js';
-import { ALL_MODULES, assertNoLeaks, expectError, loadAgent, outcomeOf, REDIRECTS, SECURITY_SETTINGS, startEvilServer, storedSecrets, type EvilServer } from './harness.js';
+import { ALL_MODULES, assertNoLeaks, expectError, loadAgent, outcomeOf, REDIRECTS, securitySuite, storedSecrets, type EvilServer } from './harness.js';
 
 /**
  * Attack: a token, login, registration or agent-token endpoint (or an API)
@@ -16,27 +13,11 @@ import { ALL_MODULES, assertNoLeaks, expectError, loadAgent, outcomeOf, REDIRECT
  */
 describe('security: redirects never carry credentials', function () {
   this.timeout(60_000);
+  const suite = securitySuite('redirects');
   let sandbox: Sandbox;
   let evil: EvilServer;
-  let stateDir: string;
-
-  before(async () => {
-    sandbox = await startSandbox();
-    evil = await startEvilServer();
-    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-security-redirects-'));
-    await H.start({ iiotAuth: { ...SECURITY_SETTINGS, agentStateDir: stateDir } });
-  });
-  after(async () => {
-    await H.stop();
-    await evil.stop();
-    await sandbox.stop();
-    fs.rmSync(stateDir, { recursive: true, force: true });
-  });
-  afterEach(async () => {
-    await H.unload();
-    sandbox.clearFaults();
-    sandbox.resetCalls();
-    evil.assertUntouched('after the case');
+  before(() => {
+    ({ sandbox, evil } = suite);
   });
 
   const redirectTo = (status: number) => ({ kind: 'status' as const, status, headers: { location: `${evil.url}/steal` } });
@@ -95,7 +76,7 @@ describe('security: redirects never carry credentials', function () {
         const error = expectError(await outcomeOf(flow.ids, () => H.node(flow.ids.token).receive({})), 'TOKEN_ENDPOINT_ERROR', `token ${status}`);
         assert.ok(error.message.includes(new URL(evil.url).origin), error.message);
         evil.assertUntouched(`agent token ${status}`);
-        assertNoLeaks([iat, ...storedSecrets(stateDir, agentId)], `agent token ${status}`);
+        assertNoLeaks([iat, ...storedSecrets(suite.settings.iiotAuth.agentStateDir, agentId)], `agent token ${status}`);
       });
 
       it(`key rotation (registration access token): ${status}`, async () => {
@@ -105,7 +86,7 @@ describe('security: redirects never carry credentials', function () {
         const error = expectError(await outcomeOf(flow.ids, () => H.node(flow.ids.agent).receive({ action: 'rotate' })), 'TOKEN_ENDPOINT_ERROR', `rotate ${status}`);
         assert.ok(error.message.includes(new URL(evil.url).origin), error.message);
         evil.assertUntouched(`rotate ${status}`);
-        assertNoLeaks([iat, ...storedSecrets(stateDir, agentId)], `rotate ${status}`);
+        assertNoLeaks([iat, ...storedSecrets(suite.settings.iiotAuth.agentStateDir, agentId)], `rotate ${status}`);
       });
     }
   });

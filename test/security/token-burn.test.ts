@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { MAX_LIFETIME_MS } from '../../src/core/lifetime.js';
 import type { PlatformConnection } from '../../src/core/platform-connection.js';
-import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H } from '../helpers/flow.js';
 import { PLATFORM_CASES, platformFlow } from '../helpers/platform-flows.js';
-import { ALL_MODULES, assertNoLeaks, countOutcomes, expectError, loadAgent, outcomeOf, SECURITY_SETTINGS, startEvilServer, storedSecrets, type EvilServer, type Outcome } from './harness.js';
+import { ALL_MODULES, assertNoLeaks, countOutcomes, expectError, loadAgent, outcomeOf, securitySuite, storedSecrets, type Outcome } from './harness.js';
 
 /**
  * Attack: make the nodes burn credentials. A permanent 401 (one re-login per
@@ -17,27 +14,10 @@ import { ALL_MODULES, assertNoLeaks, countOutcomes, expectError, loadAgent, outc
  */
 describe('security: no token request per message, no unbounded wait', function () {
   this.timeout(90_000);
+  const suite = securitySuite('burn');
   let sandbox: Sandbox;
-  let evil: EvilServer;
-  let stateDir: string;
-
-  before(async () => {
-    sandbox = await startSandbox();
-    evil = await startEvilServer();
-    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-security-burn-'));
-    await H.start({ iiotAuth: { ...SECURITY_SETTINGS, agentStateDir: stateDir } });
-  });
-  after(async () => {
-    await H.stop();
-    await evil.stop();
-    await sandbox.stop();
-    fs.rmSync(stateDir, { recursive: true, force: true });
-  });
-  afterEach(async () => {
-    await H.unload();
-    sandbox.clearFaults();
-    sandbox.resetCalls();
-    evil.assertUntouched('after the case');
+  before(() => {
+    sandbox = suite.sandbox;
   });
 
   const MESSAGES = 50;
@@ -80,7 +60,7 @@ describe('security: no token request per message, no unbounded wait', function (
       assert.equal(outputs.length, MESSAGES, 'one output per message');
       assert.ok(outputs.every((m) => m.statusCode === 401));
       assert.ok(sandbox.calls('agents.token') <= MAX_TOKEN_REQUESTS, `token requests: ${sandbox.calls('agents.token')}`);
-      assertNoLeaks([iat, ...storedSecrets(stateDir, agentId)], 'agent');
+      assertNoLeaks([iat, ...storedSecrets(suite.settings.iiotAuth.agentStateDir, agentId)], 'agent');
     });
 
     it('50 concurrent messages on a cold cache: at most 2 token requests', async () => {
@@ -165,7 +145,7 @@ describe('security: no token request per message, no unbounded wait', function (
         sandbox.fault('agents.token', { kind: 'status', status: 200, headers: { 'content-type': 'application/json' }, body: body() });
         await sendTokenMessages(flow.ids, () => H.node(flow.ids.token).receive({}), usable, name);
         assert.ok(sandbox.calls('agents.token') <= 2, `${name}: token requests ${sandbox.calls('agents.token')}`);
-        assertNoLeaks([iat, ...storedSecrets(stateDir, agentId)], name);
+        assertNoLeaks([iat, ...storedSecrets(suite.settings.iiotAuth.agentStateDir, agentId)], name);
       });
     }
 
