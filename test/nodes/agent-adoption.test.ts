@@ -10,6 +10,7 @@ import tokenNode from '../../src/nodes/iiot-token.js';
 import { DEFAULT_LIFETIMES, startSandbox, type Sandbox, type SecurityProfile } from '../../src/sandbox/index.js';
 import { rsa3072Pkcs1, sdkEnvironment, type SdkSandboxEnvironment } from '../compat/sdk-run.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
+import { RedisServer } from '../helpers/redis-server.js';
 
 const modules = [insightsHubAgentNode, agentNode, tokenNode];
 
@@ -141,6 +142,7 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
 
       const state = stored(sdk.id);
       assert.ok(state.adoptedAt);
+      assert.equal(fs.statSync(path.join(stateDir, `${sdk.id}.json`)).mode & 0o777, 0o600, 'stored as any registration: owner only');
       if (profile === 'RSA_3072') assert.notEqual(state.registrations[0]!.privateKey, createPrivateKey(key!).export({ type: 'pkcs8', format: 'pem' }).toString(), 'rotated to a key of its own');
       // One agent, one owner: the SDK, restarted from its state folder, no longer gets a token.
       await assert.rejects(sdkAgent(sdk.boarding, key).GetAgentToken(), /Unauthorized/);
@@ -300,5 +302,55 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
     assert.match((await error(rsaWithoutKey.ids.agent, rsaWithoutKey.ids.errors, { action: 'onboard' })).message, /needs the private key the SDK used/);
     assert.equal(sandbox.calls('agents.register'), 1, 'only the SDK\'s');
     assert.deepEqual(H.leaks(secretsOf(sdk.file())), []);
+  });
+});
+
+describe('Insights Hub agent: adopting an agent from the SDK state file into Redis', function () {
+  this.timeout(60_000);
+  let sandbox: Sandbox;
+  let env: SdkSandboxEnvironment;
+  let redis: RedisServer;
+  const keyPrefix = `adopt-${process.pid}:`;
+
+  before(async () => {
+    env = sdkEnvironment();
+    sandbox = await startSandbox();
+    redis = await RedisServer.start();
+    await H.start({ iiotAuth: { backoffInitialMs: 50, backoffMaxMs: 400, agentLockStaleMs: 2000, agentStore: { redis: { url: redis.url, keyPrefix } } } });
+  });
+  after(async () => {
+    await H.unload();
+    await H.stop();
+    await redis?.stop();
+    await sandbox?.stop();
+    env?.restore();
+  });
+
+  it('the adopted registration goes to the shared store, as any registration', async () => {
+    const record = sandbox.agents.create({ securityProfile: 'SHARED_SECRET' });
+    const boarding = sandbox.agents.boardingConfiguration(record.id);
+    const sdk = new MindConnectAgent(boarding as never, undefined, env.stateDir);
+    await sdk.OnBoard();
+    const file = fs.readFileSync(path.join(env.stateDir, `${record.id}.json`), 'utf8');
+    const ids = { config: uid('agc'), agent: uid('ag'), out: uid('out') };
+    await H.load(
+      modules,
+      [
+        { id: ids.config, type: 'iiot-insights-hub-agent', profile: 'SHARED_SECRET' },
+        { id: ids.agent, type: 'iiot-agent', insightsHubAgent: ids.config, action: 'token', wires: [[ids.out]] },
+        { id: ids.out, type: 'helper' },
+      ],
+      { [ids.config]: { boardingConfig: file } },
+    );
+    const result = H.collect(ids.out, 1);
+    H.node(ids.agent).receive({});
+    assert.ok(((await result)[0]!.token as { value: string }).value);
+    const value = (await redis.command('HGET', `${keyPrefix}record:${record.id}`, 'value')).split('\r\n')[1]!;
+    const stored = JSON.parse(value) as { adoptedAt?: string; lastRotationAt?: string; registrations: Array<{ clientSecret: string; registrationAccessToken: string }> };
+    assert.ok(stored.adoptedAt && stored.lastRotationAt, 'adopted and rotated');
+    assert.equal(sandbox.calls('agents.register'), 1, 'only the SDK onboarded');
+    const sdkState = JSON.parse(file) as SdkState;
+    const secrets = [boarding.content.iat, sdkState.response.client_secret!, sdkState.response.registration_access_token, ...stored.registrations.flatMap((r) => [r.clientSecret, r.registrationAccessToken])];
+    assert.deepEqual(H.leaks(secrets), []);
   });
 });
