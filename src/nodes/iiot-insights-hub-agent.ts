@@ -1,5 +1,5 @@
-import { ErrorCode, IiotAuthError } from '../core/errors.js';
-import { importAgentKey, parseBoardingConfiguration } from '../platforms/insights-hub-agent.js';
+import { importAgentKey } from '../platforms/insights-hub-agent.js';
+import { adoptionSecrets, parseAgentConfiguration } from '../platforms/insights-hub-agent-adoption.js';
 import { AgentLifecycle } from '../platforms/insights-hub-agent-lifecycle.js';
 import { INSIGHTS_HUB_AGENT } from '../platforms/insights-hub-agent-declaration.js';
 import { boardingConfigId, type SecurityProfile } from '../platforms/insights-hub-agent-state.js';
@@ -10,9 +10,10 @@ import { settingsOf } from './runtime.js';
 
 /**
  * Config node: an Insights Hub agent. Holds the boarding configuration (with
- * its IAT) and, for RSA_3072, an optional private key; the credentials that
- * onboarding produces live in the agent store (a state file, or Redis), never
- * in the flows.
+ * its IAT), or the state file of Siemens' SDK whose registration is adopted,
+ * and, for RSA_3072, an optional private key (the SDK's, when adopting); the
+ * credentials that onboarding or adoption produces live in the agent store (a
+ * state file, or Redis), never in the flows.
  */
 export interface AgentConfigNode extends PlatformConfigNode {
   agent?: AgentLifecycle;
@@ -25,15 +26,9 @@ export default function register(RED: NodeAPI): void {
     RED,
     INSIGHTS_HUB_AGENT,
     (definition, credentials, node) => {
-      const boarding = parseBoardingConfiguration(credentials.boardingConfig ?? '');
       const profile: SecurityProfile = definition.profile === 'RSA_3072' ? 'RSA_3072' : 'SHARED_SECRET';
-      if (boarding.profiles.length > 0 && !boarding.profiles.includes(profile)) {
-        throw new IiotAuthError(
-          ErrorCode.CONFIG_INVALID,
-          `the boarding configuration is for ${boarding.profiles.join(', ')}, but the node is set to ${profile}: choose the agent's security profile`,
-        );
-      }
       const userKey = profile === 'RSA_3072' && credentials.privateKey?.trim() ? importAgentKey(credentials.privateKey) : undefined;
+      const { boarding, adoption } = parseAgentConfiguration(credentials.boardingConfig ?? '', profile, userKey);
       const stores = agentStores(RED);
       const agent = new AgentLifecycle({
         store: stores.store,
@@ -44,6 +39,7 @@ export default function register(RED: NodeAPI): void {
         profile,
         rotation: INSIGHTS_HUB_AGENT.rotation,
         ...(userKey ? { userKey } : {}),
+        ...(adoption ? { adoption } : {}),
         ...(settingsOf(RED).agentLockStaleMs !== undefined ? { lockStaleMs: settingsOf(RED).agentLockStaleMs } : {}),
       });
       const agentNode = node as AgentConfigNode;
@@ -52,8 +48,14 @@ export default function register(RED: NodeAPI): void {
       if (app) agentNode.appConfigId = app;
       return {
         provider: agent,
-        fingerprintParts: { clientId: boarding.clientId, boarding: boardingConfigId(boarding.iat), profile, key: userKey ? boardingConfigId(userKey.privateKey) : '' },
-        secrets: [boarding.iat, credentials.privateKey, userKey?.privateKey],
+        fingerprintParts: {
+          clientId: boarding.clientId,
+          boarding: boardingConfigId(boarding.iat),
+          profile,
+          key: userKey ? boardingConfigId(userKey.privateKey) : '',
+          adopted: adoption ? boardingConfigId(adoption.registrations[0]!.registrationAccessToken) : '',
+        },
+        secrets: [boarding.iat, credentials.privateKey, userKey?.privateKey, ...adoptionSecrets(adoption)],
       };
     },
   );

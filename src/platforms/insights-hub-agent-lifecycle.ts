@@ -14,6 +14,7 @@ import {
   readAgentTokenResponse,
   readRegistrationResponse,
 } from './insights-hub-agent.js';
+import { adoptionRefusedError, decideAdoption, newerInStoreError, type SdkAdoption } from './insights-hub-agent-adoption.js';
 import {
   type AgentRegistration,
   type AgentState,
@@ -47,6 +48,8 @@ export interface AgentLifecycleOptions {
   profile: SecurityProfile;
   /** The user's RSA key for onboarding; without one, a key is generated and kept in the state. */
   userKey?: AgentKey;
+  /** An SDK state file's registration: adopted instead of onboarding (the IAT in it is used up). */
+  adoption?: SdkAdoption;
   now?: () => number;
   random?: () => number;
   /** When keys are rotated; the declaration's DEFAULT_ROTATION when absent. */
@@ -80,6 +83,8 @@ export interface AgentStatus {
   lastRotationAt?: string;
   registrationsKept: number;
   rotationPossible: boolean;
+  /** Set when the registration was adopted from an SDK state file: when, and who owns the agent now. */
+  adoption?: { from: 'sdk-state-file'; at: string; note: string };
 }
 
 
@@ -127,15 +132,17 @@ export class AgentLifecycle implements TokenProvider {
   onboard(http: HttpClient): Promise<{ state: AgentState; alreadyOnboarded: boolean }> {
     return this.exclusive(async () => {
       const onboarded = this.onboarded(await this.load());
-      if (onboarded) return { state: onboarded, alreadyOnboarded: true };
+      if (onboarded && !this.adoptionDue(onboarded)) return { state: onboarded, alreadyOnboarded: true };
       // A new RSA key takes seconds to make: made before the lock is taken, so the lock is held briefly.
-      const spareKey = this.options.profile === 'RSA_3072' && !this.options.userKey ? await generateAgentKey() : undefined;
+      const spareKey = this.options.profile === 'RSA_3072' && !this.options.userKey && !this.options.adoption ? await generateAgentKey() : undefined;
       // Another instance may be onboarding right now: wait for its lock, then look again.
       const lease = await this.lease(this.waitMs(), 'onboarded');
       try {
         const current = await this.load();
         const done = this.onboarded(current);
-        if (done) return { state: done, alreadyOnboarded: true };
+        if (done && !this.adoptionDue(done)) return { state: done, alreadyOnboarded: true };
+        // An SDK state file: its IAT is used up, so its registration is adopted, never registered again.
+        if (this.options.adoption) return await this.adoptWith(http, current, lease);
         return await this.onboardWith(http, current, lease, spareKey);
       } finally {
         await lease.release();
@@ -221,6 +228,70 @@ export class AgentLifecycle implements TokenProvider {
     return { state, alreadyOnboarded: false };
   }
 
+  /** True when an SDK state file holds a registration the store should take (see decideAdoption). */
+  private adoptionDue(state: AgentState): boolean {
+    return !!this.options.adoption && decideAdoption(state, this.options.adoption, this.boardingId) === 'adopt';
+  }
+
+  /**
+   * Adopts an SDK state file's registration: checked with a token request
+   * (a wrong RSA key or a registration the SDK has rotated away is refused
+   * before anything is stored), written to the store, then rotated at once,
+   * so that this Node-RED alone owns the agent. A secret past its expiry is
+   * revived by that rotation (its RAT still works); refused, the store is
+   * left without the dead registration, ready for a fresher file.
+   */
+  private async adoptWith(http: HttpClient, current: VersionedState | undefined, lease: RecordLease): Promise<{ state: AgentState; alreadyOnboarded: boolean }> {
+    const { boarding, profile, store } = this.options;
+    const adoption = this.options.adoption!;
+    const decision = decideAdoption(current?.state, adoption, this.boardingId);
+    if (decision === 'refuse') throw newerInStoreError(current!.state, adoption, store.records.where);
+    if (decision === 'use-store') return { state: current!.state, alreadyOnboarded: true };
+    const registrations = adoption.registrations.map((r) => ({ ...r }));
+    const newest = registrations[0]!;
+    const expired = newest.clientSecretExpiresAt * 1000 <= this.now();
+    const refused = (err: unknown) =>
+      isIiotAuthError(err) && (err.code === ErrorCode.AUTH_REJECTED || err.code === ErrorCode.SECRET_EXPIRED)
+        ? adoptionRefusedError(adoption, profile, err.statusCode, !!adoption.registeredKey)
+        : err;
+    if (!expired) {
+      try {
+        const assertion = await buildClientAssertion(newest, boarding.tenant, this.now());
+        readAgentTokenResponse(await http.send(buildAgentTokenRequest(boarding.baseUrl, assertion)), this.now(), newest);
+      } catch (err) {
+        throw refused(err);
+      }
+      newest.confirmed = true;
+    }
+    const kept = current?.state.boardingConfigId === this.boardingId && !current.state.offboardedAt ? current.state.registrations : [];
+    const adopted: AgentState = {
+      format: STATE_FORMAT,
+      clientId: boarding.clientId,
+      tenant: boarding.tenant,
+      baseUrl: boarding.baseUrl,
+      profile,
+      boardingConfigId: this.boardingId,
+      registrations: [...registrations, ...kept.filter((r) => !registrations.some((a) => a.registrationAccessToken === r.registrationAccessToken))],
+      adoptedAt: new Date(this.now()).toISOString(),
+      updatedAt: '',
+    };
+    this.cached = await store.write(adopted, current?.version, lease);
+    try {
+      const rotated = await this.rotateWith(http, lease, profile === 'RSA_3072' ? await generateAgentKey() : undefined);
+      return { state: rotated, alreadyOnboarded: false };
+    } catch (err) {
+      if (expired) {
+        if (isIiotAuthError(err) && err.code === ErrorCode.AUTH_REJECTED) {
+          await this.update((state) => (state && state.boardingConfigId === this.boardingId ? { ...state, registrations: [] } : undefined), lease);
+        }
+        throw refused(err);
+      }
+      // The adopted credentials work: the rotation is tried again with the next token (rotationDue).
+      if (!isIiotAuthError(err) || (err.code === ErrorCode.AGENT_STATE_ERROR && !isRecordConflict(err))) throw err;
+      return { state: (await this.load())?.state ?? adopted, alreadyOnboarded: false };
+    }
+  }
+
   private async rotateWith(http: HttpClient, lease: RecordLease, key: AgentKey | undefined): Promise<AgentState> {
     const { profile, store } = this.options;
     let { state, version } = await this.requireOnboarded();
@@ -278,6 +349,16 @@ export class AgentLifecycle implements TokenProvider {
     };
     if (current && current.clientSecretExpiresAt > 0) status.clientSecretExpiresAt = new Date(current.clientSecretExpiresAt * 1000).toISOString();
     if (current && state?.lastRotationAt) status.lastRotationAt = state.lastRotationAt;
+    if (current && state?.adoptedAt) {
+      const rotated = state.lastRotationAt && state.lastRotationAt >= state.adoptedAt;
+      status.adoption = {
+        from: 'sdk-state-file',
+        at: state.adoptedAt,
+        note: rotated
+          ? `adopted from an SDK state file; this Node-RED has rotated the credentials since, so the SDK's copy (.mc/${this.clientId}.json) no longer works: this Node-RED alone owns the agent now`
+          : `adopted from an SDK state file; the credentials are rotated with the next token, after which the SDK's copy (.mc/${this.clientId}.json) stops working: do not run the SDK or node-red-contrib-mindconnect with it`,
+      };
+    }
     return status;
   }
 
@@ -285,6 +366,8 @@ export class AgentLifecycle implements TokenProvider {
   rotationDue(state: AgentState): boolean {
     const current = state.registrations[0];
     if (!current || !current.registrationAccessToken || current.clientSecretExpiresAt <= 0) return false;
+    // Adopted and not rotated yet: the SDK's copy still works, so the agent has two owners.
+    if (state.adoptedAt && !(state.lastRotationAt && state.lastRotationAt >= state.adoptedAt)) return true;
     const received = Date.parse(current.receivedAt);
     const expires = current.clientSecretExpiresAt * 1000;
     const lifetime = Math.max(0, expires - received);

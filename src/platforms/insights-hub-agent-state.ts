@@ -54,6 +54,8 @@ export interface AgentState {
   /** Newest first. */
   registrations: AgentRegistration[];
   lastRotationAt?: string;
+  /** Set when the registration was adopted from an SDK state file (insights-hub-agent-adoption.ts). */
+  adoptedAt?: string;
   /** Set when this package offboarded the agent: its credentials no longer work. */
   offboardedAt?: string;
   updatedAt: string;

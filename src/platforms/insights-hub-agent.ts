@@ -39,7 +39,7 @@ const CLOCK_SKEW_LIMIT_MS = 30_000;
 /** Reads the boarding configuration JSON the user pasted; errors never quote it (it holds the IAT). */
 export function parseBoardingConfiguration(text: string): BoardingConfiguration {
   const invalid = (what: string) =>
-    new IiotAuthError(ErrorCode.CONFIG_INVALID, `the boarding configuration ${what}: paste the whole JSON downloaded from Insights Hub (Asset Manager > the agent > Onboarding key)`);
+    new IiotAuthError(ErrorCode.CONFIG_INVALID, `the boarding configuration ${what}: paste the whole JSON downloaded from Insights Hub (Asset Manager > the agent > Onboarding key), or an SDK state file (.mc/<client id>.json) whole`);
   if (!text.trim()) {
     throw new IiotAuthError(
       ErrorCode.CREDENTIALS_MISSING,

@@ -531,6 +531,27 @@ describe('the editor in a real browser (Chromium)', function () {
     assertNoProblems();
   });
 
+  it('Insights Hub agent dialog: a pasted SDK state file is told from a boarding configuration and says what adoption does', async () => {
+    await importNodes([tokenNode('toksdk', 'insights-hub-agent', 200, 460)]);
+    await openNode('toksdk');
+    await page.locator('#node-input-btn-insightsHubAgent-add').click();
+    const field = page.locator('#node-config-input-boardingConfig');
+    await field.waitFor({ state: 'visible' });
+    const content = { baseUrl: 'https://southgate.eu1.mindsphere.io', iat: 'eyJ.editor.iat', clientCredentialProfile: ['RSA_3072'], clientId: 'agent1', tenant: 'tenant1' };
+    const info = page.locator('#node-config-iiot-ih-agent-boarding-info');
+    await typeInto('#node-config-input-boardingConfig', JSON.stringify({ content, expiration: '2020-01-01T00:00:00.000Z' }));
+    await waitUntil('a boarding configuration with an expired IAT warns', async () => /expired/.test(await info.innerText()));
+    const registration = { client_id: 'agent1', client_secret_expires_at: 1, registration_access_token: 'rat', registration_client_uri: `${content.baseUrl}/api/agentmanagement/v3/register/agent1` };
+    await typeInto('#node-config-input-boardingConfig', JSON.stringify({ content, expiration: '2020-01-01T00:00:00.000Z', response: registration, recovery: [] }));
+    await waitUntil('the SDK state file is recognized', async () => /An SDK state file: this node adopts/.test(await info.innerText()));
+    assert.doesNotMatch(await info.innerText(), /expired/, 'its used IAT is no concern');
+    assert.equal(await page.locator('#node-config-input-profile').inputValue(), 'RSA_3072', 'the profile is taken from the file');
+    assert.equal(await hasClass(field, 'input-error'), false);
+    await closeConfig('cancel');
+    await closeNode('cancel');
+    assertNoProblems();
+  });
+
   it('in German, the nodes\' status texts are German: "angemeldet", "Zugangsdaten fehlen"', async () => {
     await openEditor('de-DE');
     const dt = sandbox!.demo.dataTrails;
