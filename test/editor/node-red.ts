@@ -72,6 +72,9 @@ export async function startNodeRed(settings: Record<string, unknown> = {}): Prom
         ...settings,
       })};\n`,
     );
+    // No "did you know?" tips: on Node-RED 5 their timer can fire before the
+    // info sidebar has made its tip box, a page error of the editor's own.
+    fs.writeFileSync(path.join(userDir, '.config.users.json'), JSON.stringify({ _: { editor: { view: { 'view-show-tips': false } } } }));
     child = spawn(process.execPath, [path.join(nodeRedDir, 'red.js'), '--userDir', userDir], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
