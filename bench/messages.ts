@@ -160,9 +160,18 @@ function nodeRedStarter(entry: string, out: string, errors: string, shape: (i: n
   };
 }
 
-/** The helper's spies off again: the real send, status and log. */
-function withoutSpies(): void {
+/**
+ * The helper's spies off again: the real send, status and log. Node-RED
+ * copies `send` onto each node when it is created (Node.js updateWires), so
+ * the nodes of the loaded flow get the real one back one by one too.
+ */
+function withoutSpies(flow: Array<Record<string, unknown>>): void {
   helper._sandbox.restore();
+  const send = helper._NodePrototype.send;
+  for (const { id } of flow) {
+    const node = helper.getNode(id as string);
+    if (node && Object.hasOwn(node, 'send') && node._wireCount > 0) node.send = send;
+  }
 }
 
 function coreNode(file: string): unknown {
@@ -256,7 +265,7 @@ async function variants(server: Server, settings: Record<string, unknown>): Prom
   helper.settings(settings);
   await helper.startServer();
   await helper.load(MODULES(), onTab(flow), { cfg: creds, e: { client_id: dt.clientId, client_secret: dt.clientSecret } });
-  withoutSpies();
+  withoutSpies(flow);
 
   const undiciAgent = new Agent();
   const smallUrl = `${server.url}${SMALL}`;
@@ -319,7 +328,7 @@ async function coldBurst(server: Server, settings: Record<string, unknown>): Pro
   helper.settings(settings);
   await helper.startServer();
   await helper.load(MODULES(), onTab(flow), { cold: { clientId: dt.clientId, clientSecret: dt.clientSecret } });
-  withoutSpies();
+  withoutSpies(flow);
   await server.reset();
   const r = await drive(1000, 1000, nodeRedStarter('cr', 'cr-out', 'errors'));
   const s = await server.stats();
@@ -347,7 +356,7 @@ async function scale(server: Server, settings: Record<string, unknown>): Promise
   // from the heap after traffic, both after GC: the difference is what the
   // credentials hold once used (tokens, connections, pools).
   await helper.load(MODULES(), onTab(flow), credentials);
-  withoutSpies();
+  withoutSpies(flow);
   await sleep(500);
   const before = gcHeap();
   await server.reset();
@@ -399,12 +408,13 @@ async function million(server: Server, settings: Record<string, unknown>): Promi
   helper.settings(settings);
   await helper.startServer();
   await helper.load(MODULES(), onTab(flow), { m: { clientId: dt.clientId, clientSecret: dt.clientSecret } });
-  withoutSpies();
+  withoutSpies(flow);
   const start = nodeRedStarter('mr', 'mr-out', 'errors');
   await drive(5000, IN_FLIGHT, start);
   const before = gcHeap();
   const r = await drive(MILLION, IN_FLIGHT, start);
   const after = gcHeap();
+  if (process.env.BENCH_SNAPSHOT) require('node:v8').writeHeapSnapshot(process.env.BENCH_SNAPSHOT);
   await helper.unload();
   await helper.stopServer();
   const mib = (n: number) => (n / 1024 / 1024).toFixed(1);
@@ -418,6 +428,10 @@ async function main(): Promise<void> {
   try {
     console.log(`node ${process.version}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
     console.log(`server: ${server.url} (child process); ${MESSAGES} messages, ${IN_FLIGHT} in flight, ${ROUNDS} rounds, medians (spread min–max)\n`);
+    if (process.env.BENCH_ONLY === 'million') {
+      console.log(`   ${await million(server, settings)}`);
+      return;
+    }
     console.log('4. five ways to call an API with a token\n');
     console.log(await variants(server, settings));
     console.log('\n5. cold burst');
