@@ -334,7 +334,7 @@ async function coldBurst(server: Server, settings: Record<string, unknown>): Pro
   const s = await server.stats();
   await helper.unload();
   await helper.stopServer();
-  return `1,000 messages at once on one cold credential: ${s.tokenRequests} token request(s), ${1000 - r.errors}/1000 ok, ${((1000 / r.msgPerS) * 1000).toFixed(0)} ms, p99 ${r.p99.toFixed(0)} ms, ${s.maxOpen} sockets open at most`;
+  return `1,000 messages at once on one cold credential: ${s.tokenRequests} token request(s), ${1000 - r.errors}/1000 ok, ${((1000 / r.msgPerS) * 1000).toFixed(0)} ms, p99 ${r.p99.toFixed(0)} ms, ${s.maxOpen} sockets open at most, ${s.open} after the burst`;
 }
 
 async function scale(server: Server, settings: Record<string, unknown>): Promise<string> {

@@ -62,19 +62,26 @@ async function main(): Promise<void> {
   server.keepAliveTimeout = 120_000;
   server.headersTimeout = 121_000;
   server.maxRequestsPerSocket = 0;
+  // Sockets are counted per phase: opened since the last reset, still open.
+  let phase = 0;
   server.on('connection', (socket) => {
+    const born = phase;
     open++;
     if (open > maxOpen) maxOpen = open;
-    socket.on('close', () => open--);
+    socket.on('close', () => {
+      if (born === phase) open--;
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
 
   process.on('message', (m: { id: number; cmd: string }) => {
     if (m.cmd === 'reset') {
+      phase++;
+      open = 0;
       tokenRequests = 0;
       maxTokenInflight = tokenInflight;
-      maxOpen = open;
+      maxOpen = 0;
       apiRequests = 0;
     }
     process.send!({ id: m.id, stats: { open, maxOpen, tokenRequests, tokenInflight, maxTokenInflight, apiRequests } });

@@ -4,7 +4,7 @@ import type { Redactor } from './redact.js';
 import type { Token, TokenProvider } from './token.js';
 import type { EntryState, TokenEngine } from './token-engine.js';
 import { describeUrl, ErrorCode, IiotAuthError } from './errors.js';
-import { resolveApiUrl } from './url.js';
+import { ApiUrlResolver } from './url.js';
 
 /**
  * What a config node hands to action nodes: one platform credential with its
@@ -38,10 +38,14 @@ export interface PlatformConnectionOptions {
 export class PlatformConnection {
   readonly id: string;
   private readonly options: PlatformConnectionOptions;
+  /** The base URL parsed once; the URLs of recent requests remembered. */
+  private readonly urls: ApiUrlResolver;
+  private closed = false;
 
   constructor(options: PlatformConnectionOptions) {
     this.options = options;
     this.id = options.id;
+    this.urls = new ApiUrlResolver(options.provider.baseUrl);
     options.engine.register(options.id, options.fingerprint);
   }
 
@@ -61,7 +65,21 @@ export class PlatformConnection {
 
   getToken(): Promise<Token> {
     const { engine, id, fingerprint, provider, http } = this.options;
+    if (this.closed) return this.tokenAfterClose();
     return engine.getToken(id, fingerprint, () => provider.fetchToken(http));
+  }
+
+  /**
+   * A request of an old flow still running after its config node closed
+   * (a redeploy): it may use the cached token, but never fetch one through
+   * its closed client. The token state is shared with the new config node
+   * of the same id, which must not inherit this client's CLOSED failure.
+   */
+  private async tokenAfterClose(): Promise<Token> {
+    const { engine, id, fingerprint } = this.options;
+    const token = engine.usableToken(id, fingerprint);
+    if (token) return token;
+    throw closedError();
   }
 
   /** Drops the cached token (its credentials were retired). */
@@ -85,7 +103,7 @@ export class PlatformConnection {
    * waiting for a token, the request, a retry after 401 or 429.
    */
   async request(req: ApiRequest): Promise<ApiResponse> {
-    const url = resolveApiUrl(this.baseUrl, req.url);
+    const url = this.urls.resolve(req.url);
     try {
       return await this.requestWithin(req, url);
     } catch (err) {
@@ -102,7 +120,7 @@ export class PlatformConnection {
 
   private async requestWithin(req: ApiRequest, url: URL): Promise<ApiResponse> {
     const deadline = req.timeoutMs !== undefined ? Date.now() + req.timeoutMs : undefined;
-    const left = () => (deadline === undefined ? {} : { timeoutMs: Math.max(1, deadline - Date.now()) });
+    // A message's own timeout covers the token wait and any retry: only then a timer of our own.
     const expired = deadline === undefined ? undefined : AbortSignal.timeout(Math.max(1, req.timeoutMs!));
     const signal = expired && req.signal ? AbortSignal.any([expired, req.signal]) : (expired ?? req.signal);
     const tokenWithin = () => {
@@ -114,12 +132,13 @@ export class PlatformConnection {
       this.options.http.send({
         method: req.method,
         url: url.href,
-        headers: withoutHeaders(req.headers ?? {}, current.headers),
+        parsedUrl: url,
+        headers: withoutHeaders(req.headers, current.headers),
         auth: { origin: url.origin, headers: current.headers },
-        ...(req.body !== undefined ? { body: req.body } : {}),
-        ...left(),
-        ...(req.maxResponseBytes !== undefined ? { maxResponseBytes: req.maxResponseBytes } : {}),
-        ...(signal ? { signal } : {}),
+        body: req.body,
+        timeoutMs: deadline === undefined ? undefined : Math.max(1, deadline - Date.now()),
+        maxResponseBytes: req.maxResponseBytes,
+        signal,
       });
     let response = await send(token);
     // The platform no longer accepts this token (revoked, server restarted,
@@ -139,6 +158,7 @@ export class PlatformConnection {
 
   /** Closes the HTTP client; a deleted config node also loses its cached token. */
   async close(removed: boolean): Promise<void> {
+    this.closed = true;
     if (removed) this.options.engine.forget(this.options.id);
     await this.options.provider.close?.();
     await this.options.http.close();
@@ -157,9 +177,26 @@ export function fingerprint(parts: Record<string, unknown>): string {
 }
 
 /** The caller's headers, less any the platform's auth sets (case-insensitively): auth wins. */
-function withoutHeaders(headers: Record<string, string>, authHeaders: Record<string, string>): Record<string, string> {
-  const taken = new Set(Object.keys(authHeaders).map((name) => name.toLowerCase()));
-  return Object.fromEntries(Object.entries(headers).filter(([name]) => !taken.has(name.toLowerCase())));
+function withoutHeaders(headers: Record<string, string> | undefined, authHeaders: Record<string, string>): Record<string, string> | undefined {
+  if (!headers) return undefined;
+  let out: Record<string, string> | undefined;
+  for (const name in headers) {
+    if (!Object.hasOwn(headers, name)) continue;
+    const lower = name.toLowerCase();
+    let taken = false;
+    for (const auth in authHeaders) {
+      if (auth.toLowerCase() === lower) {
+        taken = true;
+        break;
+      }
+    }
+    if (!taken) (out ??= {})[name] = headers[name];
+  }
+  return out;
+}
+
+function closedError(): IiotAuthError {
+  return new IiotAuthError(ErrorCode.CLOSED, 'the connection was closed (the config node was redeployed or stopped)');
 }
 
 /** The message's time ran out while it waited for a token. */
