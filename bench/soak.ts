@@ -25,7 +25,8 @@ const MINUTES = Number(minutesArg?.includes('=') ? minutesArg.split('=')[1] : mi
 const DURATION_MS = MINUTES * 60_000;
 const LIFETIME_S = 5;
 const FAULT_RATE = 0.05;
-const REDEPLOY_MS = 60_000;
+/** SOAK_REDEPLOY_S shortens the minute between redeploys, for a quick check of the soak itself. */
+const REDEPLOY_MS = (Number(process.env.SOAK_REDEPLOY_S) || 60) * 1000;
 const CHANGE_EVERY = 3; // every third redeploy changes the config nodes
 const IN_FLIGHT = 3; // per platform
 /** A message lost within this long after a redeploy overlapped the flow being replaced. */
@@ -173,7 +174,7 @@ async function main(): Promise<void> {
         const from = Date.now();
         tally.in++;
         try {
-          const res = await request(`${red.base}${path}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' }, headersTimeout: 30_000, bodyTimeout: 30_000 });
+          const res = await request(`${red.base}${path}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' }, headersTimeout: 10_000, bodyTimeout: 10_000 });
           const text = await res.body.text();
           if (res.statusCode === 599) {
             tally.caught++;
@@ -205,11 +206,11 @@ async function main(): Promise<void> {
     const driver = (async () => {
       let minute = 0;
       while (Date.now() < until) {
-        const next = started + (minute + 1) * 60_000;
+        const next = started + (minute + 1) * REDEPLOY_MS;
         await new Promise((r) => setTimeout(r, Math.max(0, Math.min(next, until) - Date.now())));
         minute++;
         const s = await stats();
-        const line = `minute ${String(minute).padStart(2)}: heap ${s ? (s.heap / 1048576).toFixed(1) : '?'} MiB after GC, ${s?.fds ?? '?'} fds, ${[...tallies.values()].reduce((n, t) => n + t.in, 0)} messages so far`;
+        const line = `${REDEPLOY_MS === 60_000 ? 'minute' : 'period'} ${String(minute).padStart(2)}: heap ${s ? (s.heap / 1048576).toFixed(1) : '?'} MiB after GC, ${s?.fds ?? '?'} fds, ${[...tallies.values()].reduce((n, t) => n + t.in, 0)} messages so far`;
         perMinute.push(line);
         console.log(line);
         if (Date.now() >= until) break;
