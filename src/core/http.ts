@@ -1,13 +1,16 @@
 import type { ConnectionOptions } from 'node:tls';
-import { EnvHttpProxyAgent, errors as undiciErrors, request, type Dispatcher } from 'undici';
+import { errors as undiciErrors, type Dispatcher } from 'undici';
+import { sharedDispatchers, type DispatcherRegistry } from './dispatchers.js';
 import { describeUrl, ErrorCode, IiotAuthError } from './errors.js';
+import type { HostLimiter } from './host-limiter.js';
 import { retryAfterMs } from './retry-after.js';
 
 /**
- * The one HTTP layer: a keep-alive dispatcher per config node (TLS and proxy
- * settings of that node), bounded timeouts, response size and redirects, and
- * typed errors. Never touches undici's global dispatcher: Node-RED shares its
- * process with every other node.
+ * The one HTTP layer: keep-alive connections shared by origin (config nodes
+ * with the same TLS and proxy settings share a pool, see dispatchers.ts),
+ * bounded timeouts, response size and redirects, and typed errors. Never
+ * touches undici's global dispatcher: Node-RED shares its process with every
+ * other node.
  */
 
 export type TlsOptions = Pick<
@@ -37,6 +40,14 @@ export interface HttpClientOptions {
   credentialHeaders?: readonly string[];
   /** Headers besides Retry-After that say, in seconds, how long a 429/503 asks to wait. */
   rateLimitHeaders?: readonly string[];
+  /** Connections per origin (shared with every client of the same settings); more requests queue. Default 64. */
+  connectionsPerOrigin?: number;
+  /** An idle connection closes after this long, whatever the server advertises. Default 30 s. */
+  idleMs?: number;
+  /** Requests that carry a secret (token requests) go through this limiter, per host. */
+  secretRequests?: HostLimiter;
+  /** Where the connection pools come from; default the process-wide registry. */
+  dispatchers?: DispatcherRegistry;
 }
 
 export interface AuthHeaders {
@@ -73,6 +84,8 @@ export interface HttpRequest {
    */
   carriesSecret?: { what: string; advice?: string };
   signal?: AbortSignal;
+  /** `url`, already parsed by the caller: saves parsing it again. */
+  parsedUrl?: URL;
 }
 
 export interface HttpResponse {
@@ -89,46 +102,63 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** Headers that identify the caller: never carried to another origin by a redirect. Platforms add their own (HttpClientOptions). */
 const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
 
+export const DEFAULT_CONNECTIONS_PER_ORIGIN = 64;
+export const DEFAULT_IDLE_MS = 30_000;
+
 export class HttpClient {
   private readonly dispatcher: Dispatcher;
+  private readonly dispatchers: DispatcherRegistry;
+  private readonly dispatcherKey: string;
   private readonly timeoutMs: number;
   private readonly maxResponseBytes: number;
   private readonly maxRedirects: number;
   private readonly credentialHeaders: readonly string[];
   private readonly rateLimitHeaders: readonly string[];
+  private readonly secretRequests: HostLimiter | undefined;
   private closed = false;
 
   constructor(options: HttpClientOptions = {}) {
     const connect = { ...options.tls, timeout: options.connectTimeoutMs ?? 10_000 };
     const proxy = options.proxy;
-    this.dispatcher = new EnvHttpProxyAgent({
+    this.dispatchers = options.dispatchers ?? sharedDispatchers;
+    const { key, dispatcher } = this.dispatchers.acquire({
       connect,
-      requestTls: connect,
-      keepAliveTimeout: 30_000,
+      connections: options.connectionsPerOrigin ?? DEFAULT_CONNECTIONS_PER_ORIGIN,
+      idleMs: options.idleMs ?? DEFAULT_IDLE_MS,
       ...(proxy
         ? {
-            httpProxy: proxy.url,
-            httpsProxy: proxy.url,
-            noProxy: (proxy.noProxy ?? []).join(','),
-            ...(proxy.username
-              ? { token: `Basic ${Buffer.from(`${proxy.username}:${proxy.password ?? ''}`).toString('base64')}` }
-              : {}),
+            proxy: {
+              url: proxy.url,
+              noProxy: (proxy.noProxy ?? []).join(','),
+              ...(proxy.username
+                ? { token: `Basic ${Buffer.from(`${proxy.username}:${proxy.password ?? ''}`).toString('base64')}` }
+                : {}),
+            },
           }
         : {}),
     });
+    this.dispatcherKey = key;
+    this.dispatcher = dispatcher;
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.maxResponseBytes = options.maxResponseBytes ?? 16 * 1024 * 1024;
     this.maxRedirects = options.maxRedirects ?? 5;
     this.credentialHeaders = [...CREDENTIAL_HEADERS, ...(options.credentialHeaders ?? []).map((name) => name.toLowerCase())];
     this.rateLimitHeaders = options.rateLimitHeaders ?? [];
+    this.secretRequests = options.secretRequests;
   }
 
-  async send(req: HttpRequest): Promise<HttpResponse> {
+  send(req: HttpRequest): Promise<HttpResponse> {
+    // Token requests wait their turn per host: a cold start of many credentials stays gentle.
+    if (req.carriesSecret && this.secretRequests) return this.secretRequests.run(hostOf(req), () => this.sendRetrying(req));
+    return this.sendRetrying(req);
+  }
+
+  private async sendRetrying(req: HttpRequest): Promise<HttpResponse> {
     const method = req.method.toUpperCase();
     const policy = req.retry === undefined ? DEFAULT_RETRY : req.retry;
     const retryable = policy !== false && SAFE_TO_REPEAT.has(method);
     for (let attempt = 0; ; attempt++) {
-      const response = await this.sendFollowingRedirects({ ...req, method });
+      const response = await this.sendFollowingRedirects(req, method);
       if (!retryable || (response.statusCode !== 429 && response.statusCode !== 503)) return response;
       if (attempt >= policy.maxRetries) return response;
       const wait = retryAfterMs(response.headers, Date.now(), this.rateLimitHeaders) ?? 1000 * 2 ** attempt;
@@ -145,19 +175,21 @@ export class HttpClient {
     }
   }
 
+  /** This client sends nothing more; its connections close when no other client shares them. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.dispatcher.close().catch(() => undefined);
+    await this.dispatchers.release(this.dispatcherKey);
   }
 
-  private async sendFollowingRedirects(req: HttpRequest): Promise<HttpResponse> {
+  private async sendFollowingRedirects(req: HttpRequest, firstMethod: string): Promise<HttpResponse> {
     let url = req.url;
-    let method = req.method;
+    let parsed = req.parsedUrl;
+    let method = firstMethod;
     let body = req.body;
-    let headers = { ...req.headers };
+    let headers = req.headers;
     for (let hop = 0; ; hop++) {
-      const response = await this.sendOnce({ ...req, url, method, body, headers });
+      const response = await this.sendOnce(req, parsed ?? new URL(url), method, body, headers);
       const location = header(response.headers, 'location');
       if (req.carriesSecret && response.statusCode >= 300 && response.statusCode < 400) {
         throw redirectRefused(req.carriesSecret, url, response.statusCode, location);
@@ -180,69 +212,103 @@ export class HttpClient {
       // A body is re-sent by 307/308 (and by 301/302 for methods other than
       // POST): never to another origin. That redirect is the answer instead.
       if (crossOrigin && !becomesGet && body !== undefined && body !== null && body.length > 0) return response;
-      if (crossOrigin) headers = withoutHeaders(headers, this.credentialHeaders);
+      if (crossOrigin) headers = withoutHeaders(headers ?? {}, this.credentialHeaders);
       if (becomesGet) {
         method = 'GET';
         body = undefined;
-        headers = withoutHeaders(headers, ['content-type', 'content-length']);
+        headers = withoutHeaders(headers ?? {}, ['content-type', 'content-length']);
       }
       url = next.href;
+      parsed = next;
     }
   }
 
-  private async sendOnce(req: HttpRequest): Promise<HttpResponse> {
+  private async sendOnce(
+    req: HttpRequest,
+    target: URL,
+    method: string,
+    body: string | Buffer | undefined,
+    callerHeaders: Record<string, string> | undefined,
+  ): Promise<HttpResponse> {
     if (this.closed) throw new IiotAuthError(ErrorCode.CLOSED, 'the connection was closed (the config node was redeployed or stopped)');
-    const target = new URL(req.url);
-    const headers: Record<string, string> = { ...req.headers };
-    if (req.auth && target.origin === req.auth.origin) Object.assign(headers, req.auth.headers);
+    const origin = target.origin;
+    // One object per request: the caller's headers with the auth headers on top, for their origin only.
+    const headers = req.auth && origin === req.auth.origin ? Object.assign({}, callerHeaders, req.auth.headers) : callerHeaders;
     const timeoutMs = req.timeoutMs ?? this.timeoutMs;
     const maxBytes = req.maxResponseBytes ?? this.maxResponseBytes;
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+    // One timeout mechanism: undici's own (headers, then the gaps in the body),
+    // plus the deadline checked as the body arrives, so a body that trickles in
+    // cannot outlast it either. The caller's signal (a message's timeout) when it has one.
+    const deadline = Date.now() + timeoutMs;
     try {
-      const res = await request(target, {
-        dispatcher: this.dispatcher,
-        method: req.method as Dispatcher.HttpMethod,
-        headers,
-        body: req.body ?? null,
-        signal,
+      const res = await this.dispatcher.request({
+        origin,
+        path: target.search ? `${target.pathname}${target.search}` : target.pathname,
+        method: method as Dispatcher.HttpMethod,
+        headers: headers ?? null,
+        body: body ?? null,
+        signal: req.signal ?? null,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
       });
-      const body = await readLimited(res.body, maxBytes, res.headers['content-length'], target);
-      return { statusCode: res.statusCode, headers: normaliseHeaders(res.headers), body, url: target.href };
+      const data = await readLimited(res.body, maxBytes, res.headers['content-length'], target, deadline);
+      // undici hands header names over in lower case already.
+      return { statusCode: res.statusCode, headers: res.headers as Record<string, string | string[]>, body: data, url: target.href };
     } catch (err) {
-      throw toHttpError(err, target, timeoutMs, timeout.aborted);
+      throw toHttpError(err, target, timeoutMs, false);
     }
   }
 }
 
-async function readLimited(
-  body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown; on(event: 'error', listener: () => void): unknown },
+function hostOf(req: HttpRequest): string {
+  try {
+    return (req.parsedUrl ?? new URL(req.url)).host;
+  } catch {
+    return '';
+  }
+}
+
+/** The response body in one Buffer, within the size limit and the deadline; events, not an async iterator. */
+function readLimited(
+  body: Dispatcher.ResponseData['body'],
   maxBytes: number,
   contentLength: string | string[] | undefined,
   url: URL,
+  deadline: number,
 ): Promise<Buffer> {
   const tooLarge = () =>
     new IiotAuthError(
       ErrorCode.HTTP_RESPONSE_TOO_LARGE,
       `the response of ${describeUrl(url)} is larger than ${maxBytes} bytes: ask for less (paging, filters) or raise the limit`,
     );
-  // Destroying an unread undici body emits an 'error'; we already know why, so it must not go unhandled.
-  body.on('error', () => undefined);
   const declared = Number(Array.isArray(contentLength) ? contentLength[0] : contentLength);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    body.destroy();
-    throw tooLarge();
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > maxBytes) throw tooLarge(); // leaving the loop destroys the body
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
+  return new Promise((resolve, reject) => {
+    // Destroying an unread undici body emits an 'error'; we already know why, so it must not go unhandled.
+    let failed: Error | undefined;
+    const fail = (err: Error) => {
+      if (failed) return;
+      failed = err;
+      body.destroy();
+      reject(err);
+    };
+    body.on('error', (err: Error) => fail(err));
+    if (Number.isFinite(declared) && declared > maxBytes) return fail(tooLarge());
+    let first: Buffer | undefined;
+    let chunks: Buffer[] | undefined;
+    let size = 0;
+    body.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      size += chunk.length;
+      if (size > maxBytes) return fail(tooLarge());
+      if (Date.now() > deadline) return fail(new undiciErrors.BodyTimeoutError());
+      if (!first) first = chunk;
+      else (chunks ??= [first]).push(chunk);
+    });
+    body.on('end', () => {
+      if (failed) return;
+      resolve(chunks ? Buffer.concat(chunks, size) : (first ?? Buffer.alloc(0)));
+    });
+  });
 }
 
 function toHttpError(err: unknown, url: URL, timeoutMs: number, timedOut: boolean): IiotAuthError {
@@ -305,12 +371,6 @@ function errorCode(err: unknown): string | undefined {
   return typeof top === 'string' ? top : undefined;
 }
 
-function normaliseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) if (value !== undefined) out[name.toLowerCase()] = value;
-  return out;
-}
-
 export function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
@@ -334,10 +394,22 @@ function redirectRefused(endpoint: { what: string; advice?: string }, url: strin
   );
 }
 
-/** `headers` less those named, case-insensitively: the one header filter of the package. */
-export function withoutHeaders(headers: Record<string, string>, names: Iterable<string>): Record<string, string> {
-  const drop = new Set([...names].map((name) => name.toLowerCase()));
-  return Object.fromEntries(Object.entries(headers).filter(([name]) => !drop.has(name.toLowerCase())));
+/**
+ * The headers less those named, case-insensitively (one helper for the whole
+ * package). Cheap on the per-message path: no Set, no entries copies; an
+ * absent header set stays absent.
+ */
+export function withoutHeaders(headers: Record<string, string>, names: readonly string[]): Record<string, string>;
+export function withoutHeaders(headers: Record<string, string> | undefined, names: readonly string[]): Record<string, string> | undefined;
+export function withoutHeaders(headers: Record<string, string> | undefined, names: readonly string[]): Record<string, string> | undefined {
+  if (!headers) return undefined;
+  const out: Record<string, string> = {};
+  for (const name in headers) {
+    if (!Object.hasOwn(headers, name)) continue;
+    const lower = name.toLowerCase();
+    if (!names.some((drop) => drop.toLowerCase() === lower)) out[name] = headers[name]!;
+  }
+  return out;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -4,7 +4,7 @@ import type { Redactor } from './redact.js';
 import type { Token, TokenProvider } from './token.js';
 import type { EntryState, RenewalPolicy, TokenEngine } from './token-engine.js';
 import { describeUrl, ErrorCode, IiotAuthError } from './errors.js';
-import { resolveApiUrl } from './url.js';
+import { ApiUrlResolver } from './url.js';
 
 /**
  * What a config node hands to action nodes: one platform credential with its
@@ -40,10 +40,14 @@ export interface PlatformConnectionOptions {
 export class PlatformConnection {
   readonly id: string;
   private readonly options: PlatformConnectionOptions;
+  /** The base URL parsed once; the URLs of recent requests remembered. */
+  private readonly urls: ApiUrlResolver;
+  private closed = false;
 
   constructor(options: PlatformConnectionOptions) {
     this.options = options;
     this.id = options.id;
+    this.urls = new ApiUrlResolver(options.provider.baseUrl);
     options.engine.register(options.id, options.fingerprint, options.renewal);
   }
 
@@ -63,7 +67,21 @@ export class PlatformConnection {
 
   getToken(): Promise<Token> {
     const { engine, id, fingerprint, provider, http } = this.options;
+    if (this.closed) return this.tokenAfterClose();
     return engine.getToken(id, fingerprint, () => provider.fetchToken(http));
+  }
+
+  /**
+   * A request of an old flow still running after its config node closed
+   * (a redeploy): it may use the cached token, but never fetch one through
+   * its closed client. The token state is shared with the new config node
+   * of the same id, which must not inherit this client's CLOSED failure.
+   */
+  private async tokenAfterClose(): Promise<Token> {
+    const { engine, id, fingerprint } = this.options;
+    const token = engine.usableToken(id, fingerprint);
+    if (token) return token;
+    throw closedError();
   }
 
   /** Drops the cached token (its credentials were retired). */
@@ -87,7 +105,7 @@ export class PlatformConnection {
    * waiting for a token, the request, a retry after 401 or 429.
    */
   async request(req: ApiRequest): Promise<ApiResponse> {
-    const url = resolveApiUrl(this.baseUrl, req.url);
+    const url = this.urls.resolve(req.url);
     try {
       return await this.requestWithin(req, url);
     } catch (err) {
@@ -104,7 +122,7 @@ export class PlatformConnection {
 
   private async requestWithin(req: ApiRequest, url: URL): Promise<ApiResponse> {
     const deadline = req.timeoutMs !== undefined ? Date.now() + req.timeoutMs : undefined;
-    const left = () => (deadline === undefined ? {} : { timeoutMs: Math.max(1, deadline - Date.now()) });
+    // A message's own timeout covers the token wait and any retry: only then a timer of our own.
     const expired = deadline === undefined ? undefined : AbortSignal.timeout(Math.max(1, req.timeoutMs!));
     const signal = expired && req.signal ? AbortSignal.any([expired, req.signal]) : (expired ?? req.signal);
     const tokenWithin = () => {
@@ -116,12 +134,13 @@ export class PlatformConnection {
       this.options.http.send({
         method: req.method,
         url: url.href,
-        headers: withoutHeaders(req.headers ?? {}, Object.keys(current.headers)), // auth wins
+        parsedUrl: url,
+        headers: withoutHeaders(req.headers, Object.keys(current.headers)), // auth wins
         auth: { origin: url.origin, headers: current.headers },
-        ...(req.body !== undefined ? { body: req.body } : {}),
-        ...left(),
-        ...(req.maxResponseBytes !== undefined ? { maxResponseBytes: req.maxResponseBytes } : {}),
-        ...(signal ? { signal } : {}),
+        body: req.body,
+        timeoutMs: deadline === undefined ? undefined : Math.max(1, deadline - Date.now()),
+        maxResponseBytes: req.maxResponseBytes,
+        signal,
       });
     let response = await send(token);
     // The platform no longer accepts this token (revoked, server restarted,
@@ -141,6 +160,7 @@ export class PlatformConnection {
 
   /** Closes the HTTP client; a deleted config node also loses its cached token. */
   async close(removed: boolean): Promise<void> {
+    this.closed = true;
     if (removed) this.options.engine.forget(this.options.id);
     await this.options.provider.close?.();
     await this.options.http.close();
@@ -156,6 +176,10 @@ const FINGERPRINT_KEY = randomBytes(32);
 export function fingerprint(parts: Record<string, unknown>): string {
   const canonical = JSON.stringify(Object.keys(parts).sort().map((key) => [key, parts[key] ?? null]));
   return createHmac('sha256', FINGERPRINT_KEY).update(canonical).digest('hex');
+}
+
+function closedError(): IiotAuthError {
+  return new IiotAuthError(ErrorCode.CLOSED, 'the connection was closed (the config node was redeployed or stopped)');
 }
 
 /** The message's time ran out while it waited for a token. */

@@ -162,6 +162,12 @@ export class TokenEngine {
     if (entry?.token) this.invalidate(id, entry.token.value);
   }
 
+  /** The cached token when it is usable, without starting any renewal. */
+  usableToken(id: string, fingerprint: string): Token | undefined {
+    const entry = this.entries.get(id);
+    return entry && entry.fingerprint === fingerprint && entry.token && this.now() < entry.staleAt ? entry.token : undefined;
+  }
+
   /** True when getToken would answer at once from the cache. */
   hasUsableToken(id: string, fingerprint: string): boolean {
     const entry = this.entries.get(id);
@@ -209,7 +215,8 @@ export class TokenEngine {
         if (this.entries.get(id) === entry) this.store(entry, token);
         return token;
       } catch (err) {
-        if (this.entries.get(id) === entry) this.recordFailure(entry, err);
+        // A client closed under a running request (a redeploy) says nothing about the credential.
+        if (this.entries.get(id) === entry && !(isIiotAuthError(err) && err.code === ErrorCode.CLOSED)) this.recordFailure(entry, err);
         throw err;
       } finally {
         entry.inflight = undefined;

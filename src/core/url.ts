@@ -8,8 +8,8 @@ import { describeUrl, ErrorCode, IiotAuthError } from './errors.js';
  * nowhere else. A relative URL must stay below the base path: dot segments
  * (also percent-encoded) that climb above it are refused.
  */
-export function resolveApiUrl(baseUrl: string, target: string): URL {
-  const base = new URL(baseUrl);
+export function resolveApiUrl(baseUrl: string | URL, target: string): URL {
+  const base = typeof baseUrl === 'string' ? new URL(baseUrl) : baseUrl;
   const trimmed = target.trim();
   if (trimmed === '') return base;
   if (/^[a-z][a-z0-9+.-]*:/i.test(trimmed) || trimmed.startsWith('//')) {
@@ -42,6 +42,28 @@ export function resolveApiUrl(baseUrl: string, target: string): URL {
   else if (path === '' && base.search) joined.search = base.search;
   if (fragment !== undefined) joined.hash = fragment;
   return joined;
+}
+
+/**
+ * resolveApiUrl for one base URL, parsed once, with the last URLs resolved
+ * remembered (a node's URL is usually the same for every message). The URLs
+ * handed out are shared: callers must not change them.
+ */
+export class ApiUrlResolver {
+  private base: URL | undefined;
+  private readonly recent = new Map<string, URL>();
+
+  constructor(private readonly baseUrl: string) {}
+
+  resolve(target: string): URL {
+    const known = this.recent.get(target);
+    if (known) return known;
+    this.base ??= new URL(this.baseUrl);
+    const url = resolveApiUrl(this.base, target);
+    if (this.recent.size >= 64) this.recent.clear(); // templated URLs: keep it small
+    this.recent.set(target, url);
+    return url;
+  }
 }
 
 /** Checks a configured base URL: http(s), no query, no credentials inside. */

@@ -74,12 +74,13 @@ export class StatusReporter {
     _RED?: NodeAPI,
   ) {}
 
+  // Each checks first whether the status changes: the common case, once per message, costs a comparison.
   fetching(): void {
-    this.show('fetching', { fill: 'yellow', shape: 'ring', text: `${COMMON}.status.fetching` });
+    if (this.current !== 'fetching') this.show('fetching', { fill: 'yellow', shape: 'ring', text: `${COMMON}.status.fetching` });
   }
 
   authenticated(): void {
-    this.show('ok', { fill: 'green', shape: 'dot', text: `${COMMON}.status.authenticated` });
+    if (this.current !== 'ok') this.show('ok', { fill: 'green', shape: 'dot', text: `${COMMON}.status.authenticated` });
   }
 
   /** An API answer that is not 2xx: the message goes on, the status says what came back. */

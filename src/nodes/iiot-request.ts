@@ -36,13 +36,7 @@ export default function register(RED: NodeAPI): void {
         const body = method === 'GET' || method === 'HEAD' ? undefined : bodyOf(msg.payload, headers);
 
         if (!connection.hasUsableToken()) status.fetching();
-        const response = await connection.request({
-          method,
-          url,
-          headers,
-          ...(body !== undefined ? { body } : {}),
-          ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-        });
+        const response = await connection.request({ method, url, headers, body, timeoutMs });
 
         msg.statusCode = response.statusCode;
         msg.headers = response.headers;
@@ -95,7 +89,9 @@ function urlOf(nodeUrl: string, msg: NodeMessage, warn: (text: string) => void):
  */
 const NOT_FORWARDED = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'host', 'upgrade', 'te', 'trailer']);
 function requestHeadersOf(value: unknown): Record<string, string> {
-  return Object.fromEntries(Object.entries(headersOf(value)).filter(([name]) => !NOT_FORWARDED.has(name.toLowerCase())));
+  const headers = headersOf(value);
+  for (const name in headers) if (NOT_FORWARDED.has(name.toLowerCase())) delete headers[name];
+  return headers;
 }
 
 /** The request body, as the core node sends it: Buffers and strings as they are, anything else as JSON. */

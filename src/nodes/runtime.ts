@@ -1,3 +1,4 @@
+import { HostLimiter } from '../core/host-limiter.js';
 import { HttpClient, type HttpClientOptions, type TlsOptions } from '../core/http.js';
 import { TokenEngine } from '../core/token-engine.js';
 import { RATE_LIMIT_HEADERS, SECRET_HEADERS } from '../platforms/index.js';
@@ -16,6 +17,12 @@ export interface IiotAuthSettings {
   requestTimeoutMs?: number;
   /** Largest response body accepted (bytes). */
   maxResponseBytes?: number;
+  /** Connections per origin, shared by every config node with the same TLS and proxy settings (default 64); more requests queue. */
+  connectionsPerOrigin?: number;
+  /** An idle connection closes after this long (ms, default 30000), whatever the server's keep-alive hint says. */
+  connectionIdleMs?: number;
+  /** Token requests in flight at once per token host (default 8); the rest wait in order. */
+  tokenRequestsPerHost?: number;
   /** Where agent state files live; default <userDir>/iiot-auth/agents. */
   agentStateDir?: string;
   /** How long the lock of a crashed process blocks its agents (ms; the file store takes at least 2000; default 10000). */
@@ -47,11 +54,32 @@ export function sharedEngine(RED: NodeAPI): TokenEngine {
   return engine;
 }
 
+let limiter: HostLimiter | undefined;
+
+/** The limiter of token requests per host every config node of this runtime shares. */
+function tokenRequestLimiter(settings: IiotAuthSettings): HostLimiter {
+  const wanted = positiveInteger(settings.tokenRequestsPerHost) ?? 8;
+  if (!limiter || limiter.limit !== wanted) limiter = new HostLimiter(wanted);
+  return limiter;
+}
+
+function positiveInteger(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : undefined;
+}
+
 /** An HTTP client with the TLS and proxy config nodes a config node references. */
 export function httpClientFor(RED: NodeAPI, definition: NodeDefinition): HttpClient {
   const settings = settingsOf(RED);
   // Every platform's headers, not just this one's: a flow may set any of them on a request.
-  const options: HttpClientOptions = { credentialHeaders: SECRET_HEADERS, rateLimitHeaders: RATE_LIMIT_HEADERS };
+  const options: HttpClientOptions = {
+    credentialHeaders: SECRET_HEADERS,
+    rateLimitHeaders: RATE_LIMIT_HEADERS,
+    secretRequests: tokenRequestLimiter(settings),
+  };
+  const connections = positiveInteger(settings.connectionsPerOrigin);
+  if (connections !== undefined) options.connectionsPerOrigin = connections;
+  const idleMs = positiveInteger(settings.connectionIdleMs);
+  if (idleMs !== undefined) options.idleMs = idleMs;
   if (settings.requestTimeoutMs !== undefined) options.timeoutMs = settings.requestTimeoutMs;
   if (settings.maxResponseBytes !== undefined) options.maxResponseBytes = settings.maxResponseBytes;
   const tlsNode = typeof definition.tls === 'string' && definition.tls ? (RED.nodes.getNode(definition.tls) as TlsConfigNode | null) : null;

@@ -120,6 +120,23 @@ describe('TokenEngine', () => {
     assert.equal((await engine.getToken('a', 'fp', fetch)).value, 'v2');
   });
 
+  it('records no failure for a fetch that failed because its client was closed (a redeploy)', async () => {
+    let calls = 0;
+    const closed = async (): Promise<Token> => {
+      calls += 1;
+      throw new IiotAuthError(ErrorCode.CLOSED, 'the connection was closed');
+    };
+    await assert.rejects(engine.getToken('a', 'fp', closed), { code: ErrorCode.CLOSED });
+    const state = engine.inspect('a');
+    assert.equal(state.state, 'empty', 'no back-off: the credential did not fail');
+    assert.equal(state.failures, 0);
+    assert.equal(state.lastErrorCode, undefined);
+    // The next caller (the new config node) fetches at once.
+    const token = await engine.getToken('a', 'fp', async () => tokenAt(clock, 60_000, 'fresh'));
+    assert.equal(token.value, 'fresh');
+    assert.equal(calls, 1);
+  });
+
   it('backs off exponentially after failures, with a cap, and recovers', async () => {
     let calls = 0;
     let failing = true;
