@@ -144,6 +144,7 @@ async function main(): Promise<void> {
       dataTrailsToken: LIFETIME_S,
       mbpSession: LIFETIME_S,
       mbpCookie: LIFETIME_S,
+      oauth2Token: LIFETIME_S,
     },
   });
   const red = await NodeRedProcess.start({

@@ -57,14 +57,25 @@ export function sharedEngine(RED: NodeAPI): TokenEngine {
 let limiter: HostLimiter | undefined;
 
 /** The limiter of token requests per host every config node of this runtime shares. */
-function tokenRequestLimiter(settings: IiotAuthSettings): HostLimiter {
-  const wanted = positiveInteger(settings.tokenRequestsPerHost) ?? 8;
+function tokenRequestLimiter(RED: NodeAPI): HostLimiter {
+  const wanted = positiveSetting(RED, 'tokenRequestsPerHost') ?? 8;
   if (!limiter || limiter.limit !== wanted) limiter = new HostLimiter(wanted);
   return limiter;
 }
 
-function positiveInteger(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : undefined;
+const warned = new Set<string>();
+
+/** A positive whole-number setting; anything else is the default, with one warning in the log saying so. */
+function positiveSetting(RED: NodeAPI, name: 'tokenRequestsPerHost' | 'connectionsPerOrigin' | 'connectionIdleMs'): number | undefined {
+  const value = settingsOf(RED)[name];
+  if (value === undefined) return undefined;
+  if (typeof value === 'number' && Number.isInteger(value) && value > 0) return value;
+  const text = `iiotAuth.${name}=${JSON.stringify(value)}`;
+  if (!warned.has(text)) {
+    warned.add(text);
+    RED.log.warn(`[iiot-auth] settings.js: ${text} is not a positive whole number; the default is used`);
+  }
+  return undefined;
 }
 
 /** An HTTP client with the TLS and proxy config nodes a config node references. */
@@ -74,11 +85,11 @@ export function httpClientFor(RED: NodeAPI, definition: NodeDefinition): HttpCli
   const options: HttpClientOptions = {
     credentialHeaders: SECRET_HEADERS,
     rateLimitHeaders: RATE_LIMIT_HEADERS,
-    secretRequests: tokenRequestLimiter(settings),
+    secretRequests: tokenRequestLimiter(RED),
   };
-  const connections = positiveInteger(settings.connectionsPerOrigin);
+  const connections = positiveSetting(RED, 'connectionsPerOrigin');
   if (connections !== undefined) options.connectionsPerOrigin = connections;
-  const idleMs = positiveInteger(settings.connectionIdleMs);
+  const idleMs = positiveSetting(RED, 'connectionIdleMs');
   if (idleMs !== undefined) options.idleMs = idleMs;
   if (settings.requestTimeoutMs !== undefined) options.timeoutMs = settings.requestTimeoutMs;
   if (settings.maxResponseBytes !== undefined) options.maxResponseBytes = settings.maxResponseBytes;
