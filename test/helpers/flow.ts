@@ -52,6 +52,18 @@ export class FlowHarness {
     return helper.request();
   }
 
+  /** Sends `msg` into node `id` and resolves with the one message that reaches helper node `out`. */
+  static async answer(id: string, out: string, msg: Record<string, unknown>): Promise<NodeMessage> {
+    const result = FlowHarness.collect(out, 1);
+    FlowHarness.node(id).receive(msg);
+    return (await result)[0]!;
+  }
+
+  /** Sends `msg` into node `id` and resolves with the error that the catch node wired to `errors` reports. */
+  static async failure(id: string, errors: string, msg: Record<string, unknown>): Promise<{ code: string; message: string }> {
+    return (await FlowHarness.answer(id, errors, msg)).error as { code: string; message: string };
+  }
+
   /** Resolves with the next `count` messages that reach a helper node, or rejects after `timeoutMs`. */
   static collect(id: string, count: number, timeoutMs = 10_000): Promise<NodeMessage[]> {
     const node = helper.getNode(id) as NodeRedNode;

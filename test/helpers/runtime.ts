@@ -3,7 +3,7 @@ import { FlowHarness as H } from './flow.js';
 
 /**
  * The set-up most node tests share: a sandbox and a Node-RED runtime for the
- * whole describe block, both stopped after it. Call it inside `describe`;
+ * whole describe block, both stopped after it, and tidied after each test. Call it inside `describe`;
  * read `sandbox` in the tests (it exists once `before` has run).
  */
 export interface SandboxAndRuntime {
@@ -15,6 +15,12 @@ export function withSandboxAndRuntime(options: { settings?: Record<string, unkno
   before(async () => {
     sandbox = await startSandbox(options.sandbox);
     await H.start(options.settings);
+  });
+  // Every test leaves a clean runtime and sandbox: its flow unloaded, no faults, counts at zero.
+  afterEach(async () => {
+    await H.unload();
+    sandbox?.clearFaults();
+    sandbox?.resetCalls();
   });
   after(async () => {
     await H.stop();

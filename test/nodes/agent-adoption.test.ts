@@ -86,17 +86,6 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
     return { ids, nodes, credentials };
   }
 
-  async function send(id: string, out: string, msg: Record<string, unknown>) {
-    const result = H.collect(out, 1);
-    H.node(id).receive(msg);
-    return (await result)[0]!;
-  }
-
-  async function error(id: string, errors: string, msg: Record<string, unknown>) {
-    const result = H.collect(errors, 1);
-    H.node(id).receive(msg);
-    return (await result)[0]!.error as { code: string; message: string };
-  }
 
   function stored(id: string) {
     return JSON.parse(fs.readFileSync(path.join(stateDir, `${id}.json`), 'utf8')) as {
@@ -121,7 +110,7 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
 
       const f = adoptFlow(file, { profile, ...(key ? { privateKey: key } : {}) });
       await H.load(modules, f.nodes, f.credentials);
-      const adopted = await send(f.ids.agent, f.ids.out, { action: 'onboard' });
+      const adopted = await H.answer(f.ids.agent, f.ids.out, { action: 'onboard' });
       const payload = adopted.payload as { onboarded: boolean; alreadyOnboarded: boolean; lastRotationAt?: string; adoption?: { from: string; note: string } };
       assert.equal(payload.onboarded, true);
       assert.equal(payload.alreadyOnboarded, false);
@@ -130,13 +119,13 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
       assert.ok(payload.lastRotationAt, 'rotated at adoption');
       assert.equal(sandbox.calls('agents.rotate'), 1);
 
-      const tokenMsg = await send(f.ids.token, f.ids.out, {});
+      const tokenMsg = await H.answer(f.ids.token, f.ids.out, {});
       assert.equal((tokenMsg.token as { platform: string }).platform, 'insights-hub-agent');
-      const dsc = await send(f.ids.agent, f.ids.out, { action: 'get-data-source-config' });
+      const dsc = await H.answer(f.ids.agent, f.ids.out, { action: 'get-data-source-config' });
       assert.equal((dsc.payload as { configurationId: string }).configurationId, `sdk-${sdk.id}`, 'the configuration the SDK wrote');
-      const rotated = await send(f.ids.agent, f.ids.out, { action: 'rotate' });
+      const rotated = await H.answer(f.ids.agent, f.ids.out, { action: 'rotate' });
       assert.ok((rotated.payload as { lastRotationAt: string }).lastRotationAt);
-      await send(f.ids.agent, f.ids.out, { action: 'token' });
+      await H.answer(f.ids.agent, f.ids.out, { action: 'token' });
       assert.equal(sandbox.agents.status(sdk.id).activeRegistration!.number, 3, 'the SDK\'s registration (1), the rotation at adoption (2) and the rotate action (3), the last in use');
       assert.equal(sandbox.calls('agents.register'), registersBefore, 'never onboarded again');
 
@@ -151,9 +140,9 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
       await H.unload();
       sandbox.resetCalls();
       await H.load(modules, f.nodes, f.credentials);
-      const again = await send(f.ids.agent, f.ids.out, { action: 'onboard' });
+      const again = await H.answer(f.ids.agent, f.ids.out, { action: 'onboard' });
       assert.equal((again.payload as { alreadyOnboarded: boolean }).alreadyOnboarded, true);
-      await send(f.ids.token, f.ids.out, {});
+      await H.answer(f.ids.token, f.ids.out, {});
       assert.equal(sandbox.calls('agents.register'), 0);
       assert.equal(sandbox.calls('agents.rotate'), 0);
 
@@ -177,14 +166,14 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
 
     const wrong = adoptFlow(JSON.stringify(state), { profile: 'RSA_3072', privateKey: rsa3072Pkcs1() });
     await H.load(modules, wrong.nodes, wrong.credentials);
-    const mismatch = await error(wrong.ids.agent, wrong.ids.errors, { action: 'onboard' });
+    const mismatch = await H.failure(wrong.ids.agent, wrong.ids.errors, { action: 'onboard' });
     assert.equal(mismatch.code, 'CONFIG_INVALID');
     assert.match(mismatch.message, /private key in the key field does not match the public key registered in the SDK state file/);
     await H.unload();
 
     const f = adoptFlow(JSON.stringify(state), { profile: 'RSA_3072', privateKey: pkcs8 });
     await H.load(modules, f.nodes, f.credentials);
-    const tokenMsg = await send(f.ids.agent, f.ids.out, { action: 'token' });
+    const tokenMsg = await H.answer(f.ids.agent, f.ids.out, { action: 'token' });
     assert.ok((tokenMsg.token as { value: string }).value);
     assert.equal(sandbox.calls('agents.register'), 1, 'only the SDK\'s onboarding');
     assert.ok(stored(sdk.id).adoptedAt);
@@ -196,7 +185,7 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
     const other = rsa3072Pkcs1();
     const f = adoptFlow(sdk.file(), { profile: 'RSA_3072', privateKey: other });
     await H.load(modules, f.nodes, f.credentials);
-    const refused = await error(f.ids.agent, f.ids.errors, { action: 'onboard' });
+    const refused = await H.failure(f.ids.agent, f.ids.errors, { action: 'onboard' });
     assert.equal(refused.code, 'AUTH_REJECTED');
     assert.match(refused.message, /either the private key in the key field is not the one the SDK used/);
     assert.equal(sandbox.calls('agents.register'), 1);
@@ -224,7 +213,7 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
 
     const f = adoptFlow(copied);
     await H.load(modules, f.nodes, f.credentials);
-    const refused = await error(f.ids.agent, f.ids.errors, { action: 'token' });
+    const refused = await H.failure(f.ids.agent, f.ids.errors, { action: 'token' });
     assert.equal(refused.code, 'AUTH_REJECTED');
     assert.match(refused.message, /rotated the credentials again after this file was copied, so its own current \.mc\/.*\.json is newer: stop it, copy that file/);
     assert.equal(sandbox.calls('agents.register'), 1);
@@ -233,7 +222,7 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
     // The SDK's current file is adopted.
     const fresh = adoptFlow(sdk.file());
     await H.load(modules, fresh.nodes, fresh.credentials);
-    await send(fresh.ids.agent, fresh.ids.out, { action: 'token' });
+    await H.answer(fresh.ids.agent, fresh.ids.out, { action: 'token' });
     assert.equal(sandbox.calls('agents.register'), 1);
     assert.deepEqual(H.leaks([...secretsOf(copied), ...secretsOf(sdk.file())]), []);
   });
@@ -248,7 +237,7 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
     const f = adoptFlow(file);
     await H.load(modules, f.nodes, f.credentials);
     sandbox.resetCalls();
-    const tokenMsg = await send(f.ids.agent, f.ids.out, { action: 'token' });
+    const tokenMsg = await H.answer(f.ids.agent, f.ids.out, { action: 'token' });
     assert.ok((tokenMsg.token as { value: string }).value);
     assert.equal(sandbox.calls('agents.rotate'), 1, 'revived by a rotation');
     assert.equal(sandbox.calls('agents.register'), 0);
@@ -264,13 +253,13 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
     await new Promise((resolve) => setTimeout(resolve, 1100)); // a later client_secret_expires_at (whole seconds)
     const own = adoptFlow(JSON.stringify(boarding));
     await H.load(modules, own.nodes, own.credentials);
-    await send(own.ids.agent, own.ids.out, { action: 'onboard' });
+    await H.answer(own.ids.agent, own.ids.out, { action: 'onboard' });
     await H.unload();
     const before = fs.readFileSync(path.join(stateDir, `${sdk.id}.json`), 'utf8');
 
     const f = adoptFlow(old);
     await H.load(modules, f.nodes, f.credentials);
-    const refused = await error(f.ids.agent, f.ids.errors, { action: 'onboard' });
+    const refused = await H.failure(f.ids.agent, f.ids.errors, { action: 'onboard' });
     assert.equal(refused.code, 'AGENT_STATE_ERROR');
     assert.match(refused.message, /adoption refused: .* already holds a newer registration of agent .* than the SDK state file/);
     assert.equal(fs.readFileSync(path.join(stateDir, `${sdk.id}.json`), 'utf8'), before, 'the store is untouched');
@@ -292,14 +281,14 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
     for (const [value, expected] of cases) {
       const f = adoptFlow(JSON.stringify(value));
       await H.load(modules, f.nodes, f.credentials);
-      const failed = await error(f.ids.agent, f.ids.errors, { action: 'onboard' });
+      const failed = await H.failure(f.ids.agent, f.ids.errors, { action: 'onboard' });
       assert.equal(failed.code, 'CONFIG_INVALID', failed.message);
       assert.match(failed.message, expected);
       await H.unload();
     }
     const rsaWithoutKey = adoptFlow(JSON.stringify({ ...good, content: { ...good.content, clientCredentialProfile: ['RSA_3072'] } }), { profile: 'RSA_3072' });
     await H.load(modules, rsaWithoutKey.nodes, rsaWithoutKey.credentials);
-    assert.match((await error(rsaWithoutKey.ids.agent, rsaWithoutKey.ids.errors, { action: 'onboard' })).message, /needs the private key the SDK used/);
+    assert.match((await H.failure(rsaWithoutKey.ids.agent, rsaWithoutKey.ids.errors, { action: 'onboard' })).message, /needs the private key the SDK used/);
     assert.equal(sandbox.calls('agents.register'), 1, 'only the SDK\'s');
     assert.deepEqual(H.leaks(secretsOf(sdk.file())), []);
   });

@@ -48,30 +48,20 @@ describe('Insights Hub agent: the first agent from a flow (app config alone)', f
     return { ids, nodes, credentials: { [ids.app]: { clientId: app.clientId, clientSecret: app.clientSecret }, ...extraCredentials } };
   }
 
-  async function send(id: string, out: string, msg: Record<string, unknown>) {
-    const result = H.collect(out, 1);
-    H.node(id).receive(msg);
-    return (await result)[0]!;
-  }
-  async function error(id: string, errors: string, msg: Record<string, unknown>) {
-    const result = H.collect(errors, 1);
-    H.node(id).receive(msg);
-    return (await result)[0]!.error as { code: string; message: string };
-  }
 
   it('creates an agent, fetches its boarding configuration and status; an agent config node with it onboards; then offboard and delete', async () => {
     const f = appOnly();
     await H.load(modules, f.nodes, f.credentials);
-    const created = await send(f.ids.agent, f.ids.out, { action: 'create', payload: { name: 'line 4 press', entityId: 'e0f1c2d3a4b5c6d7e8f9a0b1c2d3e4f5', securityProfile: 'SHARED_SECRET' } });
+    const created = await H.answer(f.ids.agent, f.ids.out, { action: 'create', payload: { name: 'line 4 press', entityId: 'e0f1c2d3a4b5c6d7e8f9a0b1c2d3e4f5', securityProfile: 'SHARED_SECRET' } });
     const agentId = (created.payload as { id: string }).id;
     assert.ok(agentId);
     assert.equal(created.agentId, agentId, 'create names the new agent in msg.agentId, for the next node');
 
     // The message goes on: the next action acts on msg.agentId.
-    const boarding = await send(f.ids.agent, f.ids.out, { ...created, action: 'boarding-config' });
+    const boarding = await H.answer(f.ids.agent, f.ids.out, { ...created, action: 'boarding-config' });
     const content = (boarding.payload as { content: { clientId: string; iat: string } }).content;
     assert.equal(content.clientId, agentId);
-    const before = await send(f.ids.agent, f.ids.out, { action: 'boarding-status', agentId });
+    const before = await H.answer(f.ids.agent, f.ids.out, { action: 'boarding-status', agentId });
     assert.equal((before.payload as { status: string }).status, 'NOT_ONBOARDED');
     await H.unload();
 
@@ -88,21 +78,21 @@ describe('Insights Hub agent: the first agent from a flow (app config alone)', f
     );
     for (const id of [onboarder, `${onboarder}t`]) (g.nodes.find((n) => n.id === id)!.wires as string[][])[0] = [g.ids.out];
     await H.load(modules, g.nodes, g.credentials);
-    const onboarded = await send(onboarder, g.ids.out, {});
+    const onboarded = await H.answer(onboarder, g.ids.out, {});
     assert.equal((onboarded.payload as { onboarded: boolean }).onboarded, true);
     // Its first token completes the onboarding, as the platform sees it.
-    assert.equal(((await send(`${onboarder}t`, g.ids.out, {})).token as { platform: string }).platform, 'insights-hub-agent');
-    const after = await send(g.ids.agent, g.ids.out, { action: 'boarding-status', agentId });
+    assert.equal(((await H.answer(`${onboarder}t`, g.ids.out, {})).token as { platform: string }).platform, 'insights-hub-agent');
+    const after = await H.answer(g.ids.agent, g.ids.out, { action: 'boarding-status', agentId });
     assert.equal((after.payload as { status: string }).status, 'ONBOARDED');
-    assert.equal((await send(g.ids.agent, g.ids.out, { action: 'offboard', agentId })).payload && true, true);
-    assert.deepEqual((await send(g.ids.agent, g.ids.out, { action: 'delete', agentId })).payload, { agentId, deleted: true });
+    assert.equal((await H.answer(g.ids.agent, g.ids.out, { action: 'offboard', agentId })).payload && true, true);
+    assert.deepEqual((await H.answer(g.ids.agent, g.ids.out, { action: 'delete', agentId })).payload, { agentId, deleted: true });
     assert.deepEqual(H.leaks([content.iat, sandbox.demo.insightsHubApp.clientSecret]), []);
   });
 
   it('without msg.agentId and without an agent config node, an app-side action says what to set', async () => {
     const f = appOnly();
     await H.load(modules, f.nodes, f.credentials);
-    const err = await error(f.ids.agent, f.ids.errors, { action: 'boarding-status' });
+    const err = await H.failure(f.ids.agent, f.ids.errors, { action: 'boarding-status' });
     assert.equal(err.code, 'INPUT_INVALID');
     assert.match(err.message, /msg\.agentId is missing/);
   });
@@ -110,7 +100,7 @@ describe('Insights Hub agent: the first agent from a flow (app config alone)', f
   it('an agent-side action still needs an agent config node', async () => {
     const f = appOnly();
     await H.load(modules, f.nodes, f.credentials);
-    const err = await error(f.ids.agent, f.ids.errors, { action: 'onboard' });
+    const err = await H.failure(f.ids.agent, f.ids.errors, { action: 'onboard' });
     assert.equal(err.code, 'CONFIG_MISSING');
     assert.match(err.message, /no Insights Hub agent config node is selected/);
   });
@@ -118,7 +108,7 @@ describe('Insights Hub agent: the first agent from a flow (app config alone)', f
   it('with neither config node, an app-side action names the app config', async () => {
     const f = appOnly([], {}, { insightsHubApp: '' });
     await H.load(modules, f.nodes, f.credentials);
-    const err = await error(f.ids.agent, f.ids.errors, { action: 'create', payload: { name: 'x', entityId: 'e0f1c2d3a4b5c6d7e8f9a0b1c2d3e4f5' } });
+    const err = await H.failure(f.ids.agent, f.ids.errors, { action: 'create', payload: { name: 'x', entityId: 'e0f1c2d3a4b5c6d7e8f9a0b1c2d3e4f5' } });
     assert.equal(err.code, 'CONFIG_MISSING');
     assert.match(err.message, /needs an Insights Hub app config: select one in this node/);
   });

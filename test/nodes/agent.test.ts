@@ -54,17 +54,6 @@ describe('Insights Hub agent nodes', function () {
     return { ids, nodes, credentials };
   }
 
-  async function send(id: string, out: string, msg: Record<string, unknown>) {
-    const result = H.collect(out, 1);
-    H.node(id).receive(msg);
-    return (await result)[0]!;
-  }
-
-  async function error(id: string, errors: string, msg: Record<string, unknown>) {
-    const result = H.collect(errors, 1);
-    H.node(id).receive(msg);
-    return (await result)[0]!.error as { code: string; message: string };
-  }
 
   it('onboards, reports status, gives tokens to get token and authenticated request, and never shows a secret', async () => {
     const record = sandbox.agents.create({ securityProfile: 'SHARED_SECRET' });
@@ -72,25 +61,25 @@ describe('Insights Hub agent nodes', function () {
     const f = agentFlow(JSON.stringify(boarding));
     await H.load(modules, f.nodes, f.credentials);
 
-    const onboarded = await send(f.ids.agent, f.ids.out, { action: 'onboard' });
+    const onboarded = await H.answer(f.ids.agent, f.ids.out, { action: 'onboard' });
     assert.equal((onboarded.payload as { onboarded: boolean }).onboarded, true);
     assert.equal((onboarded.payload as { alreadyOnboarded: boolean }).alreadyOnboarded, false);
-    const again = await send(f.ids.agent, f.ids.out, { action: 'onboard' });
+    const again = await H.answer(f.ids.agent, f.ids.out, { action: 'onboard' });
     assert.equal((again.payload as { alreadyOnboarded: boolean }).alreadyOnboarded, true);
     assert.equal(sandbox.calls('agents.register'), 1);
 
-    const tokenMsg = await send(f.ids.token, f.ids.out, {});
+    const tokenMsg = await H.answer(f.ids.token, f.ids.out, {});
     assert.equal((tokenMsg.token as { platform: string }).platform, 'insights-hub-agent');
 
-    const dsc = await send(f.ids.request, f.ids.out, { url: `/api/agentmanagement/v3/agents/${record.id}/dataSourceConfiguration` });
+    const dsc = await H.answer(f.ids.request, f.ids.out, { url: `/api/agentmanagement/v3/agents/${record.id}/dataSourceConfiguration` });
     assert.ok([200, 404].includes(dsc.statusCode as number), String(dsc.statusCode));
 
-    const status = await send(f.ids.agent, f.ids.out, { action: 'status' });
+    const status = await H.answer(f.ids.agent, f.ids.out, { action: 'status' });
     const payload = status.payload as { onboarded: boolean; clientSecretExpiresAt: string; tokenExpiresAt: string };
     assert.equal(payload.onboarded, true);
     assert.ok(payload.clientSecretExpiresAt && payload.tokenExpiresAt);
 
-    const rotated = await send(f.ids.agent, f.ids.out, { action: 'rotate' });
+    const rotated = await H.answer(f.ids.agent, f.ids.out, { action: 'rotate' });
     assert.ok((rotated.payload as { lastRotationAt: string }).lastRotationAt);
     assert.equal(sandbox.agents.status(record.id).activeRegistration!.number, 2, 'the rotated credentials produced a token');
 
@@ -109,17 +98,17 @@ describe('Insights Hub agent nodes', function () {
       configurationId: 'cfg-1',
       dataSources: [{ name: 'press', dataPoints: [{ id: 'dp1', name: 'pressure', type: 'DOUBLE', unit: 'bar' }] }],
     };
-    const saved = await send(f.ids.agent, f.ids.out, { action: 'put-data-source-config', payload: config });
+    const saved = await H.answer(f.ids.agent, f.ids.out, { action: 'put-data-source-config', payload: config });
     const firstETag = saved.eTag;
     assert.ok(firstETag !== undefined);
-    const read = await send(f.ids.agent, f.ids.out, { action: 'get-data-source-config' });
+    const read = await H.answer(f.ids.agent, f.ids.out, { action: 'get-data-source-config' });
     assert.equal((read.payload as { configurationId: string }).configurationId, 'cfg-1');
     assert.equal(read.eTag, firstETag);
-    await send(f.ids.agent, f.ids.out, { action: 'put-data-source-config', payload: { ...config, configurationId: 'cfg-2' } });
-    const stale = await error(f.ids.agent, f.ids.errors, { action: 'put-data-source-config', payload: config, eTag: firstETag });
+    await H.answer(f.ids.agent, f.ids.out, { action: 'put-data-source-config', payload: { ...config, configurationId: 'cfg-2' } });
+    const stale = await H.failure(f.ids.agent, f.ids.errors, { action: 'put-data-source-config', payload: config, eTag: firstETag });
     assert.equal(stale.code, 'PRECONDITION_FAILED');
     assert.match(stale.message, /changed meanwhile .* read it again and re-apply the change/);
-    const invalid = await error(f.ids.agent, f.ids.errors, { action: 'put-data-source-config', payload: { configurationId: 'x', dataSources: [{ name: 'a', dataPoints: [{ id: '1', name: 'n', type: 'FLOAT', unit: '' }] }] } });
+    const invalid = await H.failure(f.ids.agent, f.ids.errors, { action: 'put-data-source-config', payload: { configurationId: 'x', dataSources: [{ name: 'a', dataPoints: [{ id: '1', name: 'n', type: 'FLOAT', unit: '' }] }] } });
     assert.match(invalid.message, /type is not one of INT, LONG, DOUBLE/);
   });
 
@@ -129,27 +118,27 @@ describe('Insights Hub agent nodes', function () {
     await H.load(modules, f.nodes, f.credentials);
     // entityId is required (the asset the agent belongs to): checked before anything is sent.
     sandbox.resetCalls();
-    const noEntity = await error(f.ids.agent, f.ids.errors, { action: 'create', payload: { name: 'line 4 press' } });
+    const noEntity = await H.failure(f.ids.agent, f.ids.errors, { action: 'create', payload: { name: 'line 4 press' } });
     assert.equal(noEntity.code, 'INPUT_INVALID');
     assert.match(noEntity.message, /msg\.payload\.entityId is missing: it is the id of the asset the agent belongs to, as Asset Manager shows it/);
     assert.equal(sandbox.calls('agents.admin'), 0, 'nothing was sent');
     assert.equal(sandbox.calls('insightsHub.token'), 0, 'not even a token request');
-    const created = await send(f.ids.agent, f.ids.out, { action: 'create', payload: { name: 'line 4 press', entityId: 'f3a9c1d2e4b5a6978877665544332211' } });
+    const created = await H.answer(f.ids.agent, f.ids.out, { action: 'create', payload: { name: 'line 4 press', entityId: 'f3a9c1d2e4b5a6978877665544332211' } });
     assert.equal((created.payload as { entityId: string }).entityId, 'f3a9c1d2e4b5a6978877665544332211');
     const newId = (created.payload as { id: string }).id;
     assert.ok(newId);
-    const config = await send(f.ids.agent, f.ids.out, { action: 'boarding-config', agentId: newId });
+    const config = await H.answer(f.ids.agent, f.ids.out, { action: 'boarding-config', agentId: newId });
     assert.equal((config.payload as { content: { clientId: string } }).content.clientId, newId);
-    const boardingStatus = await send(f.ids.agent, f.ids.out, { action: 'boarding-status', agentId: newId });
+    const boardingStatus = await H.answer(f.ids.agent, f.ids.out, { action: 'boarding-status', agentId: newId });
     assert.equal((boardingStatus.payload as { status: string }).status, 'NOT_ONBOARDED');
-    await send(f.ids.agent, f.ids.out, { action: 'token' }); // onboards on first use
-    const own = await send(f.ids.agent, f.ids.out, { action: 'boarding-status' }); // no msg.agentId: the node's own agent
+    await H.answer(f.ids.agent, f.ids.out, { action: 'token' }); // onboards on first use
+    const own = await H.answer(f.ids.agent, f.ids.out, { action: 'boarding-status' }); // no msg.agentId: the node's own agent
     assert.equal((own.payload as { status: string }).status, 'ONBOARDED');
-    const offboarded = await send(f.ids.agent, f.ids.out, { action: 'offboard', agentId: newId });
+    const offboarded = await H.answer(f.ids.agent, f.ids.out, { action: 'offboard', agentId: newId });
     assert.ok((offboarded.payload as { status: string }).status);
-    const deleted = await send(f.ids.agent, f.ids.out, { action: 'delete', agentId: newId });
+    const deleted = await H.answer(f.ids.agent, f.ids.out, { action: 'delete', agentId: newId });
     assert.deepEqual(deleted.payload, { agentId: newId, deleted: true });
-    const gone = await error(f.ids.agent, f.ids.errors, { action: 'boarding-status', agentId: newId });
+    const gone = await H.failure(f.ids.agent, f.ids.errors, { action: 'boarding-status', agentId: newId });
     assert.equal(gone.code, 'NOT_FOUND');
   });
 
@@ -157,14 +146,14 @@ describe('Insights Hub agent nodes', function () {
     const record = sandbox.agents.create({ securityProfile: 'SHARED_SECRET' });
     const f = agentFlow(JSON.stringify(sandbox.agents.boardingConfiguration(record.id)), { withApp: true });
     await H.load(modules, f.nodes, f.credentials);
-    await send(f.ids.agent, f.ids.out, { action: 'onboard' });
-    await send(f.ids.agent, f.ids.out, { action: 'offboard' });
-    const status = await send(f.ids.agent, f.ids.out, { action: 'status' });
+    await H.answer(f.ids.agent, f.ids.out, { action: 'onboard' });
+    await H.answer(f.ids.agent, f.ids.out, { action: 'offboard' });
+    const status = await H.answer(f.ids.agent, f.ids.out, { action: 'status' });
     assert.equal((status.payload as { onboarded: boolean }).onboarded, false);
-    const again = await error(f.ids.agent, f.ids.errors, { action: 'onboard' });
+    const again = await H.failure(f.ids.agent, f.ids.errors, { action: 'onboard' });
     assert.equal(again.code, 'OFFBOARDED');
     assert.match(again.message, /was offboarded on \d{4}-\d\d-\d\d: download a new boarding configuration/);
-    const tokenError = await error(f.ids.token, f.ids.errors, {});
+    const tokenError = await H.failure(f.ids.token, f.ids.errors, {});
     assert.equal(tokenError.code, 'OFFBOARDED', 'no stale token is handed out');
     const state = JSON.parse(fs.readFileSync(path.join(stateDir, `${record.id}.json`), 'utf8')) as { offboardedAt?: string; registrations: unknown[] };
     assert.ok(state.offboardedAt && state.registrations.length === 1, 'the state is kept, marked');
@@ -174,8 +163,8 @@ describe('Insights Hub agent nodes', function () {
     const record = sandbox.agents.create();
     const f = agentFlow(JSON.stringify(sandbox.agents.boardingConfiguration(record.id)));
     await H.load(modules, f.nodes, f.credentials);
-    assert.match((await error(f.ids.agent, f.ids.errors, { action: 'create', payload: { name: 'x' } })).message, /needs an Insights Hub app config/);
-    assert.match((await error(f.ids.agent, f.ids.errors, { action: 'explode' })).message, /action "explode" is not one of onboard, rotate/);
+    assert.match((await H.failure(f.ids.agent, f.ids.errors, { action: 'create', payload: { name: 'x' } })).message, /needs an Insights Hub app config/);
+    assert.match((await H.failure(f.ids.agent, f.ids.errors, { action: 'explode' })).message, /action "explode" is not one of onboard, rotate/);
   });
 
   it('a broken boarding configuration or a mismatched profile is a config error that never quotes the IAT', async () => {
@@ -184,11 +173,11 @@ describe('Insights Hub agent nodes', function () {
     const broken = JSON.stringify(boarding).slice(0, -5);
     const f = agentFlow(broken);
     await H.load(modules, f.nodes, f.credentials);
-    assert.match((await error(f.ids.agent, f.ids.errors, { action: 'onboard' })).message, /boarding configuration is not valid JSON/);
+    assert.match((await H.failure(f.ids.agent, f.ids.errors, { action: 'onboard' })).message, /boarding configuration is not valid JSON/);
     await H.unload();
     const mismatched = agentFlow(JSON.stringify(boarding), { profile: 'SHARED_SECRET' });
     await H.load(modules, mismatched.nodes, mismatched.credentials);
-    assert.match((await error(mismatched.ids.agent, mismatched.ids.errors, { action: 'onboard' })).message, /is for RSA_3072, but the node is set to SHARED_SECRET/);
+    assert.match((await H.failure(mismatched.ids.agent, mismatched.ids.errors, { action: 'onboard' })).message, /is for RSA_3072, but the node is set to SHARED_SECRET/);
     assert.deepEqual(H.leaks([boarding.content.iat]), []);
   });
 
@@ -196,7 +185,7 @@ describe('Insights Hub agent nodes', function () {
     const record = sandbox.agents.create({ securityProfile: 'RSA_3072' });
     const f = agentFlow(JSON.stringify(sandbox.agents.boardingConfiguration(record.id)), { profile: 'RSA_3072' });
     await H.load(modules, f.nodes, f.credentials);
-    const tokenMsg = await send(f.ids.agent, f.ids.out, { action: 'token' });
+    const tokenMsg = await H.answer(f.ids.agent, f.ids.out, { action: 'token' });
     assert.ok((tokenMsg.token as { value: string }).value);
     const state = JSON.parse(fs.readFileSync(path.join(stateDir, `${record.id}.json`), 'utf8')) as { registrations: Array<{ privateKey: string }> };
     assert.match(state.registrations[0]!.privateKey, /BEGIN PRIVATE KEY/);

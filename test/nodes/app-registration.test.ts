@@ -193,10 +193,7 @@ describe('app registration node (DataTrails) against the sandbox', function () {
   before(() => {
     sandbox = env.sandbox;
   });
-  afterEach(async () => {
-    await H.unload();
-    sandbox.clearFaults();
-    sandbox.resetCalls();
+  afterEach(() => {
     sandbox.dataTrailsApplications.clear();
     sandbox.dataTrailsApplications.quota = 20;
   });

@@ -23,10 +23,7 @@ describe('Insights Hub app: get token and authenticated request', function () {
     sandbox = env.sandbox;
     secrets = [sandbox.demo.insightsHubApp.clientSecret];
   });
-  afterEach(async () => {
-    await H.unload();
-    sandbox.clearFaults();
-    sandbox.resetCalls();
+  afterEach(() => {
     sandbox.lifetimes.insightsHubAppToken = 1800;
   });
 

@@ -25,12 +25,6 @@ describe('OAuth 2.0 client credentials', function () {
   before(() => {
     sandbox = env.sandbox;
   });
-  afterEach(async () => {
-    await H.unload();
-    sandbox.clearFaults();
-    sandbox.resetCalls();
-  });
-
   /** Loads the case's flow with `config` over its defaults; returns what /whoami answers, or the error. */
   async function whoami(config: Record<string, unknown>, credentials?: Record<string, string>) {
     const f = platformFlow(c, sandbox, { config, request: { url: '/whoami' }, ...(credentials ? { credentials } : {}) });

@@ -21,12 +21,6 @@ describe('platform specifics', function () {
   before(() => {
     sandbox = env.sandbox;
   });
-  afterEach(async () => {
-    await H.unload();
-    sandbox.clearFaults();
-    sandbox.resetCalls();
-  });
-
   async function load(platform: PlatformCase['platform'], options: Parameters<typeof platformFlow>[2] = {}) {
     const f = platformFlow(caseOf(platform), sandbox, options);
     await H.load(modules, f.nodes, f.credentials);

@@ -23,10 +23,7 @@ describe('every platform through get token and authenticated request', function 
       beforeEach(() => {
         original.lifetime = sandbox.lifetimes[c.lifetime];
       });
-      afterEach(async () => {
-        await H.unload();
-        sandbox.clearFaults();
-        sandbox.resetCalls();
+      afterEach(() => {
         sandbox.lifetimes[c.lifetime] = original.lifetime;
       });
 

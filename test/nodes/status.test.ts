@@ -30,8 +30,6 @@ describe('node status', function () {
   before(() => {
     sandbox = env.sandbox;
   });
-  afterEach(() => H.unload());
-
   it('every error code has a short status text in English and German', () => {
     for (const lang of ['en-US', 'de']) {
       const catalog = JSON.parse(fs.readFileSync(path.join(root, 'nodes', 'locales', lang, 'iiot-token.json'), 'utf8')) as {
