@@ -8,12 +8,17 @@ const MIN_SECRET_LENGTH = 4;
 export class Redactor {
   private readonly secrets = new Set<string>();
 
-  /** Registers secrets and, for each, its URL-encoded form (HTTP Basic's base64 form: addBasic()). */
+  /**
+   * Registers secrets and, for each, its URL-encoded forms: as in a URL
+   * (encodeURIComponent) and as in a form body (spaces as "+", !'()* escaped),
+   * the way token requests send them. HTTP Basic's base64 form: addBasic().
+   */
   add(...values: Array<string | undefined | null>): this {
     for (const value of values) {
       if (!value || value.length < MIN_SECRET_LENGTH) continue;
       this.secrets.add(value);
       this.secrets.add(encodeURIComponent(value));
+      this.secrets.add(new URLSearchParams({ v: value }).toString().slice(2));
     }
     return this;
   }

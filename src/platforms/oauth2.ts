@@ -134,7 +134,7 @@ export const OAUTH2 = declarePlatform({
     return {
       provider: exchangeProvider(settings.apiUrl, () => buildTokenRequest(settings), readTokenResponse),
       fingerprintParts: { ...settings },
-      secrets: [settings.clientSecret, new URLSearchParams({ v: settings.clientSecret }).toString().slice(2)],
+      secrets: [settings.clientSecret],
       basicPairs: [basicPair(settings), [settings.clientId, settings.clientSecret]],
     };
   },
