@@ -9,21 +9,34 @@
  * with a core http request node, so what Node-RED itself drops while it
  * replaces flows shows apart from what our nodes do.
  *
+ * The Insights Hub agent is one of the platforms: an agent created in the
+ * sandbox, onboarded on first use with its boarding configuration, its state
+ * in a temporary directory, and a client secret short-lived enough that it
+ * rotates every 20 seconds or so. New config nodes keep the agent (same
+ * boarding configuration, as when a user replaces the config node of a
+ * device that stays): it must be onboarded once in the whole soak.
+ *
  * Prints per platform messages in, out, caught and lost; token requests
- * against the lifetimes; heap after GC and open fds of the runtime per
- * minute; and whether any secret reached its log. Not part of CI.
+ * against the lifetimes; the agent's onboardings and rotations; heap after
+ * GC and open fds of the runtime per minute; and whether any secret reached
+ * its log. Not part of CI.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { request } from 'undici';
 import type { EndpointName, Fault, Sandbox } from '../src/sandbox/index.js';
 import { startSandbox } from '../src/sandbox/index.js';
 import { NodeRedProcess } from '../test/helpers/node-red-process.js';
-import { PLATFORM_CASES, type PlatformCase } from '../test/helpers/platform-flows.js';
+import { agentCase, PLATFORM_CASES, type PlatformCase } from '../test/helpers/platform-flows.js';
 
 const args = process.argv.slice(2);
 const minutesArg = args.find((a) => a.startsWith('--minutes'));
 const MINUTES = Number(minutesArg?.includes('=') ? minutesArg.split('=')[1] : minutesArg ? args[args.indexOf(minutesArg) + 1] : 10) || 10;
 const DURATION_MS = MINUTES * 60_000;
 const LIFETIME_S = 5;
+/** The agent's client secret: rotated when 25–35 % of it is left, so every 20 s or so. */
+const AGENT_SECRET_S = 30;
 const FAULT_RATE = 0.05;
 /** SOAK_REDEPLOY_S shortens the minute between redeploys, for a quick check of the soak itself. */
 const REDEPLOY_MS = (Number(process.env.SOAK_REDEPLOY_S) || 60) * 1000;
@@ -52,7 +65,7 @@ interface Tally {
 
 const newTally = (): Tally => ({ in: 0, out: 0, caught: 0, lost: 0, droppedByNodeRed: 0, codes: {}, closedAfterUnchanged: 0 });
 
-function flows(sandbox: Sandbox, generation: number): { nodes: Array<Record<string, unknown>> } {
+function flows(sandbox: Sandbox, cases: PlatformCase[], generation: number): { nodes: Array<Record<string, unknown>> } {
   const nodes: Array<Record<string, unknown>> = [{ id: 'soak', type: 'tab', label: 'soak' }];
   const respond = (id: string) => ({ id, type: 'http response', z: 'soak', wires: [] });
   const tidy = (id: string, next: string) => ({
@@ -79,7 +92,7 @@ function flows(sandbox: Sandbox, generation: number): { nodes: Array<Record<stri
       wires: [[next]],
     },
   ];
-  for (const c of PLATFORM_CASES) {
+  for (const c of cases) {
     const p = c.platform;
     // A config change: every CHANGE_EVERY redeploys, new config nodes (the old ones are deleted).
     const config = `cfg-${p}-${Math.floor(generation / CHANGE_EVERY)}`;
@@ -135,6 +148,18 @@ function faultInjector(sandbox: Sandbox, endpoints: EndpointName[]): { stop(): v
   return { stop: () => clearInterval(timer), injected: () => injected };
 }
 
+/** The agent's client secrets and registration access tokens in its state files, to search the log for: they change with every rotation. */
+function agentSecretsIn(stateDir: string, into: Set<string>): void {
+  for (const file of fs.readdirSync(stateDir).filter((f) => f.endsWith('.json'))) {
+    try {
+      const state = JSON.parse(fs.readFileSync(path.join(stateDir, file), 'utf8')) as { registrations?: Array<{ clientSecret?: string; registrationAccessToken?: string }> };
+      for (const r of state.registrations ?? []) for (const secret of [r.clientSecret, r.registrationAccessToken]) if (secret) into.add(secret);
+    } catch {
+      // being written: read again next time
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const sandbox = await startSandbox({
     lifetimes: {
@@ -145,25 +170,36 @@ async function main(): Promise<void> {
       mbpSession: LIFETIME_S,
       mbpCookie: LIFETIME_S,
       oauth2Token: LIFETIME_S,
+      agentToken: LIFETIME_S,
+      agentClientSecret: AGENT_SECRET_S,
     },
   });
+  const agent = agentCase(sandbox);
+  const cases = [...PLATFORM_CASES, agent];
+  const agentStateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-soak-agents-'));
+  const agentSecrets = new Set<string>();
   const red = await NodeRedProcess.start({
     functionExternalModules: true,
-    iiotAuth: { backoffInitialMs: 500, backoffMaxMs: 4000, requestTimeoutMs: 20_000 },
+    iiotAuth: { backoffInitialMs: 500, backoffMaxMs: 4000, requestTimeoutMs: 20_000, agentStateDir },
     logging: { console: { level: 'warn' } },
+  }).catch((err: Error) => {
+    fs.rmSync(agentStateDir, { recursive: true, force: true });
+    throw err;
   });
   const started = Date.now();
   const until = started + DURATION_MS;
   const redeploys: Array<{ at: number; done: number; changed: boolean }> = [];
-  const tallies = new Map<string, Tally>([...PLATFORM_CASES.map((c) => [c.platform, newTally()] as const), ['control (core http request)', newTally()]]);
-  const tokenEndpoints = PLATFORM_CASES.map((c) => c.tokenEndpoint);
+  const tallies = new Map<string, Tally>([...cases.map((c) => [c.platform, newTally()] as const), ['control (core http request)', newTally()]]);
+  const tokenEndpoints = cases.map((c) => c.tokenEndpoint);
   const tokensAtStart = new Map(tokenEndpoints.map((e) => [e, sandbox.calls(e)]));
   const perMinute: string[] = [];
   let generation = 0;
   try {
-    await red.deploy(flows(sandbox, generation).nodes);
-    const faults = faultInjector(sandbox, [...tokenEndpoints, ...PLATFORM_CASES.map((c) => c.apiEndpoint), 'sandbox.echo']);
-    console.log(`soak: ${MINUTES} min, Node-RED at ${red.base}, sandbox at ${sandbox.url}, ${LIFETIME_S} s token lifetimes, ${FAULT_RATE * 100} % faults, redeploy every ${REDEPLOY_MS / 1000} s, new config nodes every ${CHANGE_EVERY} redeploys\n`);
+    await red.deploy(flows(sandbox, cases, generation).nodes);
+    // Not agents.register: it is called once, so a fault there would only be counted, never met.
+    const faults = faultInjector(sandbox, [...tokenEndpoints, ...cases.map((c) => c.apiEndpoint), 'agents.rotate', 'sandbox.echo']);
+    const agentSecretWatch = setInterval(() => agentSecretsIn(agentStateDir, agentSecrets), 2000);
+    console.log(`soak: ${MINUTES} min, Node-RED at ${red.base}, sandbox at ${sandbox.url}, ${LIFETIME_S} s token lifetimes (agent client secret ${AGENT_SECRET_S} s), ${FAULT_RATE * 100} % faults, redeploy every ${REDEPLOY_MS / 1000} s, new config nodes every ${CHANGE_EVERY} redeploys\n`);
 
     const inRedeployWindow = (from: number, to: number) =>
       redeploys.some((r) => from <= r.done + REPLACE_WINDOW_MS && to >= r.at);
@@ -192,7 +228,7 @@ async function main(): Promise<void> {
       }
     };
     const loops: Array<Promise<void>> = [];
-    for (const c of PLATFORM_CASES) for (let i = 0; i < IN_FLIGHT; i++) loops.push(loop(c.platform, `/soak/${c.platform}`));
+    for (const c of cases) for (let i = 0; i < IN_FLIGHT; i++) loops.push(loop(c.platform, `/soak/${c.platform}`));
     for (let i = 0; i < IN_FLIGHT; i++) loops.push(loop('control (core http request)', '/soak/control'));
 
     const stats = async () => {
@@ -218,12 +254,13 @@ async function main(): Promise<void> {
         generation++;
         const changed = generation % CHANGE_EVERY === 0;
         const at = Date.now();
-        await red.deploy(flows(sandbox, generation).nodes);
+        await red.deploy(flows(sandbox, cases, generation).nodes);
         redeploys.push({ at, done: Date.now(), changed });
       }
     })();
     await Promise.all([...loops, driver]);
     faults.stop();
+    clearInterval(agentSecretWatch);
     sandbox.clearFaults();
 
     const seconds = (Date.now() - started) / 1000;
@@ -236,17 +273,25 @@ async function main(): Promise<void> {
     }
     console.log('\ntoken requests against lifetimes (renewal at 75–85 % of 5 s; new config nodes and 401s after faults add some)');
     const configs = 1 + redeploys.filter((r) => r.changed).length;
-    for (const c of PLATFORM_CASES) {
+    for (const c of cases) {
       const made = sandbox.calls(c.tokenEndpoint) - (tokensAtStart.get(c.tokenEndpoint) ?? 0);
       const low = Math.floor(seconds / LIFETIME_S);
       const high = Math.ceil(seconds / (LIFETIME_S * 0.75)) + configs;
       console.log(`   ${c.platform}: ${made} token requests; ${low}–${high} expected`);
     }
+    // A rotation waits for the first token request after its point (25–35 % of the secret's life left).
+    const status = sandbox.agents.status(agent.agentId);
+    const rotationsLow = Math.floor(seconds / (AGENT_SECRET_S * 0.75 + LIFETIME_S));
+    const rotationsHigh = Math.ceil(seconds / (AGENT_SECRET_S * 0.65));
+    console.log(`\ninsights-hub-agent: ${sandbox.calls('agents.register')} register calls (1 expected: onboarded once, kept through every redeploy and new config nodes); ` +
+      `${sandbox.calls('agents.rotate')} rotate calls, ${status.registrations - 1} rotations issued (${rotationsLow}–${rotationsHigh} expected for a ${AGENT_SECRET_S} s client secret), boarding status ${status.boarding}`);
   } finally {
     await red.stop().catch(() => undefined);
-    const secrets = PLATFORM_CASES.flatMap((c: PlatformCase) => c.secrets(sandbox));
+    agentSecretsIn(agentStateDir, agentSecrets);
+    fs.rmSync(agentStateDir, { recursive: true, force: true });
+    const secrets = [...cases.flatMap((c: PlatformCase) => c.secrets(sandbox)), ...agentSecrets];
     const leaks = secrets.filter((s) => red.output.includes(s)).length;
-    console.log(`\nsecrets in the runtime's log: ${leaks}; log lines: ${red.output.split('\n').length}`);
+    console.log(`\nsecrets in the runtime's log: ${leaks} of ${secrets.length} searched (${agentSecrets.size} of them the agent's); log lines: ${red.output.split('\n').length}`);
     await sandbox.stop();
   }
 }

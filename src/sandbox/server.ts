@@ -1,6 +1,7 @@
 // The sandbox's one HTTP server: routes each request to a platform's handler,
 // counts calls and applies injected faults per endpoint.
 
+import { setMaxListeners } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { demoCredentials } from './demo-credentials.js';
@@ -37,6 +38,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const faults = new FaultTable();
   const callCounts = new Map<EndpointName, number>();
   const stopping = new AbortController();
+  // Every delayed request listens to it until its delay ends: a busy sandbox has far more than 10 at once.
+  setMaxListeners(0, stopping.signal);
 
   function findRoute(path: string): { route: Route; params: string[] } | undefined {
     for (const route of routes) {

@@ -30,7 +30,7 @@ function declared(id: string): Pick<PlatformCase, 'platform' | 'configType' | 'p
  * platform protects, the sandbox's endpoint names, and its secrets.
  */
 export interface PlatformCase {
-  platform: 'insights-hub-app' | 'cisco-ei' | 'datatrails' | 'mbp' | 'oauth2';
+  platform: 'insights-hub-app' | 'cisco-ei' | 'datatrails' | 'mbp' | 'oauth2' | 'insights-hub-agent';
   configType: string;
   property: string;
   apiPath: string;
@@ -110,6 +110,32 @@ export const PLATFORM_CASES: PlatformCase[] = [
     secrets: (s) => [s.demo.oauth2.clientSecret],
   },
 ];
+
+/**
+ * The Insights Hub agent as a case (not in PLATFORM_CASES: it needs an agent
+ * created in this sandbox): a new SHARED_SECRET agent whose boarding
+ * configuration (with its IAT) is the config node's credential; the API path
+ * is its data source configuration. Onboarding happens on first use, and the
+ * credentials it produces live in the agent store (iiotAuth.agentStateDir),
+ * so secrets() names only the IAT.
+ */
+export function agentCase(sandbox: Sandbox): PlatformCase & { agentId: string } {
+  const agent = sandbox.agents.create({ securityProfile: 'SHARED_SECRET' });
+  const boarding = sandbox.agents.boardingConfiguration(agent.id);
+  return {
+    ...declared('insights-hub-agent'),
+    agentId: agent.id,
+    apiPath: `/api/agentmanagement/v3/agents/${agent.id}/dataSourceConfiguration`,
+    tokenEndpoint: 'agents.token',
+    apiEndpoint: 'agents.dataSourceConfig',
+    lifetime: 'agentToken',
+    baseUrl: (s) => s.url,
+    config: () => ({ profile: 'SHARED_SECRET', app: '' }),
+    credentials: () => ({ boardingConfig: JSON.stringify(boarding) }),
+    wrongCredentials: () => ({ boardingConfig: JSON.stringify({ ...boarding, content: { ...boarding.content, iat: 'wrong-iat-0000' } }) }),
+    secrets: () => [boarding.content.iat],
+  };
+}
 
 export interface PlatformFlow {
   ids: { config: string; token: string; request: string; out: string; errors: string };
