@@ -27,7 +27,7 @@ export function headersOf(value: unknown): Record<string, string> {
   if (typeof value !== 'object' || Array.isArray(value) || Buffer.isBuffer(value)) {
     throw new IiotAuthError(
       ErrorCode.INPUT_INVALID,
-      `msg.headers is ${Array.isArray(value) ? 'a list' : `a ${typeof value}`}: it must be an object of header names and values, like {"accept": "application/json"}, or absent`,
+      `msg.headers is ${kindOf(value)}: it must be an object of header names and values, like {"accept": "application/json"}, or absent`,
     );
   }
   const out: Record<string, string> = {};
@@ -51,11 +51,17 @@ export function headersOf(value: unknown): Record<string, string> {
 function valueText(name: string, value: unknown): string {
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
-  const kind = value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'an object' : `a ${typeof value}`;
   throw new IiotAuthError(
     ErrorCode.INPUT_INVALID,
-    `msg.headers[${nameForMessage(name)}] holds ${kind}: a header value must be text, a number, or a list of those; convert it (JSON.stringify, say) in the flow before this node`,
+    `msg.headers[${nameForMessage(name)}] holds ${kindOf(value)}: a header value must be text, a number, or a list of those; convert it (JSON.stringify, say) in the flow before this node`,
   );
+}
+
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (Buffer.isBuffer(value)) return 'a Buffer';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 /** The name for a message: JSON-quoted (a control character shows as \r, \n, \u0000), long names cut. */
