@@ -1,28 +1,46 @@
 import { describeUrl, ErrorCode, IiotAuthError } from './errors.js';
 
 /**
+ * Userinfo (`user:password@`, `user@`) before the host of an absolute or
+ * protocol-relative URL, as a URL parser would find it: after the scheme and
+ * any slashes or backslashes, before the first `/`, `\\`, `?` or `#`. Also
+ * `http:user:pass@host` (no slashes), which a parser would take for a path.
+ */
+const USERINFO = /^(?:[a-z][a-z0-9+.-]*:)?[/\\]*[^/\\?#]*@/i;
+
+/**
  * Resolves an API URL against a platform's base URL. A relative URL is
  * appended to the base URL's path (`/api/devices` on `http://h/ctx` is
  * `http://h/ctx/api/devices`, where RFC 3986 would drop `/ctx`). An absolute
  * URL must stay on the base URL's origin: the platform's credentials go
  * nowhere else. A relative URL must stay below the base path: dot segments
- * (also percent-encoded) that climb above it are refused.
+ * (also percent-encoded) that climb above it are refused. So is userinfo
+ * (`user:password@`), which would otherwise be dropped without a word.
  */
 export function resolveApiUrl(baseUrl: string | URL, target: string): URL {
   const base = typeof baseUrl === 'string' ? new URL(baseUrl) : baseUrl;
   const trimmed = target.trim();
   if (trimmed === '') return base;
   if (/^[a-z][a-z0-9+.-]*:/i.test(trimmed) || trimmed.startsWith('//')) {
+    // Before parsing, so that neither the refusal nor a parse error quotes the password.
+    if (USERINFO.test(trimmed)) throw userinfoRefused();
     let absolute: URL;
     try {
       absolute = new URL(trimmed, base);
     } catch {
-      throw new IiotAuthError(ErrorCode.INPUT_INVALID, `"${trimmed.slice(0, 100)}" is not a valid URL`);
+      // Not quoted when it holds an "@": a password with "/" in it ends the host early and breaks the URL.
+      throw new IiotAuthError(
+        ErrorCode.INPUT_INVALID,
+        trimmed.includes('@')
+          ? 'the URL is not a valid URL: check the host and port, and remove any user name or password ("user:password@"): this node sends the platform\'s credentials, never those in a URL'
+          : `"${trimmed.slice(0, 100)}" is not a valid URL: check the host and port`,
+      );
     }
+    if (absolute.username || absolute.password) throw userinfoRefused();
     if (absolute.origin !== base.origin) {
       throw new IiotAuthError(
         ErrorCode.FOREIGN_ORIGIN,
-        `refused to send the platform's credentials to ${describeUrl(absolute)}: only ${base.origin} may receive them; use a relative URL, or a core http request node for other servers`,
+        `refused to send the platform's credentials to ${absolute.origin === 'null' ? `a ${absolute.protocol} URL` : describeUrl(absolute)}: only ${base.origin} may receive them; use a relative URL, or a core http request node for other servers`,
       );
     }
     return absolute;
@@ -42,6 +60,18 @@ export function resolveApiUrl(baseUrl: string | URL, target: string): URL {
   else if (path === '' && base.search) joined.search = base.search;
   if (fragment !== undefined) joined.hash = fragment;
   return joined;
+}
+
+/**
+ * The core http request node turns userinfo into Basic authentication; here
+ * the platform's auth is applied instead, so it would be dropped without a
+ * word, and the URL reported on the output would carry the password.
+ */
+function userinfoRefused(): IiotAuthError {
+  return new IiotAuthError(
+    ErrorCode.INPUT_INVALID,
+    'the URL holds a user name or password before the host ("user:password@"): this node authenticates with the platform\'s credentials and would not send them; remove them from the URL (to call another service with Basic authentication, use a core http request node)',
+  );
 }
 
 /**

@@ -67,8 +67,9 @@ export default function register(RED: NodeAPI): void {
             break;
           }
           case 'token': {
+            const headers = headersOf(msg.headers); // refused before a token is fetched, as get token does
             const token = await connection.getToken();
-            msg.headers = mergeHeaders(headersOf(msg.headers), token.headers);
+            msg.headers = mergeHeaders(headers, token.headers);
             msg.token = { platform: 'insights-hub-agent', type: token.type, value: token.value, expiresAt: new Date(token.expiresAt).toISOString(), headers: { ...token.headers } };
             break;
           }

@@ -29,6 +29,8 @@ export default function register(RED: NodeAPI): void {
       status,
       async (msg, send) => {
         const { connection } = resolvePlatform(RED, definition);
+        // The whole message is checked before a token is fetched or anything sent: its URL
+        // (resolved, and refused with userinfo, by connection.request) and its headers.
         const method = methodOf(nodeMethod, msg);
         const url = urlOf(nodeUrl, msg, (text) => node.warn(text));
         const timeoutMs = Number(msg.requestTimeout) > 0 ? Number(msg.requestTimeout) : nodeTimeout;

@@ -15,9 +15,10 @@ export default function register(RED: NodeAPI): void {
       status,
       async (msg, send) => {
         const { id, connection } = resolvePlatform(RED, definition);
+        const headers = headersOf(msg.headers); // headers a request could not send: refused before a token is fetched
         if (!connection.hasUsableToken()) status.fetching();
         const token = await connection.getToken();
-        msg.headers = mergeHeaders(headersOf(msg.headers), token.headers);
+        msg.headers = mergeHeaders(headers, token.headers);
         msg.token = {
           platform: id,
           type: token.type,

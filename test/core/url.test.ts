@@ -27,6 +27,41 @@ describe('resolveApiUrl', () => {
       assert.throws(() => resolveApiUrl('https://gw.example', target), { code: ErrorCode.FOREIGN_ORIGIN }, target);
     }
   });
+
+  it('refuses userinfo before the host, never quoting it, in every form a URL parser would read as one (issue 19)', () => {
+    const forms = [
+      'https://alice:s3cret-pw@gw.example/api/x',
+      'https://alice@gw.example/api/x',
+      'https://:s3cret-pw@gw.example/api/x',
+      'https://al%40ice:s3cret%2Fpw@gw.example/api/x',
+      '//alice:s3cret-pw@gw.example/api/x',
+      'https:\\\\alice:s3cret-pw@gw.example/api/x',
+      'https:alice:s3cret-pw@gw.example/api/x',
+      'alice:s3cret-pw@gw.example/api/x',
+      'HTTPS://ALICE:s3cret-pw@gw.example/api/x',
+      'https://alice:s3cret-pw@evil.example/api/x',
+    ];
+    for (const target of forms) {
+      assert.throws(
+        () => resolveApiUrl('https://gw.example', target),
+        (err: Error & { code?: string }) => err.code === ErrorCode.INPUT_INVALID && /user name or password before the host/.test(err.message) && !/s3cret|alice/i.test(err.message),
+        target,
+      );
+    }
+    // A "/" in the password ends the host early: no URL at all, and not quoted either.
+    assert.throws(
+      () => resolveApiUrl('https://gw.example', 'https://alice:s3cret/pw@gw.example/api/x'),
+      (err: Error & { code?: string }) => err.code === ErrorCode.INPUT_INVALID && /not a valid URL/.test(err.message) && !/s3cret|alice/i.test(err.message),
+    );
+    // "@" after the host is a path or a query, not userinfo.
+    assert.equal(resolveApiUrl('https://gw.example', 'https://gw.example/users/a@b.example?owner=c@d').href, 'https://gw.example/users/a@b.example?owner=c@d');
+    assert.equal(resolveApiUrl('https://gw.example/base', '/users/alice@corp').href, 'https://gw.example/base/users/alice@corp');
+    assert.throws(() => resolveApiUrl('https://gw.example', 'https://gw.example:99999/x'), /"https:\/\/gw.example:99999\/x" is not a valid URL/, 'without "@" the URL is quoted');
+  });
+
+  it('describes a URL without an origin by its scheme only when it refuses it', () => {
+    assert.throws(() => resolveApiUrl('https://gw.example', 'javascript:alert(document.cookie)'), (err: Error & { code?: string }) => err.code === ErrorCode.FOREIGN_ORIGIN && /to a javascript: URL/.test(err.message) && !/cookie/.test(err.message));
+  });
 });
 
 describe('checkBaseUrl', () => {
