@@ -7,7 +7,7 @@ import { header, type HttpRequest, type HttpResponse } from '../core/http.js';
 import type { Token } from '../core/token.js';
 import { checkBaseUrl } from '../core/url.js';
 import { expiryFrom } from '../core/lifetime.js';
-import { jsonObject, requiredString, tokenEndpointError } from './response.js';
+import { accessTokenOf, jsonObject, requiredString, tokenEndpointError } from './response.js';
 
 /**
  * Insights Hub Agent Management, the agent's side (docs/protocols.md, Insights Hub agents): the
@@ -280,7 +280,7 @@ export function readAgentTokenResponse(res: HttpResponse, now: number, registrat
   }
   const what = 'the agent token endpoint';
   const body = jsonObject(res, what);
-  const accessToken = requiredString(body, 'access_token', what);
+  const accessToken = accessTokenOf(body, what);
   const expiresAt = expiryFrom(now, { expiresIn: body.expires_in, defaultS: DEFAULT_TOKEN_LIFETIME_S, what });
   return { type: 'bearer', value: accessToken, obtainedAt: now, expiresAt, headers: { authorization: `Bearer ${accessToken}` } };
 }

@@ -79,6 +79,23 @@ export function requiredString(body: Record<string, unknown>, field: string, wha
   return value;
 }
 
+/**
+ * An access token as the answer's `field`: a non-empty string of visible
+ * ASCII (RFC 6750's b64token and every JWT are). A line break or control
+ * character would otherwise reach the Authorization header of the next
+ * request, where undici refuses it as an error that blames that request.
+ */
+export function accessTokenOf(body: Record<string, unknown>, what: string, field = 'access_token'): string {
+  const value = requiredString(body, field, what);
+  if (!/^[\x21-\x7e]+$/.test(value)) {
+    throw new IiotAuthError(
+      ErrorCode.TOKEN_RESPONSE_INVALID,
+      `${what} answered with a "${field}" holding spaces, control or non-ASCII characters, which no HTTP header can carry: the server does not speak the expected protocol`,
+    );
+  }
+  return value;
+}
+
 /** The `exp` claim of a JWT as it came (epoch seconds, if the issuer follows RFC 7519), without verifying it (the platform does that). */
 export function jwtExpiry(token: string): unknown {
   const parts = token.split('.');
@@ -139,7 +156,7 @@ export function readBearerToken(
 ): Token {
   if (res.statusCode !== 200) throw tokenEndpointError(res, what, rejected, rateLimitHeaders);
   const body = jsonObject(res, what);
-  const accessToken = requiredString(body, 'access_token', what);
+  const accessToken = accessTokenOf(body, what);
   const expiresAt = expiryFrom(now, { expiresIn: body.expires_in, exp: jwtExpiry(accessToken), defaultS: defaultLifetimeS, what });
   return { type: 'bearer', value: accessToken, obtainedAt: now, expiresAt, headers: { authorization: `Bearer ${accessToken}` } };
 }

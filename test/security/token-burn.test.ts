@@ -96,6 +96,9 @@ describe('security: no token request per message, no unbounded wait', function (
       ['JWT exp 1e15', () => JSON.stringify({ access_token: jwt({ exp: 1e15 }) }), true],
       ['JWT exp 30 s ahead', () => JSON.stringify({ access_token: jwt({ exp: nowS() + 30 }) }), true],
       ['JWT exp a string', () => JSON.stringify({ access_token: jwt({ exp: 'tomorrow' }) }), true],
+      // Would reach the next request's Authorization header, where undici refuses it as HTTP_FAILED.
+      ['access_token with CR LF', () => JSON.stringify({ access_token: 'tok\r\nX-Injected: 1', expires_in: 3600 }), false],
+      ['access_token with a space', () => JSON.stringify({ access_token: 'tok en', expires_in: 3600 }), false],
     ];
 
     const bearer = PLATFORM_CASES.filter((c) => c.platform !== 'mbp');
@@ -137,7 +140,7 @@ describe('security: no token request per message, no unbounded wait', function (
       });
     }
 
-    const agentAnswers = answers.filter(([name]) => name.startsWith('expires_in'));
+    const agentAnswers = answers.filter(([name]) => name.startsWith('expires_in') || name.startsWith('access_token'));
     for (const [name, body, usable] of agentAnswers) {
       it(`insights-hub-agent: ${name}`, async () => {
         const { flow, agentId, iat } = await loadAgent(sandbox);
@@ -155,7 +158,7 @@ describe('security: no token request per message, no unbounded wait', function (
         const outcome: Outcome = await outcomeOf(ids, send);
         if (!usable) {
           expectError(outcome, 'TOKEN_RESPONSE_INVALID', name);
-          assert.match(outcome.error!.message, /expires_in|exp|Max-Age/, `${name}: says what was wrong`);
+          assert.match(outcome.error!.message, /expires_in|exp|Max-Age|access_token/, `${name}: says what was wrong`);
           continue;
         }
         assert.equal(outcome.kind, 'output', `${name}: ${outcome.error?.message}`);
