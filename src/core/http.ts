@@ -207,6 +207,9 @@ export class HttpClient {
       } catch {
         return response; // a Location that is not a URL: the 3xx is the answer
       }
+      // Userinfo in a Location is never sent (the auth is the platform's) and must not come back in the reported URL.
+      next.username = '';
+      next.password = '';
       const crossOrigin = next.origin !== new URL(url).origin;
       const becomesGet = response.statusCode === 303 || ((response.statusCode === 301 || response.statusCode === 302) && method === 'POST');
       // A body is re-sent by 307/308 (and by 301/302 for methods other than

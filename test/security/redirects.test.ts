@@ -58,6 +58,22 @@ describe('security: redirects never carry credentials', function () {
     }
   });
 
+  it('a same-origin redirect whose Location holds userinfo: followed without it, and the reported URL never carries it', async () => {
+    const c = PLATFORM_CASES.find((p) => p.platform === 'datatrails')!;
+    const f = platformFlow(c, sandbox);
+    await H.load(ALL_MODULES, f.nodes, f.credentials);
+    const withUserinfo = new URL(c.apiPath, sandbox.url);
+    withUserinfo.username = 'someone';
+    withUserinfo.password = 'location-pass-0001';
+    sandbox.fault(c.apiEndpoint, { kind: 'status', status: 302, headers: { location: withUserinfo.href }, times: 1 });
+    const outcome = await outcomeOf(f.ids, () => H.node(f.ids.request).receive({}));
+    assert.equal(outcome.kind, 'output', outcome.error?.message);
+    assert.equal(outcome.msg.statusCode, 200);
+    assert.equal(outcome.msg.responseUrl, new URL(c.apiPath, sandbox.url).href);
+    assert.equal(sandbox.calls(c.apiEndpoint), 2, 'the redirect, then the followed request');
+    assertNoLeaks([...c.secrets(sandbox), 'location-pass-0001'], 'Location userinfo');
+  });
+
   describe('Insights Hub agent: registration, key rotation and agent token redirecting', () => {
     for (const status of REDIRECTS) {
       it(`onboarding (IAT): ${status}`, async () => {
