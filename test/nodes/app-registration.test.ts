@@ -61,7 +61,7 @@ describe('app registrations: client functions (no network)', () => {
       // v1Role in appregistrationsv1.swagger.json: ROLE_UNSPECIFIED or OWNER, nothing else, case included.
       [{ display_name: 'TL', roles: ['viewer'] }, /"viewer", which DataTrails does not know: use ROLE_UNSPECIFIED or OWNER/],
       [{ display_name: 'TL', roles: ['owner'] }, /"owner", which DataTrails does not know/],
-      [{ display_name: 'TL', roles: ['OWNER', 7] }, /has 7, which DataTrails does not know/],
+      [{ display_name: 'TL', roles: ['OWNER', 7] }, /has "7", which DataTrails does not know/],
       [{ display_name: 'TL', displayName: 'x' }, /"displayName", which create does not take/],
     ];
     for (const [payload, message] of refused) {
@@ -625,6 +625,31 @@ describe('app registration node (DataTrails) against the sandbox', function () {
         assert.equal(await tokenStatus(created.client_id, secretOf(created)), 200, 'the secret was not regenerated');
       });
     }
+
+    it("the sandbox's own 429 (rateLimited fault): list waits the Archivist-Rate-Limit-Reset seconds, then succeeds", async () => {
+      store().add({ display_name: 'Limited' });
+      const f = await load({ action: 'list' });
+      await ok(f, {}); // the token is fetched: the wait measured below is the retry's alone
+      sandbox.resetCalls();
+      sandbox.fault('dataTrails.applications', { kind: 'rateLimited', resetSeconds: 1, times: 1 });
+      const started = Date.now();
+      assert.equal(((await ok(f, {})).payload as unknown[]).length, 1);
+      assert.ok(Date.now() - started >= 950, `retried after ${Date.now() - started} ms, not after the 1 s the header asks`);
+      assert.equal(sandbox.calls('dataTrails.applications'), 2);
+    });
+
+    it("the sandbox's own 429 asking longer than the node waits: RATE_LIMITED at once, naming the wait", async () => {
+      const f = await load({ action: 'msg' });
+      sandbox.fault('dataTrails.applications', { kind: 'rateLimited', resetSeconds: 60 });
+      const listed = await fails(f, { action: 'list' }, 'RATE_LIMITED');
+      assert.match(listed.message, /rate limit is reached \(429\).*wait 60 s and send the message again/);
+      assert.equal(sandbox.calls('dataTrails.applications'), 1, 'not retried: 60 s is longer than the node waits');
+      sandbox.resetCalls();
+      const created = await fails(f, { action: 'create', payload: { display_name: 'Once' } }, 'RATE_LIMITED');
+      assert.match(created.message, /does not repeat create by itself.*wait 60 s/);
+      assert.equal(sandbox.calls('dataTrails.applications'), 1);
+      assert.equal(store().size, 0);
+    });
 
     it('a 429 that persists: three retries, then RATE_LIMITED', async () => {
       const f = await load({ action: 'list' });
