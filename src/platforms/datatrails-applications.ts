@@ -20,6 +20,9 @@ export type ApplicationAction = (typeof ACTIONS)[number];
 /** A full `list` reads at most this many pages: a server that never stops sending next_page_token cannot loop a flow forever. */
 export const MAX_PAGES = 100;
 export const RESERVED_CLAIM_PREFIXES = ['jit_', 'arc_'] as const;
+/** The roles an app registration may have: `v1Role` in DataTrails' OpenAPI (appregistrationsv1.swagger.json). */
+export const ROLES = ['ROLE_UNSPECIFIED', 'OWNER'] as const;
+export type Role = (typeof ROLES)[number];
 
 /** An app registration as DataTrails returns it; fields beyond `identity` are passed on as they come. */
 export interface Application {
@@ -36,7 +39,7 @@ export interface Application {
 export interface NewApplication {
   display_name: string;
   custom_claims?: Record<string, string>;
-  roles?: string[];
+  roles?: Role[];
 }
 
 export interface ApplicationChanges {
@@ -114,12 +117,7 @@ export function checkNewApplication(payload: unknown): NewApplication {
   const out: NewApplication = { display_name: displayName(body.display_name, true)! };
   const claims = customClaims(body.custom_claims);
   if (claims !== undefined) out.custom_claims = claims;
-  if (body.roles !== undefined && body.roles !== null) {
-    if (!Array.isArray(body.roles) || !body.roles.every((role) => typeof role === 'string')) {
-      throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'msg.payload.roles must be an array of strings, e.g. ["viewer"]');
-    }
-    out.roles = [...(body.roles as string[])];
-  }
+  if (body.roles !== undefined && body.roles !== null) out.roles = roles(body.roles);
   return out;
 }
 
@@ -398,6 +396,21 @@ function displayName(value: unknown, required: boolean): string | undefined {
     );
   }
   return value;
+}
+
+/** DataTrails knows two roles (`v1Role`): anything else would be refused by the platform, so it is refused here first. */
+function roles(value: unknown): Role[] {
+  if (!Array.isArray(value)) {
+    throw new IiotAuthError(ErrorCode.INPUT_INVALID, `msg.payload.roles must be an array of roles, e.g. ["OWNER"]; DataTrails knows ${ROLES.join(' and ')}`);
+  }
+  const unknown = value.filter((role) => !(ROLES as readonly unknown[]).includes(role));
+  if (unknown.length > 0) {
+    throw new IiotAuthError(
+      ErrorCode.INPUT_INVALID,
+      `msg.payload.roles has ${unknown.map((role) => `"${preview(role)}"`).join(', ')}, which DataTrails does not know: use ${ROLES.join(' or ')} (exactly so, in capitals), or leave roles out`,
+    );
+  }
+  return [...(value as Role[])];
 }
 
 function customClaims(value: unknown): Record<string, string> | undefined {

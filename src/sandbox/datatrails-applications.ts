@@ -28,6 +28,8 @@ export interface ApplicationFields {
 }
 
 const RESERVED_CLAIM_PREFIXES = ['jit_', 'arc_'];
+/** `v1Role` of DataTrails' OpenAPI (appregistrationsv1.swagger.json): the only roles there are. */
+const ROLES = ['ROLE_UNSPECIFIED', 'OWNER'];
 
 /**
  * Checks a create (`partial` false) or update (`partial` true) body.
@@ -52,8 +54,8 @@ export function checkApplicationFields(body: unknown, partial: boolean): Partial
   }
   // Roles are set at creation only; an update changes display_name and custom_claims.
   if (!partial && body.roles !== undefined) {
-    if (!Array.isArray(body.roles) || !body.roles.every((role) => typeof role === 'string')) {
-      return 'roles must be an array of strings';
+    if (!Array.isArray(body.roles) || !body.roles.every((role) => typeof role === 'string' && ROLES.includes(role))) {
+      return `roles must be an array of ${ROLES.join(' or ')}`;
     }
     fields.roles = body.roles as string[];
   }

@@ -28,6 +28,8 @@ import {
 } from './http-kit.js';
 
 const TENANT_ID = 'tenant/6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
+/** The chain id the sandbox's assets carry unless their creation names one (an arbitrary number, as a string). */
+const CHAIN_ID = '827586838445807967';
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 1000;
 
@@ -38,7 +40,7 @@ const oauthError = (status: number, error: string, description: string): Reply =
 
 // The API is served through grpc-gateway (hence `:regenerate-secret`), whose
 // error body is {code (gRPC code), message, details}.
-const GRPC_CODES: Record<number, number> = { 400: 3, 401: 16, 402: 8, 403: 7, 404: 5 };
+const GRPC_CODES: Record<number, number> = { 400: 3, 401: 16, 402: 8, 403: 7, 404: 5, 429: 8 };
 const apiError = (status: number, message: string): Reply =>
   jsonReply(status, { code: GRPC_CODES[status] ?? 2, message, details: [] });
 
@@ -93,12 +95,20 @@ export async function createDataTrails(context: SandboxContext): Promise<DataTra
 
   // --- assets and events ---------------------------------------------------
 
-  const listAssets = withToken(pagedList('assets', [], () => [...assets.values()]));
+  // Filters as assetsv2.swagger.json lists them; the count of all matches in x-total-count (see assetFilters).
+  const listAssets = withToken(pagedList('assets', isAssetFilter, (filters) => selectAssets([...assets.values()], filters), { totalCount: true }));
 
-  const createAsset = withToken((request, claims) => {
+  const createAsset = withToken((request) => {
     const body = jsonObjectBody(request);
     if (!body || !isPlainObject(body.attributes)) return apiError(400, 'attributes must be an object');
     const uuid = randomUUID();
+    const proofMechanism = body.proof_mechanism ?? 'SIMPLE_HASH';
+    if (typeof proofMechanism !== 'string' || !PROOF_MECHANISMS.includes(proofMechanism)) {
+      return apiError(400, `proof_mechanism must be one of ${PROOF_MECHANISMS.join(', ')}`);
+    }
+    if (body.public !== undefined && typeof body.public !== 'boolean') return apiError(400, 'public must be a boolean');
+    if (body.chain_id !== undefined && typeof body.chain_id !== 'string') return apiError(400, 'chain_id must be a string');
+    // The fields of v2AssetResponse (assetsv2.swagger.json), no others.
     const asset: Asset = {
       identity: `assets/${uuid}`,
       behaviours: Array.isArray(body.behaviours) ? body.behaviours : ['RecordEvidence'],
@@ -107,11 +117,10 @@ export async function createDataTrails(context: SandboxContext): Promise<DataTra
       tracked: 'TRACKED',
       owner: '',
       at_time: isoSeconds(new Date()),
-      storage_integrity: 'TENANT_STORAGE',
-      proof_mechanism: 'SIMPLE_HASH',
-      public: false,
+      proof_mechanism: proofMechanism,
+      chain_id: typeof body.chain_id === 'string' && body.chain_id !== '' ? body.chain_id : CHAIN_ID,
+      public: body.public === true,
       tenant_identity: TENANT_ID,
-      principal: { issuer: claims.iss, subject: claims.sub },
     };
     assets.set(uuid, asset);
     eventsByAsset.set(uuid, []);
@@ -124,7 +133,7 @@ export async function createDataTrails(context: SandboxContext): Promise<DataTra
   });
 
   const listEvents = withToken(
-    pagedList('events', [], (_filters, [uuid]) => eventsByAsset.get(uuid) ?? apiError(404, `asset not found: assets/${uuid}`)),
+    pagedList('events', () => false, (_filters, [uuid]) => eventsByAsset.get(uuid) ?? apiError(404, `asset not found: assets/${uuid}`)),
   );
 
   const createEvent = withToken((request, claims, [uuid]) => {
@@ -157,7 +166,7 @@ export async function createDataTrails(context: SandboxContext): Promise<DataTra
 
   // display_name filters by exact match.
   const listApplications = withAdministrator(
-    pagedList('applications', ['display_name'], ({ display_name }) =>
+    pagedList('applications', (name) => name === 'display_name', ({ display_name }) =>
       applications.list().filter((application) => display_name === undefined || application.display_name === display_name),
     ),
   );
@@ -177,6 +186,12 @@ export async function createDataTrails(context: SandboxContext): Promise<DataTra
   });
 
   const updateApplication = withAdministrator((request, _claims, [uuid]) => {
+    // The OpenAPI lists a `mask` query parameter without saying what it takes; the
+    // official SDK never sends it. Refused rather than ignored, so that nothing a
+    // flow asks for is silently dropped (docs/protocols.md, DataTrails).
+    if (request.query.has('mask')) {
+      return apiError(400, 'the sandbox does not imitate the mask parameter: send only the fields to change (display_name, custom_claims)');
+    }
     const fields = checkApplicationFields(jsonObjectBody(request), true);
     if (typeof fields === 'string') return apiError(400, fields);
     const application = applications.update(uuid, fields);
@@ -240,6 +255,59 @@ export async function createDataTrails(context: SandboxContext): Promise<DataTra
   };
 }
 
+// --- the assets list's filters (assetsv2.swagger.json, GET /archivist/v2/assets) ---
+
+const PROOF_MECHANISMS = ['PROOF_MECHANISM_UNSPECIFIED', 'RESERVED1', 'SIMPLE_HASH', 'MERKLE_LOG'];
+/** The enum parameters of the list, with the value that means "any". */
+const ASSET_ENUM_FILTERS: Record<string, { values: string[]; any: string[] }> = {
+  tracked: { values: ['TRACKED_STATUS_UNSPECIFIED', 'TRACKED', 'NOT_TRACKED', 'ANY'], any: ['TRACKED_STATUS_UNSPECIFIED', 'ANY'] },
+  confirmation_status: {
+    values: ['CONFIRMATION_STATUS_UNSPECIFIED', 'PENDING', 'CONFIRMED', 'FAILED', 'STORED', 'COMMITTED', 'UNEQUIVOCAL'],
+    any: ['CONFIRMATION_STATUS_UNSPECIFIED'],
+  },
+  proof_mechanism: { values: PROOF_MECHANISMS, any: ['PROOF_MECHANISM_UNSPECIFIED'] },
+  privacy: { values: ['PRIVACY_UNSPECIFIED', 'RESTRICTED', 'PUBLIC'], any: ['PRIVACY_UNSPECIFIED'] },
+};
+/** `attributes[key]=value` as the OpenAPI writes it, `attributes.key=value` as the Python SDK sends it (dictmerge.py `_dotdict`). */
+const ATTRIBUTE_FILTER = /^attributes(?:\[([^\]]+)\]|\.(.+))$/;
+
+function isAssetFilter(name: string): boolean {
+  return name === 'order_by' || name === 'chain_id' || name in ASSET_ENUM_FILTERS || ATTRIBUTE_FILTER.test(name);
+}
+
+/**
+ * The assets that match every filter (exact, string values), or a 400: an
+ * unknown enum value, or an `order_by` other than DEFAULT (the spec names the
+ * SIMPLEHASH orders without saying what they sort by, so the sandbox refuses
+ * them rather than pretend).
+ */
+function selectAssets(all: Asset[], filters: Record<string, string>): Asset[] | Reply {
+  const orderBy = filters.order_by;
+  if (orderBy !== undefined && orderBy !== 'DEFAULT') {
+    return ['SIMPLEHASHV1', 'SIMPLEHASHV2'].includes(orderBy)
+      ? apiError(400, `the sandbox does not imitate order_by=${orderBy}: leave order_by out or send DEFAULT (oldest first)`)
+      : apiError(400, 'order_by must be one of DEFAULT, SIMPLEHASHV1, SIMPLEHASHV2');
+  }
+  const tests: Array<(asset: Asset) => boolean> = [];
+  for (const [name, value] of Object.entries(filters)) {
+    const enumFilter = ASSET_ENUM_FILTERS[name];
+    if (enumFilter) {
+      if (!enumFilter.values.includes(value)) return apiError(400, `${name} must be one of ${enumFilter.values.join(', ')}`);
+      if (enumFilter.any.includes(value)) continue;
+      tests.push(name === 'privacy' ? (asset) => asset.public === (value === 'PUBLIC') : (asset) => asset[name] === value);
+    } else if (name === 'chain_id') {
+      tests.push((asset) => asset.chain_id === value);
+    } else {
+      const match = ATTRIBUTE_FILTER.exec(name);
+      if (match) {
+        const key = match[1] ?? match[2]!;
+        tests.push((asset) => isPlainObject(asset.attributes) && asset.attributes[key] === value);
+      }
+    }
+  }
+  return all.filter((asset) => tests.every((test) => test(asset)));
+}
+
 interface PageRequest {
   /** The filters of the first request, e.g. {display_name}. */
   filters: Record<string, string>;
@@ -255,21 +323,18 @@ interface PageRequest {
  * (and optionally `page_size`); sending a filter again is a 400.
  * Returns the request, or the message of a 400.
  */
-function readPageRequest(query: URLSearchParams, filterNames: string[]): PageRequest | string {
+function readPageRequest(query: URLSearchParams, isFilter: (name: string) => boolean): PageRequest | string {
   const pageToken = query.get('page_token') || undefined;
   let originalRequest: Record<string, unknown> = {};
   let skip = 0;
+  const sent = [...new Set(query.keys())].filter(isFilter);
   if (pageToken !== undefined) {
-    const repeated = filterNames.filter((name) => query.has(name));
-    if (repeated.length > 0) return `with page_token, send only page_size, not ${repeated.join(', ')}`;
+    if (sent.length > 0) return `with page_token, send only page_size, not ${sent.join(', ')}`;
     const decoded = decodePageToken(pageToken);
     if (!decoded) return 'invalid page_token';
     ({ originalRequest, skip } = decoded);
   } else {
-    for (const name of filterNames) {
-      const value = query.get(name);
-      if (value !== null) originalRequest[name] = value;
-    }
+    for (const name of sent) originalRequest[name] = query.get(name);
   }
   let pageSize = DEFAULT_PAGE_SIZE;
   const requestedSize = query.get('page_size') ?? originalRequest.page_size;
@@ -281,31 +346,36 @@ function readPageRequest(query: URLSearchParams, filterNames: string[]): PageReq
     if (pageToken === undefined) originalRequest.page_size = pageSize;
   }
   const filters: Record<string, string> = {};
-  for (const name of filterNames) {
-    if (typeof originalRequest[name] === 'string') filters[name] = originalRequest[name];
+  for (const [name, value] of Object.entries(originalRequest)) {
+    if (isFilter(name) && typeof value === 'string') filters[name] = value;
   }
   return { filters, pageSize, skip, originalRequest };
 }
 
-/** One page of `items`; the last page's `next_page_token` is "". */
-function pageReply(listName: string, items: unknown[], page: PageRequest): Reply {
+/**
+ * One page of `items`; the last page's `next_page_token` is "". With
+ * `totalCount`, the `x-total-count` header counts every match: the assets
+ * list's 200 carries it always (assetsv2.swagger.json, its 206's description).
+ */
+function pageReply(listName: string, items: unknown[], page: PageRequest, totalCount: boolean): Reply {
   const body: Record<string, unknown> = { [listName]: items.slice(page.skip, page.skip + page.pageSize) };
   const next = page.skip + page.pageSize;
   body.next_page_token = next < items.length ? Buffer.from(JSON.stringify({ orig_req: page.originalRequest, skip: next })).toString('base64') : '';
-  return jsonReply(200, body);
+  return jsonReply(200, body, totalCount ? { 'x-total-count': String(items.length) } : undefined);
 }
 
 /** A list handler: reads the paging parameters, then pages what `select` returns for the filters. */
 function pagedList(
   listName: string,
-  filterNames: string[],
+  isFilter: (name: string) => boolean,
   select: (filters: Record<string, string>, params: string[]) => unknown[] | Reply,
+  options: { totalCount?: boolean } = {},
 ): (request: SandboxRequest, claims: JWTPayload, params: string[]) => Reply {
   return (request, _claims, params) => {
-    const page = readPageRequest(request.query, filterNames);
+    const page = readPageRequest(request.query, isFilter);
     if (typeof page === 'string') return apiError(400, page);
     const items = select(page.filters, params);
-    return Array.isArray(items) ? pageReply(listName, items, page) : items;
+    return Array.isArray(items) ? pageReply(listName, items, page, options.totalCount === true) : items;
   };
 }
 

@@ -4,6 +4,8 @@ import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:ht
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EndpointName, Fault } from './types.js';
 
+/** DataTrails' header: seconds until the rate limit resets (datatrails-python archivist/constants.py HEADERS_RETRY_AFTER). */
+const DATATRAILS_RATE_LIMIT_RESET = 'Archivist-Rate-Limit-Reset';
 const DEFAULT_OVERSIZED_BYTES = 64 * 1024 * 1024;
 const OVERSIZED_CHUNK = Buffer.alloc(64 * 1024, 'x');
 
@@ -12,6 +14,9 @@ export class FaultTable {
 
   set(endpoint: EndpointName, fault: Fault): void {
     checkFault(fault);
+    if (fault.kind === 'rateLimited' && !endpoint.startsWith('dataTrails.')) {
+      throw new TypeError(`rateLimited fault: it imitates DataTrails' 429, not ${endpoint}'s; use a status fault with the headers that platform sends`);
+    }
     this.active.set(endpoint, { fault: { ...fault }, remaining: fault.times });
   }
 
@@ -51,6 +56,9 @@ function checkFault(fault: Fault): void {
       return;
     case 'oversized':
       if (fault.bytes !== undefined && !isCount(fault.bytes)) throw new TypeError('oversized fault: bytes must be a positive integer');
+      return;
+    case 'rateLimited':
+      if (!(Number.isFinite(fault.resetSeconds) && fault.resetSeconds >= 0)) throw new TypeError('rateLimited fault: resetSeconds must be a number >= 0');
       return;
     default:
       throw new TypeError(`unknown fault kind: ${(fault as { kind: unknown }).kind}`);
@@ -93,6 +101,15 @@ export async function applyFault(
       return 'answered';
     case 'oversized':
       await streamOversizedBody(response, fault.bytes ?? DEFAULT_OVERSIZED_BYTES, stopping);
+      return 'answered';
+    case 'rateLimited':
+      // The seconds as the SDK parses them (float); the body is grpc-gateway's, code 8 = RESOURCE_EXHAUSTED.
+      sendStatusFault(
+        response,
+        429,
+        { [DATATRAILS_RATE_LIMIT_RESET]: String(fault.resetSeconds) },
+        JSON.stringify({ code: 8, message: 'rate limit exceeded, retry after the time in Archivist-Rate-Limit-Reset', details: [] }),
+      );
       return 'answered';
   }
 }

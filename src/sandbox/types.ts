@@ -84,7 +84,13 @@ export type Fault =
    * applied, a token issued), then the socket is destroyed instead of sending
    * the answer: a response lost on the way back.
    */
-  | { kind: 'dropResponse'; times?: number };
+  | { kind: 'dropResponse'; times?: number }
+  /**
+   * DataTrails' rate limit (dataTrails.* endpoints only): 429 with
+   * `Archivist-Rate-Limit-Reset: <resetSeconds>`, the header the official
+   * Python SDK reads (archivist/errors.py), and the API's error body.
+   */
+  | { kind: 'rateLimited'; resetSeconds: number; times?: number };
 
 export interface CiscoEiTenant {
   id: string;

@@ -12,6 +12,8 @@ export interface RecordedRequest {
   /** Lower-case names, as received. */
   headers: Record<string, string>;
   body: string;
+  /** The answer as the client got it (the sandbox's origin rewritten to the recorder's), once it was sent. */
+  response?: { status: number; headers: Record<string, string>; body: string };
 }
 
 export interface Recorder {
@@ -30,7 +32,8 @@ export async function startRecorder(target: string): Promise<Recorder> {
       const body = Buffer.concat(chunks);
       const headers: Record<string, string> = {};
       for (const [name, value] of Object.entries(incoming.headers)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
-      requests.push({ method: incoming.method ?? 'GET', path: incoming.url ?? '/', headers, body: body.toString('utf8') });
+      const recorded: RecordedRequest = { method: incoming.method ?? 'GET', path: incoming.url ?? '/', headers, body: body.toString('utf8') };
+      requests.push(recorded);
       try {
         const forwarded = { ...headers };
         delete forwarded.host;
@@ -47,6 +50,7 @@ export async function startRecorder(target: string): Promise<Recorder> {
         response.headers.forEach((value, name) => {
           if (!['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'content-encoding'].includes(name)) answerHeaders[name] = value.split(target).join(own);
         });
+        recorded.response = { status: response.status, headers: answerHeaders, body: text };
         outgoing.writeHead(response.status, answerHeaders);
         outgoing.end(text);
       } catch (error) {

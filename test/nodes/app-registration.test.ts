@@ -41,11 +41,12 @@ describe('app registrations: client functions (no network)', () => {
   });
 
   it('checks a create body: display name required, claim values strings, no jit_ or arc_ claim names, no unknown fields', () => {
-    assert.deepEqual(apps.checkNewApplication({ display_name: 'TL', custom_claims: { serial: 'TL1' }, roles: ['viewer'] }), {
+    assert.deepEqual(apps.checkNewApplication({ display_name: 'TL', custom_claims: { serial: 'TL1' }, roles: ['OWNER'] }), {
       display_name: 'TL',
       custom_claims: { serial: 'TL1' },
-      roles: ['viewer'],
+      roles: ['OWNER'],
     });
+    assert.deepEqual(apps.checkNewApplication({ display_name: 'TL', roles: ['ROLE_UNSPECIFIED'] }).roles, ['ROLE_UNSPECIFIED']);
     const refused: Array<[unknown, RegExp]> = [
       [undefined, /msg\.payload must be an object/],
       ['TL', /msg\.payload must be an object/],
@@ -56,7 +57,11 @@ describe('app registrations: client functions (no network)', () => {
       [{ display_name: 'TL', custom_claims: ['a'] }, /custom_claims must be an object/],
       [{ display_name: 'TL', custom_claims: { jit_x: 'a' } }, /"jit_x" is not allowed: DataTrails reserves names starting with jit_ or arc_/],
       [{ display_name: 'TL', custom_claims: { ARC_x: 'a' } }, /"ARC_x" is not allowed/],
-      [{ display_name: 'TL', roles: 'viewer' }, /roles must be an array of strings/],
+      [{ display_name: 'TL', roles: 'OWNER' }, /roles must be an array of roles, e\.g\. \["OWNER"\]/],
+      // v1Role in appregistrationsv1.swagger.json: ROLE_UNSPECIFIED or OWNER, nothing else, case included.
+      [{ display_name: 'TL', roles: ['viewer'] }, /"viewer", which DataTrails does not know: use ROLE_UNSPECIFIED or OWNER/],
+      [{ display_name: 'TL', roles: ['owner'] }, /"owner", which DataTrails does not know/],
+      [{ display_name: 'TL', roles: ['OWNER', 7] }, /has "7", which DataTrails does not know/],
       [{ display_name: 'TL', displayName: 'x' }, /"displayName", which create does not take/],
     ];
     for (const [payload, message] of refused) {
@@ -278,13 +283,13 @@ describe('app registration node (DataTrails) against the sandbox', function () {
   describe('actions', () => {
     it('create outputs the application with its secret, which works; msg.identity names it', async () => {
       const f = await load({ action: 'create' });
-      const msg = await ok(f, { payload: { display_name: 'TrafficLight101', custom_claims: { serial_number: 'TL1000000101' }, roles: ['viewer'] } });
+      const msg = await ok(f, { payload: { display_name: 'TrafficLight101', custom_claims: { serial_number: 'TL1000000101' }, roles: ['OWNER'] } });
       const application = msg.payload as DataTrailsApplication;
       assert.match(application.identity, /^applications\/[0-9a-f-]{36}$/);
       assert.equal(msg.identity, application.identity);
       assert.equal(application.display_name, 'TrafficLight101');
       assert.deepEqual(application.custom_claims, { serial_number: 'TL1000000101' });
-      assert.deepEqual(application.roles, ['viewer']);
+      assert.deepEqual(application.roles, ['OWNER']);
       assert.match(secretOf(application), /^[0-9a-f]{64}$/);
       assert.equal(store().size, 1);
       assert.equal(await tokenStatus(application.client_id, secretOf(application)), 200, 'the output secret is the real one');
@@ -476,6 +481,7 @@ describe('app registration node (DataTrails) against the sandbox', function () {
       ['create with a non-string claim', { action: 'create', payload: { display_name: 'X', custom_claims: { has_light: true } } }, /"has_light" must be a string/],
       ['create with a jit_ claim', { action: 'create', payload: { display_name: 'X', custom_claims: { jit_user: 'a' } } }, /"jit_user" is not allowed/],
       ['create with an arc_ claim', { action: 'create', payload: { display_name: 'X', custom_claims: { arc_display_name: 'a' } } }, /"arc_display_name" is not allowed/],
+      ['create with a role DataTrails does not know', { action: 'create', payload: { display_name: 'X', roles: ['viewer'] } }, /"viewer", which DataTrails does not know: use ROLE_UNSPECIFIED or OWNER/],
       ['create with an unknown field', { action: 'create', payload: { display_name: 'X', secret: 'mine' } }, /"secret", which create does not take/],
       ['get without msg.identity', { action: 'get' }, /msg\.identity is not set/],
       ['get with an asset identity', { action: 'get', identity: `assets/${UUID}` }, /does not name an app registration/],
@@ -619,6 +625,31 @@ describe('app registration node (DataTrails) against the sandbox', function () {
         assert.equal(await tokenStatus(created.client_id, secretOf(created)), 200, 'the secret was not regenerated');
       });
     }
+
+    it("the sandbox's own 429 (rateLimited fault): list waits the Archivist-Rate-Limit-Reset seconds, then succeeds", async () => {
+      store().add({ display_name: 'Limited' });
+      const f = await load({ action: 'list' });
+      await ok(f, {}); // the token is fetched: the wait measured below is the retry's alone
+      sandbox.resetCalls();
+      sandbox.fault('dataTrails.applications', { kind: 'rateLimited', resetSeconds: 1, times: 1 });
+      const started = Date.now();
+      assert.equal(((await ok(f, {})).payload as unknown[]).length, 1);
+      assert.ok(Date.now() - started >= 950, `retried after ${Date.now() - started} ms, not after the 1 s the header asks`);
+      assert.equal(sandbox.calls('dataTrails.applications'), 2);
+    });
+
+    it("the sandbox's own 429 asking longer than the node waits: RATE_LIMITED at once, naming the wait", async () => {
+      const f = await load({ action: 'msg' });
+      sandbox.fault('dataTrails.applications', { kind: 'rateLimited', resetSeconds: 60 });
+      const listed = await fails(f, { action: 'list' }, 'RATE_LIMITED');
+      assert.match(listed.message, /rate limit is reached \(429\).*wait 60 s and send the message again/);
+      assert.equal(sandbox.calls('dataTrails.applications'), 1, 'not retried: 60 s is longer than the node waits');
+      sandbox.resetCalls();
+      const created = await fails(f, { action: 'create', payload: { display_name: 'Once' } }, 'RATE_LIMITED');
+      assert.match(created.message, /does not repeat create by itself.*wait 60 s/);
+      assert.equal(sandbox.calls('dataTrails.applications'), 1);
+      assert.equal(store().size, 0);
+    });
 
     it('a 429 that persists: three retries, then RATE_LIMITED', async () => {
       const f = await load({ action: 'list' });

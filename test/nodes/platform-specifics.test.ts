@@ -81,6 +81,30 @@ describe('platform specifics', function () {
       assert.equal(sandbox.calls('dataTrails.assets'), 4, 'one try and three retries');
     });
 
+    it("retries the sandbox's own 429 (rateLimited fault) after its Archivist-Rate-Limit-Reset; a longer wait is the output", async () => {
+      const f = await load('datatrails');
+      const warm = H.collect(f.ids.out, 1);
+      H.node(f.ids.request).receive({}); // the token first: the wait measured below is the retry's alone
+      assert.equal((await warm)[0]!.statusCode, 200);
+      sandbox.resetCalls();
+      sandbox.fault('dataTrails.assets', { kind: 'rateLimited', resetSeconds: 1, times: 1 });
+      const started = Date.now();
+      const out = H.collect(f.ids.out, 1);
+      H.node(f.ids.request).receive({});
+      assert.equal((await out)[0]!.statusCode, 200);
+      assert.ok(Date.now() - started >= 950, `retried after ${Date.now() - started} ms, not after the 1 s the header asks`);
+      assert.equal(sandbox.calls('dataTrails.assets'), 2);
+
+      sandbox.resetCalls();
+      sandbox.fault('dataTrails.assets', { kind: 'rateLimited', resetSeconds: 60 });
+      const limited = H.collect(f.ids.out, 1);
+      H.node(f.ids.request).receive({});
+      const [msg] = await limited;
+      assert.equal(msg!.statusCode, 429);
+      assert.equal((msg!.headers as Record<string, string>)['archivist-rate-limit-reset'], '60');
+      assert.equal(sandbox.calls('dataTrails.assets'), 1, 'a wait longer than allowed is passed on, not slept');
+    });
+
     it('does not repeat a POST answered with 429', async () => {
       const f = await load('datatrails', { request: { method: 'POST' } });
       sandbox.fault('dataTrails.assets', { kind: 'status', status: 429, headers: { 'retry-after': '0' } });

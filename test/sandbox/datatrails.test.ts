@@ -77,6 +77,72 @@ describe('sandbox: DataTrails', () => {
       assert.equal((await getJson(`${assets}/00000000-0000-4000-8000-000000000000`)).status, 404);
     });
 
+    it('answers with the fields of v2AssetResponse (assetsv2.swagger.json): chain_id, no storage_integrity or principal', async () => {
+      const created = await postJson(`${sandbox.url}/archivist/v2/assets`, { attributes: { arc_display_name: 'Fence' }, public: true }, auth());
+      const asset = (await created.json()) as Record<string, unknown>;
+      assert.deepEqual(Object.keys(asset).sort(), [
+        'at_time', 'attributes', 'behaviours', 'chain_id', 'confirmation_status', 'identity', 'owner', 'proof_mechanism', 'public', 'tenant_identity', 'tracked',
+      ]);
+      assert.equal(typeof asset.chain_id, 'string');
+      assert.equal(asset.public, true);
+      assert.equal((await postJson(`${sandbox.url}/archivist/v2/assets`, { attributes: {}, proof_mechanism: 'BLOCKCHAIN' }, auth())).status, 400);
+    });
+
+    it('lists assets by the filters of GET /archivist/v2/assets, counts them in x-total-count, and refuses what it does not imitate', async () => {
+      const assets = `${sandbox.url}/archivist/v2/assets`;
+      const make = async (body: Record<string, unknown>): Promise<string> =>
+        ((await (await postJson(assets, body, auth())).json()) as { identity: string }).identity;
+      const pumpA = await make({ attributes: { arc_display_type: 'Pump', site: 'north' } });
+      const pumpB = await make({ attributes: { arc_display_type: 'Pump', site: 'south' }, public: true });
+      const valve = await make({ attributes: { arc_display_type: 'Valve', site: 'north' }, proof_mechanism: 'MERKLE_LOG', chain_id: '42' });
+      const list = async (query: string) => {
+        const response = await fetch(`${assets}?${query}`, { headers: auth() });
+        const body = (await response.json()) as { assets?: Array<{ identity: string }>; next_page_token?: string; message?: string };
+        return { status: response.status, total: response.headers.get('x-total-count'), body, ids: (body.assets ?? []).map((a) => a.identity) };
+      };
+      // The spec's map syntax, and the dotted one the Python SDK sends.
+      for (const query of ['attributes[arc_display_type]=Pump', 'attributes.arc_display_type=Pump']) {
+        const pumps = await list(query);
+        assert.equal(pumps.status, 200);
+        assert.ok([pumpA, pumpB].every((id) => pumps.ids.includes(id)) && !pumps.ids.includes(valve), query);
+      }
+      assert.deepEqual((await list('attributes[arc_display_type]=Pump&attributes[site]=north')).ids, [pumpA], 'every filter must match');
+      assert.deepEqual((await list('attributes[arc_display_type]=Pump&privacy=PUBLIC')).ids, [pumpB]);
+      assert.deepEqual((await list('attributes[arc_display_type]=Pump&privacy=RESTRICTED')).ids, [pumpA]);
+      assert.deepEqual((await list('proof_mechanism=MERKLE_LOG&chain_id=42')).ids, [valve]);
+      assert.deepEqual((await list('attributes[site]=north&tracked=TRACKED&confirmation_status=PENDING&order_by=DEFAULT')).ids, [pumpA, valve]);
+      assert.deepEqual((await list('attributes[site]=north&confirmation_status=CONFIRMED')).ids, []);
+
+      // x-total-count counts every match, not the page; the page token carries the filters.
+      const first = await list('attributes[site]=north&page_size=1');
+      assert.deepEqual([first.ids, first.total], [[pumpA], '2']);
+      const second = await list(`page_token=${encodeURIComponent(first.body.next_page_token!)}`);
+      assert.deepEqual([second.ids, second.total, second.body.next_page_token], [[valve], '2', '']);
+      assert.equal((await list(`page_token=${encodeURIComponent(first.body.next_page_token!)}&attributes[site]=north`)).status, 400, 'a filter again with the token');
+
+      for (const [query, message] of [
+        ['order_by=SIMPLEHASHV1', /does not imitate order_by=SIMPLEHASHV1/],
+        ['order_by=NEWEST', /order_by must be one of DEFAULT, SIMPLEHASHV1, SIMPLEHASHV2/],
+        ['tracked=YES', /tracked must be one of/],
+        ['privacy=SECRET', /privacy must be one of/],
+      ] as const) {
+        const refused = await list(query);
+        assert.equal(refused.status, 400, query);
+        assert.match(refused.body.message!, message);
+      }
+    });
+
+    it('a rateLimited fault answers 429 with Archivist-Rate-Limit-Reset, on DataTrails endpoints only', async () => {
+      sandbox.fault('dataTrails.assets', { kind: 'rateLimited', resetSeconds: 2.5, times: 1 });
+      const limited = await fetch(`${sandbox.url}/archivist/v2/assets`, { headers: auth() });
+      assert.equal(limited.status, 429);
+      assert.equal(limited.headers.get('archivist-rate-limit-reset'), '2.5');
+      assert.equal(((await limited.json()) as { code: number }).code, 8, 'RESOURCE_EXHAUSTED');
+      assert.equal((await fetch(`${sandbox.url}/archivist/v2/assets`, { headers: auth() })).status, 200, 'times: 1');
+      assert.throws(() => sandbox.fault('mbp.devices', { kind: 'rateLimited', resetSeconds: 1 }), /imitates DataTrails' 429/);
+      assert.throws(() => sandbox.fault('dataTrails.applications', { kind: 'rateLimited', resetSeconds: -1 }), /resetSeconds must be a number >= 0/);
+    });
+
     it('answers 401 without a valid token', async () => {
       const response = await fetch(`${sandbox.url}/archivist/v2/assets`);
       assert.equal(response.status, 401);
@@ -144,6 +210,29 @@ describe('sandbox: DataTrails', () => {
         assert.equal(response.status, 400, JSON.stringify(body));
         assert.equal(((await response.json()) as { code: number }).code, 3);
       }
+    });
+
+    it('takes only the roles of v1Role (ROLE_UNSPECIFIED, OWNER), else 400', async () => {
+      const owner = await createApplication({ display_name: 'Owner', roles: ['OWNER'] });
+      assert.equal(owner.status, 200);
+      assert.deepEqual(((await owner.json()) as DataTrailsApplication).roles, ['OWNER']);
+      for (const roles of [['viewer'], ['owner'], 'OWNER', [1]]) {
+        const refused = await createApplication({ display_name: 'x', roles });
+        assert.equal(refused.status, 400, JSON.stringify(roles));
+        assert.match(((await refused.json()) as { message: string }).message, /roles must be an array of ROLE_UNSPECIFIED or OWNER/);
+      }
+    });
+
+    it('refuses PATCH with a mask (400): the spec does not say what it takes, so the sandbox does not guess', async () => {
+      const created = (await (await createApplication({ display_name: 'Masked' })).json()) as DataTrailsApplication;
+      const response = await fetch(`${sandbox.url}/archivist/iam/v1/${created.identity}?mask=display_name`, {
+        method: 'PATCH',
+        headers: { ...auth(), 'content-type': 'application/json' },
+        body: JSON.stringify({ display_name: 'Changed?' }),
+      });
+      assert.equal(response.status, 400);
+      assert.match(((await response.json()) as { message: string }).message, /does not imitate the mask parameter/);
+      assert.equal(sandbox.dataTrailsApplications.get(created.client_id)!.display_name, 'Masked');
     });
 
     it('answers 402 when the quota is reached', async () => {
