@@ -150,6 +150,8 @@ export class PlatformConnection {
     if (response.statusCode === 401 && this.options.engine.tokenRejected(this.options.id, token.value)) {
       token = await tokenWithin();
       response = await send(token);
+      // The fresh token worked: that 401 was a lost session, cured; the next one is news.
+      if (response.statusCode !== 401) this.options.engine.tokenAccepted(this.options.id, token.value);
     }
     return response;
   }
