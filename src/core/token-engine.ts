@@ -128,7 +128,8 @@ export class TokenEngine {
    * get a token again and repeat its call once: the token is dropped (the
    * next getToken fetches a new one), or a newer one has already replaced it.
    * Returns false when the 401 stands as the answer: a re-login was tried
-   * lately and did not help (the user lacks a permission, say), so the next
+   * lately and its fresh token was refused too (the user lacks a permission,
+   * say; a re-login that cured the 401 is reset by tokenAccepted), so the next
    * one waits out the engine's back-off (1 s, 2 s, 4 s, … up to the maximum),
    * and a permanent 401 costs a handful of token requests, not one per message.
    */

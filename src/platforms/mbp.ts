@@ -23,7 +23,7 @@ export interface MbpSettings {
 export const LOGIN_PATH = '/api/users/login';
 export const SESSION_COOKIE = 'user_session';
 export const ACCESS_REQUEST_HEADER = 'x-mbp-access-request';
-/** The server deletes sessions 7 days after creation, whatever the cookie says. */
+/** The server's daily sweep deletes sessions older than 7 days, whatever the cookie says: 7 days is the safe bound. */
 export const MAX_SESSION_S = 7 * 24 * 3600;
 const WHAT = 'the MBP login';
 
