@@ -41,7 +41,7 @@ interface Entry {
   failures: number;
   retryAt: number;
   lastError?: Error;
-  /** Re-logins caused by an API's 401 that did not cure it, in a row: their back-off grows with it. */
+  /** Re-logins after an API's 401 since the last one that cured it: their back-off grows with it. */
   rejections: number;
   /** Before this time, a 401 does not drop the token: the re-login was just tried. */
   reloginAt: number;
@@ -69,6 +69,10 @@ export const DEFAULT_RENEWAL: Readonly<RenewalPolicy> = Object.freeze({
   staleMargin: 0.05,
   staleMarginMaxMs: 30_000,
 });
+
+/** The shortest wait is this fraction of the nominal back-off (jitter from 80 % to 120 %). */
+export const BACKOFF_JITTER_MIN = 0.8;
+const BACKOFF_JITTER_SPREAD = 0.4;
 
 export class TokenEngine {
   private readonly entries = new Map<string, Entry>();
@@ -124,7 +128,8 @@ export class TokenEngine {
    * get a token again and repeat its call once: the token is dropped (the
    * next getToken fetches a new one), or a newer one has already replaced it.
    * Returns false when the 401 stands as the answer: a re-login was tried
-   * lately and did not help (the user lacks a permission, say), so the next
+   * lately and its fresh token was refused too (the user lacks a permission,
+   * say; a re-login that cured the 401 is reset by tokenAccepted), so the next
    * one waits out the engine's back-off (1 s, 2 s, 4 s, … up to the maximum),
    * and a permanent 401 costs a handful of token requests, not one per message.
    */
@@ -141,6 +146,19 @@ export class TokenEngine {
     entry.rejections += 1;
     this.invalidate(id, tokenValue);
     return true;
+  }
+
+  /**
+   * The API accepted this token on the retry after a 401: the session or token
+   * had really ended, and the re-login cured it. The 401 back-off starts over,
+   * so the next independent 401 (another session end minutes or seconds
+   * later) re-logs in at once; only a fresh token refused again counts.
+   */
+  tokenAccepted(id: string, tokenValue: string): void {
+    const entry = this.entries.get(id);
+    if (entry?.token?.value !== tokenValue) return;
+    entry.rejections = 0;
+    entry.reloginAt = 0;
   }
 
   /**
@@ -243,7 +261,7 @@ export class TokenEngine {
     const exponential = this.backoffInitialMs * 2 ** Math.min(failures - 1, 30);
     // Jitter between 80 % and 120 %, then the cap: many credentials failing at
     // once (a network outage) do not all retry in the same instant.
-    return Math.min(this.backoffMaxMs, exponential * (0.8 + 0.4 * this.random()));
+    return Math.min(this.backoffMaxMs, exponential * (BACKOFF_JITTER_MIN + BACKOFF_JITTER_SPREAD * this.random()));
   }
 
   private recordFailure(entry: Entry, err: unknown): void {

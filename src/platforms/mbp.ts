@@ -5,12 +5,13 @@ import type { HttpRequest, HttpResponse } from '../core/http.js';
 import type { Token } from '../core/token.js';
 import { expiryFrom } from '../core/lifetime.js';
 import { checkBaseUrl } from '../core/url.js';
-import { jsonObject, tokenEndpointError } from './response.js';
+import { jsonObject, objectBody, serverSaid, tokenEndpointError } from './response.js';
 
 /**
  * MBP (docs/protocols.md, MBP): a login yields the `user_session` cookie; every
  * request carries it and `X-MBP-Access-Request`, built from the logged-in
- * user. A 401 (empty body) means the session is gone: log in again.
+ * user. A 401 with an empty body means the session is gone: log in again; a
+ * 401 with MBP's error body is a missing permission: report it, no new login.
  */
 export interface MbpSettings {
   /** Base URL with the context path, e.g. http://host:8080/mbp. */
@@ -22,7 +23,7 @@ export interface MbpSettings {
 export const LOGIN_PATH = '/api/users/login';
 export const SESSION_COOKIE = 'user_session';
 export const ACCESS_REQUEST_HEADER = 'x-mbp-access-request';
-/** The server deletes sessions 7 days after creation, whatever the cookie says. */
+/** The server's daily sweep deletes sessions older than 7 days, whatever the cookie says: 7 days is the safe bound. */
 export const MAX_SESSION_S = 7 * 24 * 3600;
 const WHAT = 'the MBP login';
 
@@ -47,13 +48,14 @@ export function buildLoginRequest(settings: MbpSettings): HttpRequest {
 }
 
 export function readLoginResponse(res: HttpResponse, now: number): Token {
+  // MBP's words name the case: "User with username '…' does not exist!", "Invalid password!", "This user is a system user…".
   if (res.statusCode === 404) {
-    throw new IiotAuthError(ErrorCode.AUTH_REJECTED, `${WHAT} does not know this user (404): check the username in the MBP config node`, { statusCode: 404 });
+    throw new IiotAuthError(ErrorCode.AUTH_REJECTED, `${WHAT} does not know this user (404)${serverSaid(res)}: check the username in the MBP config node`, { statusCode: 404 });
   }
   if (res.statusCode === 403 || res.statusCode === 401) {
     throw new IiotAuthError(
       ErrorCode.AUTH_REJECTED,
-      `${WHAT} refused the user (${res.statusCode}): the password is wrong, or it is a system user, which cannot log in over the REST API`,
+      `${WHAT} refused the user (${res.statusCode})${serverSaid(res)}: the password is wrong, or it is a system user, which cannot log in over the REST API`,
       { statusCode: res.statusCode },
     );
   }
@@ -83,9 +85,13 @@ export function readLoginResponse(res: HttpResponse, now: number): Token {
 }
 
 /**
- * `X-MBP-Access-Request` from the logged-in user. The server splits it on
- * `;;` and `=`: a value that is empty or contains either breaks its parser, so
- * refuse it here with a clear error instead of a puzzling 400 later.
+ * `X-MBP-Access-Request` from the logged-in user. MBP splits it on `;;`, each
+ * piece on `=`, and takes the text between the first and a second `=` as the
+ * value (ACAccessRequest.valueOf); a piece without a value makes it answer 500,
+ * a second `=` cuts the value short, and a `;;` in a value starts a piece of
+ * its own. It requires no key and uses the values only in its access policies,
+ * so a name the user's profile lacks (MBP's names are optional) is left out; a
+ * name with `=` or `;;` is refused here with a clear error.
  */
 export function accessRequestHeader(user: Record<string, unknown>): string {
   const parts: Array<[string, string]> = [
@@ -93,18 +99,40 @@ export function accessRequestHeader(user: Record<string, unknown>): string {
     ['lastname', 'lastName'],
     ['username', 'username'],
   ];
-  return parts
-    .map(([name, field]) => {
-      const value = user[field];
-      if (typeof value !== 'string' || value.trim() === '' || value.includes('=') || value.includes(';;')) {
-        throw new IiotAuthError(
-          ErrorCode.CONFIG_INVALID,
-          `the MBP user's ${field} is ${typeof value === 'string' && value.trim() !== '' ? 'a value with "=" or ";;"' : 'empty'}, which MBP's X-MBP-Access-Request header cannot carry: give the user a ${field} without them in MBP`,
-        );
-      }
-      return `requesting-entity-${name}=${value}`;
-    })
-    .join(';;');
+  const pieces: string[] = [];
+  for (const [name, field] of parts) {
+    const value = user[field];
+    if (value === undefined || value === null || value === '') continue;
+    if (typeof value !== 'string' || value.includes('=') || value.includes(';;')) {
+      throw new IiotAuthError(
+        ErrorCode.CONFIG_INVALID,
+        `the MBP user's ${field} is ${typeof value === 'string' ? 'a value with "=" or ";;"' : 'not text'}, which MBP's X-MBP-Access-Request header cannot carry (MBP would cut it short or answer 500): give the user a ${field} without them in MBP`,
+      );
+    }
+    pieces.push(`requesting-entity-${name}=${value}`);
+  }
+  // Every MBP user has a username; without it the answer is not MBP's user (and an empty header would be a 500).
+  if (typeof user.username !== 'string' || user.username === '') {
+    throw new IiotAuthError(ErrorCode.TOKEN_RESPONSE_INVALID, `${WHAT} answered without the user's username: check that the URL points at MBP itself, not at a proxy`);
+  }
+  return pieces.join(';;');
+}
+
+/**
+ * MBP answers a missing permission, owner or admin right with 401 and its
+ * error body {status, statusCode, timestamp, message, detailMessages}
+ * (RestExceptionHandler); a missing or expired session with 401 and no body
+ * (SecurityConfiguration's HttpStatusEntryPoint). Only the first is reported
+ * here; the second is a lost session, cured by a new login.
+ */
+export function permissionRefusal(res: HttpResponse): IiotAuthError | undefined {
+  const body = objectBody(res);
+  if (!body || typeof body.statusCode !== 'number' || typeof body.message !== 'string' || !('detailMessages' in body)) return undefined;
+  return new IiotAuthError(
+    ErrorCode.PERMISSION_DENIED,
+    `MBP refused this request for the config node's user (401)${serverSaid(res)}: the user lacks a permission, or owner or admin rights, for it; grant them in MBP (an access policy, ownership, admin). No new login was tried: it would not help`,
+    { statusCode: 401 },
+  );
 }
 
 function sessionCookie(setCookie: string | string[] | undefined): { id: string; maxAgeS?: number } | undefined {
@@ -133,7 +161,7 @@ export const MBP = declarePlatform({
   configure: ({ text, credentials }) => {
     const settings = validateSettings({ url: text('url'), username: credentials.username ?? '', password: credentials.password ?? '' });
     return {
-      provider: exchangeProvider(settings.url, () => buildLoginRequest(settings), readLoginResponse),
+      provider: exchangeProvider(settings.url, () => buildLoginRequest(settings), readLoginResponse, permissionRefusal),
       fingerprintParts: { ...settings },
       secrets: [settings.password],
     };

@@ -9,7 +9,7 @@ export interface Lifetimes {
   ciscoEiAccessToken: number;
   ciscoEiRefreshToken: number;
   dataTrailsToken: number;
-  /** MBP: how long the server keeps a session (7 days). */
+  /** MBP: how old a session must be for the server's sweep to delete it (7 days); the sweep runs at start and every seventh of this (24 h). */
   mbpSession: number;
   /** MBP: the `user_session` cookie's Max-Age; longer than the session, as the seed shows (about 30 days). */
   mbpCookie: number;
@@ -57,6 +57,7 @@ export const ENDPOINT_NAMES = [
   'mbp.login',
   'mbp.logout',
   'mbp.devices',
+  'mbp.sensors',
   'oauth2.token',
   'oauth2.whoami',
   'oauth2.items',

@@ -237,6 +237,26 @@ describe('TokenEngine', () => {
     assert.equal(engine.tokenRejected('a', 'an-older-token'), true, 'a 401 to a token already replaced retries with the current one');
   });
 
+  it('a re-login whose token the API accepted resets the 401 back-off: the next 401 re-logs in at once', async () => {
+    let n = 0;
+    const fetch = async () => tokenAt(clock, 600_000, `v${++n}`);
+    let token = await engine.getToken('a', 'fp', fetch);
+    for (let end = 1; end <= 5; end++) {
+      // The session ends (a sweep, a logout elsewhere): a 401, one re-login, and the retry is accepted.
+      assert.equal(engine.tokenRejected('a', token.value), true, `session end ${end}: re-login`);
+      token = await engine.getToken('a', 'fp', fetch);
+      engine.tokenAccepted('a', token.value);
+      clock.advance(10); // far inside the back-off of 1 s
+    }
+    assert.equal(n, 6, 'one login, then one re-login per session end');
+    // A fresh token refused again still backs off.
+    assert.equal(engine.tokenRejected('a', token.value), true);
+    token = await engine.getToken('a', 'fp', fetch);
+    assert.equal(engine.tokenRejected('a', token.value), false, 'refused right after a re-login: the 401 stands');
+    engine.tokenAccepted('a', 'an-older-token');
+    assert.equal(engine.tokenRejected('a', token.value), false, 'a token that is no longer current resets nothing');
+  });
+
   it('a 401 after a long quiet spell re-logs in at once', async () => {
     let n = 0;
     const fetch = async () => tokenAt(clock, 600_000, `v${++n}`);

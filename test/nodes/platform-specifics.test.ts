@@ -149,12 +149,11 @@ describe('platform specifics', function () {
     });
 
     it('refuses user names that would break the X-MBP-Access-Request header, before any API call', async () => {
-      // An MBP whose users have names MBP's header parser cannot take; the
-      // sandbox's demo user is well-formed, so a small login server stands in.
+      // An MBP whose users have names MBP's header parser cannot take (ACAccessRequest.valueOf: a second "="
+      // cuts the value short, ";;" starts a piece of its own); the sandbox's demo user is well-formed, so a small login server stands in.
       const names: Array<[string, string, string]> = [
         ['Ada=1', 'Lovelace', 'firstName'],
         ['Ada', 'Love;;lace', 'lastName'],
-        ['', 'Lovelace', 'firstName'],
       ];
       let current = 0;
       const mbp = await startHttpServer((req, res) => {
@@ -178,6 +177,50 @@ describe('platform specifics', function () {
       } finally {
         await mbp.stop();
       }
+    });
+
+    it('leaves a name the user\'s profile lacks out of the header: MBP requires no key (ACAccessRequest.valueOf), and an empty value would be its 500', async () => {
+      const mbp = await startHttpServer((req, res) => {
+        if (req.url === '/mbp/api/users/login') {
+          res.writeHead(200, { 'content-type': 'application/json', 'set-cookie': 'user_session=abc123; Path=/; Max-Age=600; HttpOnly' });
+          res.end(JSON.stringify({ id: '1', username: 'nameless', firstName: null, lastName: '', isAdmin: false }));
+        } else {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ accessRequest: req.headers['x-mbp-access-request'] }));
+        }
+      });
+      try {
+        const f = await load('mbp', { config: { url: `${mbp.url}/mbp` }, credentials: { username: 'nameless', password: 'nameless-password-1' } });
+        const out = H.collect(f.ids.out, 1);
+        H.node(f.ids.request).receive({});
+        const [msg] = await out;
+        assert.equal(msg!.statusCode, 200);
+        assert.deepEqual(msg!.payload, { accessRequest: 'requesting-entity-username=nameless' });
+      } finally {
+        await mbp.stop();
+      }
+    });
+
+    it("a 401 with MBP's error body is a permission error (PERMISSION_DENIED, MBP's message), with no new login; an empty 401 still logs in again", async () => {
+      // The sandbox's demo user owns three devices; 609c…f299 is another user's (MBP: RestExceptionHandler.java:53-58).
+      const f = await load('mbp', { request: { url: '' } });
+      const othersDevice = '/api/devices/609c9d449672bb5e7177f299';
+      for (let i = 0; i < 3; i++) {
+        const errors = H.collect(f.ids.errors, 1);
+        H.node(f.ids.request).receive({ url: othersDevice });
+        const error = (await errors)[0]!.error as { code: string; message: string };
+        assert.equal(error.code, 'PERMISSION_DENIED');
+        assert.match(error.message, /\(401\)/);
+        assert.match(error.message, /Missing permission 'READ' for Entity with id '609c9d449672bb5e7177f299'\./);
+        assert.match(error.message, /No new login was tried/);
+      }
+      assert.equal(sandbox.calls('mbp.login'), 1, 'one login for all three: a permission error is not a lost session');
+      // The session ends (a 401 with no body): that one is a lost session, cured by a new login.
+      sandbox.revokeTokens();
+      const out = H.collect(f.ids.out, 1);
+      H.node(f.ids.request).receive({ url: '/api/devices' });
+      assert.equal((await out)[0]!.statusCode, 200);
+      assert.equal(sandbox.calls('mbp.login'), 2);
     });
 
     it('an unknown user and a wrong password say which', async () => {

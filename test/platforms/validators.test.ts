@@ -105,9 +105,23 @@ describe('MBP login validator', () => {
     assert.throws(() => mbp.readLoginResponse(response(302, ''), NOW), /context path/);
   });
 
-  it('refuses names MBP\'s header parser cannot take', () => {
-    for (const bad of [{ firstName: 'A=B' }, { lastName: 'x;;y' }, { username: '' }, { firstName: undefined }]) {
+  it('refuses names MBP\'s header parser cannot take (ACAccessRequest.valueOf), leaves out names the profile lacks', () => {
+    for (const bad of [{ firstName: 'A=B' }, { lastName: 'x;;y' }, { firstName: 42 }]) {
       assert.throws(() => mbp.accessRequestHeader({ ...user, ...bad }), { code: ErrorCode.CONFIG_INVALID });
     }
+    for (const missing of [{ firstName: undefined }, { firstName: null }, { firstName: '' }]) {
+      assert.equal(mbp.accessRequestHeader({ ...user, ...missing }), 'requesting-entity-lastname=Lovelace;;requesting-entity-username=ada');
+    }
+    assert.throws(() => mbp.accessRequestHeader({ ...user, username: '' }), { code: ErrorCode.TOKEN_RESPONSE_INVALID });
+  });
+
+  it("tells MBP's 401 with its error body (a missing permission) from an empty 401 (a lost session)", () => {
+    const denied = mbp.permissionRefusal(
+      response(401, { status: 'UNAUTHORIZED', statusCode: 401, timestamp: '04.04.2022 12:00:12', message: "Missing permission 'READ' for Entity with id '7'.", detailMessages: {} }),
+    );
+    assert.equal(denied?.code, ErrorCode.PERMISSION_DENIED);
+    assert.match(denied!.message, /Missing permission 'READ' for Entity with id '7'\./);
+    assert.equal(mbp.permissionRefusal(response(401, '')), undefined);
+    assert.equal(mbp.permissionRefusal(response(401, '<html>proxy login</html>')), undefined, 'not MBP\'s body: a lost session, as before');
   });
 });

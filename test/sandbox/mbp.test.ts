@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { startSandbox, DEFAULT_LIFETIMES, type Sandbox } from '../../src/sandbox/index.js';
-import { mbpLogin, postJson, sleep } from './helpers.js';
+import { mbpLogin, postJson } from './helpers.js';
 
 describe('sandbox: MBP', () => {
   let sandbox: Sandbox;
@@ -24,7 +24,7 @@ describe('sandbox: MBP', () => {
     assert.equal(typeof user.id, 'string');
     assert.equal(typeof user.isAdmin, 'boolean');
     const setCookie = response.headers.get('set-cookie')!;
-    const match = /^user_session=[0-9a-f]{24}; Path=\/; Max-Age=2592000; Expires=([^;]+); HttpOnly$/.exec(setCookie);
+    const match = /^user_session=[0-9a-f]{24}; Path=\/; Max-Age=2592000; Expires=([^;]+); HttpOnly; SameSite=strict$/.exec(setCookie);
     assert.ok(match, setCookie);
     const days = (Date.parse(match[1]) - Date.now()) / (24 * 3600 * 1000);
     assert.ok(days > 29.9 && days <= 30, `the cookie expires in ${days} days`);
@@ -42,14 +42,14 @@ describe('sandbox: MBP', () => {
     assert.equal(wrong.headers.get('set-cookie'), null);
   });
 
-  it('serves a HAL page of devices to a session with a matching access request, also under /MBP', async () => {
+  it('serves a HAL page of devices to a session, also under /MBP', async () => {
     for (const contextPath of ['mbp', 'MBP']) {
       const headers = await mbpLogin(sandbox, contextPath);
       const response = await fetch(`${sandbox.url}/${contextPath}/api/devices?page=0&size=2`, { headers });
       assert.equal(response.status, 200);
       const page = (await response.json()) as { _embedded: { devices: unknown[] }; page: Record<string, number>; _links: unknown };
       assert.equal(page._embedded.devices.length, 2);
-      assert.deepEqual(page.page, { size: 2, totalElements: 3, totalPages: 2, number: 0 });
+      assert.deepEqual(page.page, { size: 2, totalElements: 2, totalPages: 1, number: 0 }, 'totalElements counts this page (test/sandbox/mbp-fidelity.test.ts)');
       assert.ok(page._links);
     }
   });
@@ -74,34 +74,6 @@ describe('sandbox: MBP', () => {
       assert.equal(await response.text(), '');
       assert.equal(response.headers.get('location'), null, 'no redirect');
     }
-  });
-
-  it('answers 400 without or with a malformed X-MBP-Access-Request, 403 when it names another user', async () => {
-    const { cookie } = await mbpLogin(sandbox);
-    const { firstName, lastName, username } = sandbox.demo.mbp;
-    const access = (first: string, last: string, user: string): string =>
-      `requesting-entity-firstname=${first};;requesting-entity-lastname=${last};;requesting-entity-username=${user}`;
-    const status = async (accessRequest?: string): Promise<number> => {
-      const headers: Record<string, string> = accessRequest === undefined ? { cookie } : { cookie, 'x-mbp-access-request': accessRequest };
-      return (await fetch(`${base}/api/devices`, { headers })).status;
-    };
-    assert.equal(await status(), 400);
-    assert.equal(await status(access('', lastName, username)), 400);
-    assert.equal(await status(access('A=B', lastName, username)), 400);
-    assert.equal(await status(`requesting-entity-firstname=${firstName}`), 400);
-    assert.equal(await status(access('Grace', lastName, username)), 403);
-    assert.equal(await status(access(firstName, lastName, 'someone')), 403);
-    assert.equal(await status(access(firstName, lastName, username)), 200);
-  });
-
-  it('ends a session after the configured lifetime, whatever the cookie says', async () => {
-    sandbox.lifetimes.mbpSession = 0.3;
-    const login = await postJson(`${base}/api/users/login`, { username: sandbox.demo.mbp.username, password: sandbox.demo.mbp.password });
-    assert.match(login.headers.get('set-cookie')!, /Max-Age=2592000/);
-    const headers = await mbpLogin(sandbox);
-    assert.equal((await fetch(`${base}/api/devices`, { headers })).status, 200);
-    await sleep(350);
-    assert.equal((await fetch(`${base}/api/devices`, { headers })).status, 401);
   });
 
   it('logs out with a 302 that ends the session', async () => {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { MAX_LIFETIME_MS } from '../../src/core/lifetime.js';
+import { BACKOFF_JITTER_MIN } from '../../src/core/token-engine.js';
 import type { PlatformConnection } from '../../src/core/platform-connection.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H } from '../helpers/flow.js';
 import { PLATFORM_CASES, platformFlow } from '../helpers/platform-flows.js';
-import { ALL_MODULES, assertNoLeaks, countOutcomes, expectError, loadAgent, outcomeOf, securitySuite, storedSecrets, type Outcome } from './harness.js';
+import { ALL_MODULES, assertNoLeaks, countOutcomes, expectError, loadAgent, outcomeOf, SECURITY_SETTINGS, securitySuite, storedSecrets, type Outcome } from './harness.js';
 
 /**
  * Attack: make the nodes burn credentials. A permanent 401 (one re-login per
@@ -73,6 +74,33 @@ describe('security: no token request per message, no unbounded wait', function (
       assert.ok((await out).every((m) => m.statusCode === 401));
       assert.ok(sandbox.calls(c.tokenEndpoint) <= 2, `logins: ${sandbox.calls(c.tokenEndpoint)}`);
     });
+  });
+
+  describe('a session that ends again soon after a cured end: each end costs one re-login, and no message outputs the 401', () => {
+    // The shortest 401 back-off the runtime would apply after a re-login: the ends below come sooner.
+    const shortestBackoffMs = SECURITY_SETTINGS.backoffInitialMs * BACKOFF_JITTER_MIN;
+    const ENDS = 3;
+    // MBP, where sessions end so (the engine's part is the same for every platform: test/core/token-engine.test.ts);
+    // the bearer platforms' sandboxes revoke by a new signing key, which takes about as long as the back-off.
+    for (const c of PLATFORM_CASES.filter((p) => p.platform === 'mbp')) {
+      it(c.platform, async () => {
+        const f = platformFlow(c, sandbox);
+        await H.load(ALL_MODULES, f.nodes, f.credentials);
+        assert.equal((await outcomeOf(f.ids, () => H.node(f.ids.request).receive({}))).msg.statusCode, 200);
+        let curedAt = 0;
+        for (let end = 1; end <= ENDS; end++) {
+          // The platform ends every session (MBP's sweep, a logout elsewhere): the cached token gets a 401.
+          sandbox.revokeTokens();
+          const outcome = await outcomeOf(f.ids, () => H.node(f.ids.request).receive({ end }));
+          assert.equal(outcome.kind, 'output', `end ${end}: ${outcome.error?.message}`);
+          assert.equal(outcome.msg.statusCode, 200, `end ${end}: recovered by a re-login, not answered with the 401`);
+          assert.equal(sandbox.calls(c.tokenEndpoint), 1 + end, `end ${end}: one re-login`);
+          if (end > 1) assert.ok(Date.now() - curedAt < shortestBackoffMs, `the next end came within the back-off the cured re-login would have set (${Date.now() - curedAt} ms)`);
+          curedAt = Date.now();
+        }
+        assertNoLeaks(c.secrets(sandbox), c.platform);
+      });
+    }
   });
 
   describe('absurd lifetimes: every expiresAt a valid date, at most a few token requests, unusable answers TOKEN_RESPONSE_INVALID', () => {
