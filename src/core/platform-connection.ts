@@ -143,7 +143,7 @@ export class PlatformConnection {
         signal,
       });
     let response = await send(token);
-    this.throwIfPermissionRefusal(response);
+    if (this.refusesPermission(response)) return response;
     // The platform no longer accepts this token (revoked, server restarted,
     // clock drift): get a fresh one and try once more. Unless a re-login was
     // just tried and did not help: then the 401 is the answer (the engine
@@ -151,18 +151,15 @@ export class PlatformConnection {
     if (response.statusCode === 401 && this.options.engine.tokenRejected(this.options.id, token.value)) {
       token = await tokenWithin();
       response = await send(token);
-      this.throwIfPermissionRefusal(response);
       // The fresh token worked: that 401 was a lost session, cured; the next one is news.
-      if (response.statusCode !== 401) this.options.engine.tokenAccepted(this.options.id, token.value);
+      if (response.statusCode !== 401 || this.refusesPermission(response)) this.options.engine.tokenAccepted(this.options.id, token.value);
     }
     return response;
   }
 
   /** A 401 the platform says is about a permission, not the token: no new token would help. */
-  private throwIfPermissionRefusal(response: ApiResponse): void {
-    if (response.statusCode !== 401) return;
-    const refusal = this.options.provider.permissionRefusal?.(response);
-    if (refusal) throw refusal;
+  private refusesPermission(response: ApiResponse): boolean {
+    return response.statusCode === 401 && this.options.provider.refusesPermission?.(response) === true;
   }
 
   redact(text: string): string {

@@ -24,9 +24,10 @@ export interface TokenProvider {
   /** Releases what the provider holds (an agent's lock file); called when its config node stops. */
   close?(): Promise<void>;
   /**
-   * An API's 401 that does not mean the token was refused (a platform that
-   * answers a missing permission with 401 and an error body): the error to
-   * report instead of a new token and a retry. Undefined: a lost token, as usual.
+   * True for an API's 401 that does not mean the token was refused (a
+   * platform that answers a missing permission with 401 and an error body):
+   * that 401 is the answer, as any other status, with no new token and no
+   * retry. Absent or false: a lost token, as usual.
    */
-  permissionRefusal?(response: import('./http.js').HttpResponse): import('./errors.js').IiotAuthError | undefined;
+  refusesPermission?(response: import('./http.js').HttpResponse): boolean;
 }

@@ -80,13 +80,13 @@ export function exchangeProvider(
   baseUrl: string,
   request: () => HttpRequest,
   read: (res: HttpResponse, now: number) => Token,
-  permissionRefusal?: TokenProvider['permissionRefusal'],
+  refusesPermission?: TokenProvider['refusesPermission'],
 ): TokenProvider {
   return {
     baseUrl,
     async fetchToken(http: HttpClient): Promise<Token> {
       return read(await http.send(request()), Date.now());
     },
-    ...(permissionRefusal ? { permissionRefusal } : {}),
+    ...(refusesPermission ? { refusesPermission } : {}),
   };
 }

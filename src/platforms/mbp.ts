@@ -122,17 +122,13 @@ export function accessRequestHeader(user: Record<string, unknown>): string {
  * MBP answers a missing permission, owner or admin right with 401 and its
  * error body {status, statusCode, timestamp, message, detailMessages}
  * (RestExceptionHandler); a missing or expired session with 401 and no body
- * (SecurityConfiguration's HttpStatusEntryPoint). Only the first is reported
- * here; the second is a lost session, cured by a new login.
+ * (SecurityConfiguration's HttpStatusEntryPoint). The first is MBP's answer
+ * to the request, which a new login would not change; the second is a lost
+ * session, cured by one.
  */
-export function permissionRefusal(res: HttpResponse): IiotAuthError | undefined {
+export function refusesPermission(res: HttpResponse): boolean {
   const body = objectBody(res);
-  if (!body || typeof body.statusCode !== 'number' || typeof body.message !== 'string' || !('detailMessages' in body)) return undefined;
-  return new IiotAuthError(
-    ErrorCode.PERMISSION_DENIED,
-    `MBP refused this request for the config node's user (401)${serverSaid(res)}: the user lacks a permission, or owner or admin rights, for it; grant them in MBP (an access policy, ownership, admin). No new login was tried: it would not help`,
-    { statusCode: 401 },
-  );
+  return !!body && typeof body.statusCode === 'number' && typeof body.message === 'string' && 'detailMessages' in body;
 }
 
 function sessionCookie(setCookie: string | string[] | undefined): { id: string; maxAgeS?: number } | undefined {
@@ -161,7 +157,7 @@ export const MBP = declarePlatform({
   configure: ({ text, credentials }) => {
     const settings = validateSettings({ url: text('url'), username: credentials.username ?? '', password: credentials.password ?? '' });
     return {
-      provider: exchangeProvider(settings.url, () => buildLoginRequest(settings), readLoginResponse, permissionRefusal),
+      provider: exchangeProvider(settings.url, () => buildLoginRequest(settings), readLoginResponse, refusesPermission),
       fingerprintParts: { ...settings },
       secrets: [settings.password],
     };
