@@ -193,12 +193,13 @@ export class FileRecordStore implements RecordStore {
 function fsError(action: string, file: string, dir: string, err: unknown): IiotAuthError {
   if (isIiotAuthError(err)) return err; // already says what is wrong and what to do
   const code = codeOf(err);
-  const noAccess = `Node-RED's user may not access it: fix the permissions of ${dir}, or set iiotAuth.agentStateDir to a folder it owns`;
+  const noAccess = `Node-RED's user may not access it: ${dir} must belong to the user Node-RED runs as, mode 0700 (chown -R that user, chmod 700), or set iiotAuth.agentStateDir to a folder it owns`;
   const notAFolder = `a file is in the way: ${dir} (or a folder above it) must be a folder; move the file away or set iiotAuth.agentStateDir`;
   const advice: Record<string, string> = {
     EEXIST: notAFolder,
     ENOTDIR: notAFolder,
     EISDIR: `a folder is in the way of the file ${file}: move it away`,
+    ELOOP: `symbolic links in the path of ${dir} point in a circle: fix them`,
     EACCES: noAccess,
     EPERM: noAccess,
     EROFS: 'the file system is read-only: set iiotAuth.agentStateDir to a writable folder (a Docker volume, say)',
