@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
-import writeFileAtomic from 'write-file-atomic';
-import { ErrorCode, IiotAuthError } from './errors.js';
+import { ErrorCode, IiotAuthError, isIiotAuthError } from './errors.js';
+import { checkPrivateFolder, codeOf, noFollowLockFs, readPlainFile, refuseLinkAt, replaceFile } from './private-folder.js';
 import {
   checkRecordId,
   KeyedMutex,
@@ -22,6 +22,11 @@ import {
  * version is a digest of its file, so files written by older versions of the
  * package read as they are. One process uses a record at a time (a lock file,
  * see `claim`); within it, writes to one record are serialised.
+ *
+ * The folder must be private (created 0700; one that others may write, or
+ * that another user owns, is refused before anything is read or written), and
+ * a symbolic link at a record's or a lock's path is refused, never followed:
+ * see private-folder.ts.
  */
 
 /** Lock files this process holds: users of one record in one process share it; only another process is kept out. */
@@ -44,7 +49,7 @@ export class FileRecordStore implements RecordStore {
 
   async read(id: string): Promise<StoredRecord | undefined> {
     const file = this.filePath(id);
-    const text = await readText(file);
+    const text = await this.readText(file);
     if (text === undefined) return undefined;
     let value: unknown;
     try {
@@ -57,7 +62,7 @@ export class FileRecordStore implements RecordStore {
   }
 
   async version(id: string): Promise<RecordVersion | undefined> {
-    const text = await readText(this.filePath(id));
+    const text = await this.readText(this.filePath(id));
     return text === undefined ? undefined : digest(text);
   }
 
@@ -67,8 +72,8 @@ export class FileRecordStore implements RecordStore {
       if ((await this.version(id)) !== expected) throw new RecordConflict('changed', id, this.dir);
       const text = `${JSON.stringify(value, null, 2)}\n`;
       try {
-        await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
-        await writeFileAtomic(file, text, { mode: 0o600, fsync: true });
+        await this.makeFolder();
+        await replaceFile(file, text);
         await fsyncDirectory(this.dir);
       } catch (err) {
         throw fsError('save the stored state (the new credentials are not used until it is saved)', file, this.dir, err);
@@ -117,9 +122,12 @@ export class FileRecordStore implements RecordStore {
   async retire(id: string): Promise<void> {
     const file = this.filePath(id);
     try {
+      await checkPrivateFolder(this.dir);
+      // A rename moves a link at either path rather than following it.
       await fs.rename(file, `${file}.moved`);
       await fsyncDirectory(this.dir);
     } catch (err) {
+      if (isIiotAuthError(err)) throw err;
       throw stateError(`could not rename ${file} after copying it (${codeOf(err)}): rename or remove it by hand`, err);
     }
   }
@@ -129,10 +137,13 @@ export class FileRecordStore implements RecordStore {
   private async lockFile(file: string, id: string, options: { staleMs?: number; waitMs?: number }): Promise<() => Promise<void>> {
     const staleMs = Math.max(2000, options.staleMs ?? 10_000);
     const waitMs = options.waitMs ?? staleMs + 2000;
+    const lockPath = `${file}.lock`;
     try {
-      await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+      await this.makeFolder();
+      await refuseLinkAt(lockPath);
       return await lockfile.lock(file, {
         realpath: false,
+        fs: noFollowLockFs,
         stale: staleMs,
         update: Math.floor(staleMs / 2),
         retries: { retries: Math.ceil(waitMs / 500), factor: 1, minTimeout: 500, maxTimeout: 500 },
@@ -143,24 +154,35 @@ export class FileRecordStore implements RecordStore {
         },
       });
     } catch (err) {
+      if (isIiotAuthError(err)) throw err;
+      // A link put at the lock's path while waiting reads as a held lock (or a failed removal): say what it is.
+      await refuseLinkAt(lockPath).catch((linked: unknown) => {
+        if (isIiotAuthError(linked)) throw linked;
+      });
       if (codeOf(err) === 'ELOCKED') {
         throw new IiotAuthError(
           ErrorCode.AGENT_LOCKED,
           `agent ${id} is in use by another Node-RED process sharing ${this.dir}: one agent, one process; give the other process its own agent, or share agents through Redis (iiotAuth.agentStore.redis)`,
         );
       }
-      throw fsError(`lock the stored state of ${id}`, `${file}.lock`, this.dir, err);
+      throw fsError(`lock the stored state of ${id}`, lockPath, this.dir, err);
     }
   }
-}
 
-async function readText(file: string): Promise<string | undefined> {
-  try {
-    return await fs.readFile(file, 'utf8');
-  } catch (err) {
-    // ENOTDIR: a part of the path is a file, so there is no record (and a write says why it cannot make one).
-    if (codeOf(err) === 'ENOENT' || codeOf(err) === 'ENOTDIR') return undefined;
-    throw fsError('read the stored state', file, path.dirname(file), err);
+  /** Creates the folder (0700) if it is missing, and checks it is private. */
+  private async makeFolder(): Promise<void> {
+    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await checkPrivateFolder(this.dir);
+  }
+
+  /** A record file's text; undefined when the folder or the file is missing (or a part of the path is a file: a write says why it cannot make one). */
+  private async readText(file: string): Promise<string | undefined> {
+    try {
+      if (!(await checkPrivateFolder(this.dir))) return undefined;
+      return await readPlainFile(file);
+    } catch (err) {
+      throw fsError('read the stored state', file, this.dir, err);
+    }
   }
 }
 
@@ -169,13 +191,15 @@ async function readText(file: string): Promise<string | undefined> {
  * system's code, and what to do about it; never the raw system message.
  */
 function fsError(action: string, file: string, dir: string, err: unknown): IiotAuthError {
+  if (isIiotAuthError(err)) return err; // already says what is wrong and what to do
   const code = codeOf(err);
-  const noAccess = `Node-RED's user may not access it: fix the permissions of ${dir}, or set iiotAuth.agentStateDir to a folder it owns`;
+  const noAccess = `Node-RED's user may not access it: ${dir} must belong to the user Node-RED runs as, mode 0700 (chown -R that user, chmod 700), or set iiotAuth.agentStateDir to a folder it owns`;
   const notAFolder = `a file is in the way: ${dir} (or a folder above it) must be a folder; move the file away or set iiotAuth.agentStateDir`;
   const advice: Record<string, string> = {
     EEXIST: notAFolder,
     ENOTDIR: notAFolder,
     EISDIR: `a folder is in the way of the file ${file}: move it away`,
+    ELOOP: `symbolic links in the path of ${dir} point in a circle: fix them`,
     EACCES: noAccess,
     EPERM: noAccess,
     EROFS: 'the file system is read-only: set iiotAuth.agentStateDir to a writable folder (a Docker volume, say)',
@@ -188,10 +212,6 @@ function fsError(action: string, file: string, dir: string, err: unknown): IiotA
 
 function digest(text: string): RecordVersion {
   return createHash('sha256').update(text).digest('hex').slice(0, 24);
-}
-
-function codeOf(err: unknown): string {
-  return (err as NodeJS.ErrnoException | null)?.code ?? 'error';
 }
 
 async function fsyncDirectory(dir: string): Promise<void> {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ErrorCode } from '../../src/core/errors.js';
 import { FileRecordStore } from '../../src/core/file-record-store.js';
+import { replaceFile } from '../../src/core/private-folder.js';
 import { isRecordConflict, KeyedMutex, type RecordStore } from '../../src/core/record-store.js';
 import { RedisRecordStore } from '../../src/core/redis-record-store.js';
 import { AgentStateStore, boardingConfigId, KEPT_REGISTRATIONS, type AgentRegistration, type AgentState } from '../../src/platforms/insights-hub-agent-state.js';
@@ -59,7 +60,7 @@ describe('file record store', () => {
   });
 
   it('reads a state file written before versions existed (its version is its digest)', async () => {
-    fs.mkdirSync(dir, { recursive: true });
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     fs.writeFileSync(path.join(dir, 'agent1.json'), JSON.stringify(state([registration(1)])));
     const read = await store.read('agent1');
     assert.equal(read!.state.registrations.length, 1);
@@ -67,7 +68,7 @@ describe('file record store', () => {
   });
 
   it('never replaces a corrupt or foreign state file silently', async () => {
-    fs.mkdirSync(dir, { recursive: true });
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     fs.writeFileSync(path.join(dir, 'agent1.json'), '{"format":1,"clientId":"agent1","registr');
     await assert.rejects(store.read('agent1'), { code: ErrorCode.AGENT_STATE_ERROR, message: /not valid JSON: restore it from a backup/ });
     fs.writeFileSync(path.join(dir, 'agent1.json'), JSON.stringify({ ...state([]), format: 99 }));
@@ -83,6 +84,33 @@ describe('file record store', () => {
   it('reports a write that fails, with what to do', async () => {
     fs.writeFileSync(dir, 'a file where the state directory should be'); // fails for root too
     await assert.rejects(store.write(state([registration(1)]), undefined), { code: ErrorCode.AGENT_STATE_ERROR, message: /not used until it is saved/ });
+  });
+
+  it('a write replaces a link at the record\'s path instead of following it (a link put there after the read)', async () => {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const outside = path.join(path.dirname(dir), 'outside.json');
+    fs.writeFileSync(outside, 'outside');
+    const file = path.join(dir, 'agent1.json');
+    fs.symlinkSync(outside, file);
+    await replaceFile(file, 'new record with secret-2');
+    assert.equal(fs.readFileSync(outside, 'utf8'), 'outside', 'nothing written through the link');
+    assert.equal(fs.lstatSync(file).isFile(), true);
+    assert.equal(fs.readFileSync(file, 'utf8'), 'new record with secret-2');
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    assert.deepEqual(fs.readdirSync(dir), ['agent1.json'], 'no temporary file remains');
+  });
+
+  it('a FIFO or a folder at the record\'s path is refused at once (never waited on, never replaced)', async () => {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = path.join(dir, 'agent1.json');
+    spawnSync('mkfifo', [file]);
+    assert.equal(fs.lstatSync(file).isFIFO(), true);
+    await assert.rejects(store.read('agent1'), { code: ErrorCode.AGENT_STATE_ERROR, message: /is a special file, not a plain file/ });
+    await assert.rejects(store.write(state([registration(1)]), undefined), { code: ErrorCode.AGENT_STATE_ERROR });
+    assert.equal(fs.lstatSync(file).isFIFO(), true);
+    fs.rmSync(file);
+    fs.mkdirSync(file);
+    await assert.rejects(store.read('agent1'), { code: ErrorCode.AGENT_STATE_ERROR, message: /a folder is in the way/ });
   });
 
   it('a claim keeps a second process away, and is taken over from one killed with SIGKILL', async function () {
