@@ -8,7 +8,7 @@ import { deadPort } from './servers.js';
 /**
  * A real Redis for the tests: Debian's /usr/bin/redis-server on a free
  * loopback port, its data in a temporary folder (AOF with appendfsync always,
- * as the README asks of production), stopped by `stop()`. `kill()` and
+ * as docs/operations.md asks of production), stopped by `stop()`. `kill()` and
  * `start()` crash it and bring it back on the same port with the same data.
  */
 export const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
