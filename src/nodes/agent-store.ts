@@ -4,7 +4,7 @@ import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import { FileRecordStore } from '../core/file-record-store.js';
 import { KeyedMutex, type RecordStore } from '../core/record-store.js';
 import { RedisRecordStore } from '../core/redis-record-store.js';
-import { AgentStateStore } from '../platforms/insights-hub-agent-state.js';
+import { AgentStateStore } from '../platforms/insights-hub-agent/state.js';
 import type { NodeAPI } from './node-red.js';
 import { settingsOf } from './runtime.js';
 

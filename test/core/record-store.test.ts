@@ -8,7 +8,7 @@ import { FileRecordStore } from '../../src/core/file-record-store.js';
 import { replaceFile } from '../../src/core/private-folder.js';
 import { isRecordConflict, KeyedMutex, type RecordStore } from '../../src/core/record-store.js';
 import { RedisRecordStore } from '../../src/core/redis-record-store.js';
-import { AgentStateStore, boardingConfigId, KEPT_REGISTRATIONS, type AgentRegistration, type AgentState } from '../../src/platforms/insights-hub-agent-state.js';
+import { AgentStateStore, boardingConfigId, KEPT_REGISTRATIONS, type AgentRegistration, type AgentState } from '../../src/platforms/insights-hub-agent/state.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 function registration(n: number): AgentRegistration {

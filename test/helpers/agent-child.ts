@@ -12,9 +12,9 @@ import { HttpClient } from '../../src/core/http.js';
 import { FileRecordStore } from '../../src/core/file-record-store.js';
 import { KeyedMutex, type RecordStore } from '../../src/core/record-store.js';
 import { RedisRecordStore, type RedisStoreOptions } from '../../src/core/redis-record-store.js';
-import { parseBoardingConfiguration } from '../../src/platforms/insights-hub-agent.js';
-import { AgentLifecycle } from '../../src/platforms/insights-hub-agent-lifecycle.js';
-import { AgentStateStore, type SecurityProfile } from '../../src/platforms/insights-hub-agent-state.js';
+import { parseBoardingConfiguration } from '../../src/platforms/insights-hub-agent/protocol.js';
+import { AgentLifecycle } from '../../src/platforms/insights-hub-agent/lifecycle.js';
+import { AgentStateStore, type SecurityProfile } from '../../src/platforms/insights-hub-agent/state.js';
 
 /** The store a test names: a directory, or Redis. */
 export function recordStoreOf(spec: string): RecordStore {

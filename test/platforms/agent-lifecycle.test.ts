@@ -9,9 +9,9 @@ import { FileRecordStore } from '../../src/core/file-record-store.js';
 import { HttpClient } from '../../src/core/http.js';
 import { KeyedMutex, type RecordStore } from '../../src/core/record-store.js';
 import { RedisRecordStore } from '../../src/core/redis-record-store.js';
-import { importAgentKey, parseBoardingConfiguration } from '../../src/platforms/insights-hub-agent.js';
-import { AgentLifecycle, type AgentStep } from '../../src/platforms/insights-hub-agent-lifecycle.js';
-import { AgentStateStore, type SecurityProfile } from '../../src/platforms/insights-hub-agent-state.js';
+import { importAgentKey, parseBoardingConfiguration } from '../../src/platforms/insights-hub-agent/protocol.js';
+import { AgentLifecycle, type AgentStep } from '../../src/platforms/insights-hub-agent/lifecycle.js';
+import { AgentStateStore, type SecurityProfile } from '../../src/platforms/insights-hub-agent/state.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { RedisServer } from '../helpers/redis-server.js';
 

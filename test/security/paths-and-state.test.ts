@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode } from '../../src/core/errors.js';
-import { buildClientAssertion } from '../../src/platforms/insights-hub-agent.js';
+import { buildClientAssertion } from '../../src/platforms/insights-hub-agent/protocol.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
 import { PLATFORM_CASES, platformFlow } from '../helpers/platform-flows.js';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { ErrorCode, IiotAuthError } from '../core/errors.js';
-import type { RecordLease, RecordStore, RecordVersion } from '../core/record-store.js';
+import { ErrorCode, IiotAuthError } from '../../core/errors.js';
+import type { RecordLease, RecordStore, RecordVersion } from '../../core/record-store.js';
 
 /**
  * The durable state of an Insights Hub agent: the credentials the platform
@@ -54,7 +54,7 @@ export interface AgentState {
   /** Newest first. */
   registrations: AgentRegistration[];
   lastRotationAt?: string;
-  /** Set when the registration was adopted from an SDK state file (insights-hub-agent-adoption.ts). */
+  /** Set when the registration was adopted from an SDK state file (adoption.ts). */
   adoptedAt?: string;
   /** Set when this package offboarded the agent: its credentials no longer work. */
   offboardedAt?: string;

@@ -1,20 +1,20 @@
 import { createPrivateKey, createPublicKey, generateKeyPair, randomUUID, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { SignJWT } from 'jose';
-import type { AgentRegistration, SecurityProfile } from './insights-hub-agent-state.js';
-import { ErrorCode, IiotAuthError } from '../core/errors.js';
-import { header, type HttpRequest, type HttpResponse } from '../core/http.js';
-import type { Token } from '../core/token.js';
-import { checkBaseUrl } from '../core/url.js';
-import { expiryFrom } from '../core/lifetime.js';
-import { accessTokenOf, jsonObject, requiredString, tokenEndpointError } from './response.js';
+import type { AgentRegistration, SecurityProfile } from './state.js';
+import { ErrorCode, IiotAuthError } from '../../core/errors.js';
+import { header, type HttpRequest, type HttpResponse } from '../../core/http.js';
+import type { Token } from '../../core/token.js';
+import { checkBaseUrl } from '../../core/url.js';
+import { expiryFrom } from '../../core/lifetime.js';
+import { accessTokenOf, jsonObject, requiredString, tokenEndpointError } from '../response.js';
 
 /**
  * Insights Hub Agent Management, the agent's side (docs/protocols.md, Insights Hub agents): the
  * boarding configuration, onboarding, key rotation, the client assertion and
  * the agent token. Request builders and response validators only; the order
- * of steps lives in insights-hub-agent-lifecycle.ts, the durable state in
- * insights-hub-agent-state.ts.
+ * of steps lives in lifecycle.ts, the durable state in
+ * state.ts and record.ts.
  */
 
 export interface BoardingConfiguration {

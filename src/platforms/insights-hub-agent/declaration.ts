@@ -1,4 +1,4 @@
-import { declarePlatform } from './declaration.js';
+import { declarePlatform } from '../declaration.js';
 
 /**
  * When an agent rotates its key, as fractions of the secret's lifetime:

@@ -1,8 +1,8 @@
-import { ErrorCode, IiotAuthError, isIiotAuthError } from '../core/errors.js';
-import type { HttpClient } from '../core/http.js';
-import { isRecordConflict, type KeyedMutex, type RecordLease } from '../core/record-store.js';
-import type { Token, TokenProvider } from '../core/token.js';
-import { DEFAULT_ROTATION, type RotationPolicy } from './insights-hub-agent-declaration.js';
+import { ErrorCode, IiotAuthError, isIiotAuthError } from '../../core/errors.js';
+import type { HttpClient } from '../../core/http.js';
+import { isRecordConflict, type KeyedMutex, type RecordLease } from '../../core/record-store.js';
+import type { Token, TokenProvider } from '../../core/token.js';
+import { DEFAULT_ROTATION, type RotationPolicy } from './declaration.js';
 import {
   type AgentKey,
   type BoardingConfiguration,
@@ -13,8 +13,8 @@ import {
   generateAgentKey,
   readAgentTokenResponse,
   readRegistrationResponse,
-} from './insights-hub-agent.js';
-import { adoptionRefusedError, decideAdoption, newerInStoreError, type SdkAdoption } from './insights-hub-agent-adoption.js';
+} from './protocol.js';
+import { adoptionRefusedError, decideAdoption, newerInStoreError, type SdkAdoption } from './adoption.js';
 import {
   type AgentRegistration,
   type AgentState,
@@ -23,7 +23,7 @@ import {
   STATE_FORMAT,
   type SecurityProfile,
   type VersionedState,
-} from './insights-hub-agent-state.js';
+} from './state.js';
 
 /**
  * The order of an agent's steps, so that no failure loses its credentials:

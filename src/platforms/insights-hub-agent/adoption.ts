@@ -1,7 +1,7 @@
 import { createPublicKey } from 'node:crypto';
-import { ErrorCode, IiotAuthError } from '../core/errors.js';
-import { type AgentKey, type BoardingConfiguration, parseBoardingConfiguration } from './insights-hub-agent.js';
-import { type AgentRegistration, type AgentState, KEPT_REGISTRATIONS, type SecurityProfile } from './insights-hub-agent-state.js';
+import { ErrorCode, IiotAuthError } from '../../core/errors.js';
+import { type AgentKey, type BoardingConfiguration, parseBoardingConfiguration } from './protocol.js';
+import { type AgentRegistration, type AgentState, KEPT_REGISTRATIONS, type SecurityProfile } from './state.js';
 
 /**
  * Adopting an agent that Siemens' SDK (@mindconnect/mindconnect-nodejs), or
@@ -10,7 +10,7 @@ import { type AgentRegistration, type AgentState, KEPT_REGISTRATIONS, type Secur
  * "The SDK's state file") holds the boarding configuration plus the last
  * registration and older ones. The registration is taken over as it is, so
  * the used IAT is never sent again. Parsing and the decisions only; the steps
- * (token check, store write, rotation) live in insights-hub-agent-lifecycle.ts.
+ * (token check, store write, rotation) live in lifecycle.ts.
  */
 
 /** The kid the SDK registers RSA keys under (SetupAgentCertificate, api/agent-auth.js). */
