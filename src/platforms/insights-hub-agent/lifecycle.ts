@@ -1,4 +1,5 @@
 import { ErrorCode, IiotAuthError, isIiotAuthError } from '../../core/errors.js';
+import { AgentErrorCode } from './errors.js';
 import type { HttpClient } from '../../core/http.js';
 import { isRecordConflict, type KeyedMutex, type RecordLease } from '../../core/record-store.js';
 import type { Token, TokenProvider } from '../../core/token.js';
@@ -121,7 +122,7 @@ export class AgentLifecycle implements TokenProvider {
       } catch (err) {
         // The current credentials still work: a failed rotation is retried
         // with the next token; a locked-out agent shows up as a token error.
-        if (!isIiotAuthError(err) || (err.code === ErrorCode.AGENT_STATE_ERROR && !isRecordConflict(err))) throw err;
+        if (!isIiotAuthError(err) || (err.code === AgentErrorCode.AGENT_STATE_ERROR && !isRecordConflict(err))) throw err;
         state = (await this.shared(() => this.load()))?.state ?? state;
       }
     }
@@ -217,7 +218,7 @@ export class AgentLifecycle implements TokenProvider {
     } catch (err) {
       // The IAT was used, perhaps by our own request whose answer was lost:
       // with RSA the key we saved is registered, so the agent can still get tokens.
-      if (isIiotAuthError(err) && err.code === ErrorCode.IAT_USED && key) {
+      if (isIiotAuthError(err) && err.code === AgentErrorCode.IAT_USED && key) {
         const recovered = await this.recoverLostOnboarding(http, intent, key, lease);
         if (recovered) return { state: recovered, alreadyOnboarded: false };
       }
@@ -251,7 +252,7 @@ export class AgentLifecycle implements TokenProvider {
     const newest = registrations[0]!;
     const expired = newest.clientSecretExpiresAt * 1000 <= this.now();
     const refused = (err: unknown) =>
-      isIiotAuthError(err) && (err.code === ErrorCode.AUTH_REJECTED || err.code === ErrorCode.SECRET_EXPIRED)
+      isIiotAuthError(err) && (err.code === ErrorCode.AUTH_REJECTED || err.code === AgentErrorCode.SECRET_EXPIRED)
         ? adoptionRefusedError(adoption, profile, err.statusCode, !!adoption.registeredKey)
         : err;
     if (!expired) {
@@ -287,7 +288,7 @@ export class AgentLifecycle implements TokenProvider {
         throw refused(err);
       }
       // The adopted credentials work: the rotation is tried again with the next token (rotationDue).
-      if (!isIiotAuthError(err) || (err.code === ErrorCode.AGENT_STATE_ERROR && !isRecordConflict(err))) throw err;
+      if (!isIiotAuthError(err) || (err.code === AgentErrorCode.AGENT_STATE_ERROR && !isRecordConflict(err))) throw err;
       return { state: (await this.load())?.state ?? adopted, alreadyOnboarded: false };
     }
   }
@@ -303,7 +304,7 @@ export class AgentLifecycle implements TokenProvider {
     const candidates = state.registrations.filter((r) => r.registrationAccessToken);
     if (candidates.length === 0) {
       throw new IiotAuthError(
-        ErrorCode.AGENT_STATE_ERROR,
+        AgentErrorCode.AGENT_STATE_ERROR,
         `agent ${state.clientId} has no registration access token (its onboarding answer was lost), so its keys cannot be rotated: offboard it and onboard again before ${expiryText(state)}`,
       );
     }
@@ -405,7 +406,7 @@ export class AgentLifecycle implements TokenProvider {
       if (!fresh || fresh === before) break;
       state = fresh.state;
     }
-    throw firstError ?? new IiotAuthError(ErrorCode.AGENT_STATE_ERROR, `agent ${state.clientId} has no registration`);
+    throw firstError ?? new IiotAuthError(AgentErrorCode.AGENT_STATE_ERROR, `agent ${state.clientId} has no registration`);
   }
 
   private confirm(registration: AgentRegistration): Promise<void> {
@@ -453,7 +454,7 @@ export class AgentLifecycle implements TokenProvider {
     if (!state || state.boardingConfigId !== this.boardingId) return undefined;
     if (state.offboardedAt) {
       throw new IiotAuthError(
-        ErrorCode.OFFBOARDED,
+        AgentErrorCode.OFFBOARDED,
         `agent ${this.clientId} was offboarded on ${state.offboardedAt.slice(0, 10)}: download a new boarding configuration, paste it into the agent config node and deploy`,
       );
     }
@@ -463,7 +464,7 @@ export class AgentLifecycle implements TokenProvider {
   private async requireOnboarded(): Promise<VersionedState> {
     const current = await this.load();
     if (!current || current.state.boardingConfigId !== this.boardingId || current.state.registrations.length === 0) {
-      throw new IiotAuthError(ErrorCode.NOT_ONBOARDED, `agent ${this.clientId} is not onboarded yet: send it the "onboard" action first`);
+      throw new IiotAuthError(AgentErrorCode.NOT_ONBOARDED, `agent ${this.clientId} is not onboarded yet: send it the "onboard" action first`);
     }
     return current;
   }
@@ -478,7 +479,7 @@ export class AgentLifecycle implements TokenProvider {
     return (current) => {
       let base = current;
       if (!base || base.boardingConfigId !== this.boardingId) {
-        if (!intent) throw new IiotAuthError(ErrorCode.AGENT_STATE_ERROR, `the stored state of agent ${this.clientId} was replaced while it rotated (a new boarding configuration?): check the agent's status`);
+        if (!intent) throw new IiotAuthError(AgentErrorCode.AGENT_STATE_ERROR, `the stored state of agent ${this.clientId} was replaced while it rotated (a new boarding configuration?): check the agent's status`);
         base = intent;
       }
       if (base.registrations.some((r) => registrationId(r) === id)) return undefined;
@@ -590,7 +591,7 @@ export class AgentLifecycle implements TokenProvider {
     const lease = await this.options.store.records.lock(this.clientId, { ttlMs: this.ttlMs(), waitMs });
     if (!lease) {
       throw new IiotAuthError(
-        ErrorCode.AGENT_LOCKED,
+        AgentErrorCode.AGENT_LOCKED,
         `agent ${this.clientId} is being ${what} by another Node-RED instance (its lock in ${this.options.store.records.where} was held for more than ${Math.round(waitMs / 1000)} s): try again shortly`,
       );
     }

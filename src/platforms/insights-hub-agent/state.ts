@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { ErrorCode, IiotAuthError } from '../../core/errors.js';
+import { IiotAuthError } from '../../core/errors.js';
+import { AgentErrorCode } from './errors.js';
 import type { RecordLease, RecordStore, RecordVersion } from '../../core/record-store.js';
 
 /**
@@ -90,7 +91,7 @@ export class AgentStateStore {
 }
 
 function stateError(message: string): IiotAuthError {
-  return new IiotAuthError(ErrorCode.AGENT_STATE_ERROR, message);
+  return new IiotAuthError(AgentErrorCode.AGENT_STATE_ERROR, message);
 }
 
 function checkState(value: unknown, where: string, clientId: string): AgentState {
