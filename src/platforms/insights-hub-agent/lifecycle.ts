@@ -1,8 +1,8 @@
 import { ErrorCode, IiotAuthError, isIiotAuthError } from '../../core/errors.js';
-import { AgentErrorCode } from './errors.js';
 import type { HttpClient } from '../../core/http.js';
 import { isRecordConflict, type KeyedMutex, type RecordLease } from '../../core/record-store.js';
 import type { Token, TokenProvider } from '../../core/token.js';
+import { AgentErrorCode } from './errors.js';
 import { DEFAULT_ROTATION, type RotationPolicy } from './declaration.js';
 import {
   type AgentKey,

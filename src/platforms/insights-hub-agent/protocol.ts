@@ -3,12 +3,12 @@ import { promisify } from 'node:util';
 import { SignJWT } from 'jose';
 import type { AgentRegistration, SecurityProfile } from './state.js';
 import { ErrorCode, IiotAuthError } from '../../core/errors.js';
-import { AgentErrorCode } from './errors.js';
 import { header, type HttpRequest, type HttpResponse } from '../../core/http.js';
 import type { Token } from '../../core/token.js';
 import { checkBaseUrl } from '../../core/url.js';
 import { expiryFrom } from '../../core/lifetime.js';
 import { accessTokenOf, jsonObject, requiredString, tokenEndpointError } from '../response.js';
+import { AgentErrorCode } from './errors.js';
 
 /**
  * Insights Hub Agent Management, the agent's side (docs/protocols.md, Insights Hub agents): the

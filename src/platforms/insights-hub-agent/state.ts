@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IiotAuthError } from '../../core/errors.js';
-import { AgentErrorCode } from './errors.js';
 import { recordError, type RecordLease, type RecordStore, type RecordVersion } from '../../core/record-store.js';
+import { AgentErrorCode } from './errors.js';
 
 /**
  * The durable state of an Insights Hub agent: the credentials the platform
