@@ -52,3 +52,6 @@ fs.mkdirSync(iconsOut, { recursive: true });
 for (const icon of fs.readdirSync(path.join(root, 'icons'))) {
   fs.copyFileSync(path.join(root, 'icons', icon), path.join(iconsOut, icon));
 }
+
+// docs/error-codes.md, from the core's and the platforms' declared error codes.
+require('./error-codes.js');

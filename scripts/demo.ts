@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PLATFORM_DECLARATIONS } from '../src/platforms/index.js';
-import { INSIGHTS_HUB_AGENT } from '../src/platforms/insights-hub-agent-declaration.js';
+import { INSIGHTS_HUB_AGENT } from '../src/platforms/insights-hub-agent/declaration.js';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
 
 const root = path.resolve(__dirname, '..', '..');

@@ -2,13 +2,14 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
-import { ErrorCode, IiotAuthError, isIiotAuthError } from './errors.js';
+import { IiotAuthError, isIiotAuthError } from './errors.js';
 import { checkPrivateFolder, codeOf, noFollowLockFs, readPlainFile, refuseLinkAt, replaceFile } from './private-folder.js';
 import {
   checkRecordId,
   KeyedMutex,
   RecordConflict,
-  stateError,
+  recordError,
+  type RecordWords,
   type LockOptions,
   type RecordLease,
   type RecordStore,
@@ -37,14 +38,17 @@ export class FileRecordStore implements RecordStore {
   readonly shared = false;
   private fence = 0;
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    private readonly words: RecordWords,
+  ) {}
 
   get where(): string {
     return this.dir;
   }
 
   filePath(id: string): string {
-    return path.join(this.dir, `${checkRecordId(id, "agent's client id")}.json`);
+    return path.join(this.dir, `${checkRecordId(id, this.words.id)}.json`);
   }
 
   async read(id: string): Promise<StoredRecord | undefined> {
@@ -55,9 +59,9 @@ export class FileRecordStore implements RecordStore {
     try {
       value = JSON.parse(text);
     } catch {
-      throw stateError(`the stored state ${file} is not valid JSON: restore it from a backup, or move it away to onboard again`);
+      throw recordError(this.words.failureCode, `the stored state ${file} is not valid JSON: restore it from a backup, or move it away to ${this.words.startOver}`);
     }
-    if (!value || typeof value !== 'object' || Array.isArray(value)) throw stateError(`the stored state ${file} is not an object: restore it from a backup`);
+    if (!value || typeof value !== 'object' || Array.isArray(value)) throw recordError(this.words.failureCode, `the stored state ${file} is not an object: restore it from a backup`);
     return { value: value as Record<string, unknown>, version: digest(text) };
   }
 
@@ -69,14 +73,14 @@ export class FileRecordStore implements RecordStore {
   write(id: string, value: Record<string, unknown>, expected: RecordVersion | undefined): Promise<RecordVersion> {
     const file = this.filePath(id);
     return writes.run(file, async () => {
-      if ((await this.version(id)) !== expected) throw new RecordConflict('changed', id, this.dir);
+      if ((await this.version(id)) !== expected) throw new RecordConflict('changed', id, this.dir, this.words.failureCode);
       const text = `${JSON.stringify(value, null, 2)}\n`;
       try {
         await this.makeFolder();
         await replaceFile(file, text);
         await fsyncDirectory(this.dir);
       } catch (err) {
-        throw fsError('save the stored state (the new credentials are not used until it is saved)', file, this.dir, err);
+        throw fsError('save the stored state (the new credentials are not used until it is saved)', file, this.dir, err, this.words);
       }
       return digest(text);
     });
@@ -122,13 +126,13 @@ export class FileRecordStore implements RecordStore {
   async retire(id: string): Promise<void> {
     const file = this.filePath(id);
     try {
-      await checkPrivateFolder(this.dir);
+      await checkPrivateFolder(this.dir, this.words.failureCode);
       // A rename moves a link at either path rather than following it.
       await fs.rename(file, `${file}.moved`);
       await fsyncDirectory(this.dir);
     } catch (err) {
       if (isIiotAuthError(err)) throw err;
-      throw stateError(`could not rename ${file} after copying it (${codeOf(err)}): rename or remove it by hand`, err);
+      throw recordError(this.words.failureCode, `could not rename ${file} after copying it (${codeOf(err)}): rename or remove it by hand`, err);
     }
   }
 
@@ -140,7 +144,7 @@ export class FileRecordStore implements RecordStore {
     const lockPath = `${file}.lock`;
     try {
       await this.makeFolder();
-      await refuseLinkAt(lockPath);
+      await refuseLinkAt(lockPath, this.words.failureCode);
       return await lockfile.lock(file, {
         realpath: false,
         fs: noFollowLockFs,
@@ -150,51 +154,52 @@ export class FileRecordStore implements RecordStore {
         // A lost lock (the lock dir was removed, or updates stalled): say so loudly, do not crash the runtime.
         onCompromised: () => {
           heldLocks.delete(file);
-          process.emitWarning(`iiot-auth: the lock of agent ${id} was compromised; another process may use this agent`);
+          process.emitWarning(`iiot-auth: the lock of ${this.words.owner} ${id} was compromised; another process may use this ${this.words.owner}`);
         },
       });
     } catch (err) {
       if (isIiotAuthError(err)) throw err;
       // A link put at the lock's path while waiting reads as a held lock (or a failed removal): say what it is.
-      await refuseLinkAt(lockPath).catch((linked: unknown) => {
+      await refuseLinkAt(lockPath, this.words.failureCode).catch((linked: unknown) => {
         if (isIiotAuthError(linked)) throw linked;
       });
       if (codeOf(err) === 'ELOCKED') {
+        const { owner } = this.words;
         throw new IiotAuthError(
-          ErrorCode.AGENT_LOCKED,
-          `agent ${id} is in use by another Node-RED process sharing ${this.dir}: one agent, one process; give the other process its own agent, or share agents through Redis (iiotAuth.agentStore.redis)`,
+          this.words.lockedCode,
+          `${owner} ${id} is in use by another Node-RED process sharing ${this.dir}: one ${owner}, one process; give the other process its own ${owner}, or share ${owner}s through Redis (${this.words.redisSetting})`,
         );
       }
-      throw fsError(`lock the stored state of ${id}`, lockPath, this.dir, err);
+      throw fsError(`lock the stored state of ${id}`, lockPath, this.dir, err, this.words);
     }
   }
 
   /** Creates the folder (0700) if it is missing, and checks it is private. */
   private async makeFolder(): Promise<void> {
     await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    await checkPrivateFolder(this.dir);
+    await checkPrivateFolder(this.dir, this.words.failureCode);
   }
 
   /** A record file's text; undefined when the folder or the file is missing (or a part of the path is a file: a write says why it cannot make one). */
   private async readText(file: string): Promise<string | undefined> {
     try {
-      if (!(await checkPrivateFolder(this.dir))) return undefined;
-      return await readPlainFile(file);
+      if (!(await checkPrivateFolder(this.dir, this.words.failureCode))) return undefined;
+      return await readPlainFile(file, this.words.failureCode);
     } catch (err) {
-      throw fsError('read the stored state', file, this.dir, err);
+      throw fsError('read the stored state', file, this.dir, err, this.words);
     }
   }
 }
 
 /**
- * A file-system failure as AGENT_STATE_ERROR: what failed, where, the
+ * A file-system failure, with the words' failureCode: what failed, where, the
  * system's code, and what to do about it; never the raw system message.
  */
-function fsError(action: string, file: string, dir: string, err: unknown): IiotAuthError {
+function fsError(action: string, file: string, dir: string, err: unknown, words: RecordWords): IiotAuthError {
   if (isIiotAuthError(err)) return err; // already says what is wrong and what to do
   const code = codeOf(err);
-  const noAccess = `Node-RED's user may not access it: ${dir} must belong to the user Node-RED runs as, mode 0700 (chown -R that user, chmod 700), or set iiotAuth.agentStateDir to a folder it owns`;
-  const notAFolder = `a file is in the way: ${dir} (or a folder above it) must be a folder; move the file away or set iiotAuth.agentStateDir`;
+  const noAccess = `Node-RED's user may not access it: ${dir} must belong to the user Node-RED runs as, mode 0700 (chown -R that user, chmod 700), or set ${words.folderSetting} to a folder it owns`;
+  const notAFolder = `a file is in the way: ${dir} (or a folder above it) must be a folder; move the file away or set ${words.folderSetting}`;
   const advice: Record<string, string> = {
     EEXIST: notAFolder,
     ENOTDIR: notAFolder,
@@ -202,12 +207,12 @@ function fsError(action: string, file: string, dir: string, err: unknown): IiotA
     ELOOP: `symbolic links in the path of ${dir} point in a circle: fix them`,
     EACCES: noAccess,
     EPERM: noAccess,
-    EROFS: 'the file system is read-only: set iiotAuth.agentStateDir to a writable folder (a Docker volume, say)',
+    EROFS: `the file system is read-only: set ${words.folderSetting} to a writable folder (a Docker volume, say)`,
     ENOSPC: 'the disk is full: free space',
     EDQUOT: 'the disk quota is used up: free space or raise the quota',
     EMFILE: 'too many open files: raise the limit of open files (ulimit -n)',
   };
-  return stateError(`could not ${action} ${file} (${code}): ${advice[code] ?? 'check the folder and the disk'}`, err);
+  return recordError(words.failureCode, `could not ${action} ${file} (${code}): ${advice[code] ?? 'check the folder and the disk'}`, err);
 }
 
 function digest(text: string): RecordVersion {

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import fsCallbacks from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { stateError } from './record-store.js';
+import type { ErrorCode } from './errors.js';
+import { recordError } from './record-store.js';
 
 /**
  * Files in a folder only the user Node-RED runs as may change, never reached
@@ -36,7 +37,7 @@ export function octal(mode: number): string {
  * own mode keeps others out of it. False when the folder does not exist (or is
  * not a folder: the caller's mkdir says why).
  */
-export async function checkPrivateFolder(dir: string): Promise<boolean> {
+export async function checkPrivateFolder(dir: string, code: ErrorCode): Promise<boolean> {
   let stats: fsCallbacks.Stats;
   try {
     stats = await fs.stat(dir);
@@ -48,12 +49,14 @@ export async function checkPrivateFolder(dir: string): Promise<boolean> {
   if (!POSIX) return true;
   const me = process.getuid?.();
   if (me !== undefined && stats.uid !== me && stats.uid !== 0) {
-    throw stateError(
+    throw recordError(
+      code,
       `the state folder ${dir} belongs to the user with uid ${stats.uid}, not to the user Node-RED runs as (uid ${me}): whoever owns it can replace or delete the stored records, so nothing is read or written there; chown -R it to the user Node-RED runs as, or keep the state in a folder that user owns`,
     );
   }
   if (stats.mode & 0o022) {
-    throw stateError(
+    throw recordError(
+      code,
       `the state folder ${dir} has mode ${octal(stats.mode)}: its group or others may write it, and so replace or delete the stored records; nothing is read or written there until only its owner may: chmod 700 ${dir} (as the user Node-RED runs as, who must own it)`,
     );
   }
@@ -62,7 +65,8 @@ export async function checkPrivateFolder(dir: string): Promise<boolean> {
     folder = path.dirname(folder);
     const above = await fs.stat(folder);
     if (above.mode & 0o002 && !(above.mode & 0o1000)) {
-      throw stateError(
+      throw recordError(
+      code,
         `the folder ${folder} above the state folder ${dir} has mode ${octal(above.mode)}: anyone may write it (and it has no sticky bit), so anyone could move the state folder away and put another in its place; chmod o-w ${folder}, or keep the state in another folder`,
       );
     }
@@ -71,33 +75,34 @@ export async function checkPrivateFolder(dir: string): Promise<boolean> {
 }
 
 /** A symbolic link, or anything but a plain file, at a record's path: refused, never followed. */
-function notAPlainFile(file: string, what: string): Error {
-  return stateError(
+function notAPlainFile(file: string, what: string, code: ErrorCode): Error {
+  return recordError(
+    code,
     `${file} is ${what}, not a plain file: a stored state is never read or written through a link or in place of something else; nothing was read or written. Put the state file itself there (the file a link pointed to, or a backup), or remove it to start without it`,
   );
 }
 
 /** The file's text, or undefined when there is none; refuses a link or anything but a plain file. */
-export async function readPlainFile(file: string): Promise<string | undefined> {
+export async function readPlainFile(file: string, code: ErrorCode): Promise<string | undefined> {
   const stats = await fs.lstat(file).catch((err: unknown) => {
     if (codeOf(err) === 'ENOENT' || codeOf(err) === 'ENOTDIR') return undefined;
     throw err;
   });
   if (!stats) return undefined;
-  if (stats.isSymbolicLink()) throw notAPlainFile(file, 'a symbolic link');
+  if (stats.isSymbolicLink()) throw notAPlainFile(file, 'a symbolic link', code);
   let handle: fs.FileHandle;
   try {
     handle = await fs.open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   } catch (err) {
     // ELOOP: a link was put there since the lstat.
-    if (codeOf(err) === 'ELOOP') throw notAPlainFile(file, 'a symbolic link');
+    if (codeOf(err) === 'ELOOP') throw notAPlainFile(file, 'a symbolic link', code);
     if (codeOf(err) === 'ENOENT') return undefined;
     throw err;
   }
   try {
     const stats = await handle.stat();
     if (stats.isDirectory()) throw Object.assign(new Error('a folder'), { code: 'EISDIR' });
-    if (!stats.isFile()) throw notAPlainFile(file, 'a special file');
+    if (!stats.isFile()) throw notAPlainFile(file, 'a special file', code);
     return await handle.readFile('utf8');
   } finally {
     await handle.close();
@@ -131,7 +136,7 @@ export async function replaceFile(file: string, text: string): Promise<void> {
 }
 
 /** Refuses a link, or anything but a folder, at a lock's path (a lock is a folder this process makes). */
-export async function refuseLinkAt(lockPath: string): Promise<void> {
+export async function refuseLinkAt(lockPath: string, code: ErrorCode): Promise<void> {
   let stats: fsCallbacks.Stats;
   try {
     stats = await fs.lstat(lockPath);
@@ -140,7 +145,8 @@ export async function refuseLinkAt(lockPath: string): Promise<void> {
     throw err;
   }
   if (stats.isSymbolicLink() || !stats.isDirectory()) {
-    throw stateError(
+    throw recordError(
+      code,
       `the lock ${lockPath} is ${stats.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}: a lock is a folder Node-RED makes, and is never followed or replaced; nothing was read or written. Remove it (rm ${lockPath})`,
     );
   }

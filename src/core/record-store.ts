@@ -1,6 +1,28 @@
 import { ErrorCode, IiotAuthError } from './errors.js';
 
 /**
+ * How a store speaks of what it keeps: the caller's words and codes, so its
+ * messages stay in the user's vocabulary while the store names no user of it.
+ */
+export interface RecordWords {
+  /** Who owns one record, as in "<owner> <id> is in use by another Node-RED process". */
+  owner: string;
+  /** What names a record, as in "the <id> "x" cannot name a stored state". */
+  id: string;
+  /** What the user does when starting without the record, as in "move it away to <startOver>". */
+  startOver: string;
+  /** The settings.js property that names the file store's folder. */
+  folderSetting: string;
+  /** The settings.js property of the Redis store. */
+  redisSetting: string;
+  /** The code of a record that cannot be read or written. */
+  failureCode: ErrorCode;
+  /** The code of a record another process holds. */
+  lockedCode: ErrorCode;
+}
+
+
+/**
  * A store of small JSON records, each under an id, for state that must never
  * be lost or overwritten by a stale copy: every write names the version it
  * read and fails if the record changed meanwhile (compare-and-set), a write is
@@ -47,7 +69,7 @@ export interface RecordStore {
    * Writes the record if its version is still `expected` (undefined: only if
    * there is none), and, with a lease, only while the lease is held.
    * Resolves with the new version once the write is durable; a refused write
-   * throws a RecordConflict, any other failure an AGENT_STATE_ERROR.
+   * throws a RecordConflict, any other failure an error with the words' failureCode.
    */
   write(id: string, value: Record<string, unknown>, expected: RecordVersion | undefined, lease?: RecordLease): Promise<RecordVersion>;
   /** Takes the record's lock, renewed while held; undefined when another holder kept it for longer than `waitMs`. */
@@ -69,9 +91,10 @@ export class RecordConflict extends IiotAuthError {
     readonly reason: 'changed' | 'lease-lost',
     id: string,
     where: string,
+    code: ErrorCode,
   ) {
     super(
-      ErrorCode.AGENT_STATE_ERROR,
+      code,
       reason === 'changed'
         ? `the stored state of ${id} in ${where} changed while it was being updated (another Node-RED instance wrote it): try again`
         : `the lock on the stored state of ${id} in ${where} expired before the write (this instance stalled): try again`,
@@ -96,8 +119,9 @@ export function checkRecordId(id: string, what = 'id'): string {
   return id;
 }
 
-export function stateError(message: string, cause?: unknown): IiotAuthError {
-  return new IiotAuthError(ErrorCode.AGENT_STATE_ERROR, message, cause === undefined ? {} : { cause });
+/** A record that cannot be read or written, with the caller's code. */
+export function recordError(code: ErrorCode, message: string, cause?: unknown): IiotAuthError {
+  return new IiotAuthError(code, message, cause === undefined ? {} : { cause });
 }
 
 /** Runs one task at a time per key: no two changes of the same record in this process. */

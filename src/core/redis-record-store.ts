@@ -3,7 +3,8 @@ import { ErrorCode, IiotAuthError } from './errors.js';
 import {
   checkRecordId,
   RecordConflict,
-  stateError,
+  recordError,
+  type RecordWords,
   type LockOptions,
   type RecordLease,
   type RecordStore,
@@ -81,15 +82,18 @@ export class RedisRecordStore implements RecordStore {
   private client?: Client;
   private closed = false;
 
-  constructor(private readonly options: RedisStoreOptions) {
+  constructor(
+    private readonly options: RedisStoreOptions,
+    private readonly words: RecordWords,
+  ) {
     let url: URL;
     try {
       url = new URL(options.url);
     } catch {
-      throw new IiotAuthError(ErrorCode.CONFIG_INVALID, 'iiotAuth.agentStore.redis.url is not a URL: write redis://host:6379 (or rediss:// for TLS)');
+      throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `${words.redisSetting}.url is not a URL: write redis://host:6379 (or rediss:// for TLS)`);
     }
     if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
-      throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `iiotAuth.agentStore.redis.url must start with redis:// or rediss://, not ${url.protocol}//`);
+      throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `${words.redisSetting}.url must start with redis:// or rediss://, not ${url.protocol}//`);
     }
     // Never the password: the URL as it may appear in a message.
     this.where = `Redis at ${url.protocol}//${url.host}${url.pathname && url.pathname !== '/' ? url.pathname : ''}`;
@@ -98,7 +102,11 @@ export class RedisRecordStore implements RecordStore {
   }
 
   private key(kind: 'record' | 'lock' | 'fence' | 'moved', id: string): string {
-    return `${this.prefix}${kind}:${checkRecordId(id, "agent's client id")}`;
+    return `${this.prefix}${kind}:${checkRecordId(id, this.words.id)}`;
+  }
+
+  private failure(message: string): IiotAuthError {
+    return recordError(this.words.failureCode, message);
   }
 
   async read(id: string): Promise<StoredRecord | undefined> {
@@ -109,9 +117,9 @@ export class RedisRecordStore implements RecordStore {
     try {
       value = JSON.parse(text);
     } catch {
-      throw stateError(`the stored state of ${id} in ${this.where} is not valid JSON: restore Redis from a backup, or delete the key ${this.key('record', id)} to onboard again`);
+      throw this.failure(`the stored state of ${id} in ${this.where} is not valid JSON: restore Redis from a backup, or delete the key ${this.key('record', id)} to ${this.words.startOver}`);
     }
-    if (!value || typeof value !== 'object' || Array.isArray(value)) throw stateError(`the stored state of ${id} in ${this.where} is not an object: restore it from a backup`);
+    if (!value || typeof value !== 'object' || Array.isArray(value)) throw this.failure(`the stored state of ${id} in ${this.where} is not an object: restore it from a backup`);
     return { value: value as Record<string, unknown>, version };
   }
 
@@ -127,8 +135,8 @@ export class RedisRecordStore implements RecordStore {
       ['EVAL', WRITE, '2', this.key('record', id), this.key('lock', id), expected ?? '', JSON.stringify(value), token, next],
       `could not save the stored state of ${id} in ${this.where}: the new credentials are not used until it is saved; check that Redis runs and is reachable`,
     );
-    if (result === 'changed') throw new RecordConflict('changed', id, this.where);
-    if (result === 'lease-lost') throw new RecordConflict('lease-lost', id, this.where);
+    if (result === 'changed') throw new RecordConflict('changed', id, this.where, this.words.failureCode);
+    if (result === 'lease-lost') throw new RecordConflict('lease-lost', id, this.where, this.words.failureCode);
     return next;
   }
 
@@ -172,13 +180,13 @@ export class RedisRecordStore implements RecordStore {
   }
 
   /**
-   * One command, bounded in time. A failure is an AGENT_STATE_ERROR that says
+   * One command, bounded in time. A failure (the words' failureCode) says
    * what to do; the client's own message is not passed on (it is not the
    * user's vocabulary, and a library may quote what it was sent).
    */
   private async command(args: string[], failure?: string): Promise<unknown> {
     const what = failure ?? `${this.where} did not answer`;
-    if (this.closed) throw stateError(`${what}: the store was closed (the node was stopped)`);
+    if (this.closed) throw this.failure(`${what}: the store was closed (the node was stopped)`);
     const client = await this.ready(what);
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -190,7 +198,7 @@ export class RedisRecordStore implements RecordStore {
       ]);
     } catch (err) {
       const reason = err instanceof Error && err.message === 'timeout' ? `no answer within ${this.timeoutMs} ms` : describeRedisError(err);
-      throw stateError(`${what} (${reason}); the stored credentials are kept: check that Redis runs and is reachable, then try again`);
+      throw this.failure(`${what} (${reason}); the stored credentials are kept: check that Redis runs and is reachable, then try again`);
     } finally {
       clearTimeout(timer);
     }
@@ -203,7 +211,7 @@ export class RedisRecordStore implements RecordStore {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         client.off('ready', onReady);
-        reject(stateError(`${what}: cannot connect to ${this.where} within ${this.timeoutMs} ms; the stored credentials are kept: check that Redis runs, the URL and the password (iiotAuth.agentStore.redis)`));
+        reject(this.failure(`${what}: cannot connect to ${this.where} within ${this.timeoutMs} ms; the stored credentials are kept: check that Redis runs, the URL and the password (${this.words.redisSetting})`));
       }, this.timeoutMs);
       const onReady = () => {
         clearTimeout(timer);
@@ -217,11 +225,11 @@ export class RedisRecordStore implements RecordStore {
   private connect(what: string): Client {
     let redis: { createClient(options: Record<string, unknown>): Client };
     try {
-      // Loaded only here: installs that keep agent state in files never load it.
+      // Loaded only here: installs that keep their records in files never load it.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       redis = require('@redis/client') as typeof redis;
     } catch {
-      throw stateError(`${what}: the Redis client (@redis/client) is not installed: reinstall node-red-contrib-iiot-auth`);
+      throw this.failure(`${what}: the Redis client (@redis/client) is not installed: reinstall node-red-contrib-iiot-auth`);
     }
     const { url, password, username, tls } = this.options;
     const client = redis.createClient({

@@ -21,7 +21,7 @@ export interface TokenProvider {
   /** The platform's base URL: relative API URLs resolve against it, and auth goes nowhere else. */
   readonly baseUrl: string;
   fetchToken(http: import('./http.js').HttpClient): Promise<Token>;
-  /** Releases what the provider holds (an agent's lock file); called when its config node stops. */
+  /** Releases what the provider holds (a lock file); called when its config node stops. */
   close?(): Promise<void>;
   /**
    * True for an API's 401 that does not mean the token was refused (a

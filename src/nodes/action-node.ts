@@ -1,5 +1,6 @@
 import { ErrorCode, IiotAuthError, isIiotAuthError } from '../core/errors.js';
 import type { PlatformConnection } from '../core/platform-connection.js';
+import { allErrorCodes } from '../platforms/error-codes.js';
 import type { PlatformConfigNode } from './config-node.js';
 import type { Node, NodeAPI, NodeDefinition, NodeMessage } from './node-red.js';
 import { isPlatformId, PLATFORMS, type PlatformId } from './platforms.js';
@@ -51,8 +52,8 @@ export function redactorFor(RED: NodeAPI, definition: NodeDefinition): (text: st
   };
 }
 
-/** The status codes the catalog has a short text for: every error code. */
-const STATUS_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
+/** The status codes the catalog has a short text for: every error code, the core's and the platforms'. */
+const STATUS_CODES: ReadonlySet<string> = new Set(allErrorCodes().map((c) => c.code));
 
 /** The code of an error: ours, or the public copy handleInput makes of it. */
 function codeOf(err: unknown): string | undefined {

@@ -2,9 +2,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import { FileRecordStore } from '../core/file-record-store.js';
-import { KeyedMutex, type RecordStore } from '../core/record-store.js';
+import { KeyedMutex, type RecordStore, type RecordWords } from '../core/record-store.js';
 import { RedisRecordStore } from '../core/redis-record-store.js';
-import { AgentStateStore } from '../platforms/insights-hub-agent-state.js';
+import { AgentErrorCode } from '../platforms/insights-hub-agent/errors.js';
+import { AgentStateStore } from '../platforms/insights-hub-agent/state.js';
 import type { NodeAPI } from './node-red.js';
 import { settingsOf } from './runtime.js';
 
@@ -28,6 +29,17 @@ export interface AgentStoreSettings {
   use?: 'file' | 'redis';
   redis?: RedisStoreSettings;
 }
+
+/** How the record stores speak of an agent's state, and the settings that configure them. */
+export const AGENT_RECORD_WORDS: RecordWords = Object.freeze({
+  owner: 'agent',
+  id: "agent's client id",
+  startOver: 'onboard again',
+  folderSetting: 'iiotAuth.agentStateDir',
+  redisSetting: 'iiotAuth.agentStore.redis',
+  failureCode: AgentErrorCode.AGENT_STATE_ERROR,
+  lockedCode: AgentErrorCode.AGENT_LOCKED,
+});
 
 /** One mutex per process: two nodes, or a redeploy racing a rotation, never rotate one agent twice at once. */
 export const agentMutex = new KeyedMutex();
@@ -54,7 +66,7 @@ export function agentStores(RED: NodeAPI): AgentStores {
   const settings = (settingsOf(RED).agentStore ?? {}) as AgentStoreSettings;
   const dir = agentStateDir(RED);
   let file = fileStores.get(dir);
-  if (!file) fileStores.set(dir, (file = new FileRecordStore(dir)));
+  if (!file) fileStores.set(dir, (file = new FileRecordStore(dir, AGENT_RECORD_WORDS)));
   const use = settings.use ?? (settings.redis ? 'redis' : 'file');
   if (use !== 'file' && use !== 'redis') {
     throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `iiotAuth.agentStore.use is "${String(use)}": write "file" or "redis" in settings.js`);
@@ -88,7 +100,7 @@ function redisStore(settings: RedisStoreSettings): { redis: RecordStore; release
       ...(password ? { password } : {}),
       ...(settings.username ? { username: settings.username } : {}),
       ...(settings.timeoutMs !== undefined ? { timeoutMs: settings.timeoutMs } : {}),
-    });
+    }, AGENT_RECORD_WORDS);
     redisStores.set(key, (entry = { store, users: 0 }));
   }
   const held = entry;

@@ -1,11 +1,11 @@
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import type { PlatformConnection } from '../core/platform-connection.js';
-import { eTagOf, readAgentApiResponse, requests } from '../platforms/insights-hub-agent-management.js';
+import { eTagOf, readAgentApiResponse, requests } from '../platforms/insights-hub-agent/management.js';
 import { handleInput, redactorFor, resolvePlatform, StatusReporter } from './action-node.js';
 import type { PlatformConfigNode } from './config-node.js';
 import { headersOf, mergeHeaders } from './headers.js';
 import type { AgentConfigNode } from './iiot-insights-hub-agent.js';
-import type { AgentLifecycle } from '../platforms/insights-hub-agent-lifecycle.js';
+import type { AgentLifecycle } from '../platforms/insights-hub-agent/lifecycle.js';
 import type { Node, NodeAPI, NodeDefinition, NodeMessage } from './node-red.js';
 
 /**

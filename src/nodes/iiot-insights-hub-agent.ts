@@ -1,8 +1,8 @@
-import { importAgentKey } from '../platforms/insights-hub-agent.js';
-import { adoptionSecrets, parseAgentConfiguration } from '../platforms/insights-hub-agent-adoption.js';
-import { AgentLifecycle } from '../platforms/insights-hub-agent-lifecycle.js';
-import { INSIGHTS_HUB_AGENT } from '../platforms/insights-hub-agent-declaration.js';
-import { boardingConfigId, type SecurityProfile } from '../platforms/insights-hub-agent-state.js';
+import { importAgentKey } from '../platforms/insights-hub-agent/protocol.js';
+import { adoptionSecrets, parseAgentConfiguration } from '../platforms/insights-hub-agent/adoption.js';
+import { AgentLifecycle } from '../platforms/insights-hub-agent/lifecycle.js';
+import { INSIGHTS_HUB_AGENT } from '../platforms/insights-hub-agent/declaration.js';
+import { boardingConfigId, secretDigest, type SecurityProfile } from '../platforms/insights-hub-agent/state.js';
 import { agentMutex, agentStores } from './agent-store.js';
 import { registerPlatformConfigNode, textProperty, type PlatformConfigNode } from './config-node.js';
 import type { NodeAPI } from './node-red.js';
@@ -52,8 +52,8 @@ export default function register(RED: NodeAPI): void {
           clientId: boarding.clientId,
           boarding: boardingConfigId(boarding.iat),
           profile,
-          key: userKey ? boardingConfigId(userKey.privateKey) : '',
-          adopted: adoption ? boardingConfigId(adoption.registrations[0]!.registrationAccessToken) : '',
+          key: userKey ? secretDigest(userKey.privateKey) : '',
+          adopted: adoption ? secretDigest(adoption.registrations[0]!.registrationAccessToken) : '',
         },
         secrets: [boarding.iat, credentials.privateKey, userKey?.privateKey, ...adoptionSecrets(adoption)],
       };

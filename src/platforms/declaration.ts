@@ -1,3 +1,4 @@
+import type { ErrorCodeTable } from '../core/errors.js';
 import type { HttpClient, HttpRequest, HttpResponse } from '../core/http.js';
 import type { Token, TokenProvider } from '../core/token.js';
 import { DEFAULT_RENEWAL, type RenewalPolicy } from '../core/token-engine.js';
@@ -30,6 +31,8 @@ export interface PlatformDeclaration {
   rateLimitHeaders: readonly string[];
   /** When its tokens are renewed; today's engine-wide numbers unless the platform says otherwise. */
   renewal: RenewalPolicy;
+  /** The error codes only this platform raises, with their help (docs/error-codes.md); the core's are in core/errors.ts. */
+  errorCodes: ErrorCodeTable;
   /**
    * Builds the token provider from a config node's settings. Absent for a
    * platform whose provider needs the runtime's services (the Insights Hub
@@ -61,14 +64,15 @@ export interface ProviderSetup {
 
 /** A declaration with the defaults filled in: only what differs needs saying. */
 export function declarePlatform(
-  declaration: Omit<PlatformDeclaration, 'secretHeaders' | 'rateLimitHeaders' | 'renewal'> &
-    Partial<Pick<PlatformDeclaration, 'secretHeaders' | 'rateLimitHeaders' | 'renewal'>>,
+  declaration: Omit<PlatformDeclaration, 'secretHeaders' | 'rateLimitHeaders' | 'renewal' | 'errorCodes'> &
+    Partial<Pick<PlatformDeclaration, 'secretHeaders' | 'rateLimitHeaders' | 'renewal' | 'errorCodes'>>,
 ): PlatformDeclaration {
   return {
     ...declaration,
     secretHeaders: declaration.secretHeaders ?? declaration.headers,
     rateLimitHeaders: declaration.rateLimitHeaders ?? [],
     renewal: declaration.renewal ?? DEFAULT_RENEWAL,
+    errorCodes: declaration.errorCodes ?? {},
   };
 }
 

@@ -1,7 +1,7 @@
 import { CISCO_EI } from './cisco-ei.js';
 import { DATATRAILS } from './datatrails.js';
 import type { PlatformDeclaration } from './declaration.js';
-import { INSIGHTS_HUB_AGENT } from './insights-hub-agent-declaration.js';
+import { INSIGHTS_HUB_AGENT } from './insights-hub-agent/declaration.js';
 import { INSIGHTS_HUB_APP } from './insights-hub-app.js';
 import { MBP } from './mbp.js';
 import { OAUTH2 } from './oauth2.js';

@@ -3,7 +3,7 @@
 // for people who build flows before they have a platform account.
 
 import { startSandbox } from './server.js';
-import type { BoardingConfiguration } from './insights-hub-agent-types.js';
+import type { BoardingConfiguration } from './insights-hub-agent/sandbox-agent-types.js';
 import type { Sandbox } from './types.js';
 
 const DEFAULT_PORT = 1881;

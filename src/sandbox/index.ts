@@ -14,7 +14,7 @@ export type {
 } from './types.js';
 export type { DataTrailsApplication, DataTrailsApplications, DataTrailsCredential } from './datatrails-applications.js';
 export type {
-  AgentRecordView,
+  SandboxAgentRecordView,
   AgentStatusView,
   BoardingConfiguration,
   BoardingStatus,
@@ -22,4 +22,4 @@ export type {
   RegistrationView,
   SandboxAgents,
   SecurityProfile,
-} from './insights-hub-agent-types.js';
+} from './insights-hub-agent/sandbox-agent-types.js';

@@ -5,7 +5,7 @@ import { createCiscoEi } from './cisco-ei.js';
 import { createDataTrails } from './datatrails.js';
 import type { Platform, SandboxContext } from './http-kit.js';
 import { createInsightsHub, type InsightsHubPlatform } from './insights-hub.js';
-import { createInsightsHubAgents } from './insights-hub-agents.js';
+import { createInsightsHubAgents } from './insights-hub-agent/sandbox-agent-routes.js';
 import { createMbp } from './mbp.js';
 import { createOAuth2 } from './oauth2.js';
 

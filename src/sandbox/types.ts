@@ -1,7 +1,7 @@
 // Public types of the sandbox. Tests and the demo script depend on these names.
 
 import type { DataTrailsApplications } from './datatrails-applications.js';
-import type { SandboxAgents } from './insights-hub-agent-types.js';
+import type { SandboxAgents } from './insights-hub-agent/sandbox-agent-types.js';
 
 /** Lifetimes in seconds. Every one is read at the moment a token or session is issued, so tests can change them at run time. */
 export interface Lifetimes {

@@ -4,11 +4,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ErrorCode } from '../../src/core/errors.js';
+import { AgentErrorCode } from '../../src/platforms/insights-hub-agent/errors.js';
 import { FileRecordStore } from '../../src/core/file-record-store.js';
+import { AGENT_RECORD_WORDS } from '../../src/nodes/agent-store.js';
 import { replaceFile } from '../../src/core/private-folder.js';
 import { isRecordConflict, KeyedMutex, type RecordStore } from '../../src/core/record-store.js';
 import { RedisRecordStore } from '../../src/core/redis-record-store.js';
-import { AgentStateStore, boardingConfigId, KEPT_REGISTRATIONS, type AgentRegistration, type AgentState } from '../../src/platforms/insights-hub-agent-state.js';
+import { AgentStateStore, boardingConfigId, KEPT_REGISTRATIONS, type AgentRegistration, type AgentState } from '../../src/platforms/insights-hub-agent/state.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 function registration(n: number): AgentRegistration {
@@ -43,7 +45,7 @@ describe('file record store', () => {
   let store: AgentStateStore;
   beforeEach(() => {
     dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-state-')), 'agents');
-    records = new FileRecordStore(dir);
+    records = new FileRecordStore(dir, AGENT_RECORD_WORDS);
     store = new AgentStateStore(records);
   });
   afterEach(() => fs.rmSync(path.dirname(dir), { recursive: true, force: true }));
@@ -70,7 +72,7 @@ describe('file record store', () => {
   it('never replaces a corrupt or foreign state file silently', async () => {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     fs.writeFileSync(path.join(dir, 'agent1.json'), '{"format":1,"clientId":"agent1","registr');
-    await assert.rejects(store.read('agent1'), { code: ErrorCode.AGENT_STATE_ERROR, message: /not valid JSON: restore it from a backup/ });
+    await assert.rejects(store.read('agent1'), { code: AgentErrorCode.AGENT_STATE_ERROR, message: /not valid JSON: restore it from a backup/ });
     fs.writeFileSync(path.join(dir, 'agent1.json'), JSON.stringify({ ...state([]), format: 99 }));
     await assert.rejects(store.read('agent1'), /format 99/);
     fs.writeFileSync(path.join(dir, 'agent1.json'), JSON.stringify({ ...state([]), clientId: 'other' }));
@@ -83,7 +85,7 @@ describe('file record store', () => {
 
   it('reports a write that fails, with what to do', async () => {
     fs.writeFileSync(dir, 'a file where the state directory should be'); // fails for root too
-    await assert.rejects(store.write(state([registration(1)]), undefined), { code: ErrorCode.AGENT_STATE_ERROR, message: /not used until it is saved/ });
+    await assert.rejects(store.write(state([registration(1)]), undefined), { code: AgentErrorCode.AGENT_STATE_ERROR, message: /not used until it is saved/ });
   });
 
   it('a write replaces a link at the record\'s path instead of following it (a link put there after the read)', async () => {
@@ -105,12 +107,12 @@ describe('file record store', () => {
     const file = path.join(dir, 'agent1.json');
     spawnSync('mkfifo', [file]);
     assert.equal(fs.lstatSync(file).isFIFO(), true);
-    await assert.rejects(store.read('agent1'), { code: ErrorCode.AGENT_STATE_ERROR, message: /is a special file, not a plain file/ });
-    await assert.rejects(store.write(state([registration(1)]), undefined), { code: ErrorCode.AGENT_STATE_ERROR });
+    await assert.rejects(store.read('agent1'), { code: AgentErrorCode.AGENT_STATE_ERROR, message: /is a special file, not a plain file/ });
+    await assert.rejects(store.write(state([registration(1)]), undefined), { code: AgentErrorCode.AGENT_STATE_ERROR });
     assert.equal(fs.lstatSync(file).isFIFO(), true);
     fs.rmSync(file);
     fs.mkdirSync(file);
-    await assert.rejects(store.read('agent1'), { code: ErrorCode.AGENT_STATE_ERROR, message: /a folder is in the way/ });
+    await assert.rejects(store.read('agent1'), { code: AgentErrorCode.AGENT_STATE_ERROR, message: /a folder is in the way/ });
   });
 
   it('a claim keeps a second process away, and is taken over from one killed with SIGKILL', async function () {
@@ -118,13 +120,14 @@ describe('file record store', () => {
     // A second process takes the lock and holds it until killed.
     const script = `
       const { FileRecordStore } = require(${JSON.stringify(require.resolve('../../src/core/file-record-store.js'))});
-      new FileRecordStore(${JSON.stringify(dir)}).claim('agent1', { staleMs: 2000 }).then(() => console.log('locked'));
+      const { AGENT_RECORD_WORDS } = require(${JSON.stringify(require.resolve('../../src/nodes/agent-store.js'))});
+      new FileRecordStore(${JSON.stringify(dir)}, AGENT_RECORD_WORDS).claim('agent1', { staleMs: 2000 }).then(() => console.log('locked'));
       setInterval(() => {}, 1000);
     `;
     const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('locked') && resolve()));
     await assert.rejects(records.claim('agent1', { staleMs: 2000, waitMs: 0 }), (err: Error & { code: string }) => {
-      assert.equal(err.code, ErrorCode.AGENT_LOCKED);
+      assert.equal(err.code, AgentErrorCode.AGENT_LOCKED);
       assert.match(err.message, /in use by another Node-RED process/);
       return true;
     });
@@ -156,7 +159,7 @@ for (const kind of ['file', 'redis'] as const) {
     });
     /** A store (a second one sees the same records, as another instance would). */
     function open(prefix = `t${++n}:`): RecordStore {
-      const store = kind === 'file' ? new FileRecordStore(path.join(root, prefix)) : new RedisRecordStore({ url: redis!.url, keyPrefix: prefix });
+      const store = kind === 'file' ? new FileRecordStore(path.join(root, prefix), AGENT_RECORD_WORDS) : new RedisRecordStore({ url: redis!.url, keyPrefix: prefix }, AGENT_RECORD_WORDS);
       opened.push(store);
       return store;
     }
@@ -179,7 +182,7 @@ for (const kind of ['file', 'redis'] as const) {
       const second = await b.write(state([registration(2), registration(1)]), read!.version);
       await assert.rejects(a.write(state([registration(3)]), first.version), (err: Error & { code: string }) => {
         assert.ok(isRecordConflict(err));
-        assert.equal(err.code, ErrorCode.AGENT_STATE_ERROR);
+        assert.equal(err.code, AgentErrorCode.AGENT_STATE_ERROR);
         assert.match(err.message, /changed while it was being updated .*: try again/);
         return true;
       });
@@ -215,18 +218,18 @@ for (const kind of ['file', 'redis'] as const) {
 
       it('Redis unreachable or gone: AGENT_STATE_ERROR that says what to do, no library message, no password; back to work when it returns', async () => {
         const check = (err: Error & { code: string }) => {
-          assert.equal(err.code, ErrorCode.AGENT_STATE_ERROR);
+          assert.equal(err.code, AgentErrorCode.AGENT_STATE_ERROR);
           assert.match(err.message, /check that Redis runs/);
           assert.doesNotMatch(err.message, /pa55word|ECONNREFUSED|Socket|Client/);
           return true;
         };
         // Never reachable (a port nothing listens on), with a password in the URL.
-        const nowhere = new RedisRecordStore({ url: `redis://:pa55word@127.0.0.1:${redis!.port + 1}`, keyPrefix: 'x:', timeoutMs: 500 });
+        const nowhere = new RedisRecordStore({ url: `redis://:pa55word@127.0.0.1:${redis!.port + 1}`, keyPrefix: 'x:', timeoutMs: 500 }, AGENT_RECORD_WORDS);
         opened.push(nowhere);
         assert.doesNotMatch(nowhere.where, /pa55word/);
         await assert.rejects(nowhere.read('agent1'), check);
         // Reachable, then gone.
-        const store = new RedisRecordStore({ url: redis!.url, keyPrefix: `t${++n}:`, timeoutMs: 500 });
+        const store = new RedisRecordStore({ url: redis!.url, keyPrefix: `t${++n}:`, timeoutMs: 500 }, AGENT_RECORD_WORDS);
         opened.push(store);
         assert.equal(await store.read('agent1'), undefined);
         await redis!.kill();

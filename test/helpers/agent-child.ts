@@ -10,16 +10,17 @@
 import fs from 'node:fs';
 import { HttpClient } from '../../src/core/http.js';
 import { FileRecordStore } from '../../src/core/file-record-store.js';
+import { AGENT_RECORD_WORDS } from '../../src/nodes/agent-store.js';
 import { KeyedMutex, type RecordStore } from '../../src/core/record-store.js';
 import { RedisRecordStore, type RedisStoreOptions } from '../../src/core/redis-record-store.js';
-import { parseBoardingConfiguration } from '../../src/platforms/insights-hub-agent.js';
-import { AgentLifecycle } from '../../src/platforms/insights-hub-agent-lifecycle.js';
-import { AgentStateStore, type SecurityProfile } from '../../src/platforms/insights-hub-agent-state.js';
+import { parseBoardingConfiguration } from '../../src/platforms/insights-hub-agent/protocol.js';
+import { AgentLifecycle } from '../../src/platforms/insights-hub-agent/lifecycle.js';
+import { AgentStateStore, type SecurityProfile } from '../../src/platforms/insights-hub-agent/state.js';
 
 /** The store a test names: a directory, or Redis. */
 export function recordStoreOf(spec: string): RecordStore {
-  if (!spec.startsWith('{')) return new FileRecordStore(spec);
-  return new RedisRecordStore((JSON.parse(spec) as { redis: RedisStoreOptions }).redis);
+  if (!spec.startsWith('{')) return new FileRecordStore(spec, AGENT_RECORD_WORDS);
+  return new RedisRecordStore((JSON.parse(spec) as { redis: RedisStoreOptions }).redis, AGENT_RECORD_WORDS);
 }
 
 async function main(): Promise<void> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ErrorCode } from '../../src/core/errors.js';
+import { allErrorCodes } from '../../src/platforms/error-codes.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import dataTrailsNode from '../../src/nodes/iiot-datatrails.js';
 import insightsHubAppNode from '../../src/nodes/iiot-insights-hub-app.js';
@@ -35,7 +35,7 @@ describe('node status', function () {
       const catalog = JSON.parse(fs.readFileSync(path.join(root, 'nodes', 'locales', lang, 'iiot-token.json'), 'utf8')) as {
         common: { status: Record<string, string> };
       };
-      for (const code of [...Object.values(ErrorCode), 'ERROR', 'fetching', 'authenticated']) {
+      for (const code of [...allErrorCodes().map((c) => c.code), 'ERROR', 'fetching', 'authenticated']) {
         const text = catalog.common.status[code];
         assert.ok(text, `${lang}: no status text for ${code}`);
         assert.ok(text.length < 20, `${lang}: "${text}" is 20 characters or longer`);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { decideAdoption, isSdkStateFile, parseAgentConfiguration, SDK_KEY_ID, type SdkAdoption } from '../../src/platforms/insights-hub-agent-adoption.js';
-import { importAgentKey } from '../../src/platforms/insights-hub-agent.js';
-import { boardingConfigId, STATE_FORMAT, type AgentRegistration, type AgentState } from '../../src/platforms/insights-hub-agent-state.js';
+import { decideAdoption, isSdkStateFile, parseAgentConfiguration, SDK_KEY_ID, type SdkAdoption } from '../../src/platforms/insights-hub-agent/adoption.js';
+import { importAgentKey } from '../../src/platforms/insights-hub-agent/protocol.js';
+import { boardingConfigId, STATE_FORMAT, type AgentRegistration, type AgentState } from '../../src/platforms/insights-hub-agent/state.js';
 import { rsa3072Pkcs1 } from '../compat/sdk-run.js';
 
 /** Reading the SDK's state file and deciding which copy of a registration is newer, without a network. */

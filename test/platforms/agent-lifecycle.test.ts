@@ -4,14 +4,15 @@ import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ErrorCode } from '../../src/core/errors.js';
+import { AgentErrorCode } from '../../src/platforms/insights-hub-agent/errors.js';
 import { FileRecordStore } from '../../src/core/file-record-store.js';
+import { AGENT_RECORD_WORDS } from '../../src/nodes/agent-store.js';
 import { HttpClient } from '../../src/core/http.js';
 import { KeyedMutex, type RecordStore } from '../../src/core/record-store.js';
 import { RedisRecordStore } from '../../src/core/redis-record-store.js';
-import { importAgentKey, parseBoardingConfiguration } from '../../src/platforms/insights-hub-agent.js';
-import { AgentLifecycle, type AgentStep } from '../../src/platforms/insights-hub-agent-lifecycle.js';
-import { AgentStateStore, type SecurityProfile } from '../../src/platforms/insights-hub-agent-state.js';
+import { importAgentKey, parseBoardingConfiguration } from '../../src/platforms/insights-hub-agent/protocol.js';
+import { AgentLifecycle, type AgentStep } from '../../src/platforms/insights-hub-agent/lifecycle.js';
+import { AgentStateStore, type SecurityProfile } from '../../src/platforms/insights-hub-agent/state.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
@@ -88,7 +89,7 @@ describe('Insights Hub agent life cycle', function () {
 
   /** A record store as the agent's other instances would open it. */
   function recordStore(spec: string): RecordStore {
-    const store = spec.startsWith('{') ? new RedisRecordStore(JSON.parse(spec).redis) : new FileRecordStore(spec);
+    const store = spec.startsWith('{') ? new RedisRecordStore(JSON.parse(spec).redis, AGENT_RECORD_WORDS) : new FileRecordStore(spec, AGENT_RECORD_WORDS);
     stores.push(store);
     return store;
   }
@@ -153,7 +154,7 @@ describe('Insights Hub agent life cycle', function () {
       const expires = Date.parse((JSON.parse(a.config) as { expiration: string }).expiration);
       await new Promise((r) => setTimeout(r, Math.max(0, expires - Date.now()) + 300));
       await assert.rejects(lifecycle(a.config, a.store).fetchToken(http), (err: Error & { code: string }) => {
-        assert.equal(err.code, ErrorCode.IAT_EXPIRED);
+        assert.equal(err.code, AgentErrorCode.IAT_EXPIRED);
         assert.match(err.message, /the IAT expired on \d{4}-\d\d-\d\d: download a new boarding configuration/);
         return true;
       });
@@ -163,7 +164,7 @@ describe('Insights Hub agent life cycle', function () {
       const a = newAgent();
       await lifecycle(a.config, a.store).fetchToken(http);
       await assert.rejects(lifecycle(a.config, path.join(root, 'elsewhere')).fetchToken(http), {
-        code: ErrorCode.IAT_USED,
+        code: AgentErrorCode.IAT_USED,
         message: /the IAT was already used: this agent is onboarded elsewhere, or its state was lost; offboard it and download a new boarding configuration/,
       });
     });
@@ -187,7 +188,7 @@ describe('Insights Hub agent life cycle', function () {
       await agent.onboard(http);
       sandbox.clockSkewMs = -300_000; // the platform is 5 minutes behind: our assertion looks issued in the future
       await assert.rejects(agent.fetchToken(http), {
-        code: ErrorCode.CLOCK_SKEW,
+        code: AgentErrorCode.CLOCK_SKEW,
         message: /check this machine's clock \(it is (299|300|301) s off the server's Date header\)/,
       });
     });
@@ -211,7 +212,7 @@ describe('Insights Hub agent life cycle', function () {
       await sleepUntil((await agent.status()).clientSecretExpiresAt, 300);
       sandbox.fault('agents.rotate', { kind: 'status', status: 401 });
       await assert.rejects(agent.fetchToken(http), {
-        code: ErrorCode.SECRET_EXPIRED,
+        code: AgentErrorCode.SECRET_EXPIRED,
         message: /the client secret expired on \d{4}-\d\d-\d\d while the agent was offline: onboard again/,
       });
     });
@@ -261,7 +262,7 @@ describe('Insights Hub agent life cycle', function () {
       const second = lifecycle(a.config, a.store); // as a second config node of the same agent
       await second.fetchToken(http);
       const other = await runChild(a.store, 'token', '-', a.config);
-      assert.equal(other.result!.code, ErrorCode.AGENT_LOCKED, other.result!.message);
+      assert.equal(other.result!.code, AgentErrorCode.AGENT_LOCKED, other.result!.message);
       assert.match(other.result!.message!, /in use by another Node-RED process/);
     });
   });
@@ -279,7 +280,7 @@ describe('Insights Hub agent life cycle', function () {
           if (step === 'onboard:answered' && profile === 'SHARED_SECRET') {
             // The platform shows the secret only in the answer that died with the process:
             // nothing can recover it. The error says what to do.
-            assert.equal(restarted.result!.code, ErrorCode.IAT_USED, restarted.result!.message);
+            assert.equal(restarted.result!.code, AgentErrorCode.IAT_USED, restarted.result!.message);
           } else {
             assert.equal(restarted.result!.ok, true, restarted.result!.message);
             assert.equal(sandbox.calls('agents.register') <= 2, true);
@@ -292,7 +293,7 @@ describe('Insights Hub agent life cycle', function () {
         sandbox.fault('agents.register', { kind: 'dropResponse', times: 1 });
         const lost = await runChild(a.store, 'onboard', '-', a.config);
         const restarted = lost.result!.ok ? lost : await runChild(a.store, 'token', '-', a.config);
-        if (profile === 'SHARED_SECRET') assert.equal(restarted.result!.code, ErrorCode.IAT_USED);
+        if (profile === 'SHARED_SECRET') assert.equal(restarted.result!.code, AgentErrorCode.IAT_USED);
         else assert.equal(restarted.result!.ok, true, restarted.result!.message);
       });
 
@@ -331,7 +332,7 @@ describe('Insights Hub agent life cycle', function () {
         write: async (...args: Parameters<AgentStateStore['write']>) => {
           if (failWrites > 0) {
             failWrites -= 1;
-            throw Object.assign(new Error('disk full'), { code: ErrorCode.AGENT_STATE_ERROR });
+            throw Object.assign(new Error('disk full'), { code: AgentErrorCode.AGENT_STATE_ERROR });
           }
           return store.write(...args);
         },
@@ -402,7 +403,7 @@ describe('Insights Hub agent life cycle', function () {
     it('Redis unreachable at start: AGENT_STATE_ERROR, and no onboarding attempt with the IAT', async () => {
       const a = newAgent('SHARED_SECRET', 'redis');
       const nowhere = JSON.stringify({ redis: { url: `redis://127.0.0.1:${redis.port + 1}`, keyPrefix: 'x:', timeoutMs: 500 } });
-      await assert.rejects(lifecycle(a.config, nowhere).fetchToken(http), { code: ErrorCode.AGENT_STATE_ERROR, message: /check that Redis runs/ });
+      await assert.rejects(lifecycle(a.config, nowhere).fetchToken(http), { code: AgentErrorCode.AGENT_STATE_ERROR, message: /check that Redis runs/ });
       assert.equal(sandbox.calls('agents.register'), 0);
       assert.equal(sandbox.agents.status(a.id).boarding, 'NOT_ONBOARDED');
     });
@@ -418,7 +419,7 @@ describe('Insights Hub agent life cycle', function () {
       });
       await agent.fetchToken(http);
       crash = true;
-      await assert.rejects(agent.rotate(http), { code: ErrorCode.AGENT_STATE_ERROR, message: /new credentials are not used until it is saved|check that Redis runs/ });
+      await assert.rejects(agent.rotate(http), { code: AgentErrorCode.AGENT_STATE_ERROR, message: /new credentials are not used until it is saved|check that Redis runs/ });
       crash = false;
       await redis.start();
       // Redis's data survived (AOF, appendfsync always); the unsaved registration is written first.

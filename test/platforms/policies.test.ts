@@ -3,9 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_RENEWAL, TokenEngine } from '../../src/core/token-engine.js';
 import type { Token } from '../../src/core/token.js';
-import { DEFAULT_ROTATION, INSIGHTS_HUB_AGENT } from '../../src/platforms/insights-hub-agent-declaration.js';
-import { AgentLifecycle } from '../../src/platforms/insights-hub-agent-lifecycle.js';
-import type { AgentState } from '../../src/platforms/insights-hub-agent-state.js';
+import { DEFAULT_ROTATION, INSIGHTS_HUB_AGENT } from '../../src/platforms/insights-hub-agent/declaration.js';
+import { AgentLifecycle } from '../../src/platforms/insights-hub-agent/lifecycle.js';
+import type { AgentState } from '../../src/platforms/insights-hub-agent/state.js';
 import { PLATFORM_DECLARATIONS, RATE_LIMIT_HEADERS, SECRET_HEADERS } from '../../src/platforms/index.js';
 
 /** The platform declarations and the policies in them, as values. */

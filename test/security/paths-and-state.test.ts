@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ErrorCode } from '../../src/core/errors.js';
-import { buildClientAssertion } from '../../src/platforms/insights-hub-agent.js';
+import { AgentErrorCode } from '../../src/platforms/insights-hub-agent/errors.js';
+import { buildClientAssertion } from '../../src/platforms/insights-hub-agent/protocol.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
 import { PLATFORM_CASES, platformFlow } from '../helpers/platform-flows.js';
@@ -176,7 +176,7 @@ describe('security: ids and paths stay where they belong; state errors have a co
         { ...base, clientId: 42 as unknown as string, clientSecret: 'a-secret-value' },
       ]) {
         await assert.rejects(buildClientAssertion(registration, 'tenant'), (err: Error & { code: string }) => {
-          assert.equal(err.code, ErrorCode.AGENT_STATE_ERROR);
+          assert.equal(err.code, AgentErrorCode.AGENT_STATE_ERROR);
           assert.doesNotMatch(err.message, /claim must be|DECODER|asn1/i);
           return true;
         });

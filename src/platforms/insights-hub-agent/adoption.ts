@@ -1,7 +1,8 @@
 import { createPublicKey } from 'node:crypto';
-import { ErrorCode, IiotAuthError } from '../core/errors.js';
-import { type AgentKey, type BoardingConfiguration, parseBoardingConfiguration } from './insights-hub-agent.js';
-import { type AgentRegistration, type AgentState, KEPT_REGISTRATIONS, type SecurityProfile } from './insights-hub-agent-state.js';
+import { ErrorCode, IiotAuthError } from '../../core/errors.js';
+import { AgentErrorCode } from './errors.js';
+import { type AgentKey, type BoardingConfiguration, parseBoardingConfiguration } from './protocol.js';
+import { type AgentRegistration, type AgentState, KEPT_REGISTRATIONS, type SecurityProfile } from './state.js';
 
 /**
  * Adopting an agent that Siemens' SDK (@mindconnect/mindconnect-nodejs), or
@@ -10,7 +11,7 @@ import { type AgentRegistration, type AgentState, KEPT_REGISTRATIONS, type Secur
  * "The SDK's state file") holds the boarding configuration plus the last
  * registration and older ones. The registration is taken over as it is, so
  * the used IAT is never sent again. Parsing and the decisions only; the steps
- * (token check, store write, rotation) live in insights-hub-agent-lifecycle.ts.
+ * (token check, store write, rotation) live in lifecycle.ts.
  */
 
 /** The kid the SDK registers RSA keys under (SetupAgentCertificate, api/agent-auth.js). */
@@ -193,7 +194,7 @@ export function decideAdoption(stored: AgentState | undefined, adoption: SdkAdop
 export function newerInStoreError(stored: AgentState, adoption: SdkAdoption, where: string): IiotAuthError {
   const date = (s: number) => new Date(s * 1000).toISOString().slice(0, 16).replace('T', ' ');
   return new IiotAuthError(
-    ErrorCode.AGENT_STATE_ERROR,
+    AgentErrorCode.AGENT_STATE_ERROR,
     `adoption refused: ${where} already holds a newer registration of agent ${stored.clientId} (its secret expires ${date(stored.registrations[0]!.clientSecretExpiresAt)} UTC) than the SDK state file (${date(adoption.registrations[0]!.clientSecretExpiresAt)} UTC), so the file is an old copy and its credentials no longer count. Keep using the stored registration: paste the boarding configuration this Node-RED onboarded the agent with; or, if the SDK really holds the agent now, move the stored state aside and paste the SDK's current .mc/${stored.clientId}.json`,
   );
 }

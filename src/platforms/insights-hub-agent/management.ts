@@ -1,8 +1,8 @@
-import { ErrorCode, IiotAuthError } from '../core/errors.js';
-import { header, type HttpResponse } from '../core/http.js';
-import type { ApiRequest } from '../core/platform-connection.js';
-import { isPlainSegment } from '../core/url.js';
-import { parseJson, serverMessage } from './response.js';
+import { ErrorCode, IiotAuthError } from '../../core/errors.js';
+import { header, type HttpResponse } from '../../core/http.js';
+import type { ApiRequest } from '../../core/platform-connection.js';
+import { isPlainSegment } from '../../core/url.js';
+import { parseJson, serverMessage } from '../response.js';
 
 /**
  * Agent Management calls made with a token (docs/protocols.md, Insights Hub agents): the data

@@ -7,7 +7,7 @@ export type BoardingStatus = 'NOT_ONBOARDED' | 'ONBOARDING' | 'ONBOARDED';
 export type OnlineStatus = 'ONLINE' | 'OFFLINE';
 
 /** An agent as the API shows it. `eTag` is a decimal number as a string ("0" after creation). */
-export interface AgentRecordView {
+export interface SandboxAgentRecordView {
   id: string;
   name: string;
   securityProfile: SecurityProfile;
@@ -61,7 +61,7 @@ export interface SandboxAgents {
    * Creates an agent, as `POST /agents` does (which needs entityId). Default name "Sandbox agent N",
    * profile SHARED_SECRET, and an invented entityId (test set-up needs no asset).
    */
-  create(options?: { name?: string; securityProfile?: SecurityProfile; entityId?: string }): AgentRecordView;
+  create(options?: { name?: string; securityProfile?: SecurityProfile; entityId?: string }): SandboxAgentRecordView;
   /**
    * The boarding configuration, as `GET /agents/{id}/boarding/configuration`: the agent's current IAT
    * (generated at creation and offboarding; a new one only once it has expired). Throws for an onboarded agent.

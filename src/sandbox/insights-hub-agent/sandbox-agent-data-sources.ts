@@ -1,7 +1,7 @@
 // Insights Hub agents' data source configuration (docs/protocols.md, Insights Hub agents): checks a
 // PUT body field by field, and reads the numeric eTags of If-Match.
 
-import { isPlainObject } from './http-kit.js';
+import { isPlainObject } from '../http-kit.js';
 
 export const DATA_POINT_TYPES = ['INT', 'LONG', 'DOUBLE', 'BOOLEAN', 'STRING', 'BIG_STRING', 'TIMESTAMP'] as const;
 

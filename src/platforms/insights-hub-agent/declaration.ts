@@ -1,4 +1,5 @@
-import { declarePlatform } from './declaration.js';
+import { declarePlatform } from '../declaration.js';
+import { AGENT_ERROR_CODES } from './errors.js';
 
 /**
  * When an agent rotates its key, as fractions of the secret's lifetime:
@@ -27,6 +28,7 @@ export const INSIGHTS_HUB_AGENT = {
     fields: ['profile', 'app'],
     credentials: { boardingConfig: { type: 'password' }, privateKey: { type: 'password' } },
     headers: ['authorization'],
+    errorCodes: AGENT_ERROR_CODES,
   }),
   rotation: DEFAULT_ROTATION,
 };

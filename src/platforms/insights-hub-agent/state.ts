@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { ErrorCode, IiotAuthError } from '../core/errors.js';
-import type { RecordLease, RecordStore, RecordVersion } from '../core/record-store.js';
+import type { IiotAuthError } from '../../core/errors.js';
+import { recordError, type RecordLease, type RecordStore, type RecordVersion } from '../../core/record-store.js';
+import { AgentErrorCode } from './errors.js';
 
 /**
  * The durable state of an Insights Hub agent: the credentials the platform
@@ -54,7 +55,7 @@ export interface AgentState {
   /** Newest first. */
   registrations: AgentRegistration[];
   lastRotationAt?: string;
-  /** Set when the registration was adopted from an SDK state file (insights-hub-agent-adoption.ts). */
+  /** Set when the registration was adopted from an SDK state file (adoption.ts). */
   adoptedAt?: string;
   /** Set when this package offboarded the agent: its credentials no longer work. */
   offboardedAt?: string;
@@ -67,9 +68,18 @@ export interface VersionedState {
   version: RecordVersion;
 }
 
-/** The digest that identifies a boarding configuration (never the IAT itself). */
+/**
+ * A short digest of a secret, never the secret itself: what identifies a
+ * boarding configuration (by its IAT), and what stands for a key or a
+ * registration access token in a credential's fingerprint.
+ */
+export function secretDigest(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex').slice(0, 32);
+}
+
+/** The digest that identifies a boarding configuration: a new IAT means a new onboarding. */
 export function boardingConfigId(iat: string): string {
-  return createHash('sha256').update(iat).digest('hex').slice(0, 32);
+  return secretDigest(iat);
 }
 
 /** Agent states in a record store: checks what it reads, trims what it writes. */
@@ -90,7 +100,7 @@ export class AgentStateStore {
 }
 
 function stateError(message: string): IiotAuthError {
-  return new IiotAuthError(ErrorCode.AGENT_STATE_ERROR, message);
+  return recordError(AgentErrorCode.AGENT_STATE_ERROR, message);
 }
 
 function checkState(value: unknown, where: string, clientId: string): AgentState {

@@ -2,20 +2,20 @@
 // routes: agents, their initial access tokens (IATs), registrations with their
 // history (for the "older credentials work until the newer are used" rule),
 // access tokens issued, data source configurations and online status.
-// No HTTP here; the router (insights-hub-agents.ts) turns results into replies.
+// No HTTP here; the routes (sandbox-agent-routes.ts) turns results into replies.
 // Every time is read from the agents' clock (`now`), which tests can skew.
 
 import { createPublicKey, generateKeyPair, randomBytes, randomUUID, sign, verify, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
-import type { Lifetimes } from './types.js';
+import type { Lifetimes } from '../types.js';
 import type {
-  AgentRecordView,
+  SandboxAgentRecordView,
   AgentStatusView,
   BoardingConfiguration,
   BoardingStatus,
   OnlineStatus,
   SecurityProfile,
-} from './insights-hub-agent-types.js';
+} from './sandbox-agent-types.js';
 
 const generateRsaKeyPair = promisify(generateKeyPair);
 
@@ -42,7 +42,7 @@ export interface DataSourceConfiguration {
   eTag: number;
 }
 
-export interface AgentRecord {
+export interface SandboxAgentRecord {
   id: string;
   name: string;
   securityProfile: SecurityProfile;
@@ -91,8 +91,8 @@ interface IatSigningKey {
   publicKey: KeyObject;
 }
 
-export class AgentState {
-  private readonly agents = new Map<string, AgentRecord>();
+export class SandboxAgentRegistry {
+  private readonly agents = new Map<string, SandboxAgentRecord>();
   private readonly iats = new Map<string, IatRecord>();
   private nameCounter = 0;
 
@@ -101,9 +101,9 @@ export class AgentState {
     private readonly options: { baseUrl: string; tenant: string; lifetimes: Lifetimes; now: () => number },
   ) {}
 
-  static async create(options: { baseUrl: string; tenant: string; lifetimes: Lifetimes; now: () => number }): Promise<AgentState> {
+  static async create(options: { baseUrl: string; tenant: string; lifetimes: Lifetimes; now: () => number }): Promise<SandboxAgentRegistry> {
     const { privateKey, publicKey } = await generateRsaKeyPair('rsa', { modulusLength: 2048 });
-    return new AgentState({ kid: randomUUID(), privateKey, publicKey }, options);
+    return new SandboxAgentRegistry({ kid: randomUUID(), privateKey, publicKey }, options);
   }
 
   get tenant(): string {
@@ -114,11 +114,11 @@ export class AgentState {
     return this.options.now();
   }
 
-  get(agentId: string): AgentRecord | undefined {
+  get(agentId: string): SandboxAgentRecord | undefined {
     return this.agents.get(agentId);
   }
 
-  view(agent: AgentRecord): AgentRecordView {
+  view(agent: SandboxAgentRecord): SandboxAgentRecordView {
     return { id: agent.id, name: agent.name, securityProfile: agent.securityProfile, entityId: agent.entityId, eTag: String(agent.eTag) };
   }
 
@@ -128,14 +128,14 @@ export class AgentState {
   }
 
   /** A new agent; the caller has checked the fields (name free, profile valid). */
-  createAgent(fields: { name?: string; securityProfile?: SecurityProfile; entityId?: string }): AgentRecord {
+  createAgent(fields: { name?: string; securityProfile?: SecurityProfile; entityId?: string }): SandboxAgentRecord {
     let name = fields.name;
     while (name === undefined) {
       const candidate = `Sandbox agent ${++this.nameCounter}`;
       if (!this.nameTaken(candidate)) name = candidate;
     }
     const now = this.now();
-    const agent: AgentRecord = {
+    const agent: SandboxAgentRecord = {
       // Insights Hub ids are 32 hex digits.
       id: randomUUID().replace(/-/g, ''),
       name,
@@ -158,13 +158,13 @@ export class AgentState {
     return agent;
   }
 
-  updateAgent(agent: AgentRecord, fields: { name: string; securityProfile: SecurityProfile; entityId: string }): void {
+  updateAgent(agent: SandboxAgentRecord, fields: { name: string; securityProfile: SecurityProfile; entityId: string }): void {
     Object.assign(agent, fields);
     agent.eTag += 1;
   }
 
   /** Its IATs are remembered until they expire, to say "the agent no longer exists". */
-  deleteAgent(agent: AgentRecord): void {
+  deleteAgent(agent: SandboxAgentRecord): void {
     this.agents.delete(agent.id);
   }
 
@@ -174,7 +174,7 @@ export class AgentState {
    * The boarding configuration with the agent's current IAT; only for an agent
    * that is not onboarded. A new IAT only when the current one has expired.
    */
-  boardingConfiguration(agent: AgentRecord): BoardingConfiguration {
+  boardingConfiguration(agent: SandboxAgentRecord): BoardingConfiguration {
     const current = agent.iat && agent.iat.exp * 1000 > this.now() && !this.iats.get(agent.iat.jti)?.used ? agent.iat : this.mintIat(agent);
     return {
       content: {
@@ -189,7 +189,7 @@ export class AgentState {
   }
 
   /** A new IAT for the agent's current generation; the earlier ones stay valid until used, expired or superseded. */
-  private mintIat(agent: AgentRecord): { token: string; jti: string; exp: number } {
+  private mintIat(agent: SandboxAgentRecord): { token: string; jti: string; exp: number } {
     const iat = Math.ceil(this.now() / 1000);
     const exp = iat + this.options.lifetimes.agentIat;
     const jti = randomUUID();
@@ -215,7 +215,7 @@ export class AgentState {
   }
 
   /** The agent an IAT lets register, or why not. Does not consume it (a failed registration leaves it usable). */
-  checkIat(token: string): { agent: AgentRecord; jti: string } | { problem: IatProblem; expiredAt?: Date } {
+  checkIat(token: string): { agent: SandboxAgentRecord; jti: string } | { problem: IatProblem; expiredAt?: Date } {
     const claims = verifyRs256(token, this.iatKey.publicKey);
     const jti = claims?.jti;
     if (!claims || typeof jti !== 'string' || typeof claims.exp !== 'number') return { problem: 'invalid' };
@@ -230,7 +230,7 @@ export class AgentState {
   }
 
   /** Onboards: consumes the IAT, voids the agent's other IATs, and makes the first registration. */
-  onboard(agent: AgentRecord, iatJti: string, credential: { publicKey?: KeyObject; kid?: string }): Registration {
+  onboard(agent: SandboxAgentRecord, iatJti: string, credential: { publicKey?: KeyObject; kid?: string }): Registration {
     const record = this.iats.get(iatJti);
     if (record) record.used = true;
     agent.generation += 1;
@@ -244,7 +244,7 @@ export class AgentState {
   }
 
   /** Offboards: registrations, RATs and tokens stop working; IATs issued before are void. */
-  offboard(agent: AgentRecord): void {
+  offboard(agent: SandboxAgentRecord): void {
     const now = this.now();
     if (this.isOnline(agent, now)) agent.offlineSinceMs = now;
     agent.lastTokenExpMs = undefined;
@@ -262,38 +262,38 @@ export class AgentState {
   // --- registrations ---------------------------------------------------------
 
   /** The registration a RAT belongs to, if it is one of this agent's (possibly superseded). */
-  registrationByRat(agent: AgentRecord, rat: string): Registration | undefined {
+  registrationByRat(agent: SandboxAgentRecord, rat: string): Registration | undefined {
     return agent.registrations.find((registration) => registration.rat === rat);
   }
 
-  isSuperseded(agent: AgentRecord, registration: Registration): boolean {
+  isSuperseded(agent: SandboxAgentRecord, registration: Registration): boolean {
     return registration.number < agent.activeFrom;
   }
 
   /** Credentials that work now, newest first. */
-  validRegistrations(agent: AgentRecord): Registration[] {
+  validRegistrations(agent: SandboxAgentRecord): Registration[] {
     return agent.registrations.filter((registration) => !this.isSuperseded(agent, registration)).reverse();
   }
 
-  supersededRegistrations(agent: AgentRecord): Registration[] {
+  supersededRegistrations(agent: SandboxAgentRecord): Registration[] {
     return agent.registrations.filter((registration) => this.isSuperseded(agent, registration));
   }
 
   /** A rotation: a new registration, which makes the one whose RAT was used count as used. */
-  rotate(agent: AgentRecord, usedRat: Registration, credential: { publicKey?: KeyObject; kid?: string }): Registration {
+  rotate(agent: SandboxAgentRecord, usedRat: Registration, credential: { publicKey?: KeyObject; kid?: string }): Registration {
     this.markUsed(agent, usedRat);
     return this.addRegistration(agent, credential);
   }
 
   /** First use of newer credentials retires every older registration. */
-  markUsed(agent: AgentRecord, registration: Registration): void {
+  markUsed(agent: SandboxAgentRecord, registration: Registration): void {
     registration.used = true;
     agent.activeFrom = Math.max(agent.activeFrom, registration.number);
     const keepFrom = agent.activeFrom - KEEP_SUPERSEDED;
     agent.registrations = agent.registrations.filter((entry) => entry.number >= keepFrom);
   }
 
-  private addRegistration(agent: AgentRecord, credential: { publicKey?: KeyObject; kid?: string }): Registration {
+  private addRegistration(agent: SandboxAgentRecord, credential: { publicKey?: KeyObject; kid?: string }): Registration {
     const now = this.now();
     agent.registrationCount += 1;
     const registration: Registration = {
@@ -311,7 +311,7 @@ export class AgentState {
   // --- client assertions and access tokens ----------------------------------
 
   /** Whether an assertion's jti was used already; else records it until `forgetAtMs`. */
-  assertionIdReused(agent: AgentRecord, jti: string, forgetAtMs: number): boolean {
+  assertionIdReused(agent: SandboxAgentRecord, jti: string, forgetAtMs: number): boolean {
     const now = this.now();
     for (const [id, until] of agent.usedAssertionIds) if (until < now) agent.usedAssertionIds.delete(id);
     if (agent.usedAssertionIds.has(jti)) return true;
@@ -320,7 +320,7 @@ export class AgentState {
   }
 
   /** Records an access token issued with `registration`'s credentials. */
-  tokenIssued(agent: AgentRecord, registration: Registration, jti: string, expMs: number): void {
+  tokenIssued(agent: SandboxAgentRecord, registration: Registration, jti: string, expMs: number): void {
     const now = this.now();
     this.markUsed(agent, registration);
     if (agent.boarding === 'ONBOARDING') agent.boarding = 'ONBOARDED';
@@ -333,24 +333,24 @@ export class AgentState {
   }
 
   /** Whether an access token (already verified by signature and expiry) is still one of the agent's. */
-  tokenActive(agent: AgentRecord, jti: string): boolean {
+  tokenActive(agent: SandboxAgentRecord, jti: string): boolean {
     return agent.tokens.has(jti);
   }
 
   // --- status -----------------------------------------------------------------
 
   /** ONLINE while an agent token issued to it is unexpired. */
-  isOnline(agent: AgentRecord, now = this.now()): boolean {
+  isOnline(agent: SandboxAgentRecord, now = this.now()): boolean {
     return agent.lastTokenExpMs !== undefined && agent.lastTokenExpMs > now;
   }
 
-  onlineStatus(agent: AgentRecord): { status: OnlineStatus; since: string } {
+  onlineStatus(agent: SandboxAgentRecord): { status: OnlineStatus; since: string } {
     const online = this.isOnline(agent);
     const since = online ? agent.onlineSinceMs! : agent.offlineSinceMs;
     return { status: online ? 'ONLINE' : 'OFFLINE', since: new Date(since).toISOString() };
   }
 
-  statusView(agent: AgentRecord): AgentStatusView {
+  statusView(agent: SandboxAgentRecord): AgentStatusView {
     const valid = this.validRegistrations(agent);
     const active = valid.at(-1);
     return {

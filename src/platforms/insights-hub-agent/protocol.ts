@@ -1,20 +1,21 @@
 import { createPrivateKey, createPublicKey, generateKeyPair, randomUUID, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { SignJWT } from 'jose';
-import type { AgentRegistration, SecurityProfile } from './insights-hub-agent-state.js';
-import { ErrorCode, IiotAuthError } from '../core/errors.js';
-import { header, type HttpRequest, type HttpResponse } from '../core/http.js';
-import type { Token } from '../core/token.js';
-import { checkBaseUrl } from '../core/url.js';
-import { expiryFrom } from '../core/lifetime.js';
-import { accessTokenOf, jsonObject, requiredString, tokenEndpointError } from './response.js';
+import type { AgentRegistration, SecurityProfile } from './state.js';
+import { ErrorCode, IiotAuthError } from '../../core/errors.js';
+import { header, type HttpRequest, type HttpResponse } from '../../core/http.js';
+import type { Token } from '../../core/token.js';
+import { checkBaseUrl } from '../../core/url.js';
+import { expiryFrom } from '../../core/lifetime.js';
+import { accessTokenOf, jsonObject, requiredString, tokenEndpointError } from '../response.js';
+import { AgentErrorCode } from './errors.js';
 
 /**
  * Insights Hub Agent Management, the agent's side (docs/protocols.md, Insights Hub agents): the
  * boarding configuration, onboarding, key rotation, the client assertion and
  * the agent token. Request builders and response validators only; the order
- * of steps lives in insights-hub-agent-lifecycle.ts, the durable state in
- * insights-hub-agent-state.ts.
+ * of steps lives in lifecycle.ts, the durable state in
+ * state.ts and record.ts.
  */
 
 export interface BoardingConfiguration {
@@ -171,10 +172,10 @@ function registrationError(res: HttpResponse, action: 'onboard' | 'rotate', conf
   const status = res.statusCode;
   if (action === 'onboard' && status === 401) {
     if (config?.expiresAt !== undefined && config.expiresAt <= now) {
-      return new IiotAuthError(ErrorCode.IAT_EXPIRED, `the IAT expired on ${new Date(config.expiresAt).toISOString().slice(0, 10)}: download a new boarding configuration`, { statusCode: status });
+      return new IiotAuthError(AgentErrorCode.IAT_EXPIRED, `the IAT expired on ${new Date(config.expiresAt).toISOString().slice(0, 10)}: download a new boarding configuration`, { statusCode: status });
     }
     return new IiotAuthError(
-      ErrorCode.IAT_USED,
+      AgentErrorCode.IAT_USED,
       'the IAT was already used: this agent is onboarded elsewhere, or its state was lost; offboard it and download a new boarding configuration',
       { statusCode: status },
     );
@@ -220,7 +221,7 @@ export async function buildClientAssertion(registration: AgentRegistration, tena
     if (err instanceof IiotAuthError) throw err;
     // jose or node:crypto refusing a stored value: the state is damaged; never pass their message on.
     throw new IiotAuthError(
-      ErrorCode.AGENT_STATE_ERROR,
+      AgentErrorCode.AGENT_STATE_ERROR,
       `the stored registration of agent ${typeof registration.clientId === 'string' ? registration.clientId.slice(0, 60) : '(unknown)'} cannot sign a client assertion (${(err as Error)?.name ?? 'error'}): its client id, secret or key is damaged; restore the state file from a backup, or offboard the agent and onboard it again`,
     );
   }
@@ -239,7 +240,7 @@ async function signClientAssertion(registration: AgentRegistration, tenant: stri
   if (registration.privateKey) {
     return jwt.setProtectedHeader({ alg: 'RS256', typ: 'JWT', ...(registration.keyId ? { kid: registration.keyId } : {}) }).sign(createPrivateKey(registration.privateKey));
   }
-  if (!registration.clientSecret) throw new IiotAuthError(ErrorCode.AGENT_STATE_ERROR, 'the stored registration has neither a client secret nor a private key');
+  if (!registration.clientSecret) throw new IiotAuthError(AgentErrorCode.AGENT_STATE_ERROR, 'the stored registration has neither a client secret nor a private key');
   return jwt.setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(new TextEncoder().encode(registration.clientSecret));
 }
 
@@ -262,14 +263,14 @@ export function readAgentTokenResponse(res: HttpResponse, now: number, registrat
       const skew = Number.isNaN(serverDate) ? 0 : now - serverDate;
       if (Math.abs(skew) > CLOCK_SKEW_LIMIT_MS) {
         return fail(
-          ErrorCode.CLOCK_SKEW,
+          AgentErrorCode.CLOCK_SKEW,
           `the platform rejected the client assertion: check this machine's clock (it is ${Math.round(skew / 1000)} s off the server's Date header)`,
           res.statusCode,
         );
       }
       if (registration.clientSecretExpiresAt > 0 && registration.clientSecretExpiresAt * 1000 <= now) {
         return fail(
-          ErrorCode.SECRET_EXPIRED,
+          AgentErrorCode.SECRET_EXPIRED,
           `the client secret expired on ${new Date(registration.clientSecretExpiresAt * 1000).toISOString().slice(0, 10)} while the agent was offline: onboard again (offboard it and download a new boarding configuration)`,
           res.statusCode,
         );

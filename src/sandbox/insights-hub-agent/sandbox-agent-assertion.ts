@@ -11,8 +11,8 @@
 // assertion) answers 400 with invalid_request or unsupported_grant_type (the router).
 
 import { compactVerify } from 'jose';
-import { isPlainObject } from './http-kit.js';
-import type { AgentRecord, AgentState, Registration } from './insights-hub-agent-state.js';
+import { isPlainObject } from '../http-kit.js';
+import type { SandboxAgentRecord, SandboxAgentRegistry, Registration } from './sandbox-agent-registry.js';
 
 export const ASSERTION_AUDIENCE = 'southgate';
 export const ASSERTION_SCHEMA = 'urn:siemens:mindsphere:v1';
@@ -24,12 +24,12 @@ export const MAX_ASSERTION_LIFETIME_SECONDS = 3600;
 const ALGORITHMS = { SHARED_SECRET: ['HS256'], RSA_3072: ['RS256', 'RS384'] } as const;
 
 export type AssertionResult =
-  | { ok: true; agent: AgentRecord; registration: Registration; claims: Record<string, unknown> }
+  | { ok: true; agent: SandboxAgentRecord; registration: Registration; claims: Record<string, unknown> }
   | { ok: false; description: string };
 
 const reject = (description: string): AssertionResult => ({ ok: false, description });
 
-export async function checkClientAssertion(state: AgentState, assertion: string, formClientId: string | null): Promise<AssertionResult> {
+export async function checkClientAssertion(state: SandboxAgentRegistry, assertion: string, formClientId: string | null): Promise<AssertionResult> {
   const decoded = decodeJwt(assertion);
   if (!decoded) return reject('client_assertion is not a signed JWT (header.payload.signature, base64url JSON)');
   const { header, claims } = decoded;

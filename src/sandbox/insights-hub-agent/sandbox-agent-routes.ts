@@ -12,7 +12,7 @@
 //   {error, error_description}: a bad IAT or RAT is 401 invalid_token (RFC 7591
 //   §3 / RFC 7592 §2, with WWW-Authenticate), a bad body 400
 //   invalid_client_metadata or invalid_request, a bad client assertion 401
-//   invalid_client (see insights-hub-agent-assertion.ts). A missing or invalid
+//   invalid_client (see sandbox-agent-assertion.ts). A missing or invalid
 //   bearer token on the other endpoints is 401 {error: "invalid_token", …}, as
 //   on the sandbox's gateway APIs; their other errors use the Agent Management
 //   error body {id (correlation id), message}.
@@ -54,10 +54,10 @@
 //   SDK's fixtures show: the SDK inserts them itself).
 
 import { randomUUID, type KeyObject } from 'node:crypto';
-import { checkClientAssertion } from './insights-hub-agent-assertion.js';
-import { checkDataSourceConfiguration, parseIfMatch } from './insights-hub-agent-data-sources.js';
-import { AgentState, rsaKeyFromJwk, type AgentRecord, type Registration } from './insights-hub-agent-state.js';
-import { SECURITY_PROFILES, type SandboxAgents, type SecurityProfile } from './insights-hub-agent-types.js';
+import { checkClientAssertion } from './sandbox-agent-assertion.js';
+import { checkDataSourceConfiguration, parseIfMatch } from './sandbox-agent-data-sources.js';
+import { SandboxAgentRegistry, rsaKeyFromJwk, type SandboxAgentRecord, type Registration } from './sandbox-agent-registry.js';
+import { SECURITY_PROFILES, type SandboxAgents, type SecurityProfile } from './sandbox-agent-types.js';
 import {
   bearerToken,
   emptyReply,
@@ -72,9 +72,9 @@ import {
   type Route,
   type SandboxContext,
   type SandboxRequest,
-} from './http-kit.js';
-import { TokenIssuer } from './token-issuer.js';
-import { AGENT_MANAGEMENT_SCOPE } from './insights-hub.js';
+} from '../http-kit.js';
+import { TokenIssuer } from '../token-issuer.js';
+import { AGENT_MANAGEMENT_SCOPE } from '../insights-hub.js';
 
 const BASE = '/api/agentmanagement/v3';
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -115,13 +115,13 @@ export async function createInsightsHubAgents(context: SandboxContext, verifyApp
   const clock = { skewMs: 0 };
   const now = (): number => Date.now() + clock.skewMs;
   const [state, issuer] = await Promise.all([
-    AgentState.create({ baseUrl: context.url, tenant: context.demo.insightsHubApp.hostTenant, lifetimes: context.lifetimes, now }),
+    SandboxAgentRegistry.create({ baseUrl: context.url, tenant: context.demo.insightsHubApp.hostTenant, lifetimes: context.lifetimes, now }),
     TokenIssuer.create(`${context.url}${BASE}/oauth/token`, { now }),
   ]);
 
   // --- agent side: registration ---------------------------------------------
 
-  function registrationReply(status: number, agent: AgentRecord, registration: Registration): Reply {
+  function registrationReply(status: number, agent: SandboxAgentRecord, registration: Registration): Reply {
     const shared = agent.securityProfile === 'SHARED_SECRET';
     return jsonReply(
       status,
@@ -139,7 +139,7 @@ export async function createInsightsHubAgents(context: SandboxContext, verifyApp
   }
 
   /** The new credential the body brings (a key for RSA_3072; nothing for SHARED_SECRET, whose secret the sandbox makes), or a 400. */
-  function readCredential(agent: AgentRecord, request: SandboxRequest, clientIdRequired: boolean): Credential | Reply {
+  function readCredential(agent: SandboxAgentRecord, request: SandboxRequest, clientIdRequired: boolean): Credential | Reply {
     if (mediaType(request) !== 'application/json') return oauthError(400, 'invalid_request', 'Content-Type must be application/json');
     const body = jsonObjectBody(request);
     if (!body) return oauthError(400, 'invalid_request', 'The request body must be a JSON object');
@@ -246,7 +246,7 @@ export async function createInsightsHubAgents(context: SandboxContext, verifyApp
   }
 
   /** The agent whose active access token the request carries, or undefined. */
-  async function tokenAgent(request: SandboxRequest): Promise<AgentRecord | undefined> {
+  async function tokenAgent(request: SandboxRequest): Promise<SandboxAgentRecord | undefined> {
     const token = bearerToken(request);
     const claims = token === undefined ? undefined : await issuer.verify(token);
     const agent = typeof claims?.sub === 'string' ? state.get(claims.sub) : undefined;
@@ -255,7 +255,7 @@ export async function createInsightsHubAgents(context: SandboxContext, verifyApp
 
   // --- agent side: data source configuration --------------------------------
 
-  function dataSourceReply(agent: AgentRecord): Reply {
+  function dataSourceReply(agent: SandboxAgentRecord): Reply {
     const configuration = agent.dataSourceConfiguration ?? { configurationId: '', dataSources: [], eTag: 0 };
     const { configurationId, dataSources, eTag } = configuration;
     return jsonReply(200, { id: agent.id, eTag: String(eTag), configurationId, dataSources }, { etag: `"${eTag}"` });
@@ -275,7 +275,7 @@ export async function createInsightsHubAgents(context: SandboxContext, verifyApp
   }
 
   /** The data source configuration: the agent's own token, or an app token with the Agent Management scope. */
-  function withAgentOrAppToken(handler: (request: SandboxRequest, agent: AgentRecord) => Reply): Handler {
+  function withAgentOrAppToken(handler: (request: SandboxRequest, agent: SandboxAgentRecord) => Reply): Handler {
     return async (request, [agentId]) => {
       const tokenOwner = await tokenAgent(request);
       if (tokenOwner) {
@@ -304,7 +304,7 @@ export async function createInsightsHubAgents(context: SandboxContext, verifyApp
 
   // --- app side ---------------------------------------------------------------
 
-  function withAppToken(handler: (request: SandboxRequest, agent: AgentRecord) => Reply): Handler {
+  function withAppToken(handler: (request: SandboxRequest, agent: SandboxAgentRecord) => Reply): Handler {
     return async (request, [agentId]) => {
       const problem = await appTokenProblem(request);
       if (problem) return problem;
@@ -313,7 +313,7 @@ export async function createInsightsHubAgents(context: SandboxContext, verifyApp
     };
   }
 
-  const agentReply = (status: number, agent: AgentRecord): Reply =>
+  const agentReply = (status: number, agent: SandboxAgentRecord): Reply =>
     jsonReply(status, state.view(agent), { etag: `"${agent.eTag}"`, location: `${context.url}${BASE}/agents/${agent.id}` });
 
   async function createAgent(request: SandboxRequest): Promise<Reply> {
@@ -368,7 +368,7 @@ export async function createInsightsHubAgents(context: SandboxContext, verifyApp
 
   // --- programmatic access for tests ------------------------------------------
 
-  function mustGet(agentId: string): AgentRecord {
+  function mustGet(agentId: string): SandboxAgentRecord {
     const agent = state.get(agentId);
     if (!agent) throw new Error(`no sandbox agent with id "${agentId}"`);
     return agent;

@@ -1,8 +1,9 @@
-import { ErrorCode, IiotAuthError, isIiotAuthError } from '../core/errors.js';
-import type { HttpClient } from '../core/http.js';
-import { isRecordConflict, type KeyedMutex, type RecordLease } from '../core/record-store.js';
-import type { Token, TokenProvider } from '../core/token.js';
-import { DEFAULT_ROTATION, type RotationPolicy } from './insights-hub-agent-declaration.js';
+import { ErrorCode, IiotAuthError, isIiotAuthError } from '../../core/errors.js';
+import type { HttpClient } from '../../core/http.js';
+import { isRecordConflict, type KeyedMutex, type RecordLease } from '../../core/record-store.js';
+import type { Token, TokenProvider } from '../../core/token.js';
+import { AgentErrorCode } from './errors.js';
+import { DEFAULT_ROTATION, type RotationPolicy } from './declaration.js';
 import {
   type AgentKey,
   type BoardingConfiguration,
@@ -13,8 +14,9 @@ import {
   generateAgentKey,
   readAgentTokenResponse,
   readRegistrationResponse,
-} from './insights-hub-agent.js';
-import { adoptionRefusedError, decideAdoption, newerInStoreError, type SdkAdoption } from './insights-hub-agent-adoption.js';
+} from './protocol.js';
+import { adoptionRefusedError, decideAdoption, newerInStoreError, type SdkAdoption } from './adoption.js';
+import { AgentRecord, type Change } from './record.js';
 import {
   type AgentRegistration,
   type AgentState,
@@ -23,7 +25,7 @@ import {
   STATE_FORMAT,
   type SecurityProfile,
   type VersionedState,
-} from './insights-hub-agent-state.js';
+} from './state.js';
 
 /**
  * The order of an agent's steps, so that no failure loses its credentials:
@@ -37,9 +39,8 @@ import {
  * rotation take the agent's lock in the store, so one instance at a time
  * makes them, and the others pick the new registration up from the store.
  * Every write names the version it read; a refused write is re-read and
- * re-applied, and credentials the platform issued are merged in, never
- * dropped. In this process the mutex runs one operation at a time per agent;
- * with the file store, its lock file keeps a second process away.
+ * re-applied (record.ts), and credentials the platform issued are merged in,
+ * never dropped.
  */
 export interface AgentLifecycleOptions {
   store: AgentStateStore;
@@ -94,11 +95,7 @@ export class AgentLifecycle implements TokenProvider {
   /** The share of a secret's lifetime left when this agent rotates: drawn once, so the agent keeps its point. */
   private readonly rotationMargin: number;
   private readonly boardingId: string;
-  private claiming?: Promise<() => Promise<void>>;
-  /** The state last read or written, with its version: re-read only when the stored version differs. */
-  private cached?: VersionedState;
-  /** A change whose write failed (new credentials): written before anything else happens, and never used until it is. */
-  private unsaved?: Change;
+  private readonly record: AgentRecord;
 
   constructor(private readonly options: AgentLifecycleOptions) {
     this.baseUrl = options.boarding.baseUrl;
@@ -106,6 +103,14 @@ export class AgentLifecycle implements TokenProvider {
     const rotation = options.rotation ?? DEFAULT_ROTATION;
     this.rotationMargin = rotation.marginMin + rotation.marginSpread * (options.random ?? Math.random)();
     this.boardingId = boardingConfigId(options.boarding.iat);
+    this.record = new AgentRecord({
+      clientId: options.boarding.clientId,
+      store: options.store,
+      mutex: options.mutex,
+      ...(options.importFrom ? { importFrom: options.importFrom } : {}),
+      ...(options.lockStaleMs !== undefined ? { lockStaleMs: options.lockStaleMs } : {}),
+      ...(options.lockWaitMs !== undefined ? { lockWaitMs: options.lockWaitMs } : {}),
+    });
   }
 
   get clientId(): string {
@@ -121,8 +126,8 @@ export class AgentLifecycle implements TokenProvider {
       } catch (err) {
         // The current credentials still work: a failed rotation is retried
         // with the next token; a locked-out agent shows up as a token error.
-        if (!isIiotAuthError(err) || (err.code === ErrorCode.AGENT_STATE_ERROR && !isRecordConflict(err))) throw err;
-        state = (await this.shared(() => this.load()))?.state ?? state;
+        if (!isIiotAuthError(err) || (err.code === AgentErrorCode.AGENT_STATE_ERROR && !isRecordConflict(err))) throw err;
+        state = (await this.record.shared(() => this.record.load()))?.state ?? state;
       }
     }
     return this.tokenFrom(http, state);
@@ -130,15 +135,15 @@ export class AgentLifecycle implements TokenProvider {
 
   /** Registers the agent with its IAT, unless this boarding configuration is onboarded already (by any instance). */
   onboard(http: HttpClient): Promise<{ state: AgentState; alreadyOnboarded: boolean }> {
-    return this.exclusive(async () => {
-      const onboarded = this.onboarded(await this.load());
+    return this.record.exclusive(async () => {
+      const onboarded = this.onboarded(await this.record.load());
       if (onboarded && !this.adoptionDue(onboarded)) return { state: onboarded, alreadyOnboarded: true };
       // A new RSA key takes seconds to make: made before the lock is taken, so the lock is held briefly.
-      const spareKey = this.options.profile === 'RSA_3072' && !this.options.userKey && !this.options.adoption ? await generateAgentKey() : undefined;
+      const spareKey = this.options.userKey || this.options.adoption ? undefined : await this.newKey();
       // Another instance may be onboarding right now: wait for its lock, then look again.
-      const lease = await this.lease(this.waitMs(), 'onboarded');
+      const lease = await this.record.lease('onboarded');
       try {
-        const current = await this.load();
+        const current = await this.record.load();
         const done = this.onboarded(current);
         if (done && !this.adoptionDue(done)) return { state: done, alreadyOnboarded: true };
         // An SDK state file: its IAT is used up, so its registration is adopted, never registered again.
@@ -152,9 +157,9 @@ export class AgentLifecycle implements TokenProvider {
 
   /** Key rotation with the registration access token, trying stored ones newest first. */
   rotate(http: HttpClient): Promise<AgentState> {
-    return this.exclusive(async () => {
-      const key = this.options.profile === 'RSA_3072' ? await generateAgentKey() : undefined;
-      const lease = await this.lease(this.waitMs(), 'rotated');
+    return this.record.exclusive(async () => {
+      const key = await this.newKey();
+      const lease = await this.record.lease('rotated');
       try {
         return await this.rotateWith(http, lease, key);
       } finally {
@@ -169,13 +174,13 @@ export class AgentLifecycle implements TokenProvider {
    * when the stored state, read under the lock, is no longer due.
    */
   private rotateIfDue(http: HttpClient): Promise<AgentState> {
-    return this.exclusive(async () => {
-      const lease = await this.options.store.records.lock(this.clientId, { ttlMs: this.ttlMs(), waitMs: 0 });
+    return this.record.exclusive(async () => {
+      const lease = await this.record.tryLease();
       if (!lease) return (await this.requireOnboarded()).state;
       try {
         const current = await this.requireOnboarded();
         if (!this.rotationDue(current.state)) return current.state;
-        return await this.rotateWith(http, lease, this.options.profile === 'RSA_3072' ? await generateAgentKey() : undefined);
+        return await this.rotateWith(http, lease, await this.newKey());
       } finally {
         await lease.release();
       }
@@ -188,25 +193,17 @@ export class AgentLifecycle implements TokenProvider {
     lease: RecordLease,
     spareKey: AgentKey | undefined,
   ): Promise<{ state: AgentState; alreadyOnboarded: boolean }> {
-    const { boarding, profile, store } = this.options;
+    const { boarding, profile } = this.options;
     // A new boarding configuration (or none onboarded yet): onboard afresh.
     // An RSA key is saved before it is sent, so a lost answer can be recovered.
     const same = existing?.state.boardingConfigId === this.boardingId;
-    const key = profile === 'RSA_3072' ? (same ? existing!.state.pendingKey : undefined) ?? this.options.userKey ?? spareKey ?? (await generateAgentKey()) : undefined;
-    const intent: AgentState = {
-      format: STATE_FORMAT,
-      clientId: boarding.clientId,
-      tenant: boarding.tenant,
-      baseUrl: boarding.baseUrl,
-      profile,
-      boardingConfigId: this.boardingId,
+    const key = profile === 'RSA_3072' ? ((same ? existing!.state.pendingKey : undefined) ?? this.options.userKey ?? spareKey ?? (await this.newKey())) : undefined;
+    const intent = this.freshState({
       onboardingStartedAt: new Date(this.now()).toISOString(),
-      registrations: [],
-      updatedAt: '',
       ...(key ? { pendingKey: { ...key, createdAt: new Date(this.now()).toISOString(), purpose: 'onboard' as const } } : {}),
-    };
+    });
     // Written only if nothing changed since it was read, and only while the lock is held.
-    this.cached = await store.write(intent, existing?.version, lease);
+    await this.record.write(intent, existing?.version, lease);
     await this.step('onboard:saved-intent');
 
     const res = await http.send(buildRegisterRequest(boarding, profile, key));
@@ -217,13 +214,13 @@ export class AgentLifecycle implements TokenProvider {
     } catch (err) {
       // The IAT was used, perhaps by our own request whose answer was lost:
       // with RSA the key we saved is registered, so the agent can still get tokens.
-      if (isIiotAuthError(err) && err.code === ErrorCode.IAT_USED && key) {
+      if (isIiotAuthError(err) && err.code === AgentErrorCode.IAT_USED && key) {
         const recovered = await this.recoverLostOnboarding(http, intent, key, lease);
         if (recovered) return { state: recovered, alreadyOnboarded: false };
       }
       throw err;
     }
-    const state = await this.save(this.addRegistration(registration, intent), lease);
+    const state = await this.saveRegistration(registration, lease, intent);
     await this.step('onboard:saved');
     return { state, alreadyOnboarded: false };
   }
@@ -242,68 +239,60 @@ export class AgentLifecycle implements TokenProvider {
    * left without the dead registration, ready for a fresher file.
    */
   private async adoptWith(http: HttpClient, current: VersionedState | undefined, lease: RecordLease): Promise<{ state: AgentState; alreadyOnboarded: boolean }> {
-    const { boarding, profile, store } = this.options;
+    const { profile } = this.options;
     const adoption = this.options.adoption!;
     const decision = decideAdoption(current?.state, adoption, this.boardingId);
-    if (decision === 'refuse') throw newerInStoreError(current!.state, adoption, store.records.where);
+    if (decision === 'refuse') throw newerInStoreError(current!.state, adoption, this.record.where);
     if (decision === 'use-store') return { state: current!.state, alreadyOnboarded: true };
     const registrations = adoption.registrations.map((r) => ({ ...r }));
     const newest = registrations[0]!;
     const expired = newest.clientSecretExpiresAt * 1000 <= this.now();
     const refused = (err: unknown) =>
-      isIiotAuthError(err) && (err.code === ErrorCode.AUTH_REJECTED || err.code === ErrorCode.SECRET_EXPIRED)
+      isIiotAuthError(err) && (err.code === ErrorCode.AUTH_REJECTED || err.code === AgentErrorCode.SECRET_EXPIRED)
         ? adoptionRefusedError(adoption, profile, err.statusCode, !!adoption.registeredKey)
         : err;
     if (!expired) {
       try {
-        const assertion = await buildClientAssertion(newest, boarding.tenant, this.now());
-        readAgentTokenResponse(await http.send(buildAgentTokenRequest(boarding.baseUrl, assertion)), this.now(), newest);
+        await this.probe(http, newest, this.options.boarding);
       } catch (err) {
         throw refused(err);
       }
       newest.confirmed = true;
     }
     const kept = current?.state.boardingConfigId === this.boardingId && !current.state.offboardedAt ? current.state.registrations : [];
-    const adopted: AgentState = {
-      format: STATE_FORMAT,
-      clientId: boarding.clientId,
-      tenant: boarding.tenant,
-      baseUrl: boarding.baseUrl,
-      profile,
-      boardingConfigId: this.boardingId,
+    const adopted = this.freshState({
       registrations: [...registrations, ...kept.filter((r) => !registrations.some((a) => a.registrationAccessToken === r.registrationAccessToken))],
       adoptedAt: new Date(this.now()).toISOString(),
-      updatedAt: '',
-    };
-    this.cached = await store.write(adopted, current?.version, lease);
+    });
+    await this.record.write(adopted, current?.version, lease);
     try {
-      const rotated = await this.rotateWith(http, lease, profile === 'RSA_3072' ? await generateAgentKey() : undefined);
+      const rotated = await this.rotateWith(http, lease, await this.newKey());
       return { state: rotated, alreadyOnboarded: false };
     } catch (err) {
       if (expired) {
         if (isIiotAuthError(err) && err.code === ErrorCode.AUTH_REJECTED) {
-          await this.update((state) => (state && state.boardingConfigId === this.boardingId ? { ...state, registrations: [] } : undefined), lease);
+          await this.record.update((state) => (state && state.boardingConfigId === this.boardingId ? { ...state, registrations: [] } : undefined), lease);
         }
         throw refused(err);
       }
       // The adopted credentials work: the rotation is tried again with the next token (rotationDue).
-      if (!isIiotAuthError(err) || (err.code === ErrorCode.AGENT_STATE_ERROR && !isRecordConflict(err))) throw err;
-      return { state: (await this.load())?.state ?? adopted, alreadyOnboarded: false };
+      if (!isIiotAuthError(err) || (err.code === AgentErrorCode.AGENT_STATE_ERROR && !isRecordConflict(err))) throw err;
+      return { state: (await this.record.load())?.state ?? adopted, alreadyOnboarded: false };
     }
   }
 
   private async rotateWith(http: HttpClient, lease: RecordLease, key: AgentKey | undefined): Promise<AgentState> {
-    const { profile, store } = this.options;
+    const { profile } = this.options;
     let { state, version } = await this.requireOnboarded();
     if (key) {
       state = { ...state, pendingKey: { ...key, createdAt: new Date(this.now()).toISOString(), purpose: 'rotate' } };
-      ({ state, version } = this.cached = await store.write(state, version, lease));
+      ({ state, version } = await this.record.write(state, version, lease));
     }
     await this.step('rotate:saved-intent');
     const candidates = state.registrations.filter((r) => r.registrationAccessToken);
     if (candidates.length === 0) {
       throw new IiotAuthError(
-        ErrorCode.AGENT_STATE_ERROR,
+        AgentErrorCode.AGENT_STATE_ERROR,
         `agent ${state.clientId} has no registration access token (its onboarding answer was lost), so its keys cannot be rotated: offboard it and onboard again before ${expiryText(state)}`,
       );
     }
@@ -319,7 +308,7 @@ export class AgentLifecycle implements TokenProvider {
         if (isIiotAuthError(err) && err.code === ErrorCode.AUTH_REJECTED) continue; // an older RAT may still work
         throw err;
       }
-      const next = await this.save(this.addRegistration(registration), lease);
+      const next = await this.saveRegistration(registration, lease);
       await this.step('rotate:saved');
       return next;
     }
@@ -332,13 +321,13 @@ export class AgentLifecycle implements TokenProvider {
    * silently lost, and onboarding asks for a new boarding configuration.
    */
   markOffboarded(): Promise<void> {
-    return this.exclusive(async () => {
-      await this.update((state) => (state && !state.offboardedAt ? { ...state, offboardedAt: new Date(this.now()).toISOString() } : undefined));
+    return this.record.exclusive(async () => {
+      await this.record.update((state) => (state && !state.offboardedAt ? { ...state, offboardedAt: new Date(this.now()).toISOString() } : undefined));
     });
   }
 
   async status(): Promise<AgentStatus> {
-    const state = (await this.shared(() => this.load()))?.state;
+    const state = (await this.record.shared(() => this.record.load()))?.state;
     const current = state && state.boardingConfigId === this.boardingId && !state.offboardedAt ? state.registrations[0] : undefined;
     const status: AgentStatus = {
       clientId: this.clientId,
@@ -389,9 +378,7 @@ export class AgentLifecycle implements TokenProvider {
         if (tried.has(id)) continue;
         tried.add(id);
         try {
-          const assertion = await buildClientAssertion(registration, state.tenant, this.now());
-          const res = await http.send(buildAgentTokenRequest(state.baseUrl, assertion));
-          const token = readAgentTokenResponse(res, this.now(), registration);
+          const token = await this.probe(http, registration, state);
           if (!registration.confirmed) await this.confirm(registration);
           return token;
         } catch (err) {
@@ -400,18 +387,18 @@ export class AgentLifecycle implements TokenProvider {
           if (!isIiotAuthError(err) || err.code !== ErrorCode.AUTH_REJECTED) throw err;
         }
       }
-      const before = this.cached;
-      const fresh = await this.shared(() => this.load());
+      const before = this.record.cached;
+      const fresh = await this.record.shared(() => this.record.load());
       if (!fresh || fresh === before) break;
       state = fresh.state;
     }
-    throw firstError ?? new IiotAuthError(ErrorCode.AGENT_STATE_ERROR, `agent ${state.clientId} has no registration`);
+    throw firstError ?? new IiotAuthError(AgentErrorCode.AGENT_STATE_ERROR, `agent ${state.clientId} has no registration`);
   }
 
   private confirm(registration: AgentRegistration): Promise<void> {
-    return this.exclusive(async () => {
+    return this.record.exclusive(async () => {
       const id = registrationId(registration);
-      const saved = await this.update((state) => {
+      const saved = await this.record.update((state) => {
         const index = state?.registrations.findIndex((r) => registrationId(r) === id) ?? -1;
         if (!state || index < 0 || state.registrations[index]!.confirmed) return undefined;
         const registrations = state.registrations.slice();
@@ -439,12 +426,11 @@ export class AgentLifecycle implements TokenProvider {
       confirmed: false,
     };
     try {
-      const assertion = await buildClientAssertion(registration, intent.tenant, this.now());
-      readAgentTokenResponse(await http.send(buildAgentTokenRequest(intent.baseUrl, assertion)), this.now(), registration);
+      await this.probe(http, registration, intent);
     } catch {
       return undefined;
     }
-    return this.save(this.addRegistration({ ...registration, confirmed: true }, intent), lease);
+    return this.saveRegistration({ ...registration, confirmed: true }, lease, intent);
   }
 
   /** This boarding configuration's state when it is onboarded; OFFBOARDED when this package offboarded it. */
@@ -453,7 +439,7 @@ export class AgentLifecycle implements TokenProvider {
     if (!state || state.boardingConfigId !== this.boardingId) return undefined;
     if (state.offboardedAt) {
       throw new IiotAuthError(
-        ErrorCode.OFFBOARDED,
+        AgentErrorCode.OFFBOARDED,
         `agent ${this.clientId} was offboarded on ${state.offboardedAt.slice(0, 10)}: download a new boarding configuration, paste it into the agent config node and deploy`,
       );
     }
@@ -461,9 +447,9 @@ export class AgentLifecycle implements TokenProvider {
   }
 
   private async requireOnboarded(): Promise<VersionedState> {
-    const current = await this.load();
+    const current = await this.record.load();
     if (!current || current.state.boardingConfigId !== this.boardingId || current.state.registrations.length === 0) {
-      throw new IiotAuthError(ErrorCode.NOT_ONBOARDED, `agent ${this.clientId} is not onboarded yet: send it the "onboard" action first`);
+      throw new IiotAuthError(AgentErrorCode.NOT_ONBOARDED, `agent ${this.clientId} is not onboarded yet: send it the "onboard" action first`);
     }
     return current;
   }
@@ -478,7 +464,7 @@ export class AgentLifecycle implements TokenProvider {
     return (current) => {
       let base = current;
       if (!base || base.boardingConfigId !== this.boardingId) {
-        if (!intent) throw new IiotAuthError(ErrorCode.AGENT_STATE_ERROR, `the stored state of agent ${this.clientId} was replaced while it rotated (a new boarding configuration?): check the agent's status`);
+        if (!intent) throw new IiotAuthError(AgentErrorCode.AGENT_STATE_ERROR, `the stored state of agent ${this.clientId} was replaced while it rotated (a new boarding configuration?): check the agent's status`);
         base = intent;
       }
       if (base.registrations.some((r) => registrationId(r) === id)) return undefined;
@@ -491,147 +477,48 @@ export class AgentLifecycle implements TokenProvider {
     };
   }
 
-  /**
-   * Saves credentials the platform has just issued. If the write fails they
-   * are kept in memory, unused, and written before the next operation: the
-   * platform shows them only once. A lock lost meanwhile does not stop it
-   * (the credentials exist on the platform now); the version check still does.
-   */
-  private async save(change: Change, lease?: RecordLease): Promise<AgentState> {
-    try {
-      const state = await this.update(change, lease);
-      this.unsaved = undefined;
-      return state ?? (await this.requireOnboarded()).state;
-    } catch (err) {
-      this.unsaved = change;
-      throw err;
-    }
+  /** Stores a registration the platform has just issued (see AgentRecord.save), resolving with the stored state. */
+  private async saveRegistration(registration: AgentRegistration, lease: RecordLease, intent?: AgentState): Promise<AgentState> {
+    return (await this.record.save(this.addRegistration(registration, intent), lease)) ?? (await this.requireOnboarded()).state;
   }
 
-  /**
-   * Applies a change to the stored state and writes it, naming the version
-   * it read; refused because another instance wrote meanwhile, it reads
-   * again and re-applies. Resolves with the new state, or undefined when the
-   * change found nothing to do.
-   */
-  private async update(change: Change, lease?: RecordLease): Promise<AgentState | undefined> {
-    let conflict: unknown;
-    for (let attempt = 0; attempt < 5; attempt += 1) {
-      const current = await this.load();
-      const next = change(current?.state);
-      if (!next) return undefined;
-      try {
-        this.cached = await this.options.store.write(next, current?.version, lease);
-        return this.cached.state;
-      } catch (err) {
-        if (!isRecordConflict(err)) throw err;
-        conflict = err;
-        if (err.reason === 'lease-lost') lease = undefined;
-      }
-    }
-    throw conflict;
+  /** A new RSA key for the RSA_3072 profile (it takes seconds to make); nothing for a shared secret. */
+  private async newKey(): Promise<AgentKey | undefined> {
+    return this.options.profile === 'RSA_3072' ? generateAgentKey() : undefined;
   }
 
-  /**
-   * The stored state: re-read only when its version changed. With no state
-   * here but one in the store the agent used before, that one is copied over
-   * (moving between stores never needs a new onboarding).
-   */
-  private async load(): Promise<VersionedState | undefined> {
-    const { store, importFrom } = this.options;
-    if (this.cached && (await store.records.version(this.clientId)) === this.cached.version) return this.cached;
-    let current = await store.read(this.clientId);
-    if (!current && importFrom) current = await this.importState(importFrom);
-    this.cached = current;
-    return current;
+  /** Signs an assertion with a registration's credentials and takes a token with it: the token, or the refusal. */
+  private async probe(http: HttpClient, registration: AgentRegistration, at: { tenant: string; baseUrl: string }): Promise<Token> {
+    const assertion = await buildClientAssertion(registration, at.tenant, this.now());
+    return readAgentTokenResponse(await http.send(buildAgentTokenRequest(at.baseUrl, assertion)), this.now(), registration);
   }
 
-  private async importState(from: AgentStateStore): Promise<VersionedState | undefined> {
-    const found = await from.read(this.clientId);
-    if (!found) return undefined;
-    // A process that still uses the old store (the file store's lock) must stop first.
-    const release = await from.records.claim(this.clientId, { staleMs: this.ttlMs(), waitMs: 0 });
-    try {
-      const previous = await from.read(this.clientId);
-      if (!previous) return this.options.store.read(this.clientId);
-      let copied: VersionedState;
-      try {
-        copied = await this.options.store.write(previous.state, undefined);
-      } catch (err) {
-        if (isRecordConflict(err)) return this.options.store.read(this.clientId); // another instance copied it first
-        throw err;
-      }
-      // The old copy is renamed, not deleted: it must not be used again, but stays for reference.
-      await from.records.retire(this.clientId).catch(() => undefined);
-      return copied;
-    } finally {
-      await release();
-    }
+  /** A state of this boarding configuration with no registration yet, plus `fields`. */
+  private freshState(fields: Partial<AgentState>): AgentState {
+    const { boarding, profile } = this.options;
+    return {
+      format: STATE_FORMAT,
+      clientId: boarding.clientId,
+      tenant: boarding.tenant,
+      baseUrl: boarding.baseUrl,
+      profile,
+      boardingConfigId: this.boardingId,
+      registrations: [],
+      updatedAt: '',
+      ...fields,
+    };
   }
 
   /** Releases the agent's claim (the config node stopped). */
   async close(): Promise<void> {
-    const claiming = this.claiming;
-    this.claiming = undefined;
-    if (claiming) await claiming.then((release) => release(), () => undefined).catch(() => undefined);
+    await this.record.close();
     await this.options.onClose?.().catch(() => undefined);
-  }
-
-  private ttlMs(): number {
-    return this.options.lockStaleMs ?? 10_000;
-  }
-
-  private waitMs(): number {
-    return Math.max(this.options.lockWaitMs ?? 30_000, this.ttlMs() * 2);
-  }
-
-  /** The agent's lock in the store, for a change with effects on the platform. */
-  private async lease(waitMs: number, what: 'onboarded' | 'rotated'): Promise<RecordLease> {
-    const lease = await this.options.store.records.lock(this.clientId, { ttlMs: this.ttlMs(), waitMs });
-    if (!lease) {
-      throw new IiotAuthError(
-        ErrorCode.AGENT_LOCKED,
-        `agent ${this.clientId} is being ${what} by another Node-RED instance (its lock in ${this.options.store.records.where} was held for more than ${Math.round(waitMs / 1000)} s): try again shortly`,
-      );
-    }
-    return lease;
-  }
-
-  /** One operation at a time per agent in this process, and the claim against other processes (the file store). */
-  private exclusive<T>(task: () => Promise<T>): Promise<T> {
-    return this.options.mutex.run(this.clientId, async () => {
-      await this.ensureClaimed();
-      // Still failing: the stored credentials keep working meanwhile, so go on.
-      if (this.unsaved) await this.save(this.unsaved).catch(() => undefined);
-      return task();
-    });
-  }
-
-  /** A read outside the mutex would race a write's cache update: reads go through it too. */
-  private shared<T>(task: () => Promise<T>): Promise<T> {
-    return this.options.mutex.run(this.clientId, async () => {
-      await this.ensureClaimed();
-      return task();
-    });
-  }
-
-  private async ensureClaimed(): Promise<void> {
-    this.claiming ??= this.options.store.records.claim(this.clientId, { staleMs: this.ttlMs() });
-    try {
-      await this.claiming;
-    } catch (err) {
-      this.claiming = undefined; // try again with the next operation
-      throw err;
-    }
   }
 
   private async step(name: AgentStep): Promise<void> {
     await this.options.onStep?.(name);
   }
 }
-
-/** A change to the stored state, applied to what the store holds when it is written; undefined: nothing to do. */
-type Change = (current: AgentState | undefined) => AgentState | undefined;
 
 /** What tells two registrations apart (the platform issues a new registration access token or key each time). */
 function registrationId(registration: AgentRegistration): string {

@@ -1,0 +1,193 @@
+import { IiotAuthError } from '../../core/errors.js';
+import { isRecordConflict, type KeyedMutex, type RecordLease } from '../../core/record-store.js';
+import { AgentErrorCode } from './errors.js';
+import type { AgentState, AgentStateStore, VersionedState } from './state.js';
+
+/** A change to the stored state, applied to what the store holds when it is written; undefined: nothing to do. */
+export type Change = (current: AgentState | undefined) => AgentState | undefined;
+
+export interface AgentRecordOptions {
+  clientId: string;
+  store: AgentStateStore;
+  /** Where the agent's state was kept before: copied from there when `store` has none (moving between stores). */
+  importFrom?: AgentStateStore;
+  mutex: KeyedMutex;
+  /** How long a crashed process's lock blocks the agent (ms; the file store takes at least 2000). */
+  lockStaleMs?: number;
+  /** How long onboarding or a requested rotation waits for another instance's (ms, default 30000). */
+  lockWaitMs?: number;
+}
+
+/**
+ * One agent's stored state, as the life cycle uses it: the version last read
+ * (re-read only when the store's differs), changes written against that
+ * version and re-applied when another instance wrote meanwhile, the lock in
+ * the store for changes with effects on the platform, and this process's
+ * claim on the record (the file store keeps a second process away). In this
+ * process the mutex runs one operation at a time per agent.
+ */
+export class AgentRecord {
+  private claiming?: Promise<() => Promise<void>>;
+  /** The state last read or written, with its version. */
+  private cachedState?: VersionedState;
+  /** A change whose write failed (new credentials): written before anything else happens, and never used until it is. */
+  private unsaved?: Change;
+
+  constructor(private readonly options: AgentRecordOptions) {}
+
+  get clientId(): string {
+    return this.options.clientId;
+  }
+
+  /** Where the state is kept, for messages. */
+  get where(): string {
+    return this.options.store.records.where;
+  }
+
+  /** The state last read or written (compared by identity to see whether a load found a change). */
+  get cached(): VersionedState | undefined {
+    return this.cachedState;
+  }
+
+  /**
+   * The stored state: re-read only when its version changed. With no state
+   * here but one in the store the agent used before, that one is copied over
+   * (moving between stores never needs a new onboarding).
+   */
+  async load(): Promise<VersionedState | undefined> {
+    const { store, importFrom } = this.options;
+    if (this.cachedState && (await store.records.version(this.clientId)) === this.cachedState.version) return this.cachedState;
+    let current = await store.read(this.clientId);
+    if (!current && importFrom) current = await this.importState(importFrom);
+    this.cachedState = current;
+    return current;
+  }
+
+  /** Writes a whole state if the stored one is still at `expected`, and only while `lease` is held. */
+  async write(state: AgentState, expected: VersionedState['version'] | undefined, lease: RecordLease): Promise<VersionedState> {
+    this.cachedState = await this.options.store.write(state, expected, lease);
+    return this.cachedState;
+  }
+
+  /**
+   * Applies a change to the stored state and writes it, naming the version
+   * it read; refused because another instance wrote meanwhile, it reads
+   * again and re-applies. Resolves with the new state, or undefined when the
+   * change found nothing to do.
+   */
+  async update(change: Change, lease?: RecordLease): Promise<AgentState | undefined> {
+    let conflict: unknown;
+    for (let attempt = 0; attempt < 5; attempt += 1) {
+      const current = await this.load();
+      const next = change(current?.state);
+      if (!next) return undefined;
+      try {
+        this.cachedState = await this.options.store.write(next, current?.version, lease);
+        return this.cachedState.state;
+      } catch (err) {
+        if (!isRecordConflict(err)) throw err;
+        conflict = err;
+        if (err.reason === 'lease-lost') lease = undefined;
+      }
+    }
+    throw conflict;
+  }
+
+  /**
+   * Saves credentials the platform has just issued. If the write fails they
+   * are kept in memory, unused, and written before the next operation: the
+   * platform shows them only once. A lock lost meanwhile does not stop it
+   * (the credentials exist on the platform now); the version check still does.
+   * Undefined when the store held them already.
+   */
+  async save(change: Change, lease?: RecordLease): Promise<AgentState | undefined> {
+    try {
+      const state = await this.update(change, lease);
+      this.unsaved = undefined;
+      return state;
+    } catch (err) {
+      this.unsaved = change;
+      throw err;
+    }
+  }
+
+  /** The agent's lock in the store, for a change with effects on the platform; AGENT_LOCKED after waiting. */
+  async lease(what: 'onboarded' | 'rotated'): Promise<RecordLease> {
+    const waitMs = Math.max(this.options.lockWaitMs ?? 30_000, this.ttlMs() * 2);
+    const lease = await this.options.store.records.lock(this.clientId, { ttlMs: this.ttlMs(), waitMs });
+    if (!lease) {
+      throw new IiotAuthError(
+        AgentErrorCode.AGENT_LOCKED,
+        `agent ${this.clientId} is being ${what} by another Node-RED instance (its lock in ${this.where} was held for more than ${Math.round(waitMs / 1000)} s): try again shortly`,
+      );
+    }
+    return lease;
+  }
+
+  /** The agent's lock if no other instance holds it now; undefined if one does. */
+  tryLease(): Promise<RecordLease | undefined> {
+    return this.options.store.records.lock(this.clientId, { ttlMs: this.ttlMs(), waitMs: 0 });
+  }
+
+  /** One operation at a time per agent in this process, under the claim, after any unsaved change is written. */
+  exclusive<T>(task: () => Promise<T>): Promise<T> {
+    return this.options.mutex.run(this.clientId, async () => {
+      await this.ensureClaimed();
+      // Still failing: the stored credentials keep working meanwhile, so go on.
+      if (this.unsaved) await this.save(this.unsaved).catch(() => undefined);
+      return task();
+    });
+  }
+
+  /** A read outside the mutex would race a write's cache update: reads go through it too. */
+  shared<T>(task: () => Promise<T>): Promise<T> {
+    return this.options.mutex.run(this.clientId, async () => {
+      await this.ensureClaimed();
+      return task();
+    });
+  }
+
+  /** Releases the claim (the config node stopped). */
+  async close(): Promise<void> {
+    const claiming = this.claiming;
+    this.claiming = undefined;
+    if (claiming) await claiming.then((release) => release(), () => undefined).catch(() => undefined);
+  }
+
+  private async importState(from: AgentStateStore): Promise<VersionedState | undefined> {
+    const found = await from.read(this.clientId);
+    if (!found) return undefined;
+    // A process that still uses the old store (the file store's lock) must stop first.
+    const release = await from.records.claim(this.clientId, { staleMs: this.ttlMs(), waitMs: 0 });
+    try {
+      const previous = await from.read(this.clientId);
+      if (!previous) return this.options.store.read(this.clientId);
+      let copied: VersionedState;
+      try {
+        copied = await this.options.store.write(previous.state, undefined);
+      } catch (err) {
+        if (isRecordConflict(err)) return this.options.store.read(this.clientId); // another instance copied it first
+        throw err;
+      }
+      // The old copy is renamed, not deleted: it must not be used again, but stays for reference.
+      await from.records.retire(this.clientId).catch(() => undefined);
+      return copied;
+    } finally {
+      await release();
+    }
+  }
+
+  private async ensureClaimed(): Promise<void> {
+    this.claiming ??= this.options.store.records.claim(this.clientId, { staleMs: this.ttlMs() });
+    try {
+      await this.claiming;
+    } catch (err) {
+      this.claiming = undefined; // try again with the next operation
+      throw err;
+    }
+  }
+
+  private ttlMs(): number {
+    return this.options.lockStaleMs ?? 10_000;
+  }
+}
