@@ -401,6 +401,8 @@ describe('the editor in a real browser (Chromium)', function () {
     await page.locator('#node-config-iiot-cisco-ei-lookup').click();
     assert.equal((await answered).status(), 200);
     await tenants.waitFor({ state: 'visible' });
+    fs.mkdirSync(artifacts, { recursive: true });
+    await page.locator('.red-ui-tray').last().screenshot({ path: path.join(artifacts, 'editor-cisco-ei-dialog.png') });
     const options = await tenants.locator('option').evaluateAll((els) => els.map((o) => ({ value: (o as HTMLOptionElement).value, text: o.textContent })));
     assert.deepEqual(
       options,
@@ -577,6 +579,8 @@ describe('the editor in a real browser (Chromium)', function () {
     assert.equal(await key.isVisible(), false, 'SHARED_SECRET: no key row');
     /** The message the editor shows when the pointer is on a flagged field. */
     const tooltipOf = async (field: Locator, text: string) => {
+      // The tooltip opens on the pointer entering the field: from outside it, whatever was under the pointer before.
+      await page.mouse.move(1, 1);
       await field.hover();
       await page.locator('.red-ui-popover', { hasText: text }).first().waitFor({ state: 'visible' });
     };
