@@ -5,11 +5,16 @@
  * HTML keeps only its own form and calls:
  *
  *   IiotAuthEditor.actionNode(type)  the platform select of "get token" and
- *                                    "authenticated request": its rows,
- *                                    defaults, validators and dialog hooks;
+ *                                    "authenticated request": its defaults,
+ *                                    validators and dialog hooks;
  *   IiotAuthEditor.configNode(type)  a config node's validators (required
- *                                    credentials, http(s) URLs), hostOf, and
- *                                    its TLS and proxy rows.
+ *                                    credentials, http(s) URLs), hostOf, its
+ *                                    TLS and proxy properties and its dialog
+ *                                    hooks (config.hooks()).
+ *
+ * The rows themselves (a config node's TLS and proxy rows, an action node's
+ * row per platform) are in each template, written by scripts/build.js from
+ * the platform declarations (scripts/editor-templates.js).
  */
 (function () {
     "use strict";
@@ -23,12 +28,6 @@
     /** A platform's name is its config node's own label. */
     const platformLabel = (p) => RED._(PACKAGE + p.type + ":label.node");
 
-    /** Replaces a `<!-- iiot-auth:NAME ... -->` marker of a node's edit template with `html`. */
-    function fillTemplate(type, marker, html) {
-        const template = $('script[data-template-name="' + type + '"]');
-        template.text(template.text().replace(new RegExp("<!-- iiot-auth:" + marker + "[^>]*-->"), html));
-    }
-
     /** "" when the text is not an http(s) URL, else its host. */
     function hostOf(text) {
         try {
@@ -41,16 +40,6 @@
 
     function actionNode(type) {
         const PLATFORMS = platforms();
-        // Node-RED builds the config-node selects from the edit template before
-        // oneditprepare runs, so the rows must be in the template: write them
-        // once, when the node's script loads (its template is in the page then).
-        fillTemplate(type, "platform-rows", PLATFORMS.map((p) =>
-            '<div class="form-row iiot-auth-platform-row" data-platform="' + p.id + '">' +
-                '<label for="node-input-' + p.property + '"><i class="fa fa-key"></i> ' +
-                '<span data-i18n="' + PACKAGE + p.type + ':label.node"></span></label>' +
-                '<input type="text" id="node-input-' + p.property + '">' +
-            '</div>').join(""));
-
         // While the edit dialog is open, validation follows the platform select;
         // otherwise the saved value.
         let editing = null;
@@ -97,6 +86,7 @@
                 select.on("change", function () {
                     $(".iiot-auth-platform-row").hide();
                     $('.iiot-auth-platform-row[data-platform="' + $(this).val() + '"]').show();
+                    RED.tray.resize();
                 });
                 select.val(node.platform || defaults.platform.value).trigger("change");
             },
@@ -117,16 +107,6 @@
     function configNode(type) {
         const NS = PACKAGE + type + ":";
         const t = (key, substitutions) => RED._(NS + key, substitutions);
-        fillTemplate(type, "tls-proxy-rows",
-            '<div class="form-row">' +
-                '<label for="node-config-input-tls"><i class="fa fa-shield"></i> <span data-i18n="label.tls"></span></label>' +
-                '<input type="text" id="node-config-input-tls">' +
-            '</div>' +
-            '<div class="form-row">' +
-                '<label for="node-config-input-proxy"><i class="fa fa-random"></i> <span data-i18n="label.proxy"></span></label>' +
-                '<input type="text" id="node-config-input-proxy">' +
-            '</div>');
-
         // Required credentials: an imported flow carries none. Outside the open
         // dialog, the name's validator reports them (see credentials.js); in
         // the dialog the credential fields flag themselves.
@@ -164,9 +144,12 @@
                     proxy: { value: "", type: "http proxy", required: false, label: t("label.proxy") }
                 };
             },
-            /** Tells the credentials check which node's dialog is open (null: none): there the fields flag themselves. */
-            editingCredentials: function (id) { editingCredentials = id; },
-            /** Dialog hooks that track which node's credentials are being edited; `more` adds the node's own. */
+            /**
+             * The dialog hooks of every config node: they tell the credentials
+             * check which node's dialog is open (there the fields flag
+             * themselves). `more` adds the node's own oneditprepare, oneditsave,
+             * oneditcancel and oneditdelete, called after.
+             */
             hooks: function (more) {
                 more = more || {};
                 const call = (name, node, args) => { if (more[name]) { return more[name].apply(node, args); } };

@@ -1,6 +1,7 @@
 import { ErrorCode, IiotAuthError, isIiotAuthError } from '../core/errors.js';
 import { checkBaseUrl } from '../core/url.js';
 import { CISCO_EI, lookUpTenants, validateSettings } from '../platforms/cisco-ei.js';
+import { acceptsJsonOnly } from './admin-route.js';
 import { registerPlatformConfigNode, textProperty } from './config-node.js';
 import type { AdminRequest, AdminResponse, NodeAPI, NodeDefinition } from './node-red.js';
 import { httpClientFor } from './runtime.js';
@@ -26,10 +27,7 @@ export default function register(RED: NodeAPI): void {
   // cannot send that), and a stored password goes only to its config node's
   // own server, as its own user.
   RED.httpAdmin.post('/iiot-auth/cisco-ei/tenants', RED.auth.needsPermission('iiot-cisco-ei.write'), (req: AdminRequest, res: AdminResponse) => {
-    if (!isJson(req)) {
-      res.status(415).json({ code: ErrorCode.INPUT_INVALID, message: 'the tenant look-up takes JSON only: send content-type application/json' });
-      return;
-    }
+    if (!acceptsJsonOnly(req, res, 'the tenant look-up')) return;
     void lookUp(RED, req.body ?? {}).then(
       (tenants) => res.json({ tenants }),
       (err: unknown) => {
@@ -41,12 +39,6 @@ export default function register(RED: NodeAPI): void {
       },
     );
   });
-}
-
-function isJson(req: AdminRequest): boolean {
-  const value = req.headers?.['content-type'];
-  const type = (Array.isArray(value) ? value[0] : value) ?? '';
-  return type.split(';')[0]!.trim().toLowerCase() === 'application/json';
 }
 
 async function lookUp(RED: NodeAPI, body: Record<string, unknown>) {

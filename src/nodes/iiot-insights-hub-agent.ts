@@ -5,6 +5,7 @@ import { INSIGHTS_HUB_AGENT } from '../platforms/insights-hub-agent/declaration.
 import { boardingConfigId, secretDigest, type SecurityProfile } from '../platforms/insights-hub-agent/state.js';
 import { agentMutex, agentStores } from './agent-store.js';
 import { registerPlatformConfigNode, textProperty, type PlatformConfigNode } from './config-node.js';
+import { registerAgentCheckRoute } from './insights-hub-agent-check.js';
 import type { NodeAPI } from './node-red.js';
 import { settingsOf } from './runtime.js';
 
@@ -22,6 +23,8 @@ export interface AgentConfigNode extends PlatformConfigNode {
 }
 
 export default function register(RED: NodeAPI): void {
+  // The config dialog's check of pasted text, by the parsers below.
+  registerAgentCheckRoute(RED);
   registerPlatformConfigNode(
     RED,
     INSIGHTS_HUB_AGENT,

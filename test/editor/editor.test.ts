@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page, type Locator } from 'playwright-core';
@@ -129,7 +130,8 @@ describe('the editor in a real browser (Chromium)', function () {
     problems = [];
     context = await browser!.newContext({ viewport: { width: 1400, height: 860 }, locale });
     page = await context.newPage();
-    page.setDefaultTimeout(10_000);
+    // Bounds a failure only (a passing wait ends at the event): generous for a loaded machine.
+    page.setDefaultTimeout(20_000);
     const origin = new URL(red!.base).origin;
     page.on('pageerror', (err) => problems.push(`page error: ${err.stack ?? err.message}`));
     page.on('console', (message) => {
@@ -187,8 +189,13 @@ describe('the editor in a real browser (Chromium)', function () {
     return page.evaluate(([i, p]) => RED.nodes.node(i)?.[p], [id, property]) as Promise<T>;
   }
 
+  /**
+   * Polls a condition until it holds. The deadline only bounds a failure: a
+   * passing test goes on as soon as the condition holds, so it is generous
+   * (a loaded machine once took longer than 5 s for a status to arrive).
+   */
   async function waitUntil(description: string, condition: () => Promise<boolean>) {
-    const deadline = Date.now() + 5_000;
+    const deadline = Date.now() + 30_000;
     while (!(await condition())) {
       if (Date.now() > deadline) assert.fail(`timed out waiting until ${description}`);
       await new Promise((r) => setTimeout(r, 50));
@@ -394,6 +401,8 @@ describe('the editor in a real browser (Chromium)', function () {
     await page.locator('#node-config-iiot-cisco-ei-lookup').click();
     assert.equal((await answered).status(), 200);
     await tenants.waitFor({ state: 'visible' });
+    fs.mkdirSync(artifacts, { recursive: true });
+    await page.locator('.red-ui-tray').last().screenshot({ path: path.join(artifacts, 'editor-cisco-ei-dialog.png') });
     const options = await tenants.locator('option').evaluateAll((els) => els.map((o) => ({ value: (o as HTMLOptionElement).value, text: o.textContent })));
     assert.deepEqual(
       options,
@@ -474,11 +483,14 @@ describe('the editor in a real browser (Chromium)', function () {
     assert.deepEqual(invalid, [], 'every node is valid before the deploy');
 
     const deployed = page.waitForResponse((res) => res.request().method() === 'POST' && new URL(res.url()).pathname === '/flows');
+    // Watched from before the click: the notification fades after a few seconds,
+    // which a loaded machine could spend on the waits below.
+    const notified = page.locator('.red-ui-notification', { hasText: 'Successfully deployed' }).waitFor({ state: 'visible' });
     await page.locator('#red-ui-header-button-deploy').click();
     assert.equal((await deployed).status(), 200);
+    await notified;
     // Deployed: nothing left to deploy, and the shade over the editor during the deploy is gone.
     await page.waitForFunction(() => !RED.nodes.dirty() && !$('#red-ui-header-shade').is(':visible'));
-    await page.locator('.red-ui-notification', { hasText: 'Successfully deployed' }).waitFor({ state: 'visible' });
 
     // A click on the empty canvas deselects the imported nodes; then the picture.
     await page.locator('#red-ui-workspace-chart').click({ position: { x: 500, y: 400 } });
@@ -547,6 +559,60 @@ describe('the editor in a real browser (Chromium)', function () {
     assert.doesNotMatch(await info.innerText(), /expired/, 'its used IAT is no concern');
     assert.equal(await page.locator('#node-config-input-profile').inputValue(), 'RSA_3072', 'the profile is taken from the file');
     assert.equal(await hasClass(field, 'input-error'), false);
+    await closeConfig('cancel');
+    await closeNode('cancel');
+    assertNoProblems();
+  });
+
+  it('Insights Hub agent dialog, in German: the runtime checks the pasted text; its findings in the catalog\'s words; the secrets go to its check only', async () => {
+    await openEditor('de-DE');
+    const checks: string[] = [];
+    page.on('request', (req) => {
+      if (new URL(req.url()).pathname === '/iiot-auth/insights-hub-agent/check') checks.push(req.postData() ?? '');
+    });
+    await importNodes([tokenNode('tokde', 'insights-hub-agent', 200, 460)]);
+    await openNode('tokde');
+    await page.locator('#node-input-btn-insightsHubAgent-add').click();
+    const boarding = page.locator('#node-config-input-boardingConfig');
+    const key = page.locator('#node-config-input-privateKey');
+    await boarding.waitFor({ state: 'visible' });
+    assert.equal(await key.isVisible(), false, 'SHARED_SECRET: no key row');
+    /** The message the editor shows when the pointer is on a flagged field. */
+    const tooltipOf = async (field: Locator, text: string) => {
+      // The tooltip opens on the pointer entering the field: from outside it, whatever was under the pointer before.
+      await page.mouse.move(1, 1);
+      await field.hover();
+      await page.locator('.red-ui-popover', { hasText: text }).first().waitFor({ state: 'visible' });
+    };
+
+    await typeInto('#node-config-input-boardingConfig', '{"content": ');
+    await waitUntil('not JSON: flagged', () => hasClass(boarding, 'input-error'));
+    await tooltipOf(boarding, 'Kein gültiges JSON: die ganze Boarding-Konfiguration einfügen');
+
+    const content = { baseUrl: 'https://southgate.eu1.mindsphere.io', iat: 'eyJ.editor-iat-de.sig', clientCredentialProfile: ['RSA_3072'], clientId: 'agent-de', tenant: 'tenant1' };
+    await typeInto('#node-config-input-boardingConfig', JSON.stringify({ content, expiration: '2099-01-01T00:00:00.000Z' }));
+    await waitUntil('an RSA_3072 configuration is taken', async () => (await page.locator('#node-config-input-profile').inputValue()) === 'RSA_3072');
+    assert.equal(await hasClass(boarding, 'input-error'), false);
+    assert.match(await page.locator('#node-config-iiot-ih-agent-boarding-info').innerText(), /^Agent agent-de, Tenant tenant1, https:\/\/southgate\.eu1\.mindsphere\.io\. IAT gültig bis /);
+    await key.waitFor({ state: 'visible' });
+    // A profile the configuration does not allow is flagged.
+    await page.locator('#node-config-input-profile').selectOption('SHARED_SECRET');
+    await waitUntil('the other profile is flagged', () => hasClass(page.locator('#node-config-input-profile'), 'input-error'));
+    await tooltipOf(page.locator('#node-config-input-profile'), 'Die Boarding-Konfiguration ist für RSA_3072: dieses Profil wählen');
+    await page.locator('#node-config-input-profile').selectOption('RSA_3072');
+    await waitUntil('RSA_3072 is accepted', async () => !(await hasClass(page.locator('#node-config-input-profile'), 'input-error')));
+
+    const small = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    await typeInto('#node-config-input-privateKey', small);
+    await waitUntil('a 2048-bit key is flagged', () => hasClass(key, 'input-error'));
+    await tooltipOf(key, 'Dieser RSA-Schlüssel hat 2048 Bit: RSA_3072 braucht 3072 (openssl genrsa 3072)');
+    fs.mkdirSync(artifacts, { recursive: true });
+    await page.locator('.red-ui-tray').last().screenshot({ path: path.join(artifacts, 'editor-agent-dialog-de.png') });
+
+    // Every text was checked by the runtime, each field on its own; what came back is no secret.
+    assert.ok(checks.some((body) => body.includes('editor-iat-de')), 'the boarding configuration was checked');
+    assert.ok(checks.every((body) => Object.keys(JSON.parse(body) as object).length === 1), 'one field per check');
+    assert.ok(!red!.output().includes('editor-iat-de'), 'the runtime logs no pasted text');
     await closeConfig('cancel');
     await closeNode('cancel');
     assertNoProblems();

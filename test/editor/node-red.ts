@@ -9,7 +9,7 @@ import { deadPort } from '../helpers/servers.js';
  * test/integration/runtime.test.ts (kept separate so that test stays as it
  * is): red.js of the Node-RED that NODE_RED_PATH names (else the
  * devDependency), a temporary user directory whose node_modules links this
- * package, a free loopback port. No adminAuth.
+ * package, a free loopback port. Settings from the caller (adminAuth, say).
  */
 export interface NodeRedProcess {
   /** http://127.0.0.1:<port> */
@@ -83,7 +83,9 @@ export async function startNodeRed(settings: Record<string, unknown> = {}): Prom
     for (;;) {
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`Node-RED exited (${child.exitCode ?? child.signalCode}):\n${output}`);
       try {
-        if ((await fetch(`${base}/settings`)).ok) break;
+        // 401: up, with adminAuth.
+        const status = (await fetch(`${base}/settings`)).status;
+        if (status === 200 || status === 401) break;
       } catch {
         // not up yet
       }

@@ -37,13 +37,31 @@ export const DEFAULT_TOKEN_LIFETIME_S = 3600;
 /** Beyond this, a refused assertion is blamed on this machine's clock. */
 const CLOCK_SKEW_LIMIT_MS = 30_000;
 
+/** Why a boarding configuration was refused, for the editor to say in the user's language (src/nodes/insights-hub-agent-check.ts). */
+export type BoardingProblem = 'required' | 'json' | 'content' | 'field' | 'url';
+
+export class BoardingConfigurationError extends IiotAuthError {
+  constructor(
+    readonly problem: BoardingProblem,
+    message: string,
+    /** The missing field, for 'field'. */
+    readonly field?: string,
+  ) {
+    super(problem === 'required' ? ErrorCode.CREDENTIALS_MISSING : ErrorCode.CONFIG_INVALID, message);
+  }
+}
+
 /** Reads the boarding configuration JSON the user pasted; errors never quote it (it holds the IAT). */
 export function parseBoardingConfiguration(text: string): BoardingConfiguration {
-  const invalid = (what: string) =>
-    new IiotAuthError(ErrorCode.CONFIG_INVALID, `the boarding configuration ${what}: paste the whole JSON downloaded from Insights Hub (Asset Manager > the agent > Onboarding key), or an SDK state file (.mc/<client id>.json) whole`);
+  const invalid = (problem: BoardingProblem, what: string, field?: string) =>
+    new BoardingConfigurationError(
+      problem,
+      `the boarding configuration ${what}: paste the whole JSON downloaded from Insights Hub (Asset Manager > the agent > Onboarding key), or an SDK state file (.mc/<client id>.json) whole`,
+      field,
+    );
   if (!text.trim()) {
-    throw new IiotAuthError(
-      ErrorCode.CREDENTIALS_MISSING,
+    throw new BoardingConfigurationError(
+      'required',
       'the Insights Hub agent config lacks the boarding configuration: paste the JSON downloaded from Insights Hub (Asset Manager > the agent > Onboarding key), or fetch it with the "get boarding configuration" action',
     );
   }
@@ -51,18 +69,24 @@ export function parseBoardingConfiguration(text: string): BoardingConfiguration 
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw invalid('is not valid JSON');
+    throw invalid('json', 'is not valid JSON');
   }
   const content = (parsed as { content?: Record<string, unknown> } | null)?.content;
-  if (!content || typeof content !== 'object') throw invalid('has no "content"');
+  if (!content || typeof content !== 'object') throw invalid('content', 'has no "content"');
   for (const field of ['baseUrl', 'iat', 'clientId', 'tenant'] as const) {
-    if (typeof content[field] !== 'string' || !content[field]) throw invalid(`lacks "content.${field}"`);
+    if (typeof content[field] !== 'string' || !content[field]) throw invalid('field', `lacks "content.${field}"`, `content.${field}`);
   }
   const profiles = Array.isArray(content.clientCredentialProfile) ? content.clientCredentialProfile.filter(isProfile) : [];
   const expiration = Date.parse(String((parsed as { expiration?: unknown }).expiration ?? ''));
   const iatExp = jwtClaim(content.iat as string, 'exp');
+  let baseUrl: string;
+  try {
+    baseUrl = checkBaseUrl(content.baseUrl as string, 'the boarding configuration\'s baseUrl');
+  } catch (err) {
+    throw new BoardingConfigurationError('url', (err as Error).message);
+  }
   const config: BoardingConfiguration = {
-    baseUrl: checkBaseUrl(content.baseUrl as string, 'the boarding configuration\'s baseUrl'),
+    baseUrl,
     iat: content.iat as string,
     profiles,
     clientId: content.clientId as string,
