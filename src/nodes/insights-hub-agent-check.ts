@@ -1,9 +1,9 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { ErrorCode } from '../core/errors.js';
 import { checkRecordId } from '../core/record-store.js';
-import { BoardingConfigurationError, importAgentKey, parseBoardingConfiguration } from '../platforms/insights-hub-agent.js';
-import { isSdkStateFile } from '../platforms/insights-hub-agent-adoption.js';
-import type { SecurityProfile } from '../platforms/insights-hub-agent-state.js';
+import { BoardingConfigurationError, importAgentKey, parseBoardingConfiguration } from '../platforms/insights-hub-agent/protocol.js';
+import { isSdkStateFile } from '../platforms/insights-hub-agent/adoption.js';
+import type { SecurityProfile } from '../platforms/insights-hub-agent/state.js';
 import { acceptsJsonOnly } from './admin-route.js';
 import type { AdminRequest, AdminResponse, NodeAPI } from './node-red.js';
 
