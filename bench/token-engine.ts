@@ -12,7 +12,7 @@
  * ratios, which are measured under the same conditions.
  */
 import { randomBytes } from 'node:crypto';
-import { HttpClient } from '../src/core/http.js';
+import { HttpClient } from '../src/core/http/index.js';
 import { PlatformConnection, fingerprint } from '../src/core/platform-connection.js';
 import { Redactor } from '../src/core/redact.js';
 import { TokenEngine } from '../src/core/token-engine.js';

@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { withoutHeaders, type HttpClient, type HttpResponse } from './http.js';
+import { closedError, withoutHeaders, type HttpClient, type HttpResponse } from './http/index.js';
 import type { Redactor } from './redact.js';
 import type { Token, TokenProvider } from './token.js';
 import type { EntryState, RenewalPolicy, TokenEngine } from './token-engine.js';
@@ -184,10 +184,6 @@ const FINGERPRINT_KEY = randomBytes(32);
 export function fingerprint(parts: Record<string, unknown>): string {
   const canonical = JSON.stringify(Object.keys(parts).sort().map((key) => [key, parts[key] ?? null]));
   return createHmac('sha256', FINGERPRINT_KEY).update(canonical).digest('hex');
-}
-
-function closedError(): IiotAuthError {
-  return new IiotAuthError(ErrorCode.CLOSED, 'the connection was closed (the config node was redeployed or stopped)');
 }
 
 /** The message's time ran out while it waited for a token. */

@@ -1,5 +1,5 @@
 import { HostLimiter } from '../core/host-limiter.js';
-import { HttpClient, type HttpClientOptions, type TlsOptions } from '../core/http.js';
+import { HttpClient, type HttpClientOptions, type TlsOptions } from '../core/http/index.js';
 import { TokenEngine } from '../core/token-engine.js';
 import { RATE_LIMIT_HEADERS, SECRET_HEADERS } from '../platforms/index.js';
 import type { HttpProxyNode, NodeAPI, NodeDefinition, TlsConfigNode } from './node-red.js';

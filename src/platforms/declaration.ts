@@ -1,4 +1,4 @@
-import type { HttpClient, HttpRequest, HttpResponse } from '../core/http.js';
+import type { HttpClient, HttpRequest, HttpResponse } from '../core/http/index.js';
 import type { Token, TokenProvider } from '../core/token.js';
 import { DEFAULT_RENEWAL, type RenewalPolicy } from '../core/token-engine.js';
 

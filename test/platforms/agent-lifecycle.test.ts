@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ErrorCode } from '../../src/core/errors.js';
 import { FileRecordStore } from '../../src/core/file-record-store.js';
-import { HttpClient } from '../../src/core/http.js';
+import { HttpClient } from '../../src/core/http/index.js';
 import { KeyedMutex, type RecordStore } from '../../src/core/record-store.js';
 import { RedisRecordStore } from '../../src/core/redis-record-store.js';
 import { importAgentKey, parseBoardingConfiguration } from '../../src/platforms/insights-hub-agent.js';
