@@ -86,7 +86,7 @@ async function memoryPerCredential(): Promise<string> {
   const now = Date.now();
   for (let i = 0; i < credentials; i++) {
     const value = randomBytes(675).toString('base64url'); // a unique, JWT-sized (900 characters) token
-    await memoryEngine.getToken(`cred-${i}`, `fp-${i}`, async () => ({
+    await memoryEngine.credential(`cred-${i}`, `fp-${i}`).get(async () => ({
       type: 'bearer',
       value,
       obtainedAt: now,
@@ -96,7 +96,7 @@ async function memoryPerCredential(): Promise<string> {
   }
   global.gc?.();
   const withCache = process.memoryUsage().heapUsed;
-  const size = memoryEngine.size;
+  const size = credentials;
   memoryEngine = undefined;
   global.gc?.();
   const perCredential = (withCache - process.memoryUsage().heapUsed) / size;
