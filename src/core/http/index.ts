@@ -1,7 +1,9 @@
 /**
- * The HTTP layer, in undici's shape: `client` sends and reads, `redirects`
- * holds the redirect policy, `retry` the 429/503 retries and the reading of
- * Retry-After, `errors` maps failures to our codes, `headers` the helpers.
+ * The HTTP layer, in undici's shape: `client` sends (and `body` reads the
+ * answer within its limits), `redirects` holds the redirect policy, `retry`
+ * the 429/503 retries and the reading of Retry-After, `errors` maps failures
+ * to our codes, `headers` the header reader and filter. This file is the
+ * public API; the modules are imported alone only by their tests.
  */
 export { HttpClient, DEFAULT_CONNECTIONS_PER_ORIGIN, DEFAULT_IDLE_MS } from './client.js';
 export { closedError } from './errors.js';
