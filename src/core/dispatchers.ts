@@ -50,13 +50,9 @@ export class DispatcherRegistry {
     await entry.dispatcher.close().catch(() => undefined);
   }
 
-  /** How many agents are open, and how many clients use each (for tests and diagnostics). */
+  /** How many agents are open (for tests and diagnostics). */
   get size(): number {
     return this.shared.size;
-  }
-
-  users(key: string): number {
-    return this.shared.get(key)?.users ?? 0;
   }
 }
 

@@ -1,8 +1,8 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { withoutHeaders, type HttpClient, type HttpResponse } from './http.js';
+import { closedError, withoutHeaders, type HttpClient, type HttpResponse } from './http/index.js';
 import type { Redactor } from './redact.js';
 import type { Token, TokenProvider } from './token.js';
-import type { EntryState, RenewalPolicy, TokenEngine } from './token-engine.js';
+import type { Credential, RenewalPolicy, TokenEngine } from './token-engine.js';
 import { describeUrl, ErrorCode, IiotAuthError } from './errors.js';
 import { ApiUrlResolver } from './url.js';
 
@@ -39,6 +39,8 @@ export interface PlatformConnectionOptions {
 
 export class PlatformConnection {
   readonly id: string;
+  /** This credential in the engine: its cached token (peek) and state, for the nodes' status. */
+  readonly credential: Credential;
   private readonly options: PlatformConnectionOptions;
   /** The base URL parsed once; the URLs of recent requests remembered. */
   private readonly urls: ApiUrlResolver;
@@ -48,7 +50,7 @@ export class PlatformConnection {
     this.options = options;
     this.id = options.id;
     this.urls = new ApiUrlResolver(options.provider.baseUrl);
-    options.engine.register(options.id, options.fingerprint, options.renewal);
+    this.credential = options.engine.credential(options.id, options.fingerprint, options.renewal);
   }
 
   /** The HTTP client of this credential (its TLS and proxy settings). */
@@ -56,19 +58,14 @@ export class PlatformConnection {
     return this.options.http;
   }
 
-  /** What the engine knows of this credential's token (no secret). */
-  tokenState(): EntryState {
-    return this.options.engine.inspect(this.options.id);
-  }
-
   get baseUrl(): string {
     return this.options.provider.baseUrl;
   }
 
   getToken(): Promise<Token> {
-    const { engine, id, fingerprint, provider, http } = this.options;
+    const { provider, http } = this.options;
     if (this.closed) return this.tokenAfterClose();
-    return engine.getToken(id, fingerprint, () => provider.fetchToken(http));
+    return this.credential.get(() => provider.fetchToken(http));
   }
 
   /**
@@ -78,26 +75,15 @@ export class PlatformConnection {
    * of the same id, which must not inherit this client's CLOSED failure.
    */
   private async tokenAfterClose(): Promise<Token> {
-    const { engine, id, fingerprint } = this.options;
-    const token = engine.usableToken(id, fingerprint);
+    const token = this.credential.peek();
     if (token) return token;
     throw closedError();
   }
 
-  /** Drops the cached token (its credentials were retired). */
-  forgetToken(): void {
-    this.options.engine.drop(this.options.id);
-  }
-
   /** A token from freshly fetched credentials, not the cache (after a key rotation). */
   renewToken(): Promise<Token> {
-    this.forgetToken();
+    this.credential.drop();
     return this.getToken();
-  }
-
-  /** True when a token is cached and usable: the next call needs no token request. */
-  hasUsableToken(): boolean {
-    return this.options.engine.hasUsableToken(this.options.id, this.options.fingerprint);
   }
 
   /**
@@ -148,11 +134,11 @@ export class PlatformConnection {
     // clock drift): get a fresh one and try once more. Unless a re-login was
     // just tried and did not help: then the 401 is the answer (the engine
     // spaces re-logins out, so a permanent 401 does not burn a login per message).
-    if (response.statusCode === 401 && this.options.engine.tokenRejected(this.options.id, token.value)) {
+    if (response.statusCode === 401 && this.credential.rejected(token.value)) {
       token = await tokenWithin();
       response = await send(token);
       // The fresh token worked: that 401 was a lost session, cured; the next one is news.
-      if (response.statusCode !== 401 || this.refusesPermission(response)) this.options.engine.tokenAccepted(this.options.id, token.value);
+      if (response.statusCode !== 401 || this.refusesPermission(response)) this.credential.accepted(token.value);
     }
     return response;
   }
@@ -169,7 +155,7 @@ export class PlatformConnection {
   /** Closes the HTTP client; a deleted config node also loses its cached token. */
   async close(removed: boolean): Promise<void> {
     this.closed = true;
-    if (removed) this.options.engine.forget(this.options.id);
+    if (removed) this.credential.drop();
     await this.options.provider.close?.();
     await this.options.http.close();
   }
@@ -184,10 +170,6 @@ const FINGERPRINT_KEY = randomBytes(32);
 export function fingerprint(parts: Record<string, unknown>): string {
   const canonical = JSON.stringify(Object.keys(parts).sort().map((key) => [key, parts[key] ?? null]));
   return createHmac('sha256', FINGERPRINT_KEY).update(canonical).digest('hex');
-}
-
-function closedError(): IiotAuthError {
-  return new IiotAuthError(ErrorCode.CLOSED, 'the connection was closed (the config node was redeployed or stopped)');
 }
 
 /** The message's time ran out while it waited for a token. */

@@ -3,10 +3,11 @@ import { clampLifetime } from './lifetime.js';
 import type { Token } from './token.js';
 
 /**
- * The runtime-wide token cache. One entry per credential (a config node id plus
- * a fingerprint of everything that affects its tokens). Shaped like jose's
+ * The token cache of one Node-RED runtime. One entry per credential (a config
+ * node id plus a fingerprint of everything that affects its tokens), reached
+ * through the handle credential() returns. Shaped like jose's
  * createRemoteJWKSet: one fetch in flight at a time, a cool-down after failure,
- * and state that can be inspected.
+ * and state that can be read.
  */
 export interface TokenEngineOptions {
   now?: () => number;
@@ -20,13 +21,54 @@ export interface TokenEngineOptions {
 
 export type TokenFetcher = () => Promise<Token>;
 
-export interface EntryState {
-  state: 'empty' | 'valid' | 'renewing' | 'fetching' | 'backoff';
-  expiresAt?: number;
-  renewAt?: number;
-  failures: number;
-  retryAt?: number;
-  lastErrorCode?: string;
+/** What a health view reads of one credential: a snapshot, no secret. */
+export interface CredentialState {
+  readonly state: 'empty' | 'valid' | 'renewing' | 'fetching' | 'backoff';
+  /** When the cached token expires. */
+  readonly expiresAt?: number;
+  /** When its renewal starts. */
+  readonly renewAt?: number;
+  /** Failed token requests in a row. */
+  readonly failures: number;
+  /** The end of the back-off: no token request before it. */
+  readonly retryAt?: number;
+  /** The code of the last failure, until a token request succeeds. */
+  readonly lastErrorCode?: string;
+}
+
+/**
+ * One credential in the engine (jose's remote key set, for tokens): what a
+ * config node holds. A handle whose credential changed since (another
+ * fingerprint registered under its id) sees an empty cache.
+ */
+export interface Credential {
+  readonly id: string;
+  readonly fingerprint: string;
+  /** A usable token, fetched by `fetch` when needed; concurrent callers share one fetch. */
+  get(fetch: TokenFetcher): Promise<Token>;
+  /** The cached token when it is usable, without starting any fetch or renewal. */
+  peek(): Token | undefined;
+  /**
+   * An API answered 401 to this token. Returns true when the caller should
+   * get a token again and repeat its call once: the token is dropped (the
+   * next get() fetches a new one), or a newer one has already replaced it.
+   * Returns false when the 401 stands as the answer: a re-login was tried
+   * lately and its fresh token was refused too (the user lacks a permission,
+   * say; a re-login that cured the 401 is reset by accepted()), so the next
+   * one waits out the engine's back-off (1 s, 2 s, 4 s, … up to the maximum),
+   * and a permanent 401 costs a handful of token requests, not one per message.
+   */
+  rejected(tokenValue: string): boolean;
+  /**
+   * The API accepted this token on the retry after a 401: the session or token
+   * had really ended, and the re-login cured it. The 401 back-off starts over,
+   * so the next independent 401 (another session end minutes or seconds
+   * later) re-logs in at once; only a fresh token refused again counts.
+   */
+  accepted(tokenValue: string): void;
+  /** Forgets the credential: its token, back-off and failures (deleted config node, retired credentials). */
+  drop(): void;
+  readonly state: CredentialState;
 }
 
 interface Entry {
@@ -76,7 +118,6 @@ const BACKOFF_JITTER_SPREAD = 0.4;
 
 export class TokenEngine {
   private readonly entries = new Map<string, Entry>();
-  private readonly renewals = new Map<string, RenewalPolicy>();
   private readonly now: () => number;
   private readonly random: () => number;
   private readonly backoffInitialMs: number;
@@ -90,27 +131,43 @@ export class TokenEngine {
   }
 
   /**
-   * Declares the current fingerprint of a credential. Called when a config node
-   * starts: an unchanged node keeps its token across a redeploy, a changed one
-   * loses it. `renewal` is the platform's policy (default DEFAULT_RENEWAL).
+   * The credential `id` with its current fingerprint. Called when a config
+   * node starts: an unchanged node keeps its token across a redeploy, a
+   * changed one loses it. `renewal` is the platform's policy.
    */
-  register(id: string, fingerprint: string, renewal?: RenewalPolicy): void {
+  credential(id: string, fingerprint: string, renewal: RenewalPolicy = DEFAULT_RENEWAL): Credential {
+    const existing = this.entries.get(id);
+    if (existing?.fingerprint === fingerprint) existing.renewal = renewal;
+    else this.entries.delete(id);
+    const engine = this;
+    return {
+      id,
+      fingerprint,
+      get: (fetch) => this.get(id, fingerprint, renewal, fetch),
+      peek: () => this.peek(id, fingerprint),
+      rejected: (tokenValue) => this.rejected(this.current(id, fingerprint), tokenValue),
+      accepted: (tokenValue) => this.accepted(this.current(id, fingerprint), tokenValue),
+      drop: () => {
+        if (this.current(id, fingerprint)) this.entries.delete(id);
+      },
+      get state() {
+        return engine.stateOf(engine.current(id, fingerprint));
+      },
+    };
+  }
+
+  /** The entry of this credential, unless another fingerprint replaced it. */
+  private current(id: string, fingerprint: string): Entry | undefined {
     const entry = this.entries.get(id);
-    if (entry && entry.fingerprint !== fingerprint) this.entries.delete(id);
-    if (renewal) this.renewals.set(id, renewal);
-    else this.renewals.delete(id);
-    if (entry && this.entries.get(id) === entry) entry.renewal = renewal ?? DEFAULT_RENEWAL;
+    return entry?.fingerprint === fingerprint ? entry : undefined;
   }
 
-  /** Drops everything known about a credential (its config node was deleted). */
-  forget(id: string): void {
-    this.entries.delete(id);
-    this.renewals.delete(id);
-  }
-
-  /** Returns a usable token, fetching one when needed; concurrent callers share one fetch. */
-  async getToken(id: string, fingerprint: string, fetch: TokenFetcher): Promise<Token> {
-    const entry = this.entryFor(id, fingerprint);
+  private async get(id: string, fingerprint: string, renewal: RenewalPolicy, fetch: TokenFetcher): Promise<Token> {
+    let entry = this.current(id, fingerprint);
+    if (!entry) {
+      entry = { fingerprint, renewal, renewAt: 0, staleAt: 0, failures: 0, retryAt: 0, rejections: 0, reloginAt: 0, lastReloginAt: 0 };
+      this.entries.set(id, entry);
+    }
     const now = this.now();
     if (entry.token && now < entry.renewAt) return entry.token;
     if (entry.token && now < entry.staleAt) {
@@ -123,18 +180,12 @@ export class TokenEngine {
     return this.refresh(id, entry, fetch);
   }
 
-  /**
-   * An API answered 401 to this token. Returns true when the caller should
-   * get a token again and repeat its call once: the token is dropped (the
-   * next getToken fetches a new one), or a newer one has already replaced it.
-   * Returns false when the 401 stands as the answer: a re-login was tried
-   * lately and its fresh token was refused too (the user lacks a permission,
-   * say; a re-login that cured the 401 is reset by tokenAccepted), so the next
-   * one waits out the engine's back-off (1 s, 2 s, 4 s, … up to the maximum),
-   * and a permanent 401 costs a handful of token requests, not one per message.
-   */
-  tokenRejected(id: string, tokenValue: string): boolean {
-    const entry = this.entries.get(id);
+  private peek(id: string, fingerprint: string): Token | undefined {
+    const entry = this.current(id, fingerprint);
+    return entry?.token && this.now() < entry.staleAt ? entry.token : undefined;
+  }
+
+  private rejected(entry: Entry | undefined, tokenValue: string): boolean {
     if (!entry) return true;
     if (entry.token?.value !== tokenValue) return true; // already replaced (or being replaced): retry with the current one
     const now = this.now();
@@ -144,85 +195,34 @@ export class TokenEngine {
     entry.reloginAt = now + this.delay(entry.rejections + 1);
     entry.lastReloginAt = now;
     entry.rejections += 1;
-    this.invalidate(id, tokenValue);
+    entry.token = undefined;
+    entry.renewAt = 0;
+    entry.staleAt = 0;
     return true;
   }
 
-  /**
-   * The API accepted this token on the retry after a 401: the session or token
-   * had really ended, and the re-login cured it. The 401 back-off starts over,
-   * so the next independent 401 (another session end minutes or seconds
-   * later) re-logs in at once; only a fresh token refused again counts.
-   */
-  tokenAccepted(id: string, tokenValue: string): void {
-    const entry = this.entries.get(id);
+  private accepted(entry: Entry | undefined, tokenValue: string): void {
     if (entry?.token?.value !== tokenValue) return;
     entry.rejections = 0;
     entry.reloginAt = 0;
   }
 
-  /**
-   * The platform refused this token (HTTP 401): drop it, unless a newer one
-   * has already replaced it.
-   */
-  invalidate(id: string, tokenValue: string): void {
-    const entry = this.entries.get(id);
-    if (entry?.token?.value === tokenValue) {
-      entry.token = undefined;
-      entry.renewAt = 0;
-      entry.staleAt = 0;
-    }
-  }
-
-  /** Drops the cached token whatever it is (its credentials were just rotated). */
-  drop(id: string): void {
-    const entry = this.entries.get(id);
-    if (entry?.token) this.invalidate(id, entry.token.value);
-  }
-
-  /** The cached token when it is usable, without starting any renewal. */
-  usableToken(id: string, fingerprint: string): Token | undefined {
-    const entry = this.entries.get(id);
-    return entry && entry.fingerprint === fingerprint && entry.token && this.now() < entry.staleAt ? entry.token : undefined;
-  }
-
-  /** True when getToken would answer at once from the cache. */
-  hasUsableToken(id: string, fingerprint: string): boolean {
-    const entry = this.entries.get(id);
-    return !!entry && entry.fingerprint === fingerprint && !!entry.token && this.now() < entry.staleAt;
-  }
-
-  inspect(id: string): EntryState {
-    const entry = this.entries.get(id);
-    if (!entry) return { state: 'empty', failures: 0 };
+  private stateOf(entry: Entry | undefined): CredentialState {
+    if (!entry) return Object.freeze({ state: 'empty', failures: 0 });
     const now = this.now();
     const usable = !!entry.token && now < entry.staleAt;
-    let state: EntryState['state'];
+    let state: CredentialState['state'];
     if (entry.inflight) state = usable ? 'renewing' : 'fetching';
     else if (usable) state = 'valid';
     else if (now < entry.retryAt) state = 'backoff';
     else state = 'empty';
-    const result: EntryState = { state, failures: entry.failures };
-    if (entry.token) {
-      result.expiresAt = entry.token.expiresAt;
-      result.renewAt = entry.renewAt;
-    }
-    if (entry.retryAt > now) result.retryAt = entry.retryAt;
-    if (entry.lastError && isIiotAuthError(entry.lastError)) result.lastErrorCode = entry.lastError.code;
-    return result;
-  }
-
-  get size(): number {
-    return this.entries.size;
-  }
-
-  private entryFor(id: string, fingerprint: string): Entry {
-    let entry = this.entries.get(id);
-    if (!entry || entry.fingerprint !== fingerprint) {
-      entry = { fingerprint, renewal: this.renewals.get(id) ?? DEFAULT_RENEWAL, renewAt: 0, staleAt: 0, failures: 0, retryAt: 0, rejections: 0, reloginAt: 0, lastReloginAt: 0 };
-      this.entries.set(id, entry);
-    }
-    return entry;
+    return Object.freeze({
+      state,
+      failures: entry.failures,
+      ...(entry.token ? { expiresAt: entry.token.expiresAt, renewAt: entry.renewAt } : {}),
+      ...(entry.retryAt > now ? { retryAt: entry.retryAt } : {}),
+      ...(entry.lastError && isIiotAuthError(entry.lastError) ? { lastErrorCode: entry.lastError.code } : {}),
+    });
   }
 
   private refresh(id: string, entry: Entry, fetch: TokenFetcher): Promise<Token> {

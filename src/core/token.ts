@@ -20,7 +20,7 @@ export interface Token {
 export interface TokenProvider {
   /** The platform's base URL: relative API URLs resolve against it, and auth goes nowhere else. */
   readonly baseUrl: string;
-  fetchToken(http: import('./http.js').HttpClient): Promise<Token>;
+  fetchToken(http: import('./http/index.js').HttpClient): Promise<Token>;
   /** Releases what the provider holds (a lock file); called when its config node stops. */
   close?(): Promise<void>;
   /**
@@ -29,5 +29,5 @@ export interface TokenProvider {
    * that 401 is the answer, as any other status, with no new token and no
    * retry. Absent or false: a lost token, as usual.
    */
-  refusesPermission?(response: import('./http.js').HttpResponse): boolean;
+  refusesPermission?(response: import('./http/index.js').HttpResponse): boolean;
 }

@@ -4,7 +4,7 @@ import { Redactor } from '../core/redact.js';
 import type { ConfigInput, PlatformDeclaration, ProviderSetup } from '../platforms/declaration.js';
 import { PLATFORM_DECLARATIONS } from '../platforms/index.js';
 import type { Node, NodeAPI, NodeDefinition } from './node-red.js';
-import { httpClientFor, sharedEngine } from './runtime.js';
+import { runtimeOf } from './runtime.js';
 
 /**
  * What every platform config node does: read its settings, build the
@@ -45,8 +45,8 @@ export function registerPlatformConfigNode(
           id: node.id,
           fingerprint: fingerprint({ type, tls: definition.tls, proxy: definition.proxy, ...fingerprintParts }),
           provider,
-          http: httpClientFor(RED, definition),
-          engine: sharedEngine(RED),
+          http: runtimeOf(RED).httpClient(RED, definition),
+          engine: runtimeOf(RED).engine,
           redactor,
           renewal: declaration.renewal,
         });

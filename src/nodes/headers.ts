@@ -1,5 +1,5 @@
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
-import { withoutHeaders } from '../core/http.js';
+import { withoutHeaders } from '../core/http/index.js';
 
 /** Header helpers for messages, whose `headers` may be anything a flow put there. */
 

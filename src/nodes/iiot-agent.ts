@@ -33,14 +33,14 @@ export default function register(RED: NodeAPI): void {
         if (isAppAction(action)) {
           // The app token alone will do: a flow can create its first agent before any agent config node exists.
           const { app, own } = resolveAppSide(RED, definition, action);
-          if (!app.hasUsableToken()) status.fetching();
+          if (!app.credential.peek()) status.fetching();
           msg.payload = await appSide(app, action, msg, own?.agent.clientId);
           // The new agent's id, for the next app-side node (boarding-config, …) in the flow.
           if (action === 'create') msg.agentId = (msg.payload as { id?: unknown }).id;
           // Offboarding or deleting this node's own agent retires its stored credentials.
           if (own && (action === 'offboard' || action === 'delete') && agentIdOf(msg, own.agent.clientId) === own.agent.clientId) {
             await own.agent.markOffboarded();
-            own.connection.forgetToken();
+            own.connection.credential.drop();
           }
           status.authenticated();
           send(msg);
@@ -49,7 +49,7 @@ export default function register(RED: NodeAPI): void {
         const { connection } = resolvePlatform(RED, platformDefinition);
         const config = RED.nodes.getNode(String(definition.insightsHubAgent)) as AgentConfigNode;
         const agent = config.agent!;
-        if (!connection.hasUsableToken() && action !== 'status') status.fetching();
+        if (!connection.credential.peek() && action !== 'status') status.fetching();
         switch (action) {
           case 'onboard': {
             const { alreadyOnboarded } = await agent.onboard(connection.http);
@@ -62,7 +62,7 @@ export default function register(RED: NodeAPI): void {
             msg.payload = await agent.status();
             break;
           case 'status': {
-            const token = connection.tokenState();
+            const token = connection.credential.state;
             msg.payload = { ...(await agent.status()), ...(token.expiresAt ? { tokenExpiresAt: new Date(token.expiresAt).toISOString() } : {}) };
             break;
           }

@@ -52,7 +52,7 @@ export default function register(RED: NodeAPI): void {
         const request = (req: ApiRequest) => connection.request(req);
         // Everything below checks its input before the first request: a refused message sends nothing.
         const begin = () => {
-          if (!connection.hasUsableToken()) status.fetching();
+          if (!connection.credential.peek()) status.fetching();
         };
 
         switch (action) {

@@ -37,7 +37,7 @@ export default function register(RED: NodeAPI): void {
         const headers = requestHeadersOf(msg.headers);
         const body = method === 'GET' || method === 'HEAD' ? undefined : bodyOf(msg.payload, headers);
 
-        if (!connection.hasUsableToken()) status.fetching();
+        if (!connection.credential.peek()) status.fetching();
         const response = await connection.request({ method, url, headers, body, timeoutMs });
 
         msg.statusCode = response.statusCode;

@@ -16,7 +16,7 @@ export default function register(RED: NodeAPI): void {
       async (msg, send) => {
         const { id, connection } = resolvePlatform(RED, definition);
         const headers = headersOf(msg.headers); // headers a request could not send: refused before a token is fetched
-        if (!connection.hasUsableToken()) status.fetching();
+        if (!connection.credential.peek()) status.fetching();
         const token = await connection.getToken();
         msg.headers = mergeHeaders(headers, token.headers);
         msg.token = {

@@ -1,13 +1,10 @@
 import { HostLimiter } from '../core/host-limiter.js';
-import { HttpClient, type HttpClientOptions, type TlsOptions } from '../core/http.js';
+import { HttpClient, type HttpClientOptions, type TlsOptions } from '../core/http/index.js';
 import { TokenEngine } from '../core/token-engine.js';
 import { RATE_LIMIT_HEADERS, SECRET_HEADERS } from '../platforms/index.js';
 import type { HttpProxyNode, NodeAPI, NodeDefinition, TlsConfigNode } from './node-red.js';
 
-/**
- * Process-wide state of the package inside Node-RED: the one token engine and
- * the settings from settings.js (`iiotAuth: {...}`), read once.
- */
+/** The package's settings in settings.js (`iiotAuth: {...}`), read once per runtime. */
 export interface IiotAuthSettings {
   /** First pause after a failed token request (ms). */
   backoffInitialMs?: number;
@@ -31,79 +28,95 @@ export interface IiotAuthSettings {
   agentStore?: Record<string, unknown>;
 }
 
-let engine: TokenEngine | undefined;
-/** The settings the engine was made with: a runtime started with other settings (tests start several) gets its own. */
-let engineSettings = '';
-
 export function settingsOf(RED: NodeAPI): IiotAuthSettings {
   const value = RED.settings.iiotAuth;
   return value && typeof value === 'object' ? (value as IiotAuthSettings) : {};
 }
 
-/** The engine every node of this runtime shares: a thousand messages, one token request. */
-export function sharedEngine(RED: NodeAPI): TokenEngine {
-  const settings = settingsOf(RED);
-  const key = JSON.stringify([settings.backoffInitialMs, settings.backoffMaxMs]);
-  if (!engine || key !== engineSettings) {
-    engineSettings = key;
-    engine = new TokenEngine({
-      ...(settings.backoffInitialMs !== undefined ? { backoffInitialMs: settings.backoffInitialMs } : {}),
-      ...(settings.backoffMaxMs !== undefined ? { backoffMaxMs: settings.backoffMaxMs } : {}),
+/**
+ * What the package keeps per Node-RED runtime, made when the runtime loads
+ * its first node of ours: the settings, the token engine (a thousand
+ * messages, one token request) and the limiter of token requests per host,
+ * shared by every config node of that runtime.
+ */
+export class IiotAuthRuntime {
+  readonly settings: IiotAuthSettings;
+  readonly engine: TokenEngine;
+  private readonly tokenRequests: HostLimiter;
+  private readonly connectionsPerOrigin: number | undefined;
+  private readonly connectionIdleMs: number | undefined;
+
+  constructor(RED: NodeAPI) {
+    this.settings = settingsOf(RED);
+    const { backoffInitialMs, backoffMaxMs } = this.settings;
+    this.engine = new TokenEngine({
+      ...(backoffInitialMs !== undefined ? { backoffInitialMs } : {}),
+      ...(backoffMaxMs !== undefined ? { backoffMaxMs } : {}),
     });
+    this.tokenRequests = new HostLimiter(positiveSetting(RED, this.settings, 'tokenRequestsPerHost') ?? 8);
+    this.connectionsPerOrigin = positiveSetting(RED, this.settings, 'connectionsPerOrigin');
+    this.connectionIdleMs = positiveSetting(RED, this.settings, 'connectionIdleMs');
   }
-  return engine;
+
+  /** An HTTP client with the TLS and proxy config nodes a config node references. */
+  httpClient(RED: NodeAPI, definition: NodeDefinition): HttpClient {
+    const settings = this.settings;
+    // Every platform's headers, not just this one's: a flow may set any of them on a request.
+    const options: HttpClientOptions = {
+      credentialHeaders: SECRET_HEADERS,
+      rateLimitHeaders: RATE_LIMIT_HEADERS,
+      secretRequests: this.tokenRequests,
+    };
+    if (this.connectionsPerOrigin !== undefined) options.connectionsPerOrigin = this.connectionsPerOrigin;
+    if (this.connectionIdleMs !== undefined) options.idleMs = this.connectionIdleMs;
+    if (settings.requestTimeoutMs !== undefined) options.timeoutMs = settings.requestTimeoutMs;
+    if (settings.maxResponseBytes !== undefined) options.maxResponseBytes = settings.maxResponseBytes;
+    const tlsNode = typeof definition.tls === 'string' && definition.tls ? (RED.nodes.getNode(definition.tls) as TlsConfigNode | null) : null;
+    if (tlsNode) options.tls = tlsNode.addTLSOptions({}) as TlsOptions;
+    const proxyNode =
+      typeof definition.proxy === 'string' && definition.proxy ? (RED.nodes.getNode(definition.proxy) as HttpProxyNode | null) : null;
+    if (proxyNode?.url) {
+      options.proxy = {
+        url: proxyNode.url,
+        noProxy: proxyNode.noproxy ?? [],
+        ...(proxyNode.credentials?.username ? { username: proxyNode.credentials.username } : {}),
+        ...(proxyNode.credentials?.password ? { password: proxyNode.credentials.password } : {}),
+      };
+    }
+    return new HttpClient(options);
+  }
 }
 
-let limiter: HostLimiter | undefined;
+/**
+ * Keyed by the runtime's admin app: Node-RED gives each node module its own
+ * RED object (and its own copy of the settings), but the same admin app to
+ * every module of one runtime, and a new one when a runtime starts again.
+ */
+const runtimes = new WeakMap<object, IiotAuthRuntime>();
 
-/** The limiter of token requests per host every config node of this runtime shares. */
-function tokenRequestLimiter(RED: NodeAPI): HostLimiter {
-  const wanted = positiveSetting(RED, 'tokenRequestsPerHost') ?? 8;
-  if (!limiter || limiter.limit !== wanted) limiter = new HostLimiter(wanted);
-  return limiter;
-}
-
-const warned = new Set<string>();
-
-/** A positive whole-number setting; anything else is the default, with one warning in the log saying so. */
-function positiveSetting(RED: NodeAPI, name: 'tokenRequestsPerHost' | 'connectionsPerOrigin' | 'connectionIdleMs'): number | undefined {
-  const value = settingsOf(RED)[name];
-  if (value === undefined) return undefined;
-  if (typeof value === 'number' && Number.isInteger(value) && value > 0) return value;
-  const text = `iiotAuth.${name}=${JSON.stringify(value)}`;
-  if (!warned.has(text)) {
-    warned.add(text);
-    RED.log.warn(`[iiot-auth] settings.js: ${text} is not a positive whole number; the default is used`);
+/** The package's state in the runtime this RED object belongs to. */
+export function runtimeOf(RED: NodeAPI): IiotAuthRuntime {
+  const key: object = (RED.httpAdmin as object | undefined) ?? RED.settings;
+  let runtime = runtimes.get(key);
+  if (!runtime) {
+    runtime = new IiotAuthRuntime(RED);
+    runtimes.set(key, runtime);
   }
-  return undefined;
+  return runtime;
 }
 
 /** An HTTP client with the TLS and proxy config nodes a config node references. */
 export function httpClientFor(RED: NodeAPI, definition: NodeDefinition): HttpClient {
-  const settings = settingsOf(RED);
-  // Every platform's headers, not just this one's: a flow may set any of them on a request.
-  const options: HttpClientOptions = {
-    credentialHeaders: SECRET_HEADERS,
-    rateLimitHeaders: RATE_LIMIT_HEADERS,
-    secretRequests: tokenRequestLimiter(RED),
-  };
-  const connections = positiveSetting(RED, 'connectionsPerOrigin');
-  if (connections !== undefined) options.connectionsPerOrigin = connections;
-  const idleMs = positiveSetting(RED, 'connectionIdleMs');
-  if (idleMs !== undefined) options.idleMs = idleMs;
-  if (settings.requestTimeoutMs !== undefined) options.timeoutMs = settings.requestTimeoutMs;
-  if (settings.maxResponseBytes !== undefined) options.maxResponseBytes = settings.maxResponseBytes;
-  const tlsNode = typeof definition.tls === 'string' && definition.tls ? (RED.nodes.getNode(definition.tls) as TlsConfigNode | null) : null;
-  if (tlsNode) options.tls = tlsNode.addTLSOptions({}) as TlsOptions;
-  const proxyNode =
-    typeof definition.proxy === 'string' && definition.proxy ? (RED.nodes.getNode(definition.proxy) as HttpProxyNode | null) : null;
-  if (proxyNode?.url) {
-    options.proxy = {
-      url: proxyNode.url,
-      noProxy: proxyNode.noproxy ?? [],
-      ...(proxyNode.credentials?.username ? { username: proxyNode.credentials.username } : {}),
-      ...(proxyNode.credentials?.password ? { password: proxyNode.credentials.password } : {}),
-    };
-  }
-  return new HttpClient(options);
+  return runtimeOf(RED).httpClient(RED, definition);
+}
+
+type PositiveSetting = 'tokenRequestsPerHost' | 'connectionsPerOrigin' | 'connectionIdleMs';
+
+/** A positive whole-number setting; anything else is the default, with one warning in the log saying so. */
+function positiveSetting(RED: NodeAPI, settings: IiotAuthSettings, name: PositiveSetting): number | undefined {
+  const value = settings[name];
+  if (value === undefined) return undefined;
+  if (typeof value === 'number' && Number.isInteger(value) && value > 0) return value;
+  RED.log.warn(`[iiot-auth] settings.js: iiotAuth.${name}=${JSON.stringify(value)} is not a positive whole number; the default is used`);
+  return undefined;
 }

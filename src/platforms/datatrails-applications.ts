@@ -1,7 +1,7 @@
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
-import type { HttpResponse } from '../core/http.js';
+import type { HttpResponse } from '../core/http/index.js';
 import type { ApiRequest } from '../core/platform-connection.js';
-import { retryAfterMs } from '../core/retry-after.js';
+import { retryAfterMs } from '../core/http/index.js';
 import { RATE_LIMIT_RESET } from './datatrails.js';
 import { parseJson, serverMessage } from './response.js';
 

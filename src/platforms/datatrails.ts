@@ -1,7 +1,7 @@
 import { declarePlatform, exchangeProvider } from './declaration.js';
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import { listOf } from '../core/words.js';
-import type { HttpRequest, HttpResponse } from '../core/http.js';
+import type { HttpRequest, HttpResponse } from '../core/http/index.js';
 import type { Token } from '../core/token.js';
 import { checkBaseUrl } from '../core/url.js';
 import { readBearerToken } from './response.js';

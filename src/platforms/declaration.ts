@@ -1,5 +1,5 @@
 import type { ErrorCodeTable } from '../core/errors.js';
-import type { HttpClient, HttpRequest, HttpResponse } from '../core/http.js';
+import type { HttpClient, HttpRequest, HttpResponse } from '../core/http/index.js';
 import type { Token, TokenProvider } from '../core/token.js';
 import { DEFAULT_RENEWAL, type RenewalPolicy } from '../core/token-engine.js';
 

@@ -1,5 +1,5 @@
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
-import type { HttpRequest, HttpResponse } from '../core/http.js';
+import type { HttpRequest, HttpResponse } from '../core/http/index.js';
 import type { Token } from '../core/token.js';
 import { checkBaseUrl } from '../core/url.js';
 import { listOf } from '../core/words.js';

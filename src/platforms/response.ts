@@ -1,7 +1,7 @@
 import { describeUrl, ErrorCode, IiotAuthError } from '../core/errors.js';
-import type { HttpResponse } from '../core/http.js';
+import type { HttpResponse } from '../core/http/index.js';
 import { expiryFrom } from '../core/lifetime.js';
-import { retryAfterMs } from '../core/retry-after.js';
+import { retryAfterMs } from '../core/http/index.js';
 import type { Token } from '../core/token.js';
 
 /**

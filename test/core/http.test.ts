@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode } from '../../src/core/errors.js';
-import { HttpClient } from '../../src/core/http.js';
+import { HttpClient } from '../../src/core/http/index.js';
 import { deadPort, startConnectProxy, startHttpServer, startHttpsServer, type TestServer } from '../helpers/servers.js';
 
 const fixtures = path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'tls');

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { DispatcherRegistry } from '../../src/core/dispatchers.js';
 import { ErrorCode } from '../../src/core/errors.js';
 import { HostLimiter } from '../../src/core/host-limiter.js';
-import { HttpClient } from '../../src/core/http.js';
+import { HttpClient } from '../../src/core/http/index.js';
 
 /**
  * A loopback server that counts its open sockets and the requests it is

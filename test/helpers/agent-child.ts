@@ -8,7 +8,7 @@
  * Prints one JSON line with the result when it does not crash.
  */
 import fs from 'node:fs';
-import { HttpClient } from '../../src/core/http.js';
+import { HttpClient } from '../../src/core/http/index.js';
 import { FileRecordStore } from '../../src/core/file-record-store.js';
 import { AGENT_RECORD_WORDS } from '../../src/nodes/agent-store.js';
 import { KeyedMutex, type RecordStore } from '../../src/core/record-store.js';

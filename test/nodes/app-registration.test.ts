@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import helper from 'node-red-node-test-helper';
 import { ErrorCode } from '../../src/core/errors.js';
-import type { HttpResponse } from '../../src/core/http.js';
+import type { HttpResponse } from '../../src/core/http/index.js';
 import type { ApiRequest } from '../../src/core/platform-connection.js';
 import appRegistrationNode from '../../src/nodes/iiot-app-registration.js';
 import dataTrailsNode from '../../src/nodes/iiot-datatrails.js';

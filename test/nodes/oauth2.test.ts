@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { HttpResponse } from '../../src/core/http.js';
+import type { HttpResponse } from '../../src/core/http/index.js';
 import { ErrorCode } from '../../src/core/errors.js';
 import requestNode from '../../src/nodes/iiot-request.js';
 import tokenNode from '../../src/nodes/iiot-token.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { NodeAPI } from '../../src/nodes/node-red.js';
-import { httpClientFor } from '../../src/nodes/runtime.js';
+import { httpClientFor, runtimeOf } from '../../src/nodes/runtime.js';
 
 /** settings.js values of the HTTP layer: a wrong one is the default, and the log says so once. */
 describe('connection settings from settings.js', () => {
@@ -29,5 +29,27 @@ describe('connection settings from settings.js', () => {
     assert.match(warnings.join('\n'), /iiotAuth\.tokenRequestsPerHost=0 is not a positive whole number; the default is used/);
     assert.match(warnings.join('\n'), /iiotAuth\.connectionsPerOrigin="64"/);
     assert.match(warnings.join('\n'), /iiotAuth\.connectionIdleMs=1\.5/);
+  });
+});
+
+/** The package's state (token engine, limiter) per Node-RED runtime, not per process. */
+describe('the package runtime', () => {
+  // Node-RED gives each node module its own RED object and its own copy of the settings, but one admin app per runtime.
+  const red = (httpAdmin: object, iiotAuth: Record<string, unknown> = {}) =>
+    ({ httpAdmin, settings: { iiotAuth }, log: { info() {}, warn() {}, error() {} }, nodes: { getNode: () => null } }) as unknown as NodeAPI;
+
+  it('every module of one runtime shares one engine; another runtime has its own, with its own settings', async () => {
+    const admin = {};
+    const first = runtimeOf(red(admin, { backoffInitialMs: 10 }));
+    assert.equal(runtimeOf(red(admin, { backoffInitialMs: 10 })), first, 'another module of the same runtime');
+    assert.equal(runtimeOf(red(admin)).engine, first.engine);
+    const other = runtimeOf(red({}, { backoffInitialMs: 20 }));
+    assert.notEqual(other.engine, first.engine);
+    assert.equal(other.settings.backoffInitialMs, 20);
+    // A token cached in one runtime is not seen by the other.
+    const token = { type: 'bearer' as const, value: 'v', obtainedAt: Date.now(), expiresAt: Date.now() + 60_000, headers: {} };
+    await first.engine.credential('c', 'fp').get(async () => token);
+    assert.equal(first.engine.credential('c', 'fp').peek()?.value, 'v');
+    assert.equal(other.engine.credential('c', 'fp').peek(), undefined);
   });
 });

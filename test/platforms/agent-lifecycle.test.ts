@@ -7,7 +7,7 @@ import path from 'node:path';
 import { AgentErrorCode } from '../../src/platforms/insights-hub-agent/errors.js';
 import { FileRecordStore } from '../../src/core/file-record-store.js';
 import { AGENT_RECORD_WORDS } from '../../src/nodes/agent-store.js';
-import { HttpClient } from '../../src/core/http.js';
+import { HttpClient } from '../../src/core/http/index.js';
 import { KeyedMutex, type RecordStore } from '../../src/core/record-store.js';
 import { RedisRecordStore } from '../../src/core/redis-record-store.js';
 import { importAgentKey, parseBoardingConfiguration } from '../../src/platforms/insights-hub-agent/protocol.js';

@@ -39,18 +39,18 @@ describe('platform declarations', () => {
     let now = 1_000_000;
     const engine = new TokenEngine({ now: () => now, random: () => 0 });
     const token = (): Promise<Token> => Promise.resolve({ type: 'bearer', value: `t${now}`, obtainedAt: now, expiresAt: now + 100_000, headers: {} });
-    engine.register('default', 'fp');
-    engine.register('early', 'fp', { marginMin: 0.5, marginSpread: 0, staleMargin: 0.01, staleMarginMaxMs: 1_000 });
-    await engine.getToken('default', 'fp', token);
-    await engine.getToken('early', 'fp', token);
-    assert.equal(engine.inspect('default').renewAt! - now, 85_000);
-    assert.equal(engine.inspect('early').renewAt! - now, 50_000);
+    const byDefault = engine.credential('default', 'fp');
+    const early = engine.credential('early', 'fp', { marginMin: 0.5, marginSpread: 0, staleMargin: 0.01, staleMarginMaxMs: 1_000 });
+    await byDefault.get(token);
+    await early.get(token);
+    assert.equal(byDefault.state.renewAt! - now, 85_000);
+    assert.equal(early.state.renewAt! - now, 50_000);
     // The stale point follows the policy too: at 99.5 s the default entry (stale from 95 s) needs a new token, the other does not.
     now += 99_500;
-    assert.equal(engine.hasUsableToken('default', 'fp'), false);
-    assert.equal(engine.hasUsableToken('early', 'fp'), false, '1 % of 100 s is 1 s: stale from 99 s');
+    assert.equal(byDefault.peek(), undefined);
+    assert.equal(early.peek(), undefined, '1 % of 100 s is 1 s: stale from 99 s');
     now -= 1_000;
-    assert.equal(engine.hasUsableToken('early', 'fp'), true);
+    assert.notEqual(early.peek(), undefined);
   });
 
   it('agent rotation: the declared policy, its point drawn once per agent', () => {

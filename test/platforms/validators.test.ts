@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { ErrorCode } from '../../src/core/errors.js';
-import type { HttpResponse } from '../../src/core/http.js';
+import type { HttpResponse } from '../../src/core/http/index.js';
 import * as ciscoEi from '../../src/platforms/cisco-ei.js';
 import * as dataTrails from '../../src/platforms/datatrails.js';
 import * as insightsHub from '../../src/platforms/insights-hub-app.js';

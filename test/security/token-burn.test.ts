@@ -208,7 +208,7 @@ describe('security: no token request per message, no unbounded wait', function (
         const outcome = await outcomeOf(f.ids, () => H.node(f.ids.request).receive({ requestTimeout: 300 }));
         const error = expectError(outcome, 'HTTP_TIMEOUT', c.platform);
         assert.match(error.message, /no token within 300 ms/);
-        assert.equal(connection.tokenState().state, 'fetching', 'the message ended while the token request was still waiting');
+        assert.equal(connection.credential.state.state, 'fetching', 'the message ended while the token request was still waiting');
         assert.equal(sandbox.calls(c.apiEndpoint), 0);
         // The shared token request goes on and serves the next message.
         const next = await outcomeOf(f.ids, () => H.node(f.ids.request).receive({}));

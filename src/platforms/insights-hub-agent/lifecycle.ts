@@ -1,5 +1,5 @@
 import { ErrorCode, IiotAuthError, isIiotAuthError } from '../../core/errors.js';
-import type { HttpClient } from '../../core/http.js';
+import type { HttpClient } from '../../core/http/index.js';
 import { isRecordConflict, type KeyedMutex, type RecordLease } from '../../core/record-store.js';
 import type { Token, TokenProvider } from '../../core/token.js';
 import { AgentErrorCode } from './errors.js';

@@ -1,5 +1,5 @@
 import { ErrorCode, IiotAuthError } from '../../core/errors.js';
-import { header, type HttpResponse } from '../../core/http.js';
+import { header, type HttpResponse } from '../../core/http/index.js';
 import type { ApiRequest } from '../../core/platform-connection.js';
 import { isPlainSegment } from '../../core/url.js';
 import { parseJson, serverMessage } from '../response.js';

@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import { SignJWT } from 'jose';
 import type { AgentRegistration, SecurityProfile } from './state.js';
 import { ErrorCode, IiotAuthError } from '../../core/errors.js';
-import { header, type HttpRequest, type HttpResponse } from '../../core/http.js';
+import { header, type HttpRequest, type HttpResponse } from '../../core/http/index.js';
 import type { Token } from '../../core/token.js';
 import { checkBaseUrl } from '../../core/url.js';
 import { expiryFrom } from '../../core/lifetime.js';
