@@ -1,5 +1,6 @@
 import helper from 'node-red-node-test-helper';
 import type { NodeMessage } from '../../src/nodes/node-red.js';
+import { forgetOpenMessages, trackEndings } from './outcome.js';
 
 /**
  * Drives our nodes inside a real Node-RED runtime (node-red-node-test-helper)
@@ -21,10 +22,14 @@ interface Spy {
   getCalls(): Array<{ args: unknown[]; thisValue: { id?: string } }>;
 }
 
+/** The runtime's back-off unless a suite sets its own: short, so a test can wait one out (tests import it, never copy it). */
+export const TEST_BACKOFF = Object.freeze({ backoffInitialMs: 50, backoffMaxMs: 400 });
+
 export class FlowHarness {
   static async start(settings: Record<string, unknown> = {}): Promise<void> {
-    helper.settings({ iiotAuth: { backoffInitialMs: 50, backoffMaxMs: 400 }, ...settings });
+    helper.settings({ iiotAuth: { ...TEST_BACKOFF }, ...settings });
     await helper.startServer();
+    trackEndings();
   }
 
   static async stop(): Promise<void> {
@@ -38,6 +43,7 @@ export class FlowHarness {
 
   static async unload(): Promise<void> {
     await helper.unload();
+    forgetOpenMessages();
   }
 
   static redeploy(flow: FlowNode[], type: 'full' | 'nodes', credentials: Record<string, Record<string, string>> = {}): Promise<void> {
