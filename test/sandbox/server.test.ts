@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { ciscoEiToken, dataTrailsToken, insightsHubToken, insightsHubTokenRequest, mbpLogin, sleep } from './helpers.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe('sandbox: server, faults, counters, test helpers', () => {
   let sandbox: Sandbox;
@@ -209,7 +210,7 @@ describe('sandbox: server, faults, counters, test helpers', () => {
       own.fault('sandbox.redirect', { kind: 'oversized' });
       const delayed = fetch(`${own.url}/__sandbox/echo`).catch((error: unknown) => error);
       const streaming = await rawGet(`${own.url}/__sandbox/redirect`);
-      await sleep(50);
+      await waitFor(() => own.calls('sandbox.echo') === 2, { what: 'the delayed request to reach the sandbox' });
       const started = Date.now();
       await Promise.all([own.stop(), own.stop()]);
       await own.stop();
