@@ -1,6 +1,8 @@
 import helper from 'node-red-node-test-helper';
 import type { NodeMessage } from '../../src/nodes/node-red.js';
+import type { PlatformConnection } from '../../src/core/platform-connection.js';
 import { forgetOpenMessages, trackEndings } from './outcome.js';
+import { waitFor } from './wait.js';
 
 /**
  * Drives our nodes inside a real Node-RED runtime (node-red-node-test-helper)
@@ -88,6 +90,18 @@ export class FlowHarness {
         }
       };
       node.on('input', onInput);
+    });
+  }
+
+  /**
+   * Resolves once the config node's credential is out of its back-off after a
+   * failed token request: the token engine's own retry time, not a guess at it.
+   */
+  static async backoffOver(configId: string): Promise<void> {
+    const { connection } = FlowHarness.node<{ connection: PlatformConnection }>(configId);
+    await waitFor(() => connection.tokenState().state !== 'backoff', {
+      timeoutMs: 30_000,
+      what: () => `the back-off of ${configId} to end: ${JSON.stringify(connection.tokenState())}`,
     });
   }
 
