@@ -11,6 +11,7 @@ import { DEFAULT_LIFETIMES, startSandbox, type Sandbox, type SecurityProfile } f
 import { rsa3072Pkcs1, sdkEnvironment, type SdkSandboxEnvironment } from '../compat/sdk-run.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { waitFor } from '../helpers/wait.js';
 
 const modules = [insightsHubAgentNode, agentNode, tokenNode];
 
@@ -233,7 +234,8 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
     sandbox.lifetimes.agentClientSecret = DEFAULT_LIFETIMES.agentClientSecret;
     const file = sdk.file();
     const expiresAt = (JSON.parse(file) as SdkState).response.client_secret_expires_at * 1000;
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt - Date.now()) + 1100));
+    // Both the node and the sandbox hold a secret expired once expiresAt <= now: the node judges by its own clock.
+    await waitFor(() => Date.now() >= expiresAt, { timeoutMs: 5000, what: `the client secret to expire at ${new Date(expiresAt).toISOString()}` });
     const f = adoptFlow(file);
     await H.load(modules, f.nodes, f.credentials);
     sandbox.resetCalls();
@@ -250,7 +252,7 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
     // The agent was offboarded and this Node-RED onboarded it afresh: its registration is the newer one.
     sandbox.agents.offboard(sdk.id);
     const boarding = sandbox.agents.boardingConfiguration(sdk.id);
-    await new Promise((resolve) => setTimeout(resolve, 1100)); // a later client_secret_expires_at (whole seconds)
+    sandbox.lifetimes.agentClientSecret += 1; // a later client_secret_expires_at (whole seconds) without waiting one
     const own = adoptFlow(JSON.stringify(boarding));
     await H.load(modules, own.nodes, own.credentials);
     await H.answer(own.ids.agent, own.ids.out, { action: 'onboard' });
