@@ -2,6 +2,7 @@ import helper from 'node-red-node-test-helper';
 import type { NodeMessage } from '../../src/nodes/node-red.js';
 import type { PlatformConnection } from '../../src/core/platform-connection.js';
 import { forgetOpenMessages, trackEndings } from './outcome.js';
+import { TEST_BACKOFF } from './settings.js';
 import { waitFor } from './wait.js';
 
 /**
@@ -23,9 +24,6 @@ export type FlowNode = Record<string, unknown> & { id: string; type: string };
 interface Spy {
   getCalls(): Array<{ args: unknown[]; thisValue: { id?: string } }>;
 }
-
-/** The runtime's back-off unless a suite sets its own: short, so a test can wait one out (tests import it, never copy it). */
-export const TEST_BACKOFF = Object.freeze({ backoffInitialMs: 50, backoffMaxMs: 400 });
 
 export class FlowHarness {
   static async start(settings: Record<string, unknown> = {}): Promise<void> {

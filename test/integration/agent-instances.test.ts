@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { NodeRedProcess } from '../helpers/node-red-process.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { TEST_BACKOFF } from '../helpers/settings.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -31,7 +32,7 @@ describe('one agent shared by Node-RED processes through Redis', function () {
 
   function start(): Promise<NodeRedProcess> {
     return NodeRedProcess.start({
-      iiotAuth: { backoffInitialMs: 50, backoffMaxMs: 400, agentLockStaleMs: 2000, agentStore: { redis: { url: redis.url, keyPrefix } } },
+      iiotAuth: { ...TEST_BACKOFF, agentLockStaleMs: 2000, agentStore: { redis: { url: redis.url, keyPrefix } } },
     }).then((red) => (running.push(red), red));
   }
 

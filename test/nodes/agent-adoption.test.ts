@@ -10,6 +10,7 @@ import tokenNode from '../../src/nodes/iiot-token.js';
 import { DEFAULT_LIFETIMES, startSandbox, type Sandbox, type SecurityProfile } from '../../src/sandbox/index.js';
 import { rsa3072Pkcs1, sdkEnvironment, type SdkSandboxEnvironment } from '../compat/sdk-run.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
+import { TEST_BACKOFF } from '../helpers/settings.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -37,7 +38,7 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
     env = sdkEnvironment();
     sandbox = await startSandbox();
     stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-agent-adopt-'));
-    await H.start({ iiotAuth: { backoffInitialMs: 50, backoffMaxMs: 400, agentStateDir: stateDir, agentLockStaleMs: 2000 } });
+    await H.start({ iiotAuth: { ...TEST_BACKOFF, agentStateDir: stateDir, agentLockStaleMs: 2000 } });
   });
   after(async () => {
     await H.stop();
@@ -307,7 +308,7 @@ describe('Insights Hub agent: adopting an agent from the SDK state file into Red
     env = sdkEnvironment();
     sandbox = await startSandbox();
     redis = await RedisServer.start();
-    await H.start({ iiotAuth: { backoffInitialMs: 50, backoffMaxMs: 400, agentLockStaleMs: 2000, agentStore: { redis: { url: redis.url, keyPrefix } } } });
+    await H.start({ iiotAuth: { ...TEST_BACKOFF, agentLockStaleMs: 2000, agentStore: { redis: { url: redis.url, keyPrefix } } } });
   });
   after(async () => {
     await H.unload();
