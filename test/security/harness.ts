@@ -15,8 +15,9 @@ import { startHttpServer, type TestServer } from '../helpers/servers.js';
 
 /**
  * What the security suite shares: the "evil" server that records every
- * request it gets, a check that a message ended in exactly one output or one
- * error, and the agent flow. The platform flows come from test/helpers.
+ * request it gets, the agent flow, and (re-exported from test/helpers/outcome.ts)
+ * the check that a message ended in exactly one output or one error. The
+ * platform flows come from test/helpers.
  */
 export const ALL_MODULES = [
   ...CONFIG_NODE_MODULES,
