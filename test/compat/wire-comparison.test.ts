@@ -9,6 +9,7 @@ import insightsHubAgentNode from '../../src/nodes/iiot-insights-hub-agent.js';
 import insightsHubAppNode from '../../src/nodes/iiot-insights-hub-app.js';
 import { DEFAULT_LIFETIMES, startSandbox, type BoardingConfiguration, type Sandbox, type SecurityProfile } from '../../src/sandbox/index.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
+import { TEST_BACKOFF } from '../helpers/settings.js';
 import { startRecorder, type RecordedRequest, type Recorder } from './recorder.js';
 import { basicAuth, rsa3072Pkcs1, sdkEnvironment, type SdkSandboxEnvironment } from './sdk-run.js';
 
@@ -147,7 +148,7 @@ describe('compatibility: our clients send what the official SDK sends', function
     stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-wire-'));
     // The whole iiotAuth object, the harness's short back-off included: the first runtime of the
     // process creates the one token engine with these settings, and later test files rely on them.
-    await H.start({ iiotAuth: { backoffInitialMs: 50, backoffMaxMs: 400, agentStateDir: stateDir } });
+    await H.start({ iiotAuth: { ...TEST_BACKOFF, agentStateDir: stateDir } });
   });
   after(async () => {
     await H.stop();

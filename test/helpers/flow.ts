@@ -1,5 +1,9 @@
 import helper from 'node-red-node-test-helper';
 import type { NodeMessage } from '../../src/nodes/node-red.js';
+import type { PlatformConnection } from '../../src/core/platform-connection.js';
+import { forgetOpenMessages, trackEndings } from './outcome.js';
+import { TEST_BACKOFF } from './settings.js';
+import { waitFor } from './wait.js';
 
 /**
  * Drives our nodes inside a real Node-RED runtime (node-red-node-test-helper)
@@ -23,8 +27,9 @@ interface Spy {
 
 export class FlowHarness {
   static async start(settings: Record<string, unknown> = {}): Promise<void> {
-    helper.settings({ iiotAuth: { backoffInitialMs: 50, backoffMaxMs: 400 }, ...settings });
+    helper.settings({ iiotAuth: { ...TEST_BACKOFF }, ...settings });
     await helper.startServer();
+    trackEndings();
   }
 
   static async stop(): Promise<void> {
@@ -38,6 +43,7 @@ export class FlowHarness {
 
   static async unload(): Promise<void> {
     await helper.unload();
+    forgetOpenMessages();
   }
 
   static redeploy(flow: FlowNode[], type: 'full' | 'nodes', credentials: Record<string, Record<string, string>> = {}): Promise<void> {
@@ -82,6 +88,18 @@ export class FlowHarness {
         }
       };
       node.on('input', onInput);
+    });
+  }
+
+  /**
+   * Resolves once the config node's credential is out of its back-off after a
+   * failed token request: the token engine's own retry time, not a guess at it.
+   */
+  static async backoffOver(configId: string): Promise<void> {
+    const { connection } = FlowHarness.node<{ connection: PlatformConnection }>(configId);
+    await waitFor(() => connection.tokenState().state !== 'backoff', {
+      timeoutMs: 30_000,
+      what: () => `the back-off of ${configId} to end: ${JSON.stringify(connection.tokenState())}`,
     });
   }
 

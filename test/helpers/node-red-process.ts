@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { deadPort } from './servers.js';
+import { waitFor } from './wait.js';
 
 /**
  * A real Node-RED process with this package installed in a fresh user
@@ -42,19 +43,17 @@ export class NodeRedProcess {
     const red = new NodeRedProcess(`http://127.0.0.1:${port}`, userDir, child);
     child.stdout!.on('data', (d: Buffer) => (red.output += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (red.output += d.toString()));
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      try {
-        if ((await fetch(`${red.base}/flows`)).ok) return red;
-      } catch {
-        // not up yet
-      }
-      if (child.exitCode !== null || Date.now() > deadline) {
-        await red.stop();
-        throw new Error(`Node-RED did not start:\n${red.output}`);
-      }
-      await new Promise((r) => setTimeout(r, 200));
+    const answers = async () => {
+      if (child.exitCode !== null) throw new Error(`it exited with ${child.exitCode}`);
+      return fetch(`${red.base}/flows`).then((res) => res.ok, () => false); // refused: not up yet
+    };
+    try {
+      await waitFor(answers, { timeoutMs: 60_000, intervalMs: 200, what: `Node-RED to answer ${red.base}/flows` });
+    } catch (err) {
+      await red.stop();
+      throw new Error(`Node-RED did not start (${(err as Error).message}):\n${red.output}`);
     }
+    return red;
   }
 
   async deploy(flows: Array<Record<string, unknown>>): Promise<void> {

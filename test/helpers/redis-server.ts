@@ -4,6 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { deadPort } from './servers.js';
+import { waitFor } from './wait.js';
 
 /**
  * A real Redis for the tests: Debian's /usr/bin/redis-server on a free
@@ -38,13 +39,11 @@ export class RedisServer {
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--logfile', path.join(this.dir, 'redis.log'), '--daemonize', 'no'];
     const proc = spawn(REDIS_SERVER, args, { stdio: 'ignore' });
     this.proc = proc;
-    const deadline = Date.now() + 10_000;
-    for (;;) {
+    const answers = async () => {
       if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}; see ${path.join(this.dir, 'redis.log')}`);
-      if (await ping(this.port)) return;
-      if (Date.now() > deadline) throw new Error(`redis-server did not answer on 127.0.0.1:${this.port}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      return ping(this.port);
+    };
+    await waitFor(answers, { timeoutMs: 10_000, intervalMs: 50, what: `redis-server to answer PING on 127.0.0.1:${this.port}` });
   }
 
   /** A crash: SIGKILL, no shutdown save. */

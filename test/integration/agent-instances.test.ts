@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { NodeRedProcess } from '../helpers/node-red-process.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { TEST_BACKOFF } from '../helpers/settings.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * Several Node-RED processes, one agent, its state on Redis: both take
@@ -30,7 +32,7 @@ describe('one agent shared by Node-RED processes through Redis', function () {
 
   function start(): Promise<NodeRedProcess> {
     return NodeRedProcess.start({
-      iiotAuth: { backoffInitialMs: 50, backoffMaxMs: 400, agentLockStaleMs: 2000, agentStore: { redis: { url: redis.url, keyPrefix } } },
+      iiotAuth: { ...TEST_BACKOFF, agentLockStaleMs: 2000, agentStore: { redis: { url: redis.url, keyPrefix } } },
     }).then((red) => (running.push(red), red));
   }
 
@@ -52,12 +54,8 @@ describe('one agent shared by Node-RED processes through Redis', function () {
   /** Waits until the deployed flow answers (a deploy returns before the flows have started). */
   async function deployed(red: NodeRedProcess, boardingConfig: string): Promise<void> {
     await red.deploy(flows(boardingConfig));
-    for (let i = 0; i < 100; i += 1) {
-      const res = await fetch(`${red.base}/agent?action=status`);
-      if (res.headers.get('content-type')?.includes('json')) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`the flow did not start:\n${red.output}`);
+    const answers = async () => (await fetch(`${red.base}/agent?action=status`)).headers.get('content-type')?.includes('json');
+    await waitFor(answers, { timeoutMs: 10_000, intervalMs: 100, what: () => `the flow to start:\n${red.output}` });
   }
 
   async function call(red: NodeRedProcess, action: string): Promise<{ ok: boolean; kept?: number; code?: string; message?: string }> {
@@ -86,16 +84,22 @@ describe('one agent shared by Node-RED processes through Redis', function () {
           const r = await call(red, 'token');
           if (r.ok) served[name] += 1;
           else errors.push({ instance: name, ...r });
-          await new Promise((done) => setTimeout(done, 20));
+          await new Promise((done) => setTimeout(done, 20)); // a pace, not a wait: steady load, not a flood
         }
       })();
     const loads = [load(a!, 'a'), load(b!, 'b')];
-    await new Promise((r) => setTimeout(r, 1000));
+    await waitFor(() => served.a >= 5 && served.b >= 5, { what: () => `both instances to serve tokens: ${JSON.stringify({ served, errors })}` });
     const rotated = await call(a!, 'rotate');
     assert.equal(rotated.ok, true, JSON.stringify(rotated));
     const servedAtRotation = { ...served };
-    // Past the lifetime of every token taken before the rotation: both must have switched by then.
-    await new Promise((r) => setTimeout(r, 4500));
+    // Past the lifetime of every token taken before the rotation (the sandbox rounds a token's iat up to the
+    // next whole second), and both instances served since: both must have switched by then.
+    const oldTokensExpired = Date.now() + (sandbox.lifetimes.agentToken + 1) * 1000;
+    await waitFor(() => Date.now() > oldTokensExpired && served.a > servedAtRotation.a && served.b > servedAtRotation.b, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      what: () => `the tokens from before the rotation to expire while both serve: ${JSON.stringify({ served, servedAtRotation, errors })}`,
+    });
     stop = true;
     await Promise.all(loads);
 

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { deadPort } from '../helpers/servers.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The package as a user gets it: a real Node-RED process (not the test
@@ -66,16 +67,8 @@ describe('a real Node-RED runtime with adminAuth', function () {
     child = spawn(process.execPath, [redJs, '--userDir', userDir], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    const deadline = Date.now() + 45_000;
-    for (;;) {
-      try {
-        if ((await fetch(`${base}/auth/login`)).ok) break;
-      } catch {
-        // not up yet
-      }
-      if (Date.now() > deadline) throw new Error(`Node-RED did not start:\n${output}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const answers = () => fetch(`${base}/auth/login`).then((res) => res.ok, () => false); // refused: not up yet
+    await waitFor(answers, { timeoutMs: 45_000, intervalMs: 200, what: () => `Node-RED to start:\n${output}` });
   });
 
   after(async () => {

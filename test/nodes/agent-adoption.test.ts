@@ -10,7 +10,9 @@ import tokenNode from '../../src/nodes/iiot-token.js';
 import { DEFAULT_LIFETIMES, startSandbox, type Sandbox, type SecurityProfile } from '../../src/sandbox/index.js';
 import { rsa3072Pkcs1, sdkEnvironment, type SdkSandboxEnvironment } from '../compat/sdk-run.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
+import { TEST_BACKOFF } from '../helpers/settings.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { waitFor } from '../helpers/wait.js';
 
 const modules = [insightsHubAgentNode, agentNode, tokenNode];
 
@@ -36,7 +38,7 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
     env = sdkEnvironment();
     sandbox = await startSandbox();
     stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-agent-adopt-'));
-    await H.start({ iiotAuth: { backoffInitialMs: 50, backoffMaxMs: 400, agentStateDir: stateDir, agentLockStaleMs: 2000 } });
+    await H.start({ iiotAuth: { ...TEST_BACKOFF, agentStateDir: stateDir, agentLockStaleMs: 2000 } });
   });
   after(async () => {
     await H.stop();
@@ -233,7 +235,8 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
     sandbox.lifetimes.agentClientSecret = DEFAULT_LIFETIMES.agentClientSecret;
     const file = sdk.file();
     const expiresAt = (JSON.parse(file) as SdkState).response.client_secret_expires_at * 1000;
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt - Date.now()) + 1100));
+    // Both the node and the sandbox hold a secret expired once expiresAt <= now: the node judges by its own clock.
+    await waitFor(() => Date.now() >= expiresAt, { timeoutMs: 5000, what: `the client secret to expire at ${new Date(expiresAt).toISOString()}` });
     const f = adoptFlow(file);
     await H.load(modules, f.nodes, f.credentials);
     sandbox.resetCalls();
@@ -250,7 +253,7 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
     // The agent was offboarded and this Node-RED onboarded it afresh: its registration is the newer one.
     sandbox.agents.offboard(sdk.id);
     const boarding = sandbox.agents.boardingConfiguration(sdk.id);
-    await new Promise((resolve) => setTimeout(resolve, 1100)); // a later client_secret_expires_at (whole seconds)
+    sandbox.lifetimes.agentClientSecret += 1; // a later client_secret_expires_at (whole seconds) without waiting one
     const own = adoptFlow(JSON.stringify(boarding));
     await H.load(modules, own.nodes, own.credentials);
     await H.answer(own.ids.agent, own.ids.out, { action: 'onboard' });
@@ -305,7 +308,7 @@ describe('Insights Hub agent: adopting an agent from the SDK state file into Red
     env = sdkEnvironment();
     sandbox = await startSandbox();
     redis = await RedisServer.start();
-    await H.start({ iiotAuth: { backoffInitialMs: 50, backoffMaxMs: 400, agentLockStaleMs: 2000, agentStore: { redis: { url: redis.url, keyPrefix } } } });
+    await H.start({ iiotAuth: { ...TEST_BACKOFF, agentLockStaleMs: 2000, agentStore: { redis: { url: redis.url, keyPrefix } } } });
   });
   after(async () => {
     await H.unload();

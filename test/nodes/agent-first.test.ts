@@ -8,6 +8,7 @@ import insightsHubAppNode from '../../src/nodes/iiot-insights-hub-app.js';
 import tokenNode from '../../src/nodes/iiot-token.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
+import { TEST_BACKOFF } from '../helpers/settings.js';
 
 const modules = [insightsHubAppNode, insightsHubAgentNode, agentNode, tokenNode];
 
@@ -25,7 +26,7 @@ describe('Insights Hub agent: the first agent from a flow (app config alone)', f
   before(async () => {
     sandbox = await startSandbox();
     stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-agent-first-'));
-    await H.start({ iiotAuth: { backoffInitialMs: 50, backoffMaxMs: 400, agentStateDir: stateDir } });
+    await H.start({ iiotAuth: { ...TEST_BACKOFF, agentStateDir: stateDir } });
   });
   after(async () => {
     await H.stop();

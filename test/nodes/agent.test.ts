@@ -9,6 +9,7 @@ import requestNode from '../../src/nodes/iiot-request.js';
 import tokenNode from '../../src/nodes/iiot-token.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
+import { TEST_BACKOFF } from '../helpers/settings.js';
 
 const modules = [insightsHubAppNode, insightsHubAgentNode, agentNode, tokenNode, requestNode];
 
@@ -21,7 +22,7 @@ describe('Insights Hub agent nodes', function () {
   before(async () => {
     sandbox = await startSandbox();
     stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-agent-nodes-'));
-    await H.start({ iiotAuth: { backoffInitialMs: 50, backoffMaxMs: 400, agentStateDir: stateDir, agentLockStaleMs: 2000 } });
+    await H.start({ iiotAuth: { ...TEST_BACKOFF, agentStateDir: stateDir, agentLockStaleMs: 2000 } });
   });
   after(async () => {
     await H.stop();

@@ -12,6 +12,8 @@ import * as apps from '../../src/platforms/datatrails-applications.js';
 import type { DataTrailsApplication, Sandbox } from '../../src/sandbox/index.js';
 import { withSandboxAndRuntime } from '../helpers/runtime.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
+import { countOutcomes, outcomeOf, settled, type Outcome } from '../helpers/outcome.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The app registration node (DataTrails app registrations, docs/protocols.md, DataTrails):
@@ -20,7 +22,6 @@ import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
  */
 
 const UUID = 'd1fb6c87-faa9-4d56-b2fd-a5b70a9af065';
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function response(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResponse {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
@@ -222,35 +223,10 @@ describe('app registration node (DataTrails) against the sandbox', function () {
     return { ids };
   }
 
-  interface Outcome {
-    msg?: NodeMessage;
-    error?: { code: string; message: string; statusCode?: number };
-  }
-
   /** Sends one message and returns how it ended; fails unless it ended in exactly one output or one error. */
-  async function run(f: AppFlow, msg: NodeMessage): Promise<Outcome> {
-    const outs: NodeMessage[] = [];
-    const errors: NodeMessage[] = [];
-    const outNode = H.node(f.ids.out);
-    const errorNode = H.node(f.ids.errors);
-    const onOut = (m: NodeMessage) => outs.push(m);
-    const onError = (m: NodeMessage) => errors.push(m);
-    outNode.on('input', onOut);
-    errorNode.on('input', onError);
-    try {
-      H.node(f.ids.node).receive(msg);
-      const deadline = Date.now() + 15_000;
-      while (outs.length + errors.length === 0) {
-        if (Date.now() > deadline) throw new Error(`no output and no error for ${JSON.stringify(msg)}`);
-        await sleep(5);
-      }
-      await sleep(40); // a second ending would show up now
-      assert.equal(outs.length + errors.length, 1, `exactly one ending, got ${outs.length} outputs and ${errors.length} errors`);
-      return outs.length ? { msg: outs[0]! } : { error: errors[0]!.error as Outcome['error'] };
-    } finally {
-      outNode.removeListener('input', onOut);
-      errorNode.removeListener('input', onError);
-    }
+  async function run(f: AppFlow, msg: NodeMessage): Promise<{ msg?: NodeMessage; error?: Outcome['error'] }> {
+    const outcome = await outcomeOf(f.ids, () => H.node(f.ids.node).receive(msg));
+    return outcome.kind === 'output' ? { msg: outcome.msg } : { error: outcome.error };
   }
 
   async function ok(f: AppFlow, msg: NodeMessage): Promise<NodeMessage> {
@@ -708,14 +684,9 @@ describe('app registration node (DataTrails) against the sandbox', function () {
   it('exactly one ending per message: 10 concurrent creates against a quota of 5', async () => {
     store().quota = 5;
     const f = await load({ action: 'create' });
-    const outs: NodeMessage[] = [];
-    const errors: NodeMessage[] = [];
-    H.node(f.ids.out).on('input', (m: NodeMessage) => outs.push(m));
-    H.node(f.ids.errors).on('input', (m: NodeMessage) => errors.push(m));
-    for (let i = 0; i < 10; i++) H.node(f.ids.node).receive({ payload: { display_name: `Concurrent ${i}` } });
-    const deadline = Date.now() + 15_000;
-    while (outs.length + errors.length < 10 && Date.now() < deadline) await sleep(10);
-    await sleep(100);
+    const { outputs: outs, errors } = await countOutcomes(f.ids, async () => {
+      for (let i = 0; i < 10; i++) H.node(f.ids.node).receive({ payload: { display_name: `Concurrent ${i}` } });
+    });
     assert.equal(outs.length, 5);
     assert.equal(errors.length, 5);
     assert.ok(errors.every((m) => (m.error as { code: string }).code === 'QUOTA_EXCEEDED'));
@@ -741,9 +712,8 @@ describe('app registration node (DataTrails) against the sandbox', function () {
     await loaded;
     for (const id of debugs) H.node(id).on('input', (m: NodeMessage) => received.get(id)!.push(m));
     const byName = (name: string) => received.get(flow.find((n) => n.name === name)!.id)!;
-    const deadline = Date.now() + 15_000;
-    while (byName('deleted').length === 0 && byName('error (msg.error)').length === 0 && Date.now() < deadline) await sleep(20);
-    await sleep(100);
+    await waitFor(() => byName('deleted').length > 0 || byName('error (msg.error)').length > 0, { timeoutMs: 15_000, what: 'the example to delete its application, or an error' });
+    await settled(); // every node of the example has ended its messages: a late error would be in by now
     assert.deepEqual(byName('error (msg.error)'), []);
     const created = byName('created (holds the secret)')[0]!.payload as DataTrailsApplication;
     const read = byName('read back (secret is "")')[0]!.payload as DataTrailsApplication;

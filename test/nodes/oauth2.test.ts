@@ -5,7 +5,9 @@ import requestNode from '../../src/nodes/iiot-request.js';
 import tokenNode from '../../src/nodes/iiot-token.js';
 import * as oauth2 from '../../src/platforms/oauth2.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
+import type { NodeMessage } from '../../src/nodes/node-red.js';
 import { FlowHarness as H } from '../helpers/flow.js';
+import { outcomeOf } from '../helpers/outcome.js';
 import { CONFIG_NODE_MODULES, PLATFORM_CASES, platformFlow } from '../helpers/platform-flows.js';
 import { withSandboxAndRuntime } from '../helpers/runtime.js';
 
@@ -26,14 +28,11 @@ describe('OAuth 2.0 client credentials', function () {
     sandbox = env.sandbox;
   });
   /** Loads the case's flow with `config` over its defaults; returns what /whoami answers, or the error. */
-  async function whoami(config: Record<string, unknown>, credentials?: Record<string, string>) {
+  async function whoami(config: Record<string, unknown>, credentials?: Record<string, string>): Promise<{ msg: NodeMessage } | { error: { code: string; message: string } }> {
     const f = platformFlow(c, sandbox, { config, request: { url: '/whoami' }, ...(credentials ? { credentials } : {}) });
     await H.load(modules, f.nodes, f.credentials);
-    const out = H.collect(f.ids.out, 1);
-    const errors = H.collect(f.ids.errors, 1);
-    H.node(f.ids.request).receive({});
-    const first = await Promise.race([out.then((m) => ({ msg: m[0]! })), errors.then((m) => ({ error: m[0]!.error as { code: string; message: string } }))]);
-    return first;
+    const outcome = await outcomeOf(f.ids, () => H.node(f.ids.request).receive({}));
+    return outcome.kind === 'output' ? { msg: outcome.msg } : { error: outcome.error! };
   }
 
   for (const clientAuth of ['body', 'basic'] as const) {

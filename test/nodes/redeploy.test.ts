@@ -5,6 +5,7 @@ import tokenNode from '../../src/nodes/iiot-token.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H } from '../helpers/flow.js';
 import { PLATFORM_CASES, platformFlow } from '../helpers/platform-flows.js';
+import { waitFor } from '../helpers/wait.js';
 
 const dataTrails = PLATFORM_CASES.find((c) => c.platform === 'datatrails')!;
 
@@ -43,7 +44,7 @@ describe('a redeploy under a running request', function () {
     const before = sandbox.calls('dataTrails.assets');
     sandbox.fault('dataTrails.assets', { kind: 'delay', ms: 800, times: 1 });
     H.node(f.ids.request).receive({ payload: 'old' });
-    while (sandbox.calls('dataTrails.assets') === before) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => sandbox.calls('dataTrails.assets') > before, { what: 'the old request to reach the server' });
     sandbox.revokeTokens();
     const tokensBefore = sandbox.calls('dataTrails.token');
     await H.redeploy(f.nodes, 'full', f.credentials); // unchanged: same ids, same settings

@@ -23,12 +23,13 @@ import { RedisServer } from '../helpers/redis-server.js';
  */
 type StoreKind = 'file' | 'redis';
 
-/** Sleeps until a moment given as an ISO time, plus a margin (the sandbox stamps whole seconds). */
-function sleepUntil(iso: string | undefined, marginMs: number): Promise<void> {
-  const at = Date.parse(iso ?? '');
-  assert.ok(!Number.isNaN(at), `no time in ${String(iso)}`);
-  return new Promise((r) => setTimeout(r, Math.max(0, at - Date.now() + marginMs)));
-}
+/**
+ * The agents' time in these tests: the life cycle's clock (its `now` option)
+ * and the sandbox's agents' clock (clockSkewMs), moved forward together, so
+ * a test reaches an expiry without waiting for it.
+ */
+const clock = { offsetMs: 0 };
+const now = (): number => Date.now() + clock.offsetMs;
 
 describe('Insights Hub agent life cycle', function () {
   this.timeout(60_000);
@@ -57,10 +58,20 @@ describe('Insights Hub agent life cycle', function () {
     sandbox.clearFaults();
     sandbox.resetCalls();
     sandbox.clockSkewMs = 0;
+    clock.offsetMs = 0;
     Object.assign(sandbox.lifetimes, { agentIat: 7 * 24 * 3600, agentClientSecret: 7 * 24 * 3600, agentToken: 3600 });
   });
 
   const child = path.join(__dirname, '..', 'helpers', 'agent-child.js');
+
+  /** Moves both clocks to a moment given as an ISO time, plus a margin (negative: before it). */
+  function advanceTo(iso: string | undefined, marginMs: number): void {
+    const at = Date.parse(iso ?? '');
+    assert.ok(!Number.isNaN(at), `no time in ${String(iso)}`);
+    const by = Math.max(0, at + marginMs - now());
+    clock.offsetMs += by;
+    sandbox.clockSkewMs += by;
+  }
 
   function runChild(store: string, operation: 'onboard' | 'rotate' | 'token', crashAt: AgentStep | '-', config: string) {
     return new Promise<{ killed: boolean; result?: { ok: boolean; code?: string; message?: string } }>((resolve) => {
@@ -103,6 +114,7 @@ describe('Insights Hub agent life cycle', function () {
       boarding,
       profile: boarding.profiles[0]!,
       lockStaleMs: 2000,
+      now,
       ...extra,
     });
     agents.push(agent);
@@ -150,9 +162,8 @@ describe('Insights Hub agent life cycle', function () {
     it('an expired IAT says when it expired and what to do', async () => {
       sandbox.lifetimes.agentIat = 1;
       const a = newAgent();
-      // Wait past the expiry the configuration itself states (the sandbox rounds to whole seconds).
-      const expires = Date.parse((JSON.parse(a.config) as { expiration: string }).expiration);
-      await new Promise((r) => setTimeout(r, Math.max(0, expires - Date.now()) + 300));
+      // Past the expiry the configuration itself states.
+      advanceTo((JSON.parse(a.config) as { expiration: string }).expiration, 300);
       await assert.rejects(lifecycle(a.config, a.store).fetchToken(http), (err: Error & { code: string }) => {
         assert.equal(err.code, AgentErrorCode.IAT_EXPIRED);
         assert.match(err.message, /the IAT expired on \d{4}-\d\d-\d\d: download a new boarding configuration/);
@@ -198,7 +209,7 @@ describe('Insights Hub agent life cycle', function () {
       const a = newAgent();
       const agent = lifecycle(a.config, a.store);
       await agent.onboard(http);
-      await sleepUntil((await agent.status()).clientSecretExpiresAt, 300);
+      advanceTo((await agent.status()).clientSecretExpiresAt, 300);
       await agent.fetchToken(http); // the RAT does not expire: rotation revives the agent, no onboarding
       assert.equal(sandbox.calls('agents.rotate'), 1);
       assert.equal(sandbox.calls('agents.register'), 1);
@@ -209,7 +220,7 @@ describe('Insights Hub agent life cycle', function () {
       const a = newAgent();
       const agent = lifecycle(a.config, a.store);
       await agent.onboard(http);
-      await sleepUntil((await agent.status()).clientSecretExpiresAt, 300);
+      advanceTo((await agent.status()).clientSecretExpiresAt, 300);
       sandbox.fault('agents.rotate', { kind: 'status', status: 401 });
       await assert.rejects(agent.fetchToken(http), {
         code: AgentErrorCode.SECRET_EXPIRED,
@@ -239,7 +250,7 @@ describe('Insights Hub agent life cycle', function () {
       const agent = lifecycle(a.config, a.store, { random: () => 0 }); // rotate at 75 % of the lifetime
       await agent.fetchToken(http);
       assert.equal(sandbox.calls('agents.rotate'), 0);
-      await sleepUntil((await agent.status()).clientSecretExpiresAt, -500); // inside the last 25 %, not yet expired
+      advanceTo((await agent.status()).clientSecretExpiresAt, -500); // inside the last 25 %, not yet expired
       await agent.fetchToken(http);
       assert.equal(sandbox.calls('agents.rotate'), 1);
       assert.equal(sandbox.agents.status(a.id).activeRegistration!.number, 2);
@@ -357,7 +368,7 @@ describe('Insights Hub agent life cycle', function () {
       const two = lifecycle(a.config, a.store, { random: () => 0 });
       await Promise.all([one.fetchToken(http), two.fetchToken(http)]);
       assert.equal(sandbox.calls('agents.register'), 1, 'onboarded once');
-      await sleepUntil((await one.status()).clientSecretExpiresAt, -500); // inside the last 25 %
+      advanceTo((await one.status()).clientSecretExpiresAt, -500); // inside the last 25 %
       await Promise.all([one.fetchToken(http), two.fetchToken(http), one.fetchToken(http), two.fetchToken(http)]);
       assert.equal(sandbox.calls('agents.rotate'), 1, 'one rotation');
       assert.equal((await one.status()).registrationsKept, 2);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
+import { waitFor } from '../helpers/wait.js';
 
 const CLI = path.join(__dirname, '..', '..', 'src', 'sandbox', 'cli.js');
 
@@ -12,8 +13,7 @@ describe('sandbox: command line', () => {
       let output = '';
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
       child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-      const deadline = Date.now() + 10_000;
-      while (!output.includes('Ctrl+C') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      await waitFor(() => output.includes('Ctrl+C'), { what: () => `the sandbox to print its banner; it printed:\n${output}` });
       const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1];
       assert.ok(url, output);
       for (const secret of ['ihsecret-Sandbox-', 'eipass-Sandbox-', 'dtsecret-Sandbox-', 'mbppass-Sandbox-', `${url}/mbp`]) {

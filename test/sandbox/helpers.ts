@@ -1,6 +1,7 @@
 // Small clients for the sandbox tests, written from docs/protocols.md (not from src/platforms).
 
 import type { Sandbox } from '../../src/sandbox/index.js';
+import { waitFor } from '../helpers/wait.js';
 
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
   return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
@@ -17,10 +18,13 @@ export function jwtHeader(token: string): Record<string, unknown> {
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Waits until a JWT's `exp` has passed. */
+/**
+ * Waits until a JWT's `exp` has come: the sandbox's token issuers judge by the
+ * real clock (only the agents' clock can be skewed), so this waits for it.
+ */
 export async function waitUntilExpired(token: string): Promise<void> {
   const exp = jwtClaims(token).exp as number;
-  await sleep(Math.max(0, exp * 1000 - Date.now()) + 20);
+  await waitFor(() => Date.now() >= exp * 1000, { timeoutMs: exp * 1000 - Date.now() + 5000, what: `the token's exp ${new Date(exp * 1000).toISOString()}` });
 }
 
 export function insightsHubTokenRequest(sandbox: Sandbox, scheme = 'Basic'): Promise<Response> {

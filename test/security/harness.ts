@@ -7,7 +7,7 @@ import agentNode from '../../src/nodes/iiot-agent.js';
 import appRegistrationNode from '../../src/nodes/iiot-app-registration.js';
 import requestNode from '../../src/nodes/iiot-request.js';
 import tokenNode from '../../src/nodes/iiot-token.js';
-import type { NodeMessage } from '../../src/nodes/node-red.js';
+import type { Outcome } from '../helpers/outcome.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
 import { CONFIG_NODE_MODULES } from '../helpers/platform-flows.js';
@@ -15,8 +15,9 @@ import { startHttpServer, type TestServer } from '../helpers/servers.js';
 
 /**
  * What the security suite shares: the "evil" server that records every
- * request it gets, a check that a message ended in exactly one output or one
- * error, and the agent flow. The platform flows come from test/helpers.
+ * request it gets, the agent flow, and (re-exported from test/helpers/outcome.ts)
+ * the check that a message ended in exactly one output or one error. The
+ * platform flows come from test/helpers.
  */
 export const ALL_MODULES = [
   ...CONFIG_NODE_MODULES,
@@ -59,71 +60,7 @@ export async function startEvilServer(): Promise<EvilServer> {
   };
 }
 
-export interface Outcome {
-  kind: 'output' | 'error';
-  msg: NodeMessage;
-  error?: { code: string; message: string; statusCode?: number };
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-/** After the first output or error, how long a second one would have to show up: both follow at once when they do. */
-const SETTLE_MS = 30;
-
-/**
- * Counts every output and error while `run` sends messages; for loops of
- * many messages, where a settle per message would stretch the test.
- */
-export async function countOutcomes(ids: { out: string; errors: string }, run: (next: () => Promise<Outcome>) => Promise<void>): Promise<{ outputs: NodeMessage[]; errors: NodeMessage[] }> {
-  const outputs: NodeMessage[] = [];
-  const errors: NodeMessage[] = [];
-  let waiting: ((o: Outcome) => void) | undefined;
-  const onOut = (msg: NodeMessage) => {
-    outputs.push(msg);
-    waiting?.({ kind: 'output', msg });
-  };
-  const onError = (msg: NodeMessage) => {
-    errors.push(msg);
-    waiting?.({ kind: 'error', msg, error: msg.error as Outcome['error'] });
-  };
-  H.node(ids.out).on('input', onOut);
-  H.node(ids.errors).on('input', onError);
-  try {
-    await run(() => new Promise<Outcome>((resolve) => (waiting = resolve)));
-    await sleep(SETTLE_MS);
-  } finally {
-    H.node(ids.out).removeListener('input', onOut);
-    H.node(ids.errors).removeListener('input', onError);
-  }
-  return { outputs, errors };
-}
-
-/**
- * Sends one message and returns how it ended, after checking it ended in
- * exactly one output or one error (a short settle catches a second one).
- */
-export async function outcomeOf(ids: { out: string; errors: string }, send: () => void, timeoutMs = 15_000): Promise<Outcome> {
-  const seen: Outcome[] = [];
-  const out = H.node(ids.out);
-  const errors = H.node(ids.errors);
-  const onOut = (msg: NodeMessage) => seen.push({ kind: 'output', msg });
-  const onError = (msg: NodeMessage) => seen.push({ kind: 'error', msg, error: msg.error as Outcome['error'] });
-  out.on('input', onOut);
-  errors.on('input', onError);
-  try {
-    send();
-    const deadline = Date.now() + timeoutMs;
-    while (seen.length === 0) {
-      if (Date.now() > deadline) throw new Error(`the message did not end within ${timeoutMs} ms`);
-      await sleep(10);
-    }
-    await sleep(SETTLE_MS);
-  } finally {
-    out.removeListener('input', onOut);
-    errors.removeListener('input', onError);
-  }
-  assert.equal(seen.length, 1, `exactly one output or error, got ${seen.map((s) => s.kind).join(', ')}`);
-  return seen[0]!;
-}
+export { countOutcomes, outcomeOf, type Outcome } from '../helpers/outcome.js';
 
 /** Asserts an outcome is an error with this code, and returns the error. */
 export function expectError(outcome: Outcome, code: string, context: string): { code: string; message: string; statusCode?: number } {
