@@ -209,11 +209,24 @@ describe('the editor in a real browser (Chromium)', function () {
     await page.locator(`g.red-ui-flow-node-group[id="${id}"] rect.red-ui-flow-node`).dblclick();
     await page.locator('#node-dialog-ok').waitFor({ state: 'visible' });
   }
+  /**
+   * Waits until the open tray has finished opening: Node-RED resizes its panes
+   * in timers after the tray appears, and a tray closed before that makes its
+   * own code fail on the closed description editor ("Cannot read properties of
+   * null (reading 'resize')", seen on a loaded machine). The last of those
+   * timers raises the editor stack's z-index to 13 (RED.tray, raiseTrayZ); each
+   * tray's opening lowers it first.
+   */
+  async function trayOpened() {
+    await waitUntil('the tray has finished opening', () => page.evaluate(() => document.getElementById('red-ui-editor-stack')?.style.zIndex === '13'));
+  }
   async function closeNode(button: 'ok' | 'cancel') {
+    await trayOpened();
     await page.locator(`#node-dialog-${button}`).click();
     await page.locator('#node-dialog-ok').waitFor({ state: 'detached' });
   }
   async function closeConfig(button: 'ok' | 'cancel') {
+    await trayOpened();
     await page.locator(`#node-config-dialog-${button}`).click();
     await page.locator('#node-config-dialog-ok').waitFor({ state: 'detached' });
   }

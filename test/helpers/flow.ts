@@ -13,7 +13,7 @@ import { waitFor } from './wait.js';
 helper.init(process.env.NODE_RED_PATH ? require.resolve(process.env.NODE_RED_PATH) : require.resolve('node-red'));
 
 let counter = 0;
-/** Unique node ids: the token engine is process-wide, so tests must not share config ids by accident. */
+/** Unique node ids: the token engine is shared by the whole runtime, so tests must not share config ids by accident. */
 export function uid(prefix = 'n'): string {
   counter += 1;
   return `${prefix}${process.pid.toString(36)}${counter.toString(36)}${Date.now().toString(36)}`;
@@ -97,9 +97,9 @@ export class FlowHarness {
    */
   static async backoffOver(configId: string): Promise<void> {
     const { connection } = FlowHarness.node<{ connection: PlatformConnection }>(configId);
-    await waitFor(() => connection.tokenState().state !== 'backoff', {
+    await waitFor(() => connection.credential.state.state !== 'backoff', {
       timeoutMs: 30_000,
-      what: () => `the back-off of ${configId} to end: ${JSON.stringify(connection.tokenState())}`,
+      what: () => `the back-off of ${configId} to end: ${JSON.stringify(connection.credential.state)}`,
     });
   }
 
