@@ -192,7 +192,11 @@ async function dataTrailsToken(server: Server): Promise<string> {
   const res = await request(`${server.url}/archivist/iam/v1/appidp/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: server.demo.dataTrails.clientId, client_secret: server.demo.dataTrails.clientSecret }).toString(),
+    body: new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: server.demo.dataTrails.clientId,
+      client_secret: server.demo.dataTrails.clientSecret,
+    }).toString(),
   });
   const body = (await res.body.json()) as { access_token: string };
   return body.access_token;
@@ -224,11 +228,24 @@ async function variants(server: Server, settings: Record<string, unknown>): Prom
   const token = await dataTrailsToken(server);
   const dt = server.demo.dataTrails;
   const creds = { clientId: dt.clientId, clientSecret: dt.clientSecret };
-  const httpNode = (id: string) => ({ id, type: 'http request', method: 'GET', ret: 'obj', url: `${server.url}${SMALL}`, paytoqs: 'ignore', wires: [[`${id}-out`]] });
+  const httpNode = (id: string) => ({
+    id,
+    type: 'http request',
+    method: 'GET',
+    ret: 'obj',
+    url: `${server.url}${SMALL}`,
+    paytoqs: 'ignore',
+    wires: [[`${id}-out`]],
+  });
   const flow = [
     { id: 'cfg', type: 'iiot-datatrails', url: server.url },
     // A: change node sets Authorization → http request
-    { id: 'a', type: 'change', rules: [{ t: 'set', p: 'headers', pt: 'msg', to: JSON.stringify({ Authorization: `Bearer ${token}` }), tot: 'json' }], wires: [['a-http']] },
+    {
+      id: 'a',
+      type: 'change',
+      rules: [{ t: 'set', p: 'headers', pt: 'msg', to: JSON.stringify({ Authorization: `Bearer ${token}` }), tot: 'json' }],
+      wires: [['a-http']],
+    },
     httpNode('a-http'),
     { id: 'a-http-out', type: 'helper' },
     // B: iiot-token → http request
@@ -297,10 +314,7 @@ async function variants(server: Server, settings: Record<string, unknown>): Prom
   await helper.unload();
   await helper.stopServer();
 
-  const lines = [
-    `| variant | msg/s (spread) | p50 ms | p99 ms | CPU µs/msg | errors |`,
-    `|---|---|---|---|---|---|`,
-  ];
+  const lines = [`| variant | msg/s (spread) | p50 ms | p99 ms | CPU µs/msg | errors |`, `|---|---|---|---|---|---|`];
   const medians = results.map((rs) => median(rs.map((r) => r.msgPerS)));
   all.forEach(([name], v) => {
     const rs = results[v];
@@ -426,7 +440,12 @@ async function main(): Promise<void> {
   const server = await Server.start();
   const settings = { iiotAuth: {}, logging: { console: { level: 'warn' } } };
   try {
-    console.log(`node ${process.version}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+    console.log(
+      `node ${process.version}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load average ${os
+        .loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}`,
+    );
     console.log(`server: ${server.url} (child process); ${MESSAGES} messages, ${IN_FLIGHT} in flight, ${ROUNDS} rounds, medians (spread min–max)\n`);
     if (process.env.BENCH_ONLY === 'million') {
       console.log(`   ${await million(server, settings)}`);

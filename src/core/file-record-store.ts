@@ -59,9 +59,13 @@ export class FileRecordStore implements RecordStore {
     try {
       value = JSON.parse(text);
     } catch {
-      throw recordError(this.words.failureCode, `the stored state ${file} is not valid JSON: restore it from a backup, or move it away to ${this.words.startOver}`);
+      throw recordError(
+        this.words.failureCode,
+        `the stored state ${file} is not valid JSON: restore it from a backup, or move it away to ${this.words.startOver}`,
+      );
     }
-    if (!value || typeof value !== 'object' || Array.isArray(value)) throw recordError(this.words.failureCode, `the stored state ${file} is not an object: restore it from a backup`);
+    if (!value || typeof value !== 'object' || Array.isArray(value))
+      throw recordError(this.words.failureCode, `the stored state ${file} is not an object: restore it from a backup`);
     return { value: value as Record<string, unknown>, version: digest(text) };
   }
 

@@ -168,7 +168,11 @@ export class PlatformConnection {
  */
 const FINGERPRINT_KEY = randomBytes(32);
 export function fingerprint(parts: Record<string, unknown>): string {
-  const canonical = JSON.stringify(Object.keys(parts).sort().map((key) => [key, parts[key] ?? null]));
+  const canonical = JSON.stringify(
+    Object.keys(parts)
+      .sort()
+      .map((key) => [key, parts[key] ?? null]),
+  );
   return createHmac('sha256', FINGERPRINT_KEY).update(canonical).digest('hex');
 }
 

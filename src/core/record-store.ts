@@ -21,7 +21,6 @@ export interface RecordWords {
   lockedCode: ErrorCode;
 }
 
-
 /**
  * A store of small JSON records, each under an id, for state that must never
  * be lost or overwritten by a stale copy: every write names the version it

@@ -117,9 +117,12 @@ export class RedisRecordStore implements RecordStore {
     try {
       value = JSON.parse(text);
     } catch {
-      throw this.failure(`the stored state of ${id} in ${this.where} is not valid JSON: restore Redis from a backup, or delete the key ${this.key('record', id)} to ${this.words.startOver}`);
+      throw this.failure(
+        `the stored state of ${id} in ${this.where} is not valid JSON: restore Redis from a backup, or delete the key ${this.key('record', id)} to ${this.words.startOver}`,
+      );
     }
-    if (!value || typeof value !== 'object' || Array.isArray(value)) throw this.failure(`the stored state of ${id} in ${this.where} is not an object: restore it from a backup`);
+    if (!value || typeof value !== 'object' || Array.isArray(value))
+      throw this.failure(`the stored state of ${id} in ${this.where} is not an object: restore it from a backup`);
     return { value: value as Record<string, unknown>, version };
   }
 
@@ -211,7 +214,11 @@ export class RedisRecordStore implements RecordStore {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         client.off('ready', onReady);
-        reject(this.failure(`${what}: cannot connect to ${this.where} within ${this.timeoutMs} ms; the stored credentials are kept: check that Redis runs, the URL and the password (${this.words.redisSetting})`));
+        reject(
+          this.failure(
+            `${what}: cannot connect to ${this.where} within ${this.timeoutMs} ms; the stored credentials are kept: check that Redis runs, the URL and the password (${this.words.redisSetting})`,
+          ),
+        );
       }, this.timeoutMs);
       const onReady = () => {
         clearTimeout(timer);

@@ -70,7 +70,13 @@ export default function register(RED: NodeAPI): void {
             const headers = headersOf(msg.headers); // refused before a token is fetched, as get token does
             const token = await connection.getToken();
             msg.headers = mergeHeaders(headers, token.headers);
-            msg.token = { platform: 'insights-hub-agent', type: token.type, value: token.value, expiresAt: new Date(token.expiresAt).toISOString(), headers: { ...token.headers } };
+            msg.token = {
+              platform: 'insights-hub-agent',
+              type: token.type,
+              value: token.value,
+              expiresAt: new Date(token.expiresAt).toISOString(),
+              headers: { ...token.headers },
+            };
             break;
           }
           case 'get-data-source-config': {
@@ -98,7 +104,10 @@ export default function register(RED: NodeAPI): void {
 function actionOf(configured: unknown, msg: NodeMessage): Action {
   const action = configured === 'msg' || !configured ? msg.action : configured;
   if (typeof action !== 'string' || !ACTIONS.includes(action)) {
-    throw new IiotAuthError(ErrorCode.INPUT_INVALID, `action "${String(action ?? '')}" is not one of ${ACTIONS.join(', ')}: set it in the node, or in msg.action`);
+    throw new IiotAuthError(
+      ErrorCode.INPUT_INVALID,
+      `action "${String(action ?? '')}" is not one of ${ACTIONS.join(', ')}: set it in the node, or in msg.action`,
+    );
   }
   return action as Action;
 }
@@ -106,17 +115,23 @@ function actionOf(configured: unknown, msg: NodeMessage): Action {
 async function currentDataSourceETag(connection: PlatformConnection, agentId: string): Promise<string> {
   const res = await connection.request(requests.getDataSourceConfig(agentId));
   if (res.statusCode === 404) return '0';
-  return eTagOf(res, readAgentApiResponse(res, 'reading the data source configuration\'s eTag'));
+  return eTagOf(res, readAgentApiResponse(res, "reading the data source configuration's eTag"));
 }
 
 /** The agent an app-side action is for: msg.agentId, or the node's own. Anything but a string is refused, never taken as "the own agent". */
 function agentIdOf(msg: NodeMessage, ownId: string | undefined): string {
   if (msg.agentId === undefined || msg.agentId === null || msg.agentId === '') {
     if (ownId) return ownId;
-    throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'msg.agentId is missing: set it to the agent\'s id (create outputs it as msg.agentId), or select an agent config node in this node');
+    throw new IiotAuthError(
+      ErrorCode.INPUT_INVALID,
+      "msg.agentId is missing: set it to the agent's id (create outputs it as msg.agentId), or select an agent config node in this node",
+    );
   }
   if (typeof msg.agentId !== 'string') {
-    throw new IiotAuthError(ErrorCode.INPUT_INVALID, `msg.agentId is a ${typeof msg.agentId}: set it to the agent's id (a string), or leave it out for this node's own agent`);
+    throw new IiotAuthError(
+      ErrorCode.INPUT_INVALID,
+      `msg.agentId is a ${typeof msg.agentId}: set it to the agent's id (a string), or leave it out for this node's own agent`,
+    );
   }
   return msg.agentId;
 }

@@ -56,10 +56,7 @@ function methodOf(nodeMethod: string, msg: NodeMessage): string {
   if (nodeMethod !== 'USE') return nodeMethod;
   const method = typeof msg.method === 'string' ? msg.method.toUpperCase() : '';
   if (!METHODS.includes(method)) {
-    throw new IiotAuthError(
-      ErrorCode.INPUT_INVALID,
-      `msg.method "${String(msg.method ?? '')}" is not an HTTP method: set it to one of ${METHODS.join(', ')}`,
-    );
+    throw new IiotAuthError(ErrorCode.INPUT_INVALID, `msg.method "${String(msg.method ?? '')}" is not an HTTP method: set it to one of ${METHODS.join(', ')}`);
   }
   return method;
 }
@@ -72,13 +69,13 @@ function urlOf(nodeUrl: string, msg: NodeMessage, warn: (text: string) => void):
     try {
       return Mustache.render(nodeUrl, msg);
     } catch {
-      throw new IiotAuthError(ErrorCode.CONFIG_INVALID, 'the node\'s URL is not a valid template (an unclosed {{ }}, say): fix it in the node');
+      throw new IiotAuthError(ErrorCode.CONFIG_INVALID, "the node's URL is not a valid template (an unclosed {{ }}, say): fix it in the node");
     }
   }
   if (typeof msg.url !== 'string' || msg.url.trim() === '') {
     throw new IiotAuthError(
       ErrorCode.INPUT_INVALID,
-      'no URL: set the node\'s URL, or msg.url (relative to the platform\'s base URL, e.g. /api/identitymanagement/v3/Users)',
+      "no URL: set the node's URL, or msg.url (relative to the platform's base URL, e.g. /api/identitymanagement/v3/Users)",
     );
   }
   return msg.url;
@@ -104,7 +101,10 @@ function bodyOf(payload: unknown, headers: Record<string, string>): string | Buf
   try {
     return JSON.stringify(payload);
   } catch {
-    throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'msg.payload cannot be sent as JSON (it refers to itself, or holds a BigInt): send plain data, a string or a Buffer');
+    throw new IiotAuthError(
+      ErrorCode.INPUT_INVALID,
+      'msg.payload cannot be sent as JSON (it refers to itself, or holds a BigInt): send plain data, a string or a Buffer',
+    );
   }
 }
 

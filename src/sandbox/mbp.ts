@@ -105,9 +105,27 @@ export function createMbp(context: SandboxContext): Platform {
   const demo = context.demo.mbp;
   const startedAt = Date.now();
   const users: User[] = [
-    { id: DEMO_USER_ID, username: demo.username, password: demo.password, firstName: demo.firstName, lastName: demo.lastName, isAdmin: false, isSystemUser: false, isLoginable: true },
+    {
+      id: DEMO_USER_ID,
+      username: demo.username,
+      password: demo.password,
+      firstName: demo.firstName,
+      lastName: demo.lastName,
+      isAdmin: false,
+      isSystemUser: false,
+      isLoginable: true,
+    },
     // Another user, who owns an entity the demo user has no permission for.
-    { id: '607db9061d2ce90bb4b6131c', username: 'grace', password: randomBytes(12).toString('hex'), firstName: 'Grace', lastName: 'Hopper', isAdmin: false, isSystemUser: false, isLoginable: true },
+    {
+      id: '607db9061d2ce90bb4b6131c',
+      username: 'grace',
+      password: randomBytes(12).toString('hex'),
+      firstName: 'Grace',
+      lastName: 'Hopper',
+      isAdmin: false,
+      isSystemUser: false,
+      isLoginable: true,
+    },
     ...MBP_SYSTEM_USERNAMES.map((username, index) => ({
       id: `607db9061d2ce90bb4b6132${index}`,
       username,
@@ -135,7 +153,20 @@ export function createMbp(context: SandboxContext): Platform {
       created: 1620876612940 + index,
       lastModified: 1620876612940 + index,
     })),
-    { id: '609c9d449672bb5e7177f299', name: 'Lab robot', componentType: 'Computer', ipAddress: '192.168.221.99', username: 'ubuntu', entityType: 'REQUESTED_ENTITY', usesPassword: true, usesRSAKey: false, ownerId: users[1]!.id, ownerName: 'grace', created: 1620876612999, lastModified: 1620876612999 },
+    {
+      id: '609c9d449672bb5e7177f299',
+      name: 'Lab robot',
+      componentType: 'Computer',
+      ipAddress: '192.168.221.99',
+      username: 'ubuntu',
+      entityType: 'REQUESTED_ENTITY',
+      usesPassword: true,
+      usesRSAKey: false,
+      ownerId: users[1]!.id,
+      ownerName: 'grace',
+      created: 1620876612999,
+      lastModified: 1620876612999,
+    },
   ];
   const sensors: Entity[] = ['Temperature press 1', 'Humidity booth'].map((name, index) => ({
     id: `609c9d449672bb5e7177f31${index}`,
@@ -149,7 +180,17 @@ export function createMbp(context: SandboxContext): Platform {
 
   function publicUser(user: User): Record<string, unknown> {
     // User's JSON: the password is WRITE_ONLY; isAdmin, isSystemUser and isLoginable are read-only fields.
-    return { id: user.id, username: user.username, firstName: user.firstName, lastName: user.lastName, isAdmin: user.isAdmin, isSystemUser: user.isSystemUser, isLoginable: user.isLoginable, loginable: user.isLoginable, entityType: 'REQUESTING_ENTITY' };
+    return {
+      id: user.id,
+      username: user.username,
+      firstName: user.firstName,
+      lastName: user.lastName,
+      isAdmin: user.isAdmin,
+      isSystemUser: user.isSystemUser,
+      isLoginable: user.isLoginable,
+      loginable: user.isLoginable,
+      entityType: 'REQUESTING_ENTITY',
+    };
   }
 
   /**

@@ -44,7 +44,11 @@ export class TokenIssuer {
   private key: Promise<SigningKey>;
   private readonly now: () => number;
 
-  private constructor(readonly issuer: string, key: Promise<SigningKey>, now: () => number) {
+  private constructor(
+    readonly issuer: string,
+    key: Promise<SigningKey>,
+    now: () => number,
+  ) {
     this.key = key;
     this.now = now;
   }

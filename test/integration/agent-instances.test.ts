@@ -44,9 +44,21 @@ describe('one agent shared by Node-RED processes through Redis', function () {
       { id: 'in1', type: 'http in', z: 'tab1', url: '/agent', method: 'get', wires: [['act1']] },
       { id: 'act1', type: 'change', z: 'tab1', rules: [{ t: 'set', p: 'action', pt: 'msg', to: 'req.query.action', tot: 'msg' }], wires: [['ag1']] },
       { id: 'ag1', type: 'iiot-agent', z: 'tab1', insightsHubAgent: 'agc1', action: 'msg', wires: [['ok1']] },
-      { id: 'ok1', type: 'change', z: 'tab1', rules: [{ t: 'set', p: 'payload', pt: 'msg', to: '{"ok": true, "kept": payload.registrationsKept}', tot: 'jsonata' }], wires: [['res1']] },
+      {
+        id: 'ok1',
+        type: 'change',
+        z: 'tab1',
+        rules: [{ t: 'set', p: 'payload', pt: 'msg', to: '{"ok": true, "kept": payload.registrationsKept}', tot: 'jsonata' }],
+        wires: [['res1']],
+      },
       { id: 'catch1', type: 'catch', z: 'tab1', scope: ['ag1'], uncaught: false, wires: [['err1']] },
-      { id: 'err1', type: 'change', z: 'tab1', rules: [{ t: 'set', p: 'payload', pt: 'msg', to: '{"ok": false, "code": error.code, "message": error.message}', tot: 'jsonata' }], wires: [['res1']] },
+      {
+        id: 'err1',
+        type: 'change',
+        z: 'tab1',
+        rules: [{ t: 'set', p: 'payload', pt: 'msg', to: '{"ok": false, "code": error.code, "message": error.message}', tot: 'jsonata' }],
+        wires: [['res1']],
+      },
       { id: 'res1', type: 'http response', z: 'tab1', statusCode: '', wires: [] },
     ];
   }
@@ -71,7 +83,11 @@ describe('one agent shared by Node-RED processes through Redis', function () {
 
     // Both start at once: one onboards, the other waits for its lock and reads the result.
     const first = await Promise.all([call(a!, 'token'), call(b!, 'token')]);
-    assert.deepEqual(first.map((r) => r.ok), [true, true], JSON.stringify(first));
+    assert.deepEqual(
+      first.map((r) => r.ok),
+      [true, true],
+      JSON.stringify(first),
+    );
     assert.equal(sandbox.calls('agents.register'), 1, 'onboarded once');
 
     // Tokens from both, all the time, while A rotates once.
@@ -137,7 +153,9 @@ describe('one agent shared by Node-RED processes through Redis', function () {
 
     // No secret in anything the processes printed.
     const secrets = [JSON.parse(boardingConfig).content.iat as string];
-    const stored = JSON.parse((await redis.command('HGET', `${keyPrefix}record:${record.id}`, 'value')).split('\r\n')[1]!) as { registrations: Array<{ clientSecret: string; registrationAccessToken: string }> };
+    const stored = JSON.parse((await redis.command('HGET', `${keyPrefix}record:${record.id}`, 'value')).split('\r\n')[1]!) as {
+      registrations: Array<{ clientSecret: string; registrationAccessToken: string }>;
+    };
     for (const r of stored.registrations) secrets.push(r.clientSecret, r.registrationAccessToken);
     for (const red of [a!, b!, c]) for (const secret of secrets) assert.ok(!red.output.includes(secret), 'a secret in the output of Node-RED');
   });

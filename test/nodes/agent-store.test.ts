@@ -48,12 +48,15 @@ describe('agent store settings', () => {
       [{ use: 'disk' }, /write "file" or "redis"/],
     ];
     for (const [agentStore, message] of cases) {
-      assert.throws(() => agentStores(red({ agentStore })), (err: Error & { code: string }) => {
-        assert.equal(err.code, ErrorCode.CONFIG_INVALID);
-        assert.match(err.message, message);
-        assert.doesNotMatch(err.message, /secret-pw/);
-        return true;
-      });
+      assert.throws(
+        () => agentStores(red({ agentStore })),
+        (err: Error & { code: string }) => {
+          assert.equal(err.code, ErrorCode.CONFIG_INVALID);
+          assert.match(err.message, message);
+          assert.doesNotMatch(err.message, /secret-pw/);
+          return true;
+        },
+      );
     }
   });
 });

@@ -60,10 +60,18 @@ function invalid(what: string): IiotAuthError {
   );
 }
 
-function readSdkState(parsed: Record<string, unknown>, boarding: BoardingConfiguration, profile: SecurityProfile, key: AgentKey | undefined, now: number): SdkAdoption {
+function readSdkState(
+  parsed: Record<string, unknown>,
+  boarding: BoardingConfiguration,
+  profile: SecurityProfile,
+  key: AgentKey | undefined,
+  now: number,
+): SdkAdoption {
   const response = parsed.response;
   if (!response || typeof response !== 'object' || Array.isArray(response)) {
-    throw invalid('has no "response" (the registration): the SDK has not onboarded this agent yet, so paste the boarding configuration and let this node onboard it');
+    throw invalid(
+      'has no "response" (the registration): the SDK has not onboarded this agent yet, so paste the boarding configuration and let this node onboard it',
+    );
   }
   const recovery = parsed.recovery === undefined ? [] : parsed.recovery;
   if (!Array.isArray(recovery)) throw invalid('has a "recovery" that is not a list');
@@ -206,9 +214,13 @@ export function adoptionRefusedError(adoption: SdkAdoption, profile: SecurityPro
     profile === 'RSA_3072' && !keyChecked
       ? `either the private key in the key field is not the one the SDK used (paste the PEM given to SetupAgentCertificate), or ${stale}`
       : stale;
-  return new IiotAuthError(ErrorCode.AUTH_REJECTED, `the platform refused the registration in the SDK state file of agent ${adoption.clientId}${statusCode ? ` (${statusCode})` : ''}: ${cause}`, {
-    ...(statusCode ? { statusCode } : {}),
-  });
+  return new IiotAuthError(
+    ErrorCode.AUTH_REJECTED,
+    `the platform refused the registration in the SDK state file of agent ${adoption.clientId}${statusCode ? ` (${statusCode})` : ''}: ${cause}`,
+    {
+      ...(statusCode ? { statusCode } : {}),
+    },
+  );
 }
 
 /** Every secret the file holds, for redaction. */

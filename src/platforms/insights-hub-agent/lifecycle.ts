@@ -88,7 +88,6 @@ export interface AgentStatus {
   adoption?: { from: 'sdk-state-file'; at: string; note: string };
 }
 
-
 export class AgentLifecycle implements TokenProvider {
   readonly baseUrl: string;
   private readonly now: () => number;
@@ -197,7 +196,8 @@ export class AgentLifecycle implements TokenProvider {
     // A new boarding configuration (or none onboarded yet): onboard afresh.
     // An RSA key is saved before it is sent, so a lost answer can be recovered.
     const same = existing?.state.boardingConfigId === this.boardingId;
-    const key = profile === 'RSA_3072' ? ((same ? existing!.state.pendingKey : undefined) ?? this.options.userKey ?? spareKey ?? (await this.newKey())) : undefined;
+    const key =
+      profile === 'RSA_3072' ? ((same ? existing!.state.pendingKey : undefined) ?? this.options.userKey ?? spareKey ?? (await this.newKey())) : undefined;
     const intent = this.freshState({
       onboardingStartedAt: new Date(this.now()).toISOString(),
       ...(key ? { pendingKey: { ...key, createdAt: new Date(this.now()).toISOString(), purpose: 'onboard' as const } } : {}),
@@ -238,7 +238,11 @@ export class AgentLifecycle implements TokenProvider {
    * revived by that rotation (its RAT still works); refused, the store is
    * left without the dead registration, ready for a fresher file.
    */
-  private async adoptWith(http: HttpClient, current: VersionedState | undefined, lease: RecordLease): Promise<{ state: AgentState; alreadyOnboarded: boolean }> {
+  private async adoptWith(
+    http: HttpClient,
+    current: VersionedState | undefined,
+    lease: RecordLease,
+  ): Promise<{ state: AgentState; alreadyOnboarded: boolean }> {
     const { profile } = this.options;
     const adoption = this.options.adoption!;
     const decision = decideAdoption(current?.state, adoption, this.boardingId);
@@ -464,7 +468,11 @@ export class AgentLifecycle implements TokenProvider {
     return (current) => {
       let base = current;
       if (!base || base.boardingConfigId !== this.boardingId) {
-        if (!intent) throw new IiotAuthError(AgentErrorCode.AGENT_STATE_ERROR, `the stored state of agent ${this.clientId} was replaced while it rotated (a new boarding configuration?): check the agent's status`);
+        if (!intent)
+          throw new IiotAuthError(
+            AgentErrorCode.AGENT_STATE_ERROR,
+            `the stored state of agent ${this.clientId} was replaced while it rotated (a new boarding configuration?): check the agent's status`,
+          );
         base = intent;
       }
       if (base.registrations.some((r) => registrationId(r) === id)) return undefined;

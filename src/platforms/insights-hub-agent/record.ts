@@ -151,7 +151,13 @@ export class AgentRecord {
   async close(): Promise<void> {
     const claiming = this.claiming;
     this.claiming = undefined;
-    if (claiming) await claiming.then((release) => release(), () => undefined).catch(() => undefined);
+    if (claiming)
+      await claiming
+        .then(
+          (release) => release(),
+          () => undefined,
+        )
+        .catch(() => undefined);
   }
 
   private async importState(from: AgentStateStore): Promise<VersionedState | undefined> {

@@ -8,14 +8,7 @@
 import { createPublicKey, generateKeyPair, randomBytes, randomUUID, sign, verify, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { Lifetimes } from '../types.js';
-import type {
-  SandboxAgentRecordView,
-  AgentStatusView,
-  BoardingConfiguration,
-  BoardingStatus,
-  OnlineStatus,
-  SecurityProfile,
-} from './sandbox-agent-types.js';
+import type { SandboxAgentRecordView, AgentStatusView, BoardingConfiguration, BoardingStatus, OnlineStatus, SecurityProfile } from './sandbox-agent-types.js';
 
 const generateRsaKeyPair = promisify(generateKeyPair);
 
