@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: the test helper and the bench server's IPC messages are untyped; the bench reads them loosely
 /**
  * Messages per second through Node-RED, side by side in one run, against one
  * small JSON endpoint on loopback (bench/server.ts, in a child process so
@@ -30,7 +31,6 @@ import dataTrailsNode from '../src/nodes/iiot-datatrails.js';
 import requestNode from '../src/nodes/iiot-request.js';
 import tokenNode from '../src/nodes/iiot-token.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 const helper = helperModule as any;
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -165,7 +165,7 @@ function nodeRedStarter(entry: string, out: string, errors: string, shape: (i: n
  * copies `send` onto each node when it is created (Node.js updateWires), so
  * the nodes of the loaded flow get the real one back one by one too.
  */
-function withoutSpies(flow: Array<Record<string, unknown>>): void {
+function withoutSpies(flow: Record<string, unknown>[]): void {
   helper._sandbox.restore();
   const send = helper._NodePrototype.send;
   for (const { id } of flow) {
@@ -204,7 +204,7 @@ async function dataTrailsToken(server: Server): Promise<string> {
 
 /** Every node on one tab, as the editor deploys them. */
 let tabs = 0;
-function onTab(flow: Array<Record<string, unknown>>): Array<Record<string, unknown>> {
+function onTab(flow: Record<string, unknown>[]): Record<string, unknown>[] {
   const z = `tab${++tabs}`;
   return [{ id: z, type: 'tab', label: 'bench' }, ...flow.map((n) => (n.type === 'iiot-datatrails' ? n : { ...n, z }))];
 }
@@ -294,7 +294,7 @@ async function variants(server: Server, settings: Record<string, unknown>): Prom
       })
       .catch(() => finish(false));
   };
-  const all: Array<[string, Starter]> = [
+  const all: [string, Starter][] = [
     ['change node sets `Authorization` → core `http request`', nodeRedStarter('a', 'a-http-out', 'errors')],
     ['`iiot-token` → core `http request`', nodeRedStarter('b', 'b-http-out', 'errors')],
     ['`iiot-request`, token cached', nodeRedStarter('c', 'c-out', 'errors')],
@@ -353,7 +353,7 @@ async function coldBurst(server: Server, settings: Record<string, unknown>): Pro
 
 async function scale(server: Server, settings: Record<string, unknown>): Promise<string> {
   const dt = server.demo.dataTrails;
-  const flow: Array<Record<string, unknown>> = [
+  const flow: Record<string, unknown>[] = [
     { id: `catch${tabs}`, type: 'catch', scope: null, uncaught: false, wires: [['errors']] },
     { id: 'errors', type: 'helper' },
     { id: 'out', type: 'helper' },

@@ -65,8 +65,8 @@ interface Tally {
 
 const newTally = (): Tally => ({ in: 0, out: 0, caught: 0, lost: 0, droppedByNodeRed: 0, codes: {}, closedAfterUnchanged: 0 });
 
-function flows(sandbox: Sandbox, cases: PlatformCase[], generation: number): { nodes: Array<Record<string, unknown>> } {
-  const nodes: Array<Record<string, unknown>> = [{ id: 'soak', type: 'tab', label: 'soak' }];
+function flows(sandbox: Sandbox, cases: PlatformCase[], generation: number): { nodes: Record<string, unknown>[] } {
+  const nodes: Record<string, unknown>[] = [{ id: 'soak', type: 'tab', label: 'soak' }];
   const respond = (id: string) => ({ id, type: 'http response', z: 'soak', wires: [] });
   const tidy = (id: string, next: string) => ({
     id,
@@ -228,7 +228,8 @@ async function main(): Promise<void> {
     const afterUnchangedRedeploy = (from: number) => redeploys.some((r) => !r.changed && from >= r.done && from <= r.done + 5_000);
 
     const loop = async (name: string, path: string) => {
-      const tally = tallies.get(name)!;
+      const tally = tallies.get(name);
+      if (!tally) throw new Error(`no tally for ${name}`);
       while (Date.now() < until) {
         const from = Date.now();
         tally.in++;
@@ -255,7 +256,7 @@ async function main(): Promise<void> {
         }
       }
     };
-    const loops: Array<Promise<void>> = [];
+    const loops: Promise<void>[] = [];
     for (const c of cases) for (let i = 0; i < IN_FLIGHT; i++) loops.push(loop(c.platform, `/soak/${c.platform}`));
     for (let i = 0; i < IN_FLIGHT; i++) loops.push(loop('control (core http request)', '/soak/control'));
 
@@ -320,6 +321,7 @@ async function main(): Promise<void> {
         `${sandbox.calls('agents.rotate')} rotate calls, ${status.registrations - 1} rotations issued (${rotationsLow}–${rotationsHigh} expected for a ${AGENT_SECRET_S} s client secret), boarding status ${status.boarding}`,
     );
   } finally {
+    // The soak's result is reported already; a failed stop ends with the process.
     await red.stop().catch(() => undefined);
     agentSecretsIn(agentStateDir, agentSecrets);
     fs.rmSync(agentStateDir, { recursive: true, force: true });

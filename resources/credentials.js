@@ -11,7 +11,7 @@
  * dialog does (GET credentials/<type>/<id>), once per config node, keeps the
  * answer as set/not set per field, and validates the node and its users again.
  */
-(function () {
+(() => {
     'use strict';
     if (window.IiotAuthCredentials) {
         return;
@@ -23,12 +23,12 @@
 
     function isSet(credentials, field) {
         const value = credentials[field];
-        return credentials['has_' + field] === true || (typeof value === 'string' && value.trim() !== '');
+        return credentials[`has_${field}`] === true || (typeof value === 'string' && value.trim() !== '');
     }
 
     function remember(node, fields, credentials) {
         const state = {};
-        fields.forEach(function (field) {
+        fields.forEach((field) => {
             state[field] = isSet(credentials, field);
         });
         known[node.id] = state;
@@ -41,11 +41,11 @@
             return;
         }
         RED.editor.validateNode(node);
-        (node.users || []).forEach(function (user) {
+        (node.users || []).forEach((user) => {
             RED.editor.validateNode(user);
         });
         RED.view.redraw(true);
-        if (RED.sidebar && RED.sidebar.config && RED.sidebar.config.refresh) {
+        if (RED.sidebar?.config?.refresh) {
             RED.sidebar.config.refresh();
         }
     }
@@ -55,15 +55,15 @@
             return;
         }
         asked[node.id] = true;
-        $.ajax({ url: 'credentials/' + node.type.replace(/\s+/g, '-') + '/' + encodeURIComponent(node.id), dataType: 'json' })
-            .done(function (data) {
+        $.ajax({ url: `credentials/${node.type.replace(/\s+/g, '-')}/${encodeURIComponent(node.id)}`, dataType: 'json' })
+            .done((data) => {
                 // The dialog may have told us meanwhile: it knows better.
                 if (!known[node.id]) {
                     remember(node, fields, data || {});
                 }
                 revalidate(node.id);
             })
-            .fail(function () {
+            .fail(() => {
                 asked[node.id] = false;
             });
     }
@@ -73,7 +73,7 @@
          * The required credential fields of a config node that are not set;
          * [] while that is not known yet (the answer then validates it again).
          */
-        missing: function (node, fields) {
+        missing: (node, fields) => {
             if (node.credentials) {
                 remember(node, fields, node.credentials);
             }
@@ -81,9 +81,7 @@
                 ask(node, fields);
                 return [];
             }
-            return fields.filter(function (field) {
-                return !known[node.id][field];
-            });
+            return fields.filter((field) => !known[node.id][field]);
         },
     };
 })();

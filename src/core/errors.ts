@@ -78,6 +78,7 @@ export const ErrorCode = codeNames(CORE_ERROR_CODES);
  * the platform's own errors.ts, beside its declaration),
  * so an error's code is always a declared one, and the core names none of them.
  */
+// biome-ignore lint/suspicious/noEmptyInterface: empty on purpose, the platforms' errors.ts augment it (an alias could not be augmented)
 export interface PlatformErrorCodes {}
 
 /** Every declared code: the core's and the platforms'. */

@@ -122,6 +122,7 @@ export class FileRecordStore implements RecordStore {
       held.users -= 1;
       if (held.users === 0 && heldLocks.get(file) === held) {
         heldLocks.delete(file);
+        // A lock already released or compromised is gone either way; proper-lockfile's stale time frees any remains.
         await release().catch(() => undefined);
       }
     };

@@ -131,6 +131,7 @@ export async function replaceFile(file: string, text: string): Promise<void> {
     await fs.rename(temporary, file);
     renamed = true;
   } finally {
+    // Tidying only: the rename's own error is what the caller must see.
     if (!renamed) await fs.unlink(temporary).catch(() => undefined);
   }
 }

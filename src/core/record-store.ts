@@ -130,6 +130,7 @@ export class KeyedMutex {
   run<T>(key: string, task: () => Promise<T>): Promise<T> {
     const previous = this.tails.get(key) ?? Promise.resolve();
     const result = previous.then(task, task);
+    // The queue only orders the tasks: each caller gets its task's error from `result`.
     const tail = result.catch(() => undefined);
     this.tails.set(key, tail);
     void tail.then(() => {

@@ -233,7 +233,6 @@ export class RedisRecordStore implements RecordStore {
     let redis: { createClient(options: Record<string, unknown>): Client };
     try {
       // Loaded only here: installs that keep their records in files never load it.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       redis = require('@redis/client') as typeof redis;
     } catch {
       throw this.failure(`${what}: the Redis client (@redis/client) is not installed: reinstall node-red-contrib-iiot-auth`);
@@ -253,6 +252,7 @@ export class RedisRecordStore implements RecordStore {
     });
     // Without a listener an 'error' event would crash Node-RED; failures reach the callers instead.
     client.on('error', () => undefined);
+    // A failed connect reaches the first command's caller as its error.
     client.connect().catch(() => undefined);
     this.client = client;
     return client;
@@ -299,6 +299,7 @@ class RedisLease implements RecordLease {
   async release(): Promise<void> {
     if (this.gone) return;
     this.stop();
+    // An unreachable Redis frees the lock by itself: its key expires.
     await this.store.unlock(this.id, this.token).catch(() => undefined);
   }
 }

@@ -66,7 +66,10 @@ export function agentStores(RED: NodeAPI): AgentStores {
   const settings = (settingsOf(RED).agentStore ?? {}) as AgentStoreSettings;
   const dir = agentStateDir(RED);
   let file = fileStores.get(dir);
-  if (!file) fileStores.set(dir, (file = new FileRecordStore(dir, AGENT_RECORD_WORDS)));
+  if (!file) {
+    file = new FileRecordStore(dir, AGENT_RECORD_WORDS);
+    fileStores.set(dir, file);
+  }
   const use = settings.use ?? (settings.redis ? 'redis' : 'file');
   if (use !== 'file' && use !== 'redis') {
     throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `iiotAuth.agentStore.use is "${String(use)}": write "file" or "redis" in settings.js`);
@@ -114,7 +117,8 @@ function redisStore(settings: RedisStoreSettings): { redis: RecordStore; release
       },
       AGENT_RECORD_WORDS,
     );
-    redisStores.set(key, (entry = { store, users: 0 }));
+    entry = { store, users: 0 };
+    redisStores.set(key, entry);
   }
   const held = entry;
   held.users += 1;

@@ -23,7 +23,7 @@ const ACTIONS: readonly string[] = [...AGENT_ACTIONS, ...APP_ACTIONS];
 export default function register(RED: NodeAPI): void {
   RED.nodes.registerType('iiot-agent', function (this: Node, definition: NodeDefinition) {
     RED.nodes.createNode(this, definition);
-    const status = new StatusReporter(this, RED);
+    const status = new StatusReporter(this);
     const platformDefinition = { ...definition, platform: 'insights-hub-agent' };
     handleInput(
       this,
@@ -48,7 +48,13 @@ export default function register(RED: NodeAPI): void {
         }
         const { connection } = resolvePlatform(RED, platformDefinition);
         const config = RED.nodes.getNode(String(definition.insightsHubAgent)) as AgentConfigNode;
-        const agent = config.agent!;
+        const agent = config.agent;
+        if (!agent) {
+          throw (
+            config.configError ??
+            new IiotAuthError(ErrorCode.CONFIG_MISSING, 'the Insights Hub agent config node is not ready: deploy again, and check the log')
+          );
+        }
         if (!connection.credential.peek() && action !== 'status') status.fetching();
         switch (action) {
           case 'onboard': {
@@ -173,8 +179,9 @@ function resolveAppSide(
   }
   if (app.configError) throw app.configError;
   if (!app.connection) throw new IiotAuthError(ErrorCode.CONFIG_MISSING, 'the Insights Hub app config node is not ready: deploy again, and check the log');
-  const usable = agentConfig && !agentConfig.configError && agentConfig.agent && agentConfig.connection;
-  return { app: app.connection, ...(usable ? { own: { agent: agentConfig.agent!, connection: agentConfig.connection! } } : {}) };
+  const agent = agentConfig && !agentConfig.configError ? agentConfig.agent : undefined;
+  const connection = agentConfig?.connection;
+  return { app: app.connection, ...(agent && connection ? { own: { agent, connection } } : {}) };
 }
 
 /** Redacts with the secrets of the app config node the app-side calls use. */

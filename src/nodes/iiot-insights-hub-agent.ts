@@ -53,7 +53,7 @@ export default function register(RED: NodeAPI): void {
         boarding: boardingConfigId(boarding.iat),
         profile,
         key: userKey ? secretDigest(userKey.privateKey) : '',
-        adopted: adoption ? secretDigest(adoption.registrations[0]!.registrationAccessToken) : '',
+        adopted: adoption ? secretDigest(adoption.registrations[0].registrationAccessToken) : '',
       },
       secrets: [boarding.iat, credentials.privateKey, userKey?.privateKey, ...adoptionSecrets(adoption)],
     };

@@ -17,22 +17,21 @@ type ReturnAs = 'txt' | 'bin' | 'obj';
 export default function register(RED: NodeAPI): void {
   RED.nodes.registerType('iiot-request', function (this: Node, definition: NodeDefinition) {
     RED.nodes.createNode(this, definition);
-    const node = this;
-    const status = new StatusReporter(node, RED);
+    const status = new StatusReporter(this);
     const nodeMethod = String(definition.method || 'GET').toUpperCase();
     const nodeUrl = typeof definition.url === 'string' ? definition.url.trim() : '';
     const ret: ReturnAs = definition.ret === 'bin' || definition.ret === 'obj' ? definition.ret : 'txt';
     const nodeTimeout = Number(definition.timeout) > 0 ? Number(definition.timeout) : settingsOf(RED).requestTimeoutMs;
 
     handleInput(
-      node,
+      this,
       status,
       async (msg, send) => {
         const { connection } = resolvePlatform(RED, definition);
         // The whole message is checked before a token is fetched or anything sent: its URL
         // (resolved, and refused with userinfo, by connection.request) and its headers.
         const method = methodOf(nodeMethod, msg);
-        const url = urlOf(nodeUrl, msg, (text) => node.warn(text));
+        const url = urlOf(nodeUrl, msg, (text) => this.warn(text));
         const timeoutMs = Number(msg.requestTimeout) > 0 ? Number(msg.requestTimeout) : nodeTimeout;
         const headers = requestHeadersOf(msg.headers);
         const body = method === 'GET' || method === 'HEAD' ? undefined : bodyOf(msg.payload, headers);
@@ -43,7 +42,7 @@ export default function register(RED: NodeAPI): void {
         msg.statusCode = response.statusCode;
         msg.headers = response.headers;
         msg.responseUrl = response.url;
-        msg.payload = payloadOf(response.body, ret, (text) => node.warn(text));
+        msg.payload = payloadOf(response.body, ret, (text) => this.warn(text));
         status.httpStatus(response.statusCode);
         send(msg);
       },

@@ -39,7 +39,7 @@ export interface NodeAPI {
     eachNode?(callback: (definition: NodeDefinition) => void): void;
     registerType(
       type: string,
-      constructor: (this: Node, definition: NodeDefinition) => void,
+      construct: (this: Node, definition: NodeDefinition) => void,
       options?: { credentials?: Record<string, { type: 'text' | 'password' }> },
     ): void;
   };

@@ -86,7 +86,7 @@ export function readTenantsResponse(res: HttpResponse): Tenant[] {
   const roles = jsonObject(res, what).roles;
   if (!Array.isArray(roles)) throw new IiotAuthError(ErrorCode.TOKEN_RESPONSE_INVALID, `${what} answered without "roles"`);
   const tenants = new Map<string, Tenant>();
-  for (const role of roles as Array<Record<string, unknown>>) {
+  for (const role of roles as Record<string, unknown>[]) {
     if (role && typeof role.tenant_id === 'string' && !tenants.has(role.tenant_id)) {
       tenants.set(role.tenant_id, { id: role.tenant_id, name: typeof role.tenant_name === 'string' ? role.tenant_name : role.tenant_id });
     }

@@ -103,7 +103,7 @@ export function parseIdentity(value: unknown, field = 'msg.identity'): string {
       `${field} "${preview(value)}" does not name an app registration: expected applications/<uuid> or a bare uuid, e.g. applications/d1fb6c87-faa9-4d56-b2fd-a5b70a9af065`,
     );
   }
-  return match[1]!;
+  return match[1];
 }
 
 export function identityOf(uuid: string): string {
@@ -114,7 +114,7 @@ export function identityOf(uuid: string): string {
 export function checkNewApplication(payload: unknown): NewApplication {
   const body = bodyObject(payload, 'create', '{display_name, custom_claims, roles}');
   onlyFields(body, ['display_name', 'custom_claims', 'roles'], 'create');
-  const out: NewApplication = { display_name: displayName(body.display_name, true)! };
+  const out: NewApplication = { display_name: displayName(body.display_name, true) };
   const claims = customClaims(body.custom_claims);
   if (claims !== undefined) out.custom_claims = claims;
   if (body.roles !== undefined && body.roles !== null) out.roles = roles(body.roles);
@@ -396,6 +396,8 @@ function onlyFields(body: Record<string, unknown>, allowed: string[], action: st
   }
 }
 
+function displayName(value: unknown, required: true): string;
+function displayName(value: unknown, required: boolean): string | undefined;
 function displayName(value: unknown, required: boolean): string | undefined {
   if (value === undefined && !required) return undefined;
   if (typeof value !== 'string' || value.trim() === '') {

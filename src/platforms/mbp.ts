@@ -104,7 +104,7 @@ export function readLoginResponse(res: HttpResponse, now: number): Token {
  * name with `=` or `;;` is refused here with a clear error.
  */
 export function accessRequestHeader(user: Record<string, unknown>): string {
-  const parts: Array<[string, string]> = [
+  const parts: [string, string][] = [
     ['firstname', 'firstName'],
     ['lastname', 'lastName'],
     ['username', 'username'],

@@ -157,7 +157,7 @@ export class DataTrailsApplications {
     const valid = application?.credentials.some(
       (credential) => credential.secret === secret && Date.parse(credential.valid_from) <= now && now < Date.parse(credential.valid_until),
     );
-    return valid ? redacted(application!) : undefined;
+    return application && valid ? redacted(application) : undefined;
   }
 
   clear(): void {

@@ -302,7 +302,7 @@ function selectAssets(all: Asset[], filters: Record<string, string>): Asset[] | 
     } else {
       const match = ATTRIBUTE_FILTER.exec(name);
       if (match) {
-        const key = match[1] ?? match[2]!;
+        const key = match[1] ?? match[2];
         tests.push((asset) => isPlainObject(asset.attributes) && asset.attributes[key] === value);
       }
     }

@@ -112,6 +112,7 @@ export class TokenIssuer {
 
   /** Resolves when no key generation is under way. */
   async settle(): Promise<void> {
+    // Only waits: a failed generation is reported to whoever asked for the key.
     await this.key.catch(() => undefined);
   }
 }

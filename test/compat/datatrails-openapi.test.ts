@@ -247,7 +247,10 @@ describe("DataTrails: our client and our sandbox against DataTrails' OpenAPI spe
       const required: string[] = [];
       let closed = 0;
       const walk = (node: unknown, where: string): void => {
-        if (Array.isArray(node)) return node.forEach((item, i) => walk(item, `${where}[${i}]`));
+        if (Array.isArray(node)) {
+          for (const [i, item] of node.entries()) walk(item, `${where}[${i}]`);
+          return;
+        }
         if (typeof node !== 'object' || node === null) return;
         for (const [key, value] of Object.entries(node)) {
           if (key === 'required' && Array.isArray(value)) required.push(`${where}: ${value.join(', ')}`);
@@ -264,7 +267,7 @@ describe("DataTrails: our client and our sandbox against DataTrails' OpenAPI spe
       for (const spec of Object.values(SPECS)) {
         for (const specPath of Object.keys(spec.paths)) assert.ok(specPath.startsWith(spec.basePath), specPath);
       }
-      assert.equal(SPECS.appregistrationsv1.basePath + '/archivist/iam/v1/applications', '/archivist/iam/v1/applications/archivist/iam/v1/applications');
+      assert.equal(`${SPECS.appregistrationsv1.basePath}/archivist/iam/v1/applications`, '/archivist/iam/v1/applications/archivist/iam/v1/applications');
     });
 
     it("the one adjustment: asset attributes are strings on the wire, as the spec's own example shows and its v2Attribute does not", () => {
@@ -294,7 +297,7 @@ describe("DataTrails: our client and our sandbox against DataTrails' OpenAPI spe
       };
       const apps = '/archivist/iam/v1/applications';
       assert.deepEqual(problemsOf(exchange('POST', apps, { display_name: 'x', roles: ['OWNER'] }, application)), [], 'a valid exchange passes');
-      const cases: Array<[RecordedRequest, RegExp]> = [
+      const cases: [RecordedRequest, RegExp][] = [
         [exchange('POST', apps, { display_name: 'x', roles: ['viewer'] }, application), /body\/roles\/0 must be equal to one of the allowed values/],
         [exchange('POST', apps, { display_name: 42 }, application), /body\/display_name must be string/],
         [exchange('POST', apps, { custom_claims: { a: 'b' } }, application), /body must have required property 'display_name'/],

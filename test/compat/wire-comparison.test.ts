@@ -109,7 +109,7 @@ function describeBody(request: RecordedRequest): string {
   if (type.startsWith('application/x-www-form-urlencoded')) return `form{${[...new URLSearchParams(request.body).keys()].sort().join(',')}}`;
   try {
     const parsed = JSON.parse(request.body) as Record<string, unknown>;
-    const jwk = (parsed.jwks as { keys?: Array<Record<string, unknown>> } | undefined)?.keys?.[0];
+    const jwk = (parsed.jwks as { keys?: Record<string, unknown>[] } | undefined)?.keys?.[0];
     const keys = Object.keys(parsed).sort().join(',');
     return jwk ? `json{${keys}} jwk{${Object.keys(jwk).sort().join(',')}}` : `json{${keys}}`;
   } catch {

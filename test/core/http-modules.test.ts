@@ -123,7 +123,7 @@ describe('HTTP layer, module by module', () => {
     const url = new URL('http://a.test/path?token=secret');
     const socket = (code: string) => Object.assign(new Error('socket'), { code });
     it("maps undici's and the socket's errors to our codes, naming the URL without its query", () => {
-      const cases: Array<[unknown, string]> = [
+      const cases: [unknown, string][] = [
         [new undiciErrors.HeadersTimeoutError(), ErrorCode.HTTP_TIMEOUT],
         [new undiciErrors.ConnectTimeoutError(), ErrorCode.HTTP_TIMEOUT],
         [Object.assign(new Error('connect'), { code: 'UND_ERR_CONNECT', cause: socket('ECONNREFUSED') }), ErrorCode.HTTP_CONNECTION_REFUSED],

@@ -86,7 +86,7 @@ describe('HttpClient', () => {
 
   it('an API request never re-sends its body to another origin: that redirect is the answer', async () => {
     const foreign = await server((_req, res) => res.writeHead(200).end('foreign'));
-    const cases: Array<[number, string]> = [
+    const cases: [number, string][] = [
       [307, 'POST'],
       [308, 'POST'],
       [307, 'PUT'],

@@ -164,8 +164,7 @@ describe('the editor in a real browser (Chromium)', function () {
     await page.goto(red!.base);
     await page.waitForFunction(
       () =>
-        typeof RED !== 'undefined' &&
-        RED.workspaces?.active() &&
+        RED?.workspaces?.active() &&
         !$('#red-ui-loading-progress').is(':visible') &&
         document.querySelector('.red-ui-palette-node[data-palette-type="iiot-token"]') !== null,
       undefined,

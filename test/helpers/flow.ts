@@ -104,7 +104,7 @@ export class FlowHarness {
   }
 
   /** Statuses the node with this id has shown, oldest first. */
-  static statuses(id: string): Array<Record<string, unknown>> {
+  static statuses(id: string): Record<string, unknown>[] {
     const spy = helper._NodePrototype.status as unknown as Spy;
     return spy
       .getCalls()

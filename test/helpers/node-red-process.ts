@@ -59,7 +59,7 @@ export class NodeRedProcess {
     return red;
   }
 
-  async deploy(flows: Array<Record<string, unknown>>): Promise<void> {
+  async deploy(flows: Record<string, unknown>[]): Promise<void> {
     const res = await fetch(`${this.base}/flows`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'node-red-deployment-type': 'full' },

@@ -33,11 +33,14 @@ describe('one agent shared by Node-RED processes through Redis', function () {
   function start(): Promise<NodeRedProcess> {
     return NodeRedProcess.start({
       iiotAuth: { ...TEST_BACKOFF, agentLockStaleMs: 2000, agentStore: { redis: { url: redis.url, keyPrefix } } },
-    }).then((red) => (running.push(red), red));
+    }).then((red) => {
+      running.push(red);
+      return red;
+    });
   }
 
   /** GET /agent?action=… runs the onboard agent node; the answer is {ok, kept} or {ok: false, code, message}. */
-  function flows(boardingConfig: string): Array<Record<string, unknown>> {
+  function flows(boardingConfig: string): Record<string, unknown>[] {
     return [
       { id: 'tab1', type: 'tab', label: 'agent' },
       { id: 'agc1', type: 'iiot-insights-hub-agent', profile: 'SHARED_SECRET', app: '', credentials: { boardingConfig } },

@@ -25,7 +25,6 @@ function packageRoot(file: string): string {
   throw new Error(`no node-red package above ${file}`);
 }
 // bcryptjs comes with Node-RED; adminAuth wants bcrypt hashes.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const bcrypt = require(require.resolve('bcryptjs', { paths: [nodeRedDir] })) as { hashSync(s: string, rounds: number): string };
 
 const ADMIN_PASSWORD = 'admin-password-for-tests';

@@ -283,7 +283,7 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
   it('a malformed state file or one of the wrong shape is a clear config error that quotes nothing', async () => {
     const sdk = await sdkOnboarded('SHARED_SECRET', undefined, { dataSource: false });
     const good = JSON.parse(sdk.file()) as SdkState & Record<string, unknown>;
-    const cases: Array<[unknown, RegExp]> = [
+    const cases: [unknown, RegExp][] = [
       [{ ...good, response: 'x' }, /SDK state file has no "response"/],
       [{ ...good, response: { ...good.response, registration_access_token: undefined } }, /SDK state file lacks "response"\.registration_access_token/],
       [{ ...good, response: { ...good.response, client_id: 'someone-else' } }, /client_id that is not content\.clientId/],

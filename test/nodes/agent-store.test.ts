@@ -39,7 +39,7 @@ describe('agent store settings', () => {
   });
 
   it('a misconfiguration is CONFIG_INVALID that says what to fix, never quoting a password', () => {
-    const cases: Array<[Record<string, unknown>, RegExp]> = [
+    const cases: [Record<string, unknown>, RegExp][] = [
       [{ redis: { url: 'redis://h:1', passwordEnv: 'IIOT_TEST_NOT_SET' } }, /environment variable IIOT_TEST_NOT_SET .* is not set/],
       [{ redis: {} }, /redis\.url is missing/],
       [{ redis: { url: 'http://:secret-pw@h:1' } }, /must start with redis:\/\/ or rediss:\/\//],

@@ -48,7 +48,7 @@ describe('app registrations: client functions (no network)', () => {
       roles: ['OWNER'],
     });
     assert.deepEqual(apps.checkNewApplication({ display_name: 'TL', roles: ['ROLE_UNSPECIFIED'] }).roles, ['ROLE_UNSPECIFIED']);
-    const refused: Array<[unknown, RegExp]> = [
+    const refused: [unknown, RegExp][] = [
       [undefined, /msg\.payload must be an object/],
       ['TL', /msg\.payload must be an object/],
       [{}, /display_name is required/],
@@ -126,7 +126,7 @@ describe('app registrations: client functions (no network)', () => {
     const page = apps.readListResponse(response(200, { applications: [{ identity: `applications/${UUID}` }], next_page_token: 'abc' }), ctx);
     assert.equal(page.nextPageToken, 'abc');
     assert.equal(page.applications.length, 1);
-    const bad: Array<[HttpResponse, RegExp]> = [
+    const bad: [HttpResponse, RegExp][] = [
       [response(200, '<html>login</html>'), /not JSON/],
       [response(200, []), /not a JSON object/],
       [response(200, { applications: {} }), /"applications" is not an array/],
@@ -139,7 +139,7 @@ describe('app registrations: client functions (no network)', () => {
 
   it('maps each error status to a code and a message that says what to do', () => {
     const grpc = (message: string) => ({ code: 3, message, details: [] });
-    const cases: Array<[HttpResponse, apps.ResponseContext, string, RegExp]> = [
+    const cases: [HttpResponse, apps.ResponseContext, string, RegExp][] = [
       [response(400, grpc('display_name is required')), { action: 'create' }, 'INPUT_INVALID', /\(400\) \(DataTrails says: display_name is required\)/],
       [response(401, grpc('Unauthenticated')), { action: 'list' }, 'AUTH_REJECTED', /client id and secret of the DataTrails config node/],
       [response(402, grpc('quota')), { action: 'create' }, 'QUOTA_EXCEEDED', /quota of app registrations is reached \(402\).*delete app registrations/],
@@ -473,7 +473,7 @@ describe('app registration node (DataTrails) against the sandbox', function () {
   });
 
   describe('validation before sending', () => {
-    const cases: Array<[string, NodeMessage, RegExp]> = [
+    const cases: [string, NodeMessage, RegExp][] = [
       ['create without a payload', { action: 'create' }, /msg\.payload must be an object/],
       ['create without display_name', { action: 'create', payload: { custom_claims: { a: 'b' } } }, /display_name is required/],
       [

@@ -210,7 +210,7 @@ describe('Insights Hub app: get token and authenticated request', function () {
 
   it('a token endpoint that answers 500, then malformed JSON, then an oversized body: each a clear error', async () => {
     const { ids } = await loadFlow();
-    const cases: Array<[Parameters<Sandbox['fault']>[1], string]> = [
+    const cases: [Parameters<Sandbox['fault']>[1], string][] = [
       [{ kind: 'status', status: 500 }, 'TOKEN_ENDPOINT_ERROR'],
       [{ kind: 'malformed' }, 'TOKEN_RESPONSE_INVALID'],
       [{ kind: 'oversized', bytes: 4 * 1024 * 1024 }, 'HTTP_RESPONSE_TOO_LARGE'],

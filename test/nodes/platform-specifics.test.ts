@@ -151,7 +151,7 @@ describe('platform specifics', function () {
     it('refuses user names that would break the X-MBP-Access-Request header, before any API call', async () => {
       // An MBP whose users have names MBP's header parser cannot take (ACAccessRequest.valueOf: a second "="
       // cuts the value short, ";;" starts a piece of its own); the sandbox's demo user is well-formed, so a small login server stands in.
-      const names: Array<[string, string, string]> = [
+      const names: [string, string, string][] = [
         ['Ada=1', 'Lovelace', 'firstName'],
         ['Ada', 'Love;;lace', 'lastName'],
       ];

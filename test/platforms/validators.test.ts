@@ -15,7 +15,7 @@ function response(statusCode: number, body: unknown, headers: Record<string, str
 const NOW = 1_700_000_000_000;
 
 describe('token response validators', () => {
-  const bearerReaders: Array<[string, (res: HttpResponse) => { value: string; expiresAt: number; headers: Record<string, string> }]> = [
+  const bearerReaders: [string, (res: HttpResponse) => { value: string; expiresAt: number; headers: Record<string, string> }][] = [
     ['Insights Hub app', (res) => insightsHub.readTokenResponse(res, NOW)],
     ['Cisco EI', (res) => ciscoEi.readTokenResponse(res, NOW, 'tenant-1')],
     ['DataTrails', (res) => dataTrails.readTokenResponse(res, NOW)],

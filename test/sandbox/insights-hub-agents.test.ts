@@ -637,7 +637,7 @@ describe('sandbox: Insights Hub agents (Agent Management)', () => {
     it('400 naming the field: a wrong type, a missing unit, configurationId, a duplicate data point id', async () => {
       const credentials = await onboard();
       const token = await agentToken(credentials);
-      const cases: Array<[Body, RegExp]> = [
+      const cases: [Body, RegExp][] = [
         [configuration('FLOAT'), /dataSources\[0\]\.dataPoints\[0\]\.type must be one of INT, LONG, DOUBLE, BOOLEAN, STRING, BIG_STRING, TIMESTAMP/],
         [{ ...configuration(), configurationId: undefined }, /configurationId/],
         [{ configurationId: 'c', dataSources: [{ name: 'x', dataPoints: [{ id: 'a', name: 'a', type: 'INT' }] }] }, /dataPoints\[0\]\.unit/],

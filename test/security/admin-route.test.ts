@@ -40,7 +40,7 @@ describe('security: the tenant look-up admin route', function () {
   }
 
   describe('anything but JSON is refused with 415, nothing sent', () => {
-    const bodies: Array<[string, string, (evilUrl: string, id: string) => string]> = [
+    const bodies: [string, string, (evilUrl: string, id: string) => string][] = [
       [
         'a cross-site HTML form (form-encoded)',
         'application/x-www-form-urlencoded',
@@ -66,7 +66,7 @@ describe('security: the tenant look-up admin route', function () {
   });
 
   describe('a stored password goes only to the saved server, as the saved user, over the saved TLS and proxy', () => {
-    const cases: Array<[string, (s: Sandbox, evilUrl: string) => Record<string, string>]> = [
+    const cases: [string, (s: Sandbox, evilUrl: string) => Record<string, string>][] = [
       ['another server, unchanged password', (_s, url) => ({ server: url, username: username(), password: '__PWRD__' })],
       ['another server, empty password', (_s, url) => ({ server: url, username: username(), password: '' })],
       ['another server, same host other path', (s) => ({ server: `${s.url}/elsewhere`, username: username(), password: '__PWRD__' })],

@@ -72,7 +72,7 @@ describe('security: the agent configuration check admin route', function () {
   }
 
   describe('anything but JSON is refused with 415', () => {
-    const bodies: Array<[string, string, string]> = [
+    const bodies: [string, string, string][] = [
       ['a cross-site HTML form (form-encoded)', 'application/x-www-form-urlencoded', 'boardingConfig=%7B%7D'],
       ['a form with enctype text/plain', 'text/plain', '{"boardingConfig":"{}","x":"=y"}'],
       ['multipart form data', 'multipart/form-data; boundary=xyz', '--xyz\r\nContent-Disposition: form-data; name="boardingConfig"\r\n\r\n{}\r\n--xyz--\r\n'],
@@ -141,7 +141,7 @@ describe('security: the agent configuration check admin route', function () {
   it("what is wrong with a boarding configuration, by the key of the dialog's message", async () => {
     const { content } = boarding(sandbox);
     const { iat: _iat, ...withoutIat } = content;
-    const cases: Array<[string, unknown]> = [
+    const cases: [string, unknown][] = [
       ['', { problem: 'boarding-required' }],
       ['{"content": ', { problem: 'boarding-json' }],
       ['{"expiration": "2030-01-01"}', { problem: 'boarding-content' }],
@@ -157,7 +157,7 @@ describe('security: the agent configuration check admin route', function () {
   });
 
   it('a private key: RSA 3072 in PKCS#1 or PKCS#8 is taken; otherwise why not; the key never comes back', async () => {
-    const cases: Array<[string, string, unknown]> = [
+    const cases: [string, string, unknown][] = [
       ['PKCS#1', KEYS.pkcs1, { kind: 'rsa', bits: 3072 }],
       ['PKCS#8', KEYS.pkcs8, { kind: 'rsa', bits: 3072 }],
       ['empty: one is generated', '  ', { kind: 'generated' }],

@@ -148,7 +148,7 @@ describe('security: ids and paths stay where they belong; state errors have a co
       }
     });
 
-    const damages: Array<[string, (registration: Record<string, unknown>) => void]> = [
+    const damages: [string, (registration: Record<string, unknown>) => void][] = [
       ['client id is a number', (r) => (r.clientId = 42)],
       ['client id is missing', (r) => delete r.clientId],
       ['client secret is empty', (r) => (r.clientSecret = '')],
@@ -167,7 +167,7 @@ describe('security: ids and paths stay where they belong; state errors have a co
         await H.unload();
         const secrets = storedSecrets(settings.iiotAuth.agentStateDir, record.id);
         const file = path.join(settings.iiotAuth.agentStateDir, `${record.id}.json`);
-        const state = JSON.parse(fs.readFileSync(file, 'utf8')) as { registrations: Array<Record<string, unknown>> };
+        const state = JSON.parse(fs.readFileSync(file, 'utf8')) as { registrations: Record<string, unknown>[] };
         damage(state.registrations[0]!);
         fs.writeFileSync(file, JSON.stringify(state));
         sandbox.resetCalls();

@@ -44,7 +44,7 @@ describe('security: headers and URLs of a message are checked before anything is
 
   describe('msg.headers that HTTP cannot carry: INPUT_INVALID naming the header, no token request, nothing sent', () => {
     const VALUE_SECRET = 'hdr-value-secret-7f3a';
-    const values: Array<[string, string, RegExp]> = [
+    const values: [string, string, RegExp][] = [
       ['CR', `${VALUE_SECRET}\rX-Injected: 1`, /line break \(CR or LF\)/],
       ['LF', `${VALUE_SECRET}\nX-Injected: 1`, /line break \(CR or LF\)/],
       ['CRLF', `${VALUE_SECRET}\r\nX-Injected: 1`, /line break \(CR or LF\)/],
@@ -69,7 +69,7 @@ describe('security: headers and URLs of a message are checked before anything is
     }
 
     const NAME_SECRET = 'hdr-name-secret-91c2';
-    const names: Array<[string, string, RegExp]> = [
+    const names: [string, string, RegExp][] = [
       ['CR', `X-Evil\r${NAME_SECRET}`, /line break/],
       ['LF', `X-Evil\n${NAME_SECRET}`, /line break/],
       ['CRLF', `X-Evil\r\n${NAME_SECRET}`, /line break/],
@@ -94,7 +94,7 @@ describe('security: headers and URLs of a message are checked before anything is
     it('an empty name, an object or a list holding an object as a value, msg.headers that is not an object: INPUT_INVALID, nothing sent', async () => {
       const f = platformFlow(oauth2, sandbox);
       await H.load(ALL_MODULES, f.nodes, f.credentials);
-      const cases: Array<[string, unknown, RegExp]> = [
+      const cases: [string, unknown, RegExp][] = [
         ['empty name', { '': 'x' }, /empty name/],
         ['object value', { 'X-Meta': { a: 1 } }, /"X-Meta"\] holds an object/],
         ['list with an object', { 'X-Meta': ['a', { b: 2 }] }, /"X-Meta"\] holds an object/],
@@ -162,7 +162,7 @@ describe('security: headers and URLs of a message are checked before anything is
       return `${api.protocol}${slashes}${userinfo}@${api.host}${api.pathname}`;
     };
     const REFUSED = /user name or password before the host.*remove them from the URL/;
-    const forms: Array<[string, (c: PlatformCase) => string, string, RegExp]> = [
+    const forms: [string, (c: PlatformCase) => string, string, RegExp][] = [
       ['user and password', (c) => withUserinfo(c, `${USER}:${PASSWORD}`), PASSWORD, REFUSED],
       ['a user only', (c) => withUserinfo(c, USER), USER, REFUSED],
       ['a password only', (c) => withUserinfo(c, `:${PASSWORD}`), PASSWORD, REFUSED],

@@ -122,7 +122,7 @@ describe('security: no token request per message, no unbounded wait', function (
     const jwt = (claims: Record<string, unknown>) => `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`;
     const nowS = () => Math.floor(Date.now() / 1000);
     /** [name, the token answer's body text, usable?] */
-    const answers: Array<[string, () => string, boolean]> = [
+    const answers: [string, () => string, boolean][] = [
       ['expires_in missing (documented default)', () => '{"access_token":"opaque-token-1"}', true],
       ['expires_in 0', () => '{"access_token":"t","expires_in":0}', false],
       ['expires_in 0.001', () => '{"access_token":"t","expires_in":0.001}', true],
@@ -158,7 +158,7 @@ describe('security: no token request per message, no unbounded wait', function (
       }
     }
 
-    const maxAges: Array<[string, string, boolean]> = [
+    const maxAges: [string, string, boolean][] = [
       ['Max-Age 0.001', '0.001', true],
       ['Max-Age 1e300', '1e300', true],
       ['Max-Age 99999999999999999999', '99999999999999999999', true],

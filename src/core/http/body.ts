@@ -30,7 +30,10 @@ export function readLimited(
       if (size > maxBytes) return fail(responseTooLarge(url, maxBytes));
       if (Date.now() > deadline) return fail(new undiciErrors.BodyTimeoutError());
       if (!first) first = chunk;
-      else (chunks ??= [first]).push(chunk);
+      else {
+        chunks ??= [first];
+        chunks.push(chunk);
+      }
     });
     body.on('end', () => {
       if (failed) return;

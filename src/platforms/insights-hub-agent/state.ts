@@ -146,7 +146,7 @@ function registrationProblem(value: unknown): string | undefined {
   if (!text(r.clientId) || !r.clientId) return 'has no client id';
   if (typeof r.clientSecretExpiresAt !== 'number' || Number.isNaN(r.clientSecretExpiresAt)) return 'has no valid client_secret_expires_at';
   if (!text(r.registrationAccessToken) || !text(r.registrationClientUri)) return 'has no registration access token or URI';
-  if (!text(r.receivedAt) || Number.isNaN(Date.parse(r.receivedAt!))) return 'has no valid receivedAt';
+  if (!text(r.receivedAt) || Number.isNaN(Date.parse(r.receivedAt))) return 'has no valid receivedAt';
   if (r.privateKey !== undefined && (!text(r.privateKey) || !r.privateKey)) return 'has an unusable private key';
   if (r.clientSecret !== undefined && (!text(r.clientSecret) || !r.clientSecret)) return 'has an unusable client secret';
   if (!r.privateKey && !r.clientSecret) return 'has neither a client secret nor a private key';

@@ -339,7 +339,7 @@ export class SandboxAgentRegistry {
 
   onlineStatus(agent: SandboxAgentRecord): { status: OnlineStatus; since: string } {
     const online = this.isOnline(agent);
-    const since = online ? agent.onlineSinceMs! : agent.offlineSinceMs;
+    const since = (online ? agent.onlineSinceMs : undefined) ?? agent.offlineSinceMs;
     return { status: online ? 'ONLINE' : 'OFFLINE', since: new Date(since).toISOString() };
   }
 

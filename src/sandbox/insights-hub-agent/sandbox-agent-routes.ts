@@ -168,7 +168,7 @@ export async function createInsightsHubAgents(context: SandboxContext, verifyApp
     if ('problem' in checked) {
       return invalidToken(
         checked.problem === 'expired'
-          ? `The initial access token (IAT) expired at ${checked.expiredAt!.toISOString()}: download a new boarding configuration`
+          ? `The initial access token (IAT) expired at ${checked.expiredAt?.toISOString()}: download a new boarding configuration`
           : IAT_PROBLEMS[checked.problem],
       );
     }
