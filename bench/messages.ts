@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: the test helper and the bench server's IPC messages are untyped; the bench reads them loosely
 /**
  * Messages per second through Node-RED, side by side in one run, against one
  * small JSON endpoint on loopback (bench/server.ts, in a child process so
@@ -30,7 +31,6 @@ import dataTrailsNode from '../src/nodes/iiot-datatrails.js';
 import requestNode from '../src/nodes/iiot-request.js';
 import tokenNode from '../src/nodes/iiot-token.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 const helper = helperModule as any;
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 5000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -165,7 +165,7 @@ function nodeRedStarter(entry: string, out: string, errors: string, shape: (i: n
  * copies `send` onto each node when it is created (Node.js updateWires), so
  * the nodes of the loaded flow get the real one back one by one too.
  */
-function withoutSpies(flow: Array<Record<string, unknown>>): void {
+function withoutSpies(flow: Record<string, unknown>[]): void {
   helper._sandbox.restore();
   const send = helper._NodePrototype.send;
   for (const { id } of flow) {
@@ -192,7 +192,11 @@ async function dataTrailsToken(server: Server): Promise<string> {
   const res = await request(`${server.url}/archivist/iam/v1/appidp/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: server.demo.dataTrails.clientId, client_secret: server.demo.dataTrails.clientSecret }).toString(),
+    body: new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: server.demo.dataTrails.clientId,
+      client_secret: server.demo.dataTrails.clientSecret,
+    }).toString(),
   });
   const body = (await res.body.json()) as { access_token: string };
   return body.access_token;
@@ -200,7 +204,7 @@ async function dataTrailsToken(server: Server): Promise<string> {
 
 /** Every node on one tab, as the editor deploys them. */
 let tabs = 0;
-function onTab(flow: Array<Record<string, unknown>>): Array<Record<string, unknown>> {
+function onTab(flow: Record<string, unknown>[]): Record<string, unknown>[] {
   const z = `tab${++tabs}`;
   return [{ id: z, type: 'tab', label: 'bench' }, ...flow.map((n) => (n.type === 'iiot-datatrails' ? n : { ...n, z }))];
 }
@@ -224,11 +228,24 @@ async function variants(server: Server, settings: Record<string, unknown>): Prom
   const token = await dataTrailsToken(server);
   const dt = server.demo.dataTrails;
   const creds = { clientId: dt.clientId, clientSecret: dt.clientSecret };
-  const httpNode = (id: string) => ({ id, type: 'http request', method: 'GET', ret: 'obj', url: `${server.url}${SMALL}`, paytoqs: 'ignore', wires: [[`${id}-out`]] });
+  const httpNode = (id: string) => ({
+    id,
+    type: 'http request',
+    method: 'GET',
+    ret: 'obj',
+    url: `${server.url}${SMALL}`,
+    paytoqs: 'ignore',
+    wires: [[`${id}-out`]],
+  });
   const flow = [
     { id: 'cfg', type: 'iiot-datatrails', url: server.url },
     // A: change node sets Authorization → http request
-    { id: 'a', type: 'change', rules: [{ t: 'set', p: 'headers', pt: 'msg', to: JSON.stringify({ Authorization: `Bearer ${token}` }), tot: 'json' }], wires: [['a-http']] },
+    {
+      id: 'a',
+      type: 'change',
+      rules: [{ t: 'set', p: 'headers', pt: 'msg', to: JSON.stringify({ Authorization: `Bearer ${token}` }), tot: 'json' }],
+      wires: [['a-http']],
+    },
     httpNode('a-http'),
     { id: 'a-http-out', type: 'helper' },
     // B: iiot-token → http request
@@ -277,7 +294,7 @@ async function variants(server: Server, settings: Record<string, unknown>): Prom
       })
       .catch(() => finish(false));
   };
-  const all: Array<[string, Starter]> = [
+  const all: [string, Starter][] = [
     ['change node sets `Authorization` → core `http request`', nodeRedStarter('a', 'a-http-out', 'errors')],
     ['`iiot-token` → core `http request`', nodeRedStarter('b', 'b-http-out', 'errors')],
     ['`iiot-request`, token cached', nodeRedStarter('c', 'c-out', 'errors')],
@@ -297,10 +314,7 @@ async function variants(server: Server, settings: Record<string, unknown>): Prom
   await helper.unload();
   await helper.stopServer();
 
-  const lines = [
-    `| variant | msg/s (spread) | p50 ms | p99 ms | CPU µs/msg | errors |`,
-    `|---|---|---|---|---|---|`,
-  ];
+  const lines = [`| variant | msg/s (spread) | p50 ms | p99 ms | CPU µs/msg | errors |`, `|---|---|---|---|---|---|`];
   const medians = results.map((rs) => median(rs.map((r) => r.msgPerS)));
   all.forEach(([name], v) => {
     const rs = results[v];
@@ -339,7 +353,7 @@ async function coldBurst(server: Server, settings: Record<string, unknown>): Pro
 
 async function scale(server: Server, settings: Record<string, unknown>): Promise<string> {
   const dt = server.demo.dataTrails;
-  const flow: Array<Record<string, unknown>> = [
+  const flow: Record<string, unknown>[] = [
     { id: `catch${tabs}`, type: 'catch', scope: null, uncaught: false, wires: [['errors']] },
     { id: 'errors', type: 'helper' },
     { id: 'out', type: 'helper' },
@@ -426,7 +440,12 @@ async function main(): Promise<void> {
   const server = await Server.start();
   const settings = { iiotAuth: {}, logging: { console: { level: 'warn' } } };
   try {
-    console.log(`node ${process.version}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+    console.log(
+      `node ${process.version}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load average ${os
+        .loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}`,
+    );
     console.log(`server: ${server.url} (child process); ${MESSAGES} messages, ${IN_FLIGHT} in flight, ${ROUNDS} rounds, medians (spread min–max)\n`);
     if (process.env.BENCH_ONLY === 'million') {
       console.log(`   ${await million(server, settings)}`);

@@ -15,6 +15,11 @@ import http from 'node:http';
 import { startSandbox } from '../src/sandbox/index.js';
 
 const SMALL = Buffer.from(JSON.stringify({ id: 'assets/1', attributes: { arc_display_name: 'pump 7', temperature: 21.5 }, ok: true }));
+/** The channel to bench/messages.js, which forks this file; run alone, there is none. */
+function send(message: unknown): void {
+  if (!process.send) throw new Error('bench/server.js reports to bench/messages.js, which starts it: run npm run bench');
+  process.send(message);
+}
 const TOKEN_PATHS = ['/archivist/iam/v1/appidp/token', '/api/technicaltokenmanager/v3/oauth/token', '/oauth/token', '/mbp/api/users/login'];
 
 async function main(): Promise<void> {
@@ -84,10 +89,10 @@ async function main(): Promise<void> {
       maxOpen = 0;
       apiRequests = 0;
     }
-    process.send!({ id: m.id, stats: { open, maxOpen, tokenRequests, tokenInflight, maxTokenInflight, apiRequests } });
+    send({ id: m.id, stats: { open, maxOpen, tokenRequests, tokenInflight, maxTokenInflight, apiRequests } });
   });
   process.on('disconnect', () => process.exit(0));
-  process.send!({ ready: true, url: `http://127.0.0.1:${port}`, demo: sandbox.demo });
+  send({ ready: true, url: `http://127.0.0.1:${port}`, demo: sandbox.demo });
 }
 
 main().catch((err: Error) => {

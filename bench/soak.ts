@@ -65,8 +65,8 @@ interface Tally {
 
 const newTally = (): Tally => ({ in: 0, out: 0, caught: 0, lost: 0, droppedByNodeRed: 0, codes: {}, closedAfterUnchanged: 0 });
 
-function flows(sandbox: Sandbox, cases: PlatformCase[], generation: number): { nodes: Array<Record<string, unknown>> } {
-  const nodes: Array<Record<string, unknown>> = [{ id: 'soak', type: 'tab', label: 'soak' }];
+function flows(sandbox: Sandbox, cases: PlatformCase[], generation: number): { nodes: Record<string, unknown>[] } {
+  const nodes: Record<string, unknown>[] = [{ id: 'soak', type: 'tab', label: 'soak' }];
   const respond = (id: string) => ({ id, type: 'http response', z: 'soak', wires: [] });
   const tidy = (id: string, next: string) => ({
     id,
@@ -98,12 +98,31 @@ function flows(sandbox: Sandbox, cases: PlatformCase[], generation: number): { n
     const config = `cfg-${p}-${Math.floor(generation / CHANGE_EVERY)}`;
     nodes.push({ id: config, type: c.configType, ...c.config(sandbox), credentials: c.credentials(sandbox) });
     nodes.push({ id: `in-${p}`, type: 'http in', z: 'soak', url: `/soak/${p}`, method: 'post', wires: [[`req-${p}`]] });
-    nodes.push({ id: `req-${p}`, type: 'iiot-request', z: 'soak', platform: p, [c.property]: config, method: 'GET', url: c.apiPath, ret: 'obj', wires: [[`tidy-${p}`]] });
+    nodes.push({
+      id: `req-${p}`,
+      type: 'iiot-request',
+      z: 'soak',
+      platform: p,
+      [c.property]: config,
+      method: 'GET',
+      url: c.apiPath,
+      ret: 'obj',
+      wires: [[`tidy-${p}`]],
+    });
     nodes.push(tidy(`tidy-${p}`, `res-${p}`), respond(`res-${p}`), ...caught(`catch-${p}`, `req-${p}`, `res-${p}`));
   }
   // The control: the same shape with a core http request node.
   nodes.push({ id: 'in-control', type: 'http in', z: 'soak', url: '/soak/control', method: 'post', wires: [['req-control']] });
-  nodes.push({ id: 'req-control', type: 'http request', z: 'soak', method: 'GET', ret: 'txt', url: `${sandbox.url}/__sandbox/echo/soak`, paytoqs: 'ignore', wires: [['tidy-control']] });
+  nodes.push({
+    id: 'req-control',
+    type: 'http request',
+    z: 'soak',
+    method: 'GET',
+    ret: 'txt',
+    url: `${sandbox.url}/__sandbox/echo/soak`,
+    paytoqs: 'ignore',
+    wires: [['tidy-control']],
+  });
   nodes.push(tidy('tidy-control', 'res-control'), respond('res-control'), ...caught('catch-control', 'req-control', 'res-control'));
   // The runtime's own figures: heap after GC, open file descriptors.
   nodes.push({ id: 'in-stats', type: 'http in', z: 'soak', url: '/soak/stats', method: 'get', wires: [['fn-stats']] });
@@ -152,7 +171,9 @@ function faultInjector(sandbox: Sandbox, endpoints: EndpointName[]): { stop(): v
 function agentSecretsIn(stateDir: string, into: Set<string>): void {
   for (const file of fs.readdirSync(stateDir).filter((f) => f.endsWith('.json'))) {
     try {
-      const state = JSON.parse(fs.readFileSync(path.join(stateDir, file), 'utf8')) as { registrations?: Array<{ clientSecret?: string; registrationAccessToken?: string }> };
+      const state = JSON.parse(fs.readFileSync(path.join(stateDir, file), 'utf8')) as {
+        registrations?: Array<{ clientSecret?: string; registrationAccessToken?: string }>;
+      };
       for (const r of state.registrations ?? []) for (const secret of [r.clientSecret, r.registrationAccessToken]) if (secret) into.add(secret);
     } catch {
       // being written: read again next time
@@ -199,19 +220,27 @@ async function main(): Promise<void> {
     // Not agents.register: it is called once, so a fault there would only be counted, never met.
     const faults = faultInjector(sandbox, [...tokenEndpoints, ...cases.map((c) => c.apiEndpoint), 'agents.rotate', 'sandbox.echo']);
     const agentSecretWatch = setInterval(() => agentSecretsIn(agentStateDir, agentSecrets), 2000);
-    console.log(`soak: ${MINUTES} min, Node-RED at ${red.base}, sandbox at ${sandbox.url}, ${LIFETIME_S} s token lifetimes (agent client secret ${AGENT_SECRET_S} s), ${FAULT_RATE * 100} % faults, redeploy every ${REDEPLOY_MS / 1000} s, new config nodes every ${CHANGE_EVERY} redeploys\n`);
+    console.log(
+      `soak: ${MINUTES} min, Node-RED at ${red.base}, sandbox at ${sandbox.url}, ${LIFETIME_S} s token lifetimes (agent client secret ${AGENT_SECRET_S} s), ${FAULT_RATE * 100} % faults, redeploy every ${REDEPLOY_MS / 1000} s, new config nodes every ${CHANGE_EVERY} redeploys\n`,
+    );
 
-    const inRedeployWindow = (from: number, to: number) =>
-      redeploys.some((r) => from <= r.done + REPLACE_WINDOW_MS && to >= r.at);
+    const inRedeployWindow = (from: number, to: number) => redeploys.some((r) => from <= r.done + REPLACE_WINDOW_MS && to >= r.at);
     const afterUnchangedRedeploy = (from: number) => redeploys.some((r) => !r.changed && from >= r.done && from <= r.done + 5_000);
 
     const loop = async (name: string, path: string) => {
-      const tally = tallies.get(name)!;
+      const tally = tallies.get(name);
+      if (!tally) throw new Error(`no tally for ${name}`);
       while (Date.now() < until) {
         const from = Date.now();
         tally.in++;
         try {
-          const res = await request(`${red.base}${path}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' }, headersTimeout: 10_000, bodyTimeout: 10_000 });
+          const res = await request(`${red.base}${path}`, {
+            method: 'POST',
+            body: '{}',
+            headers: { 'content-type': 'application/json' },
+            headersTimeout: 10_000,
+            bodyTimeout: 10_000,
+          });
           const text = await res.body.text();
           if (res.statusCode === 599) {
             tally.caught++;
@@ -227,7 +256,7 @@ async function main(): Promise<void> {
         }
       }
     };
-    const loops: Array<Promise<void>> = [];
+    const loops: Promise<void>[] = [];
     for (const c of cases) for (let i = 0; i < IN_FLIGHT; i++) loops.push(loop(c.platform, `/soak/${c.platform}`));
     for (let i = 0; i < IN_FLIGHT; i++) loops.push(loop('control (core http request)', '/soak/control'));
 
@@ -264,11 +293,15 @@ async function main(): Promise<void> {
     sandbox.clearFaults();
 
     const seconds = (Date.now() - started) / 1000;
-    console.log(`\n${redeploys.length} full redeploys (${redeploys.filter((r) => r.changed).length} with new config nodes), ${faults.injected()} faults injected, ${seconds.toFixed(0)} s\n`);
+    console.log(
+      `\n${redeploys.length} full redeploys (${redeploys.filter((r) => r.changed).length} with new config nodes), ${faults.injected()} faults injected, ${seconds.toFixed(0)} s\n`,
+    );
     console.log('| platform | in | out | caught | lost | dropped by Node-RED while replacing flows | CLOSED after an unchanged redeploy | caught by code |');
     console.log('|---|---|---|---|---|---|---|---|');
     for (const [name, t] of tallies) {
-      const codes = Object.entries(t.codes).map(([code, n]) => `${code} ${n}`).join(', ');
+      const codes = Object.entries(t.codes)
+        .map(([code, n]) => `${code} ${n}`)
+        .join(', ');
       console.log(`| ${name} | ${t.in} | ${t.out} | ${t.caught} | ${t.lost} | ${t.droppedByNodeRed} | ${t.closedAfterUnchanged} | ${codes} |`);
     }
     console.log('\ntoken requests against lifetimes (renewal at 75–85 % of 5 s; new config nodes and 401s after faults add some)');
@@ -283,15 +316,20 @@ async function main(): Promise<void> {
     const status = sandbox.agents.status(agent.agentId);
     const rotationsLow = Math.floor(seconds / (AGENT_SECRET_S * 0.75 + LIFETIME_S));
     const rotationsHigh = Math.ceil(seconds / (AGENT_SECRET_S * 0.65));
-    console.log(`\ninsights-hub-agent: ${sandbox.calls('agents.register')} register calls (1 expected: onboarded once, kept through every redeploy and new config nodes); ` +
-      `${sandbox.calls('agents.rotate')} rotate calls, ${status.registrations - 1} rotations issued (${rotationsLow}–${rotationsHigh} expected for a ${AGENT_SECRET_S} s client secret), boarding status ${status.boarding}`);
+    console.log(
+      `\ninsights-hub-agent: ${sandbox.calls('agents.register')} register calls (1 expected: onboarded once, kept through every redeploy and new config nodes); ` +
+        `${sandbox.calls('agents.rotate')} rotate calls, ${status.registrations - 1} rotations issued (${rotationsLow}–${rotationsHigh} expected for a ${AGENT_SECRET_S} s client secret), boarding status ${status.boarding}`,
+    );
   } finally {
+    // The soak's result is reported already; a failed stop ends with the process.
     await red.stop().catch(() => undefined);
     agentSecretsIn(agentStateDir, agentSecrets);
     fs.rmSync(agentStateDir, { recursive: true, force: true });
     const secrets = [...cases.flatMap((c: PlatformCase) => c.secrets(sandbox)), ...agentSecrets];
     const leaks = secrets.filter((s) => red.output.includes(s)).length;
-    console.log(`\nsecrets in the runtime's log: ${leaks} of ${secrets.length} searched (${agentSecrets.size} of them the agent's); log lines: ${red.output.split('\n').length}`);
+    console.log(
+      `\nsecrets in the runtime's log: ${leaks} of ${secrets.length} searched (${agentSecrets.size} of them the agent's); log lines: ${red.output.split('\n').length}`,
+    );
     await sandbox.stop();
   }
 }

@@ -11,9 +11,11 @@
  * dialog does (GET credentials/<type>/<id>), once per config node, keeps the
  * answer as set/not set per field, and validates the node and its users again.
  */
-(function () {
-    "use strict";
-    if (window.IiotAuthCredentials) { return; }
+(() => {
+    'use strict';
+    if (window.IiotAuthCredentials) {
+        return;
+    }
 
     /** Config node id -> { field: whether it is set }. */
     const known = {};
@@ -21,35 +23,49 @@
 
     function isSet(credentials, field) {
         const value = credentials[field];
-        return credentials["has_" + field] === true || (typeof value === "string" && value.trim() !== "");
+        return credentials[`has_${field}`] === true || (typeof value === 'string' && value.trim() !== '');
     }
 
     function remember(node, fields, credentials) {
         const state = {};
-        fields.forEach(function (field) { state[field] = isSet(credentials, field); });
+        fields.forEach((field) => {
+            state[field] = isSet(credentials, field);
+        });
         known[node.id] = state;
     }
 
     /** Validates the config node and the nodes using it again, and redraws. */
     function revalidate(id) {
         const node = RED.nodes.node(id);
-        if (!node) { return; }
+        if (!node) {
+            return;
+        }
         RED.editor.validateNode(node);
-        (node.users || []).forEach(function (user) { RED.editor.validateNode(user); });
+        (node.users || []).forEach((user) => {
+            RED.editor.validateNode(user);
+        });
         RED.view.redraw(true);
-        if (RED.sidebar && RED.sidebar.config && RED.sidebar.config.refresh) { RED.sidebar.config.refresh(); }
+        if (RED.sidebar?.config?.refresh) {
+            RED.sidebar.config.refresh();
+        }
     }
 
     function ask(node, fields) {
-        if (asked[node.id]) { return; }
+        if (asked[node.id]) {
+            return;
+        }
         asked[node.id] = true;
-        $.ajax({ url: "credentials/" + node.type.replace(/\s+/g, "-") + "/" + encodeURIComponent(node.id), dataType: "json" })
-            .done(function (data) {
+        $.ajax({ url: `credentials/${node.type.replace(/\s+/g, '-')}/${encodeURIComponent(node.id)}`, dataType: 'json' })
+            .done((data) => {
                 // The dialog may have told us meanwhile: it knows better.
-                if (!known[node.id]) { remember(node, fields, data || {}); }
+                if (!known[node.id]) {
+                    remember(node, fields, data || {});
+                }
                 revalidate(node.id);
             })
-            .fail(function () { asked[node.id] = false; });
+            .fail(() => {
+                asked[node.id] = false;
+            });
     }
 
     window.IiotAuthCredentials = {
@@ -57,13 +73,15 @@
          * The required credential fields of a config node that are not set;
          * [] while that is not known yet (the answer then validates it again).
          */
-        missing: function (node, fields) {
-            if (node.credentials) { remember(node, fields, node.credentials); }
+        missing: (node, fields) => {
+            if (node.credentials) {
+                remember(node, fields, node.credentials);
+            }
             if (!known[node.id]) {
                 ask(node, fields);
                 return [];
             }
-            return fields.filter(function (field) { return !known[node.id][field]; });
-        }
+            return fields.filter((field) => !known[node.id][field]);
+        },
     };
 })();

@@ -25,8 +25,14 @@ function row(label, input) {
 function blocks(declarations) {
   return {
     'tls-proxy-rows': [
-      ...row('<label for="node-config-input-tls"><i class="fa fa-shield"></i> <span data-i18n="label.tls"></span></label>', '<input type="text" id="node-config-input-tls">'),
-      ...row('<label for="node-config-input-proxy"><i class="fa fa-random"></i> <span data-i18n="label.proxy"></span></label>', '<input type="text" id="node-config-input-proxy">'),
+      ...row(
+        '<label for="node-config-input-tls"><i class="fa fa-shield"></i> <span data-i18n="label.tls"></span></label>',
+        '<input type="text" id="node-config-input-tls">',
+      ),
+      ...row(
+        '<label for="node-config-input-proxy"><i class="fa fa-random"></i> <span data-i18n="label.proxy"></span></label>',
+        '<input type="text" id="node-config-input-proxy">',
+      ),
     ],
     // One config-node row per platform; the select shows the chosen platform's alone.
     'platform-rows': declarations.flatMap((p) => [
@@ -61,7 +67,10 @@ function blockNames(text) {
 function updateTemplates(root, declarations, { write }) {
   const dir = path.join(root, 'nodes');
   const stale = [];
-  for (const name of fs.readdirSync(dir).filter((f) => f.endsWith('.html')).sort()) {
+  for (const name of fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.html'))
+    .sort()) {
     const file = path.join(dir, name);
     const text = fs.readFileSync(file, 'utf8');
     const filled = fill(text, declarations, `nodes/${name}`);

@@ -77,8 +77,14 @@ async function main(): Promise<void> {
     // The API answer unfolded, and our nodes in the palette.
     const answer = page.locator('.red-ui-debug-msg').last();
     await answer.locator('.red-ui-debug-msg-row.red-ui-debug-msg-expandable').first().click();
-    await answer.locator('.red-ui-debug-msg-row.red-ui-debug-msg-expandable', { hasText: /^payload/ }).last().click();
-    await answer.locator('.red-ui-debug-msg-row.red-ui-debug-msg-expandable', { hasText: /^items/ }).last().click();
+    await answer
+      .locator('.red-ui-debug-msg-row.red-ui-debug-msg-expandable', { hasText: /^payload/ })
+      .last()
+      .click();
+    await answer
+      .locator('.red-ui-debug-msg-row.red-ui-debug-msg-expandable', { hasText: /^items/ })
+      .last()
+      .click();
     await page.locator('#red-ui-palette-search input').pressSequentially('iiot');
     await page.locator('.red-ui-palette-node[data-palette-type="inject"]').waitFor({ state: 'hidden' });
     await page.mouse.move(0, 799);

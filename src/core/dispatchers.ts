@@ -47,6 +47,7 @@ export class DispatcherRegistry {
     if (!entry) return;
     if (--entry.users > 0) return;
     this.shared.delete(key);
+    // No one uses this pool any more: a failed close only concerns sockets being torn down.
     await entry.dispatcher.close().catch(() => undefined);
   }
 
@@ -85,12 +86,12 @@ function create(options: DispatcherOptions): Dispatcher {
 
 /** The options as a digest: certificates and keys may be long and secret; the key holds neither. */
 function keyOf(options: DispatcherOptions): string {
-  const env = PROXY_VARIABLES.map((name) => process.env[name] ?? '').join('\n') + `\n${process.env.no_proxy ?? process.env.NO_PROXY ?? ''}`;
+  const env = `${PROXY_VARIABLES.map((name) => process.env[name] ?? '').join('\n')}\n${process.env.no_proxy ?? process.env.NO_PROXY ?? ''}`;
   const canonical = JSON.stringify([sorted(options.connect), options.proxy ?? null, options.connections, options.idleMs, env]);
   return createHash('sha256').update(canonical).digest('hex');
 }
 
-function sorted(value: Record<string, unknown>): Array<[string, unknown]> {
+function sorted(value: Record<string, unknown>): [string, unknown][] {
   return Object.keys(value)
     .sort()
     .map((key) => {

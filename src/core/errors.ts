@@ -22,22 +22,27 @@ export function codeNames<T extends ErrorCodeTable>(table: T): { readonly [K in 
 export const CORE_ERROR_CODES = {
   CONFIG_MISSING: { meaning: 'no config node selected for the platform', action: 'open the node and choose or add one' },
   CREDENTIALS_MISSING: {
-    meaning: 'the config node has no client id, secret, username, password or boarding configuration (an imported flow carries none); status "missing credentials"',
+    meaning:
+      'the config node has no client id, secret, username, password or boarding configuration (an imported flow carries none); status "missing credentials"',
     action: 'open the config node and enter them (the message names them), deploy',
   },
-  CONFIG_INVALID: { meaning: 'the config node lacks a field, a value is unusable, or a setting in settings.js is', action: 'the message names the field or setting; fix it and deploy' },
+  CONFIG_INVALID: {
+    meaning: 'the config node lacks a field, a value is unusable, or a setting in settings.js is',
+    action: 'the message names the field or setting; fix it and deploy',
+  },
   INPUT_INVALID: {
-    meaning: 'the message cannot be used (no URL, unknown `msg.method`, a relative URL climbing above the base path, a header HTTP cannot carry, an id that is not one plain path segment, a payload that cannot be JSON), or the platform answered 400 to an action; nothing was sent, no token fetched',
+    meaning:
+      'the message cannot be used (no URL, unknown `msg.method`, a relative URL climbing above the base path, a header HTTP cannot carry, an id that is not one plain path segment, a payload that cannot be JSON), or the platform answered 400 to an action; nothing was sent, no token fetched',
     action: 'fix the message: the error names the property',
   },
-  AUTH_REJECTED: { meaning: "the platform refused the credentials or the token (401)", action: 'check them; the message says where they come from' },
+  AUTH_REJECTED: { meaning: 'the platform refused the credentials or the token (401)', action: 'check them; the message says where they come from' },
   TOKEN_ENDPOINT_ERROR: {
     meaning: 'the token endpoint answered an error (5xx, 429, …), or a redirect: a request that carries credentials never follows one',
-    action: 'for a redirect, check the configured URL; otherwise usually the platform\'s problem, the engine retries after a pause',
+    action: "for a redirect, check the configured URL; otherwise usually the platform's problem, the engine retries after a pause",
   },
   TOKEN_RESPONSE_INVALID: {
     meaning: 'the token endpoint answered something that is not a token, or an unusable lifetime',
-    action: 'check the URL points at the platform, not a proxy or login page; for an `exp` in the past, this machine\'s clock',
+    action: "check the URL points at the platform, not a proxy or login page; for an `exp` in the past, this machine's clock",
   },
   TOKEN_BACKOFF: { meaning: 'waiting before the next token request after failures', action: 'wait, or fix the cause and deploy' },
   FOREIGN_ORIGIN: { meaning: "an absolute URL on another origin than the platform's", action: 'use a relative URL, or a core http request node' },
@@ -73,6 +78,7 @@ export const ErrorCode = codeNames(CORE_ERROR_CODES);
  * the platform's own errors.ts, beside its declaration),
  * so an error's code is always a declared one, and the core names none of them.
  */
+// biome-ignore lint/suspicious/noEmptyInterface: empty on purpose, the platforms' errors.ts augment it (an alias could not be augmented)
 export interface PlatformErrorCodes {}
 
 /** Every declared code: the core's and the platforms'. */

@@ -59,9 +59,13 @@ export class FileRecordStore implements RecordStore {
     try {
       value = JSON.parse(text);
     } catch {
-      throw recordError(this.words.failureCode, `the stored state ${file} is not valid JSON: restore it from a backup, or move it away to ${this.words.startOver}`);
+      throw recordError(
+        this.words.failureCode,
+        `the stored state ${file} is not valid JSON: restore it from a backup, or move it away to ${this.words.startOver}`,
+      );
     }
-    if (!value || typeof value !== 'object' || Array.isArray(value)) throw recordError(this.words.failureCode, `the stored state ${file} is not an object: restore it from a backup`);
+    if (!value || typeof value !== 'object' || Array.isArray(value))
+      throw recordError(this.words.failureCode, `the stored state ${file} is not an object: restore it from a backup`);
     return { value: value as Record<string, unknown>, version: digest(text) };
   }
 
@@ -118,6 +122,7 @@ export class FileRecordStore implements RecordStore {
       held.users -= 1;
       if (held.users === 0 && heldLocks.get(file) === held) {
         heldLocks.delete(file);
+        // A lock already released or compromised is gone either way; proper-lockfile's stale time frees any remains.
         await release().catch(() => undefined);
       }
     };

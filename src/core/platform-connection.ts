@@ -107,13 +107,14 @@ export class PlatformConnection {
   }
 
   private async requestWithin(req: ApiRequest, url: URL): Promise<ApiResponse> {
-    const deadline = req.timeoutMs !== undefined ? Date.now() + req.timeoutMs : undefined;
+    const { timeoutMs } = req;
+    const deadline = timeoutMs !== undefined ? Date.now() + timeoutMs : undefined;
     // A message's own timeout covers the token wait and any retry: only then a timer of our own.
-    const expired = deadline === undefined ? undefined : AbortSignal.timeout(Math.max(1, req.timeoutMs!));
+    const expired = timeoutMs === undefined ? undefined : AbortSignal.timeout(Math.max(1, timeoutMs));
     const signal = expired && req.signal ? AbortSignal.any([expired, req.signal]) : (expired ?? req.signal);
     const tokenWithin = () => {
       const token = this.getToken();
-      return deadline === undefined ? token : withinDeadline(token, Math.max(1, deadline - Date.now()), req.timeoutMs!, this.baseUrl);
+      return deadline === undefined || timeoutMs === undefined ? token : withinDeadline(token, Math.max(1, deadline - Date.now()), timeoutMs, this.baseUrl);
     };
     let token = await tokenWithin();
     const send = (current: Token) =>
@@ -168,7 +169,11 @@ export class PlatformConnection {
  */
 const FINGERPRINT_KEY = randomBytes(32);
 export function fingerprint(parts: Record<string, unknown>): string {
-  const canonical = JSON.stringify(Object.keys(parts).sort().map((key) => [key, parts[key] ?? null]));
+  const canonical = JSON.stringify(
+    Object.keys(parts)
+      .sort()
+      .map((key) => [key, parts[key] ?? null]),
+  );
   return createHmac('sha256', FINGERPRINT_KEY).update(canonical).digest('hex');
 }
 

@@ -66,7 +66,7 @@ export async function checkPrivateFolder(dir: string, code: ErrorCode): Promise<
     const above = await fs.stat(folder);
     if (above.mode & 0o002 && !(above.mode & 0o1000)) {
       throw recordError(
-      code,
+        code,
         `the folder ${folder} above the state folder ${dir} has mode ${octal(above.mode)}: anyone may write it (and it has no sticky bit), so anyone could move the state folder away and put another in its place; chmod o-w ${folder}, or keep the state in another folder`,
       );
     }
@@ -131,6 +131,7 @@ export async function replaceFile(file: string, text: string): Promise<void> {
     await fs.rename(temporary, file);
     renamed = true;
   } finally {
+    // Tidying only: the rename's own error is what the caller must see.
     if (!renamed) await fs.unlink(temporary).catch(() => undefined);
   }
 }

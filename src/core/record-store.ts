@@ -21,7 +21,6 @@ export interface RecordWords {
   lockedCode: ErrorCode;
 }
 
-
 /**
  * A store of small JSON records, each under an id, for state that must never
  * be lost or overwritten by a stale copy: every write names the version it
@@ -131,6 +130,7 @@ export class KeyedMutex {
   run<T>(key: string, task: () => Promise<T>): Promise<T> {
     const previous = this.tails.get(key) ?? Promise.resolve();
     const result = previous.then(task, task);
+    // The queue only orders the tasks: each caller gets its task's error from `result`.
     const tail = result.catch(() => undefined);
     this.tails.set(key, tail);
     void tail.then(() => {

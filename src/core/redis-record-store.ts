@@ -117,9 +117,12 @@ export class RedisRecordStore implements RecordStore {
     try {
       value = JSON.parse(text);
     } catch {
-      throw this.failure(`the stored state of ${id} in ${this.where} is not valid JSON: restore Redis from a backup, or delete the key ${this.key('record', id)} to ${this.words.startOver}`);
+      throw this.failure(
+        `the stored state of ${id} in ${this.where} is not valid JSON: restore Redis from a backup, or delete the key ${this.key('record', id)} to ${this.words.startOver}`,
+      );
     }
-    if (!value || typeof value !== 'object' || Array.isArray(value)) throw this.failure(`the stored state of ${id} in ${this.where} is not an object: restore it from a backup`);
+    if (!value || typeof value !== 'object' || Array.isArray(value))
+      throw this.failure(`the stored state of ${id} in ${this.where} is not an object: restore it from a backup`);
     return { value: value as Record<string, unknown>, version };
   }
 
@@ -211,7 +214,11 @@ export class RedisRecordStore implements RecordStore {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         client.off('ready', onReady);
-        reject(this.failure(`${what}: cannot connect to ${this.where} within ${this.timeoutMs} ms; the stored credentials are kept: check that Redis runs, the URL and the password (${this.words.redisSetting})`));
+        reject(
+          this.failure(
+            `${what}: cannot connect to ${this.where} within ${this.timeoutMs} ms; the stored credentials are kept: check that Redis runs, the URL and the password (${this.words.redisSetting})`,
+          ),
+        );
       }, this.timeoutMs);
       const onReady = () => {
         clearTimeout(timer);
@@ -226,7 +233,6 @@ export class RedisRecordStore implements RecordStore {
     let redis: { createClient(options: Record<string, unknown>): Client };
     try {
       // Loaded only here: installs that keep their records in files never load it.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       redis = require('@redis/client') as typeof redis;
     } catch {
       throw this.failure(`${what}: the Redis client (@redis/client) is not installed: reinstall node-red-contrib-iiot-auth`);
@@ -246,6 +252,7 @@ export class RedisRecordStore implements RecordStore {
     });
     // Without a listener an 'error' event would crash Node-RED; failures reach the callers instead.
     client.on('error', () => undefined);
+    // A failed connect reaches the first command's caller as its error.
     client.connect().catch(() => undefined);
     this.client = client;
     return client;
@@ -292,6 +299,7 @@ class RedisLease implements RecordLease {
   async release(): Promise<void> {
     if (this.gone) return;
     this.stop();
+    // An unreachable Redis frees the lock by itself: its key expires.
     await this.store.unlock(this.id, this.token).catch(() => undefined);
   }
 }

@@ -172,6 +172,7 @@ export class TokenEngine {
     if (entry.token && now < entry.renewAt) return entry.token;
     if (entry.token && now < entry.staleAt) {
       // Still good: hand it out and renew behind the caller's back.
+      // A failed renewal is kept in the entry (back-off, state); this caller already has a good token.
       if (now >= entry.retryAt) this.refresh(id, entry, fetch).catch(() => undefined);
       return entry.token;
     }

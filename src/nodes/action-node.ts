@@ -70,10 +70,7 @@ function codeOf(err: unknown): string | undefined {
  */
 export class StatusReporter {
   private current = '';
-  constructor(
-    private readonly node: Node,
-    _RED?: NodeAPI,
-  ) {}
+  constructor(private readonly node: Node) {}
 
   // Each checks first whether the status changes: the common case, once per message, costs a comparison.
   fetching(): void {
@@ -86,7 +83,10 @@ export class StatusReporter {
 
   /** An API answer that is not 2xx: the message goes on, the status says what came back. */
   httpStatus(statusCode: number): void {
-    if (statusCode < 400) return this.authenticated();
+    if (statusCode < 400) {
+      this.authenticated();
+      return;
+    }
     this.show(`http-${statusCode}`, { fill: 'red', shape: 'ring', text: `HTTP ${statusCode}` });
   }
 

@@ -10,7 +10,7 @@ import type { AdminRequest, AdminResponse } from './node-red.js';
 export function isJson(req: AdminRequest): boolean {
   const value = req.headers?.['content-type'];
   const type = (Array.isArray(value) ? value[0] : value) ?? '';
-  return type.split(';')[0]!.trim().toLowerCase() === 'application/json';
+  return type.split(';')[0].trim().toLowerCase() === 'application/json';
 }
 
 /** Answers 415 (and returns false) unless the request is JSON; `what` names the route in the message. */

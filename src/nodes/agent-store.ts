@@ -66,13 +66,20 @@ export function agentStores(RED: NodeAPI): AgentStores {
   const settings = (settingsOf(RED).agentStore ?? {}) as AgentStoreSettings;
   const dir = agentStateDir(RED);
   let file = fileStores.get(dir);
-  if (!file) fileStores.set(dir, (file = new FileRecordStore(dir, AGENT_RECORD_WORDS)));
+  if (!file) {
+    file = new FileRecordStore(dir, AGENT_RECORD_WORDS);
+    fileStores.set(dir, file);
+  }
   const use = settings.use ?? (settings.redis ? 'redis' : 'file');
   if (use !== 'file' && use !== 'redis') {
     throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `iiotAuth.agentStore.use is "${String(use)}": write "file" or "redis" in settings.js`);
   }
   if (!settings.redis) {
-    if (use === 'redis') throw new IiotAuthError(ErrorCode.CONFIG_INVALID, 'iiotAuth.agentStore.use is "redis" but iiotAuth.agentStore.redis is not set: add { url: "redis://host:6379" } in settings.js');
+    if (use === 'redis')
+      throw new IiotAuthError(
+        ErrorCode.CONFIG_INVALID,
+        'iiotAuth.agentStore.use is "redis" but iiotAuth.agentStore.redis is not set: add { url: "redis://host:6379" } in settings.js',
+      );
     return { store: new AgentStateStore(file), release: async () => undefined };
   }
   const { redis, release } = redisStore(settings.redis);
@@ -82,26 +89,36 @@ export function agentStores(RED: NodeAPI): AgentStores {
 
 function redisStore(settings: RedisStoreSettings): { redis: RecordStore; release: () => Promise<void> } {
   if (typeof settings.url !== 'string' || !settings.url) {
-    throw new IiotAuthError(ErrorCode.CONFIG_INVALID, 'iiotAuth.agentStore.redis.url is missing: set it in settings.js, e.g. "redis://127.0.0.1:6379" (rediss:// for TLS)');
+    throw new IiotAuthError(
+      ErrorCode.CONFIG_INVALID,
+      'iiotAuth.agentStore.redis.url is missing: set it in settings.js, e.g. "redis://127.0.0.1:6379" (rediss:// for TLS)',
+    );
   }
   let password: string | undefined;
   if (settings.passwordEnv) {
     password = process.env[settings.passwordEnv];
     if (!password) {
-      throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `the environment variable ${settings.passwordEnv} (iiotAuth.agentStore.redis.passwordEnv) is not set: set it for Node-RED, or put the password in the URL`);
+      throw new IiotAuthError(
+        ErrorCode.CONFIG_INVALID,
+        `the environment variable ${settings.passwordEnv} (iiotAuth.agentStore.redis.passwordEnv) is not set: set it for Node-RED, or put the password in the URL`,
+      );
     }
   }
   const key = JSON.stringify([settings.url, settings.keyPrefix, settings.passwordEnv, settings.username, settings.timeoutMs]);
   let entry = redisStores.get(key);
   if (!entry) {
-    const store = new RedisRecordStore({
-      url: settings.url,
-      ...(settings.keyPrefix !== undefined ? { keyPrefix: settings.keyPrefix } : {}),
-      ...(password ? { password } : {}),
-      ...(settings.username ? { username: settings.username } : {}),
-      ...(settings.timeoutMs !== undefined ? { timeoutMs: settings.timeoutMs } : {}),
-    }, AGENT_RECORD_WORDS);
-    redisStores.set(key, (entry = { store, users: 0 }));
+    const store = new RedisRecordStore(
+      {
+        url: settings.url,
+        ...(settings.keyPrefix !== undefined ? { keyPrefix: settings.keyPrefix } : {}),
+        ...(password ? { password } : {}),
+        ...(settings.username ? { username: settings.username } : {}),
+        ...(settings.timeoutMs !== undefined ? { timeoutMs: settings.timeoutMs } : {}),
+      },
+      AGENT_RECORD_WORDS,
+    );
+    entry = { store, users: 0 };
+    redisStores.set(key, entry);
   }
   const held = entry;
   held.users += 1;

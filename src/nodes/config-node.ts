@@ -34,15 +34,14 @@ export function registerPlatformConfigNode(
     type,
     function (this: PlatformConfigNode, definition: NodeDefinition) {
       RED.nodes.createNode(this, definition);
-      const node = this;
       const creds: Record<string, string> = {};
-      for (const [key, value] of Object.entries(node.credentials ?? {})) if (typeof value === 'string') creds[key] = value;
+      for (const [key, value] of Object.entries(this.credentials ?? {})) if (typeof value === 'string') creds[key] = value;
       try {
-        const { provider, fingerprintParts, secrets, basicPairs } = setup(definition, creds, node);
+        const { provider, fingerprintParts, secrets, basicPairs } = setup(definition, creds, this);
         const redactor = new Redactor().add(...secrets);
         for (const [id, secret] of basicPairs ?? []) redactor.addBasic(id, secret);
-        node.connection = new PlatformConnection({
-          id: node.id,
+        this.connection = new PlatformConnection({
+          id: this.id,
           fingerprint: fingerprint({ type, tls: definition.tls, proxy: definition.proxy, ...fingerprintParts }),
           provider,
           http: runtimeOf(RED).httpClient(RED, definition),
@@ -51,7 +50,7 @@ export function registerPlatformConfigNode(
           renewal: declaration.renewal,
         });
       } catch (err) {
-        node.configError =
+        this.configError =
           err instanceof IiotAuthError
             ? err
             : new IiotAuthError(
@@ -60,10 +59,10 @@ export function registerPlatformConfigNode(
                 `the config node could not start (an unexpected ${err instanceof Error ? err.name : typeof err}): check its settings and deploy again; if it persists, report it`,
               );
         // Log once at deploy, so the problem shows even before a message arrives.
-        node.warn(node.configError.message);
+        this.warn(this.configError.message);
       }
-      node.on('close', (removed: boolean, done: () => void) => {
-        const closing = node.connection ? node.connection.close(removed) : Promise.resolve();
+      this.on('close', (removed: boolean, done: () => void) => {
+        const closing = this.connection ? this.connection.close(removed) : Promise.resolve();
         closing.then(done, done);
       });
     },

@@ -79,7 +79,7 @@ function badName(name: string): IiotAuthError {
   }
   const chars = [...name];
   const at = chars.findIndex((char) => !HEADER_NAME.test(char));
-  const char = chars[at]!;
+  const char = chars[at];
   const start = chars.slice(0, at).join('');
   const what = char === ':' ? 'a colon' : char === ' ' ? 'a space' : BAD_VALUE_CHAR.test(char) ? whatIsWrong(char) : 'a character not allowed in header names';
   return new IiotAuthError(

@@ -23,7 +23,7 @@ const ACTIONS: readonly string[] = [...AGENT_ACTIONS, ...APP_ACTIONS];
 export default function register(RED: NodeAPI): void {
   RED.nodes.registerType('iiot-agent', function (this: Node, definition: NodeDefinition) {
     RED.nodes.createNode(this, definition);
-    const status = new StatusReporter(this, RED);
+    const status = new StatusReporter(this);
     const platformDefinition = { ...definition, platform: 'insights-hub-agent' };
     handleInput(
       this,
@@ -48,7 +48,13 @@ export default function register(RED: NodeAPI): void {
         }
         const { connection } = resolvePlatform(RED, platformDefinition);
         const config = RED.nodes.getNode(String(definition.insightsHubAgent)) as AgentConfigNode;
-        const agent = config.agent!;
+        const agent = config.agent;
+        if (!agent) {
+          throw (
+            config.configError ??
+            new IiotAuthError(ErrorCode.CONFIG_MISSING, 'the Insights Hub agent config node is not ready: deploy again, and check the log')
+          );
+        }
         if (!connection.credential.peek() && action !== 'status') status.fetching();
         switch (action) {
           case 'onboard': {
@@ -70,7 +76,13 @@ export default function register(RED: NodeAPI): void {
             const headers = headersOf(msg.headers); // refused before a token is fetched, as get token does
             const token = await connection.getToken();
             msg.headers = mergeHeaders(headers, token.headers);
-            msg.token = { platform: 'insights-hub-agent', type: token.type, value: token.value, expiresAt: new Date(token.expiresAt).toISOString(), headers: { ...token.headers } };
+            msg.token = {
+              platform: 'insights-hub-agent',
+              type: token.type,
+              value: token.value,
+              expiresAt: new Date(token.expiresAt).toISOString(),
+              headers: { ...token.headers },
+            };
             break;
           }
           case 'get-data-source-config': {
@@ -98,7 +110,10 @@ export default function register(RED: NodeAPI): void {
 function actionOf(configured: unknown, msg: NodeMessage): Action {
   const action = configured === 'msg' || !configured ? msg.action : configured;
   if (typeof action !== 'string' || !ACTIONS.includes(action)) {
-    throw new IiotAuthError(ErrorCode.INPUT_INVALID, `action "${String(action ?? '')}" is not one of ${ACTIONS.join(', ')}: set it in the node, or in msg.action`);
+    throw new IiotAuthError(
+      ErrorCode.INPUT_INVALID,
+      `action "${String(action ?? '')}" is not one of ${ACTIONS.join(', ')}: set it in the node, or in msg.action`,
+    );
   }
   return action as Action;
 }
@@ -106,17 +121,23 @@ function actionOf(configured: unknown, msg: NodeMessage): Action {
 async function currentDataSourceETag(connection: PlatformConnection, agentId: string): Promise<string> {
   const res = await connection.request(requests.getDataSourceConfig(agentId));
   if (res.statusCode === 404) return '0';
-  return eTagOf(res, readAgentApiResponse(res, 'reading the data source configuration\'s eTag'));
+  return eTagOf(res, readAgentApiResponse(res, "reading the data source configuration's eTag"));
 }
 
 /** The agent an app-side action is for: msg.agentId, or the node's own. Anything but a string is refused, never taken as "the own agent". */
 function agentIdOf(msg: NodeMessage, ownId: string | undefined): string {
   if (msg.agentId === undefined || msg.agentId === null || msg.agentId === '') {
     if (ownId) return ownId;
-    throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'msg.agentId is missing: set it to the agent\'s id (create outputs it as msg.agentId), or select an agent config node in this node');
+    throw new IiotAuthError(
+      ErrorCode.INPUT_INVALID,
+      "msg.agentId is missing: set it to the agent's id (create outputs it as msg.agentId), or select an agent config node in this node",
+    );
   }
   if (typeof msg.agentId !== 'string') {
-    throw new IiotAuthError(ErrorCode.INPUT_INVALID, `msg.agentId is a ${typeof msg.agentId}: set it to the agent's id (a string), or leave it out for this node's own agent`);
+    throw new IiotAuthError(
+      ErrorCode.INPUT_INVALID,
+      `msg.agentId is a ${typeof msg.agentId}: set it to the agent's id (a string), or leave it out for this node's own agent`,
+    );
   }
   return msg.agentId;
 }
@@ -158,8 +179,9 @@ function resolveAppSide(
   }
   if (app.configError) throw app.configError;
   if (!app.connection) throw new IiotAuthError(ErrorCode.CONFIG_MISSING, 'the Insights Hub app config node is not ready: deploy again, and check the log');
-  const usable = agentConfig && !agentConfig.configError && agentConfig.agent && agentConfig.connection;
-  return { app: app.connection, ...(usable ? { own: { agent: agentConfig.agent!, connection: agentConfig.connection! } } : {}) };
+  const agent = agentConfig && !agentConfig.configError ? agentConfig.agent : undefined;
+  const connection = agentConfig?.connection;
+  return { app: app.connection, ...(agent && connection ? { own: { agent, connection } } : {}) };
 }
 
 /** Redacts with the secrets of the app config node the app-side calls use. */

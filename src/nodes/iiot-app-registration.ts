@@ -36,14 +36,13 @@ import type { Node, NodeAPI, NodeDefinition, NodeMessage } from './node-red.js';
 export default function register(RED: NodeAPI): void {
   RED.nodes.registerType('iiot-app-registration', function (this: Node, definition: NodeDefinition) {
     RED.nodes.createNode(this, definition);
-    const node = this;
-    const status = new StatusReporter(node, RED);
+    const status = new StatusReporter(this);
     const nodeAction = typeof definition.action === 'string' && definition.action ? definition.action : 'list';
     // The node only speaks to DataTrails; `platform` is kept for consistency with the other action nodes.
     const platformDefinition: NodeDefinition = { ...definition, platform: definition.platform || 'datatrails' };
 
     handleInput(
-      node,
+      this,
       status,
       async (msg, send) => {
         const action = actionOf(nodeAction, msg);

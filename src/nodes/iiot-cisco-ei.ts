@@ -33,8 +33,7 @@ export default function register(RED: NodeAPI): void {
       (err: unknown) => {
         const message = isIiotAuthError(err) ? err.message : 'the tenant look-up failed';
         const invalid =
-          isIiotAuthError(err) &&
-          (err.code === ErrorCode.CONFIG_INVALID || err.code === ErrorCode.INPUT_INVALID || err.code === ErrorCode.CREDENTIALS_MISSING);
+          isIiotAuthError(err) && (err.code === ErrorCode.CONFIG_INVALID || err.code === ErrorCode.INPUT_INVALID || err.code === ErrorCode.CREDENTIALS_MISSING);
         res.status(invalid ? 400 : 502).json({ code: isIiotAuthError(err) ? err.code : ErrorCode.INTERNAL_ERROR, message });
       },
     );
@@ -62,9 +61,17 @@ function storedPassword(RED: NodeAPI, text: (key: string) => string): string {
   if (!stored.password) return '';
   const saved = deployedIdentity(RED, id, stored.username ?? '');
   if (!saved) {
-    throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'this config node is not deployed with its stored password: deploy it first, or type the password to look up tenants');
+    throw new IiotAuthError(
+      ErrorCode.INPUT_INVALID,
+      'this config node is not deployed with its stored password: deploy it first, or type the password to look up tenants',
+    );
   }
-  const asked: SavedIdentity = { server: normalisedServer(text('server')), username: text('username').trim(), tls: text('tls').trim(), proxy: text('proxy').trim() };
+  const asked: SavedIdentity = {
+    server: normalisedServer(text('server')),
+    username: text('username').trim(),
+    tls: text('tls').trim(),
+    proxy: text('proxy').trim(),
+  };
   if (asked.server !== saved.server || asked.username !== saved.username || asked.tls !== saved.tls || asked.proxy !== saved.proxy) {
     throw new IiotAuthError(
       ErrorCode.INPUT_INVALID,

@@ -25,41 +25,37 @@ export interface AgentConfigNode extends PlatformConfigNode {
 export default function register(RED: NodeAPI): void {
   // The config dialog's check of pasted text, by the parsers below.
   registerAgentCheckRoute(RED);
-  registerPlatformConfigNode(
-    RED,
-    INSIGHTS_HUB_AGENT,
-    (definition, credentials, node) => {
-      const profile: SecurityProfile = definition.profile === 'RSA_3072' ? 'RSA_3072' : 'SHARED_SECRET';
-      const userKey = profile === 'RSA_3072' && credentials.privateKey?.trim() ? importAgentKey(credentials.privateKey) : undefined;
-      const { boarding, adoption } = parseAgentConfiguration(credentials.boardingConfig ?? '', profile, userKey);
-      const stores = agentStores(RED);
-      const agent = new AgentLifecycle({
-        store: stores.store,
-        ...(stores.importFrom ? { importFrom: stores.importFrom } : {}),
-        onClose: stores.release,
-        mutex: agentMutex,
-        boarding,
+  registerPlatformConfigNode(RED, INSIGHTS_HUB_AGENT, (definition, credentials, node) => {
+    const profile: SecurityProfile = definition.profile === 'RSA_3072' ? 'RSA_3072' : 'SHARED_SECRET';
+    const userKey = profile === 'RSA_3072' && credentials.privateKey?.trim() ? importAgentKey(credentials.privateKey) : undefined;
+    const { boarding, adoption } = parseAgentConfiguration(credentials.boardingConfig ?? '', profile, userKey);
+    const stores = agentStores(RED);
+    const agent = new AgentLifecycle({
+      store: stores.store,
+      ...(stores.importFrom ? { importFrom: stores.importFrom } : {}),
+      onClose: stores.release,
+      mutex: agentMutex,
+      boarding,
+      profile,
+      rotation: INSIGHTS_HUB_AGENT.rotation,
+      ...(userKey ? { userKey } : {}),
+      ...(adoption ? { adoption } : {}),
+      ...(settingsOf(RED).agentLockStaleMs !== undefined ? { lockStaleMs: settingsOf(RED).agentLockStaleMs } : {}),
+    });
+    const agentNode = node as AgentConfigNode;
+    agentNode.agent = agent;
+    const app = textProperty(definition, 'app');
+    if (app) agentNode.appConfigId = app;
+    return {
+      provider: agent,
+      fingerprintParts: {
+        clientId: boarding.clientId,
+        boarding: boardingConfigId(boarding.iat),
         profile,
-        rotation: INSIGHTS_HUB_AGENT.rotation,
-        ...(userKey ? { userKey } : {}),
-        ...(adoption ? { adoption } : {}),
-        ...(settingsOf(RED).agentLockStaleMs !== undefined ? { lockStaleMs: settingsOf(RED).agentLockStaleMs } : {}),
-      });
-      const agentNode = node as AgentConfigNode;
-      agentNode.agent = agent;
-      const app = textProperty(definition, 'app');
-      if (app) agentNode.appConfigId = app;
-      return {
-        provider: agent,
-        fingerprintParts: {
-          clientId: boarding.clientId,
-          boarding: boardingConfigId(boarding.iat),
-          profile,
-          key: userKey ? secretDigest(userKey.privateKey) : '',
-          adopted: adoption ? secretDigest(adoption.registrations[0]!.registrationAccessToken) : '',
-        },
-        secrets: [boarding.iat, credentials.privateKey, userKey?.privateKey, ...adoptionSecrets(adoption)],
-      };
-    },
-  );
+        key: userKey ? secretDigest(userKey.privateKey) : '',
+        adopted: adoption ? secretDigest(adoption.registrations[0].registrationAccessToken) : '',
+      },
+      secrets: [boarding.iat, credentials.privateKey, userKey?.privateKey, ...adoptionSecrets(adoption)],
+    };
+  });
 }

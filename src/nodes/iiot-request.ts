@@ -17,22 +17,21 @@ type ReturnAs = 'txt' | 'bin' | 'obj';
 export default function register(RED: NodeAPI): void {
   RED.nodes.registerType('iiot-request', function (this: Node, definition: NodeDefinition) {
     RED.nodes.createNode(this, definition);
-    const node = this;
-    const status = new StatusReporter(node, RED);
+    const status = new StatusReporter(this);
     const nodeMethod = String(definition.method || 'GET').toUpperCase();
     const nodeUrl = typeof definition.url === 'string' ? definition.url.trim() : '';
     const ret: ReturnAs = definition.ret === 'bin' || definition.ret === 'obj' ? definition.ret : 'txt';
     const nodeTimeout = Number(definition.timeout) > 0 ? Number(definition.timeout) : settingsOf(RED).requestTimeoutMs;
 
     handleInput(
-      node,
+      this,
       status,
       async (msg, send) => {
         const { connection } = resolvePlatform(RED, definition);
         // The whole message is checked before a token is fetched or anything sent: its URL
         // (resolved, and refused with userinfo, by connection.request) and its headers.
         const method = methodOf(nodeMethod, msg);
-        const url = urlOf(nodeUrl, msg, (text) => node.warn(text));
+        const url = urlOf(nodeUrl, msg, (text) => this.warn(text));
         const timeoutMs = Number(msg.requestTimeout) > 0 ? Number(msg.requestTimeout) : nodeTimeout;
         const headers = requestHeadersOf(msg.headers);
         const body = method === 'GET' || method === 'HEAD' ? undefined : bodyOf(msg.payload, headers);
@@ -43,7 +42,7 @@ export default function register(RED: NodeAPI): void {
         msg.statusCode = response.statusCode;
         msg.headers = response.headers;
         msg.responseUrl = response.url;
-        msg.payload = payloadOf(response.body, ret, (text) => node.warn(text));
+        msg.payload = payloadOf(response.body, ret, (text) => this.warn(text));
         status.httpStatus(response.statusCode);
         send(msg);
       },
@@ -56,10 +55,7 @@ function methodOf(nodeMethod: string, msg: NodeMessage): string {
   if (nodeMethod !== 'USE') return nodeMethod;
   const method = typeof msg.method === 'string' ? msg.method.toUpperCase() : '';
   if (!METHODS.includes(method)) {
-    throw new IiotAuthError(
-      ErrorCode.INPUT_INVALID,
-      `msg.method "${String(msg.method ?? '')}" is not an HTTP method: set it to one of ${METHODS.join(', ')}`,
-    );
+    throw new IiotAuthError(ErrorCode.INPUT_INVALID, `msg.method "${String(msg.method ?? '')}" is not an HTTP method: set it to one of ${METHODS.join(', ')}`);
   }
   return method;
 }
@@ -72,13 +68,13 @@ function urlOf(nodeUrl: string, msg: NodeMessage, warn: (text: string) => void):
     try {
       return Mustache.render(nodeUrl, msg);
     } catch {
-      throw new IiotAuthError(ErrorCode.CONFIG_INVALID, 'the node\'s URL is not a valid template (an unclosed {{ }}, say): fix it in the node');
+      throw new IiotAuthError(ErrorCode.CONFIG_INVALID, "the node's URL is not a valid template (an unclosed {{ }}, say): fix it in the node");
     }
   }
   if (typeof msg.url !== 'string' || msg.url.trim() === '') {
     throw new IiotAuthError(
       ErrorCode.INPUT_INVALID,
-      'no URL: set the node\'s URL, or msg.url (relative to the platform\'s base URL, e.g. /api/identitymanagement/v3/Users)',
+      "no URL: set the node's URL, or msg.url (relative to the platform's base URL, e.g. /api/identitymanagement/v3/Users)",
     );
   }
   return msg.url;
@@ -104,7 +100,10 @@ function bodyOf(payload: unknown, headers: Record<string, string>): string | Buf
   try {
     return JSON.stringify(payload);
   } catch {
-    throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'msg.payload cannot be sent as JSON (it refers to itself, or holds a BigInt): send plain data, a string or a Buffer');
+    throw new IiotAuthError(
+      ErrorCode.INPUT_INVALID,
+      'msg.payload cannot be sent as JSON (it refers to itself, or holds a BigInt): send plain data, a string or a Buffer',
+    );
   }
 }
 

@@ -9,7 +9,7 @@ import type { Node, NodeAPI, NodeDefinition } from './node-red.js';
 export default function register(RED: NodeAPI): void {
   RED.nodes.registerType('iiot-token', function (this: Node, definition: NodeDefinition) {
     RED.nodes.createNode(this, definition);
-    const status = new StatusReporter(this, RED);
+    const status = new StatusReporter(this);
     handleInput(
       this,
       status,

@@ -33,7 +33,7 @@ export type BoardingCheck =
       /** When the IAT expires, epoch ms; absent when unknown. */
       expiresAt?: number;
       /** 'expired': a boarding configuration whose IAT has expired (onboarding with it fails). */
-      warnings: Array<'expired'>;
+      warnings: 'expired'[];
     };
 
 export type KeyCheck =
@@ -43,7 +43,7 @@ export type KeyCheck =
   | { problem: 'key-size'; bits: number };
 
 export function checkBoardingConfiguration(text: string, now: number = Date.now()): BoardingCheck {
-  let boarding;
+  let boarding: ReturnType<typeof parseBoardingConfiguration>;
   try {
     boarding = parseBoardingConfiguration(text);
   } catch (err) {

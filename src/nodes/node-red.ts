@@ -37,7 +37,11 @@ export interface NodeAPI {
     getCredentials?(id: string): unknown;
     /** Calls back with the definition of every node of the deployed flows (set before the nodes start). */
     eachNode?(callback: (definition: NodeDefinition) => void): void;
-    registerType(type: string, constructor: (this: Node, definition: NodeDefinition) => void, options?: { credentials?: Record<string, { type: 'text' | 'password' }> }): void;
+    registerType(
+      type: string,
+      construct: (this: Node, definition: NodeDefinition) => void,
+      options?: { credentials?: Record<string, { type: 'text' | 'password' }> },
+    ): void;
   };
   settings: Record<string, unknown> & { userDir?: string };
   httpAdmin: {

@@ -73,8 +73,7 @@ export class IiotAuthRuntime {
     if (settings.maxResponseBytes !== undefined) options.maxResponseBytes = settings.maxResponseBytes;
     const tlsNode = typeof definition.tls === 'string' && definition.tls ? (RED.nodes.getNode(definition.tls) as TlsConfigNode | null) : null;
     if (tlsNode) options.tls = tlsNode.addTLSOptions({}) as TlsOptions;
-    const proxyNode =
-      typeof definition.proxy === 'string' && definition.proxy ? (RED.nodes.getNode(definition.proxy) as HttpProxyNode | null) : null;
+    const proxyNode = typeof definition.proxy === 'string' && definition.proxy ? (RED.nodes.getNode(definition.proxy) as HttpProxyNode | null) : null;
     if (proxyNode?.url) {
       options.proxy = {
         url: proxyNode.url,

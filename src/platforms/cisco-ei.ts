@@ -39,7 +39,10 @@ export function validateSettings(settings: CiscoEiSettings, requireTenant = true
   if (missing.length > 0) {
     const labels = missing.map((k) => (k === 'tenantId' ? 'tenant id' : k));
     const code = missing.includes('tenantId') ? ErrorCode.CONFIG_INVALID : ErrorCode.CREDENTIALS_MISSING;
-    throw new IiotAuthError(code, `the Cisco EI config lacks the ${listOf(labels)}: open the config node and fill it in${missing.includes('tenantId') ? ' ("Look up tenants" finds the tenant id)' : ''}`);
+    throw new IiotAuthError(
+      code,
+      `the Cisco EI config lacks the ${listOf(labels)}: open the config node and fill it in${missing.includes('tenantId') ? ' ("Look up tenants" finds the tenant id)' : ''}`,
+    );
   }
   return { ...settings, server: checkBaseUrl(settings.server, 'the server URL'), tenantId: settings.tenantId.trim() };
 }
@@ -76,12 +79,14 @@ export function buildTenantsRequest(server: string, accessToken: string): HttpRe
 export function readTenantsResponse(res: HttpResponse): Tenant[] {
   const what = 'the Cisco EI user endpoint';
   if (res.statusCode !== 200) {
-    throw new IiotAuthError(ErrorCode.TOKEN_ENDPOINT_ERROR, `${what} answered ${res.statusCode}: the user may lack the permission to read its own profile`, { statusCode: res.statusCode });
+    throw new IiotAuthError(ErrorCode.TOKEN_ENDPOINT_ERROR, `${what} answered ${res.statusCode}: the user may lack the permission to read its own profile`, {
+      statusCode: res.statusCode,
+    });
   }
   const roles = jsonObject(res, what).roles;
   if (!Array.isArray(roles)) throw new IiotAuthError(ErrorCode.TOKEN_RESPONSE_INVALID, `${what} answered without "roles"`);
   const tenants = new Map<string, Tenant>();
-  for (const role of roles as Array<Record<string, unknown>>) {
+  for (const role of roles as Record<string, unknown>[]) {
     if (role && typeof role.tenant_id === 'string' && !tenants.has(role.tenant_id)) {
       tenants.set(role.tenant_id, { id: role.tenant_id, name: typeof role.tenant_name === 'string' ? role.tenant_name : role.tenant_id });
     }
@@ -111,7 +116,11 @@ export const CISCO_EI = declarePlatform({
       password: credentials.password ?? '',
     });
     return {
-      provider: exchangeProvider(settings.server, () => buildTokenRequest(settings), (res, now) => readTokenResponse(res, now, settings.tenantId)),
+      provider: exchangeProvider(
+        settings.server,
+        () => buildTokenRequest(settings),
+        (res, now) => readTokenResponse(res, now, settings.tenantId),
+      ),
       fingerprintParts: { ...settings },
       secrets: [settings.password],
     };

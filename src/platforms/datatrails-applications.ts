@@ -103,7 +103,7 @@ export function parseIdentity(value: unknown, field = 'msg.identity'): string {
       `${field} "${preview(value)}" does not name an app registration: expected applications/<uuid> or a bare uuid, e.g. applications/d1fb6c87-faa9-4d56-b2fd-a5b70a9af065`,
     );
   }
-  return match[1]!;
+  return match[1];
 }
 
 export function identityOf(uuid: string): string {
@@ -114,7 +114,7 @@ export function identityOf(uuid: string): string {
 export function checkNewApplication(payload: unknown): NewApplication {
   const body = bodyObject(payload, 'create', '{display_name, custom_claims, roles}');
   onlyFields(body, ['display_name', 'custom_claims', 'roles'], 'create');
-  const out: NewApplication = { display_name: displayName(body.display_name, true)! };
+  const out: NewApplication = { display_name: displayName(body.display_name, true) };
   const claims = customClaims(body.custom_claims);
   if (claims !== undefined) out.custom_claims = claims;
   if (body.roles !== undefined && body.roles !== null) out.roles = roles(body.roles);
@@ -149,7 +149,10 @@ export function checkListQuery(input: { pageSize?: unknown; pageToken?: unknown;
   if (pageSize !== undefined && pageSize !== null && pageSize !== '') {
     const size = typeof pageSize === 'string' && /^\s*\d+\s*$/.test(pageSize) ? Number(pageSize) : pageSize;
     if (typeof size !== 'number' || !Number.isInteger(size) || size < 1) {
-      throw new IiotAuthError(ErrorCode.INPUT_INVALID, `msg.pageSize "${preview(pageSize)}" is not a page size: set a whole number from 1 up, or delete it to list everything`);
+      throw new IiotAuthError(
+        ErrorCode.INPUT_INVALID,
+        `msg.pageSize "${preview(pageSize)}" is not a page size: set a whole number from 1 up, or delete it to list everything`,
+      );
     }
     query.pageSize = size;
   }
@@ -273,7 +276,11 @@ export function applicationsError(res: HttpResponse, ctx: ResponseContext): Iiot
   const options = { statusCode: status };
   switch (status) {
     case 400:
-      return new IiotAuthError(ErrorCode.INPUT_INVALID, `DataTrails refused ${what} as invalid (400)${detail}: correct msg.payload or the msg properties`, options);
+      return new IiotAuthError(
+        ErrorCode.INPUT_INVALID,
+        `DataTrails refused ${what} as invalid (400)${detail}: correct msg.payload or the msg properties`,
+        options,
+      );
     case 401:
       return new IiotAuthError(
         ErrorCode.AUTH_REJECTED,
@@ -313,10 +320,14 @@ export function applicationsError(res: HttpResponse, ctx: ResponseContext): Iiot
           : ctx.action === 'update'
             ? 'the node does not repeat update by itself'
             : `the node does not repeat ${ctx.action} by itself, so that it never takes effect twice`;
-      return new IiotAuthError(ErrorCode.RATE_LIMITED, `DataTrails' rate limit is reached (429) for ${what}; ${repeat}: ${waitText} and send the message again`, {
-        ...options,
-        ...(wait !== undefined ? { retryAfterMs: wait } : {}),
-      });
+      return new IiotAuthError(
+        ErrorCode.RATE_LIMITED,
+        `DataTrails' rate limit is reached (429) for ${what}; ${repeat}: ${waitText} and send the message again`,
+        {
+          ...options,
+          ...(wait !== undefined ? { retryAfterMs: wait } : {}),
+        },
+      );
     }
     default:
       return new IiotAuthError(
@@ -351,7 +362,7 @@ function isSuccess(res: HttpResponse): boolean {
 
 function jsonBody(res: HttpResponse, ctx: ResponseContext): Record<string, unknown> {
   const parsed = parseJson(res);
-  if (!parsed) throw invalid(ctx, 'the body is not JSON; check that the config node\'s URL points at DataTrails, not at a proxy or login page');
+  if (!parsed) throw invalid(ctx, "the body is not JSON; check that the config node's URL points at DataTrails, not at a proxy or login page");
   if (!isObject(parsed.value)) throw invalid(ctx, 'the body is not a JSON object');
   return parsed.value;
 }
@@ -385,6 +396,8 @@ function onlyFields(body: Record<string, unknown>, allowed: string[], action: st
   }
 }
 
+function displayName(value: unknown, required: true): string;
+function displayName(value: unknown, required: boolean): string | undefined;
 function displayName(value: unknown, required: boolean): string | undefined {
   if (value === undefined && !required) return undefined;
   if (typeof value !== 'string' || value.trim() === '') {

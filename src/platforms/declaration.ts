@@ -59,7 +59,7 @@ export interface ProviderSetup {
   /** Values that must never appear in any output. */
   secrets: Array<string | undefined>;
   /** `[id, secret]` pairs that travel as HTTP Basic authentication. */
-  basicPairs?: Array<[string, string]>;
+  basicPairs?: [string, string][];
 }
 
 /** A declaration with the defaults filled in: only what differs needs saying. */

@@ -44,7 +44,7 @@ export function settingsFromEnvironment(env: NodeJS.ProcessEnv, gateway?: string
 
 /** Checks the settings up front, naming the field (or variable) that is missing. */
 export function validateSettings(settings: InsightsHubAppSettings, fromEnv: boolean): InsightsHubAppSettings {
-  const fields: Array<[keyof InsightsHubAppSettings, string, string]> = [
+  const fields: [keyof InsightsHubAppSettings, string, string][] = [
     ['appName', 'app name', 'MDSP_OS_VM_APP_NAME'],
     ['appVersion', 'app version', 'MDSP_OS_VM_APP_VERSION'],
     ['hostTenant', 'host tenant', 'MDSP_HOST_TENANT'],

@@ -50,7 +50,9 @@ export function buildLoginRequest(settings: MbpSettings): HttpRequest {
 export function readLoginResponse(res: HttpResponse, now: number): Token {
   // MBP's words name the case: "User with username '…' does not exist!", "Invalid password!", "This user is a system user…".
   if (res.statusCode === 404) {
-    throw new IiotAuthError(ErrorCode.AUTH_REJECTED, `${WHAT} does not know this user (404)${serverSaid(res)}: check the username in the MBP config node`, { statusCode: 404 });
+    throw new IiotAuthError(ErrorCode.AUTH_REJECTED, `${WHAT} does not know this user (404)${serverSaid(res)}: check the username in the MBP config node`, {
+      statusCode: 404,
+    });
   }
   if (res.statusCode === 403 || res.statusCode === 401) {
     throw new IiotAuthError(
@@ -69,12 +71,20 @@ export function readLoginResponse(res: HttpResponse, now: number): Token {
   if (res.statusCode !== 200) throw tokenEndpointError(res, WHAT, 'check the username and password');
   const session = sessionCookie(res.headers['set-cookie']);
   if (!session) {
-    throw new IiotAuthError(ErrorCode.TOKEN_RESPONSE_INVALID, `${WHAT} succeeded but set no ${SESSION_COOKIE} cookie: check that the URL points at MBP itself, not at a proxy`);
+    throw new IiotAuthError(
+      ErrorCode.TOKEN_RESPONSE_INVALID,
+      `${WHAT} succeeded but set no ${SESSION_COOKIE} cookie: check that the URL points at MBP itself, not at a proxy`,
+    );
   }
   const user = jsonObject(res, WHAT);
   const accessRequest = accessRequestHeader(user);
   // The cookie's Max-Age, within MBP's 7-day limit; sanitised like every lifetime.
-  const expiresAt = expiryFrom(now, { expiresIn: Math.min(session.maxAgeS ?? MAX_SESSION_S, MAX_SESSION_S), expiresInField: 'Max-Age', defaultS: MAX_SESSION_S, what: WHAT });
+  const expiresAt = expiryFrom(now, {
+    expiresIn: Math.min(session.maxAgeS ?? MAX_SESSION_S, MAX_SESSION_S),
+    expiresInField: 'Max-Age',
+    defaultS: MAX_SESSION_S,
+    what: WHAT,
+  });
   return {
     type: 'session',
     value: session.id,
@@ -94,7 +104,7 @@ export function readLoginResponse(res: HttpResponse, now: number): Token {
  * name with `=` or `;;` is refused here with a clear error.
  */
 export function accessRequestHeader(user: Record<string, unknown>): string {
-  const parts: Array<[string, string]> = [
+  const parts: [string, string][] = [
     ['firstname', 'firstName'],
     ['lastname', 'lastName'],
     ['username', 'username'],
@@ -113,7 +123,10 @@ export function accessRequestHeader(user: Record<string, unknown>): string {
   }
   // Every MBP user has a username; without it the answer is not MBP's user (and an empty header would be a 500).
   if (typeof user.username !== 'string' || user.username === '') {
-    throw new IiotAuthError(ErrorCode.TOKEN_RESPONSE_INVALID, `${WHAT} answered without the user's username: check that the URL points at MBP itself, not at a proxy`);
+    throw new IiotAuthError(
+      ErrorCode.TOKEN_RESPONSE_INVALID,
+      `${WHAT} answered without the user's username: check that the URL points at MBP itself, not at a proxy`,
+    );
   }
   return pieces.join(';;');
 }

@@ -29,8 +29,7 @@ export interface OAuth2Settings {
 /** Used only when an answer carries neither expires_in nor a JWT exp. */
 export const DEFAULT_LIFETIME_S = 3600;
 const WHAT = 'the OAuth 2.0 token endpoint';
-const REJECTED =
-  'the client id or secret is wrong, or the server expects the other client authentication (body or HTTP Basic); check them in the config node';
+const REJECTED = 'the client id or secret is wrong, or the server expects the other client authentication (body or HTTP Basic); check them in the config node';
 /** Parameters the node sets itself: extra parameters may not replace them. */
 const RESERVED = ['grant_type', 'client_id', 'client_secret', 'scope', 'audience'];
 

@@ -36,7 +36,8 @@ export function serverMessage(res: HttpResponse): string | undefined {
   if (!body) return undefined;
   const text = (value: unknown) => (typeof value === 'string' && value.trim() !== '' ? value : undefined);
   const oauth = [text(body.error), text(body.error_description)].filter((part) => part !== undefined).join(': ');
-  const first = Array.isArray(body.errors) && body.errors[0] && typeof body.errors[0] === 'object' ? (body.errors[0] as { message?: unknown }).message : undefined;
+  const first =
+    Array.isArray(body.errors) && body.errors[0] && typeof body.errors[0] === 'object' ? (body.errors[0] as { message?: unknown }).message : undefined;
   const message = text(body.message) ?? text(oauth) ?? text(first);
   const clean = message?.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
   return clean ? (clean.length > 200 ? `${clean.slice(0, 200)}…` : clean) : undefined;
@@ -59,11 +60,9 @@ export function jsonObject(res: HttpResponse, what: string): Record<string, unkn
     );
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new IiotAuthError(
-      ErrorCode.TOKEN_RESPONSE_INVALID,
-      `${what} at ${describeUrl(res.url)} answered with JSON that is not an object`,
-      { statusCode: res.statusCode },
-    );
+    throw new IiotAuthError(ErrorCode.TOKEN_RESPONSE_INVALID, `${what} at ${describeUrl(res.url)} answered with JSON that is not an object`, {
+      statusCode: res.statusCode,
+    });
   }
   return parsed as Record<string, unknown>;
 }
@@ -134,11 +133,10 @@ export function tokenEndpointError(res: HttpResponse, what: string, rejected: st
       { statusCode: status, ...extra },
     );
   }
-  return new IiotAuthError(
-    ErrorCode.TOKEN_ENDPOINT_ERROR,
-    `${what} refused the token request (${status}): check the config node's settings${said}`,
-    { statusCode: status, ...extra },
-  );
+  return new IiotAuthError(ErrorCode.TOKEN_ENDPOINT_ERROR, `${what} refused the token request (${status}): check the config node's settings${said}`, {
+    statusCode: status,
+    ...extra,
+  });
 }
 
 /**

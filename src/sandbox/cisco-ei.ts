@@ -144,9 +144,7 @@ export async function createCiscoEi(context: SandboxContext): Promise<Platform> 
     return jsonReply(200, assetType);
   });
 
-  const deleteAssetType = inTenant((_request, tenantId, [id]) =>
-    assetTypesOf(tenantId).delete(id) ? emptyReply(204) : notFound('Asset type'),
-  );
+  const deleteAssetType = inTenant((_request, tenantId, [id]) => (assetTypesOf(tenantId).delete(id) ? emptyReply(204) : notFound('Asset type')));
 
   /** Only called after inTenant() has checked the tenant. */
   function assetTypesOf(tenantId: string): Map<string, AssetType> {

@@ -72,7 +72,10 @@ export class DataTrailsApplications {
   private readonly administrators = new Set<string>();
 
   /** `issuer`: the `iss` of the tokens this tenancy's app registrations get (`{url}/appidpv1`). */
-  constructor(readonly tenantId: string, readonly issuer: string) {}
+  constructor(
+    readonly tenantId: string,
+    readonly issuer: string,
+  ) {}
 
   /** Gives a client id administrator rights (subject = client id, issuer = the app IdP), as the seed's Settings screen does. */
   grantAdministrator(clientId: string): void {
@@ -152,10 +155,9 @@ export class DataTrailsApplications {
     const application = this.byUuid.get(clientId);
     const now = Date.now();
     const valid = application?.credentials.some(
-      (credential) =>
-        credential.secret === secret && Date.parse(credential.valid_from) <= now && now < Date.parse(credential.valid_until),
+      (credential) => credential.secret === secret && Date.parse(credential.valid_from) <= now && now < Date.parse(credential.valid_until),
     );
-    return valid ? redacted(application!) : undefined;
+    return application && valid ? redacted(application) : undefined;
   }
 
   clear(): void {

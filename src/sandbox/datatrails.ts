@@ -35,14 +35,12 @@ const MAX_PAGE_SIZE = 1000;
 
 // The token endpoint's error bodies are not documented (clients must branch on
 // the status); OAuth-style bodies are a plausible guess.
-const oauthError = (status: number, error: string, description: string): Reply =>
-  jsonReply(status, { error, error_description: description });
+const oauthError = (status: number, error: string, description: string): Reply => jsonReply(status, { error, error_description: description });
 
 // The API is served through grpc-gateway (hence `:regenerate-secret`), whose
 // error body is {code (gRPC code), message, details}.
 const GRPC_CODES: Record<number, number> = { 400: 3, 401: 16, 402: 8, 403: 7, 404: 5, 429: 8 };
-const apiError = (status: number, message: string): Reply =>
-  jsonReply(status, { code: GRPC_CODES[status] ?? 2, message, details: [] });
+const apiError = (status: number, message: string): Reply => jsonReply(status, { code: GRPC_CODES[status] ?? 2, message, details: [] });
 
 export interface DataTrailsPlatform extends Platform {
   applications: DataTrailsApplications;
@@ -133,7 +131,11 @@ export async function createDataTrails(context: SandboxContext): Promise<DataTra
   });
 
   const listEvents = withToken(
-    pagedList('events', () => false, (_filters, [uuid]) => eventsByAsset.get(uuid) ?? apiError(404, `asset not found: assets/${uuid}`)),
+    pagedList(
+      'events',
+      () => false,
+      (_filters, [uuid]) => eventsByAsset.get(uuid) ?? apiError(404, `asset not found: assets/${uuid}`),
+    ),
   );
 
   const createEvent = withToken((request, claims, [uuid]) => {
@@ -166,8 +168,10 @@ export async function createDataTrails(context: SandboxContext): Promise<DataTra
 
   // display_name filters by exact match.
   const listApplications = withAdministrator(
-    pagedList('applications', (name) => name === 'display_name', ({ display_name }) =>
-      applications.list().filter((application) => display_name === undefined || application.display_name === display_name),
+    pagedList(
+      'applications',
+      (name) => name === 'display_name',
+      ({ display_name }) => applications.list().filter((application) => display_name === undefined || application.display_name === display_name),
     ),
   );
 
@@ -198,9 +202,7 @@ export async function createDataTrails(context: SandboxContext): Promise<DataTra
     return application ? jsonReply(200, application) : applicationNotFound(uuid);
   });
 
-  const deleteApplication = withAdministrator((_request, _claims, [uuid]) =>
-    applications.delete(uuid) ? jsonReply(200, {}) : applicationNotFound(uuid),
-  );
+  const deleteApplication = withAdministrator((_request, _claims, [uuid]) => (applications.delete(uuid) ? jsonReply(200, {}) : applicationNotFound(uuid)));
 
   const regenerateSecret = withAdministrator((_request, _claims, [uuid]) => {
     const application = applications.regenerateSecret(uuid);
@@ -300,7 +302,7 @@ function selectAssets(all: Asset[], filters: Record<string, string>): Asset[] | 
     } else {
       const match = ATTRIBUTE_FILTER.exec(name);
       if (match) {
-        const key = match[1] ?? match[2]!;
+        const key = match[1] ?? match[2];
         tests.push((asset) => isPlainObject(asset.attributes) && asset.attributes[key] === value);
       }
     }

@@ -7,17 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { JWTPayload } from 'jose';
 import { TokenIssuer } from './token-issuer.js';
-import {
-  bearerToken,
-  header,
-  jsonObjectBody,
-  jsonReply,
-  mediaType,
-  type Platform,
-  type Reply,
-  type SandboxContext,
-  type SandboxRequest,
-} from './http-kit.js';
+import { bearerToken, header, jsonObjectBody, jsonReply, mediaType, type Platform, type Reply, type SandboxContext, type SandboxRequest } from './http-kit.js';
 
 const APP_FIELDS = ['appName', 'appVersion', 'hostTenant', 'userTenant'] as const;
 /** The scope app tokens carry for Agent Management (our choice of name; the app side of agents and the data source configuration need it). */

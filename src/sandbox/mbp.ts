@@ -53,7 +53,7 @@ function parseAccessRequest(value: string): Map<string, string> | undefined {
   for (const piece of javaSplit(value, ';;')) {
     const keyValue = javaSplit(piece, '=');
     if (keyValue.length < 2) return undefined;
-    attributes.set(keyValue[0]!, keyValue[1]!);
+    attributes.set(keyValue[0], keyValue[1]);
   }
   return attributes;
 }
@@ -105,9 +105,27 @@ export function createMbp(context: SandboxContext): Platform {
   const demo = context.demo.mbp;
   const startedAt = Date.now();
   const users: User[] = [
-    { id: DEMO_USER_ID, username: demo.username, password: demo.password, firstName: demo.firstName, lastName: demo.lastName, isAdmin: false, isSystemUser: false, isLoginable: true },
+    {
+      id: DEMO_USER_ID,
+      username: demo.username,
+      password: demo.password,
+      firstName: demo.firstName,
+      lastName: demo.lastName,
+      isAdmin: false,
+      isSystemUser: false,
+      isLoginable: true,
+    },
     // Another user, who owns an entity the demo user has no permission for.
-    { id: '607db9061d2ce90bb4b6131c', username: 'grace', password: randomBytes(12).toString('hex'), firstName: 'Grace', lastName: 'Hopper', isAdmin: false, isSystemUser: false, isLoginable: true },
+    {
+      id: '607db9061d2ce90bb4b6131c',
+      username: 'grace',
+      password: randomBytes(12).toString('hex'),
+      firstName: 'Grace',
+      lastName: 'Hopper',
+      isAdmin: false,
+      isSystemUser: false,
+      isLoginable: true,
+    },
     ...MBP_SYSTEM_USERNAMES.map((username, index) => ({
       id: `607db9061d2ce90bb4b6132${index}`,
       username,
@@ -135,13 +153,26 @@ export function createMbp(context: SandboxContext): Platform {
       created: 1620876612940 + index,
       lastModified: 1620876612940 + index,
     })),
-    { id: '609c9d449672bb5e7177f299', name: 'Lab robot', componentType: 'Computer', ipAddress: '192.168.221.99', username: 'ubuntu', entityType: 'REQUESTED_ENTITY', usesPassword: true, usesRSAKey: false, ownerId: users[1]!.id, ownerName: 'grace', created: 1620876612999, lastModified: 1620876612999 },
+    {
+      id: '609c9d449672bb5e7177f299',
+      name: 'Lab robot',
+      componentType: 'Computer',
+      ipAddress: '192.168.221.99',
+      username: 'ubuntu',
+      entityType: 'REQUESTED_ENTITY',
+      usesPassword: true,
+      usesRSAKey: false,
+      ownerId: users[1].id,
+      ownerName: 'grace',
+      created: 1620876612999,
+      lastModified: 1620876612999,
+    },
   ];
   const sensors: Entity[] = ['Temperature press 1', 'Humidity booth'].map((name, index) => ({
     id: `609c9d449672bb5e7177f31${index}`,
     name,
     componentType: index === 0 ? 'Temperature' : 'Humidity',
-    deviceId: devices[index]!.id,
+    deviceId: devices[index].id,
     entityType: 'REQUESTED_ENTITY',
     ownerId: DEMO_USER_ID,
     ownerName: demo.username,
@@ -149,7 +180,17 @@ export function createMbp(context: SandboxContext): Platform {
 
   function publicUser(user: User): Record<string, unknown> {
     // User's JSON: the password is WRITE_ONLY; isAdmin, isSystemUser and isLoginable are read-only fields.
-    return { id: user.id, username: user.username, firstName: user.firstName, lastName: user.lastName, isAdmin: user.isAdmin, isSystemUser: user.isSystemUser, isLoginable: user.isLoginable, loginable: user.isLoginable, entityType: 'REQUESTING_ENTITY' };
+    return {
+      id: user.id,
+      username: user.username,
+      firstName: user.firstName,
+      lastName: user.lastName,
+      isAdmin: user.isAdmin,
+      isSystemUser: user.isSystemUser,
+      isLoginable: user.isLoginable,
+      loginable: user.isLoginable,
+      entityType: 'REQUESTING_ENTITY',
+    };
   }
 
   /**
@@ -208,12 +249,12 @@ export function createMbp(context: SandboxContext): Platform {
   function sessionUser(request: SandboxRequest): User | undefined {
     const sessionId = cookie(request, SESSION_COOKIE);
     const session = sessionId ? sessions.get(sessionId) : undefined;
-    if (!session) return undefined;
+    if (!sessionId || !session) return undefined;
     // Sweeps run at start and every sweepEveryMs; each deletes the sessions past their lifetime.
     const now = Date.now();
     const lastSweep = startedAt + Math.floor((now - startedAt) / session.sweepEveryMs) * session.sweepEveryMs;
     if (session.sweepableAt < lastSweep) {
-      sessions.delete(sessionId!);
+      sessions.delete(sessionId);
       return undefined;
     }
     return users.find((user) => user.id === session.userId);
@@ -253,7 +294,7 @@ export function createMbp(context: SandboxContext): Platform {
       const start = page * size;
       // List.subList(start, end) with start past the end throws: a 500.
       if (start > all.length) return mbpError(500, UNEXPECTED);
-      const items = all.slice(start, start + size).map((entity) => entityModel(entity, contextPath!));
+      const items = all.slice(start, start + size).map((entity) => entityModel(entity, contextPath));
       const base = `${context.url}/${contextPath}`;
       return jsonReply(
         200,
@@ -275,7 +316,7 @@ export function createMbp(context: SandboxContext): Platform {
       const entity = entities.find((candidate) => candidate.id === id);
       if (!entity) return mbpError(500, UNEXPECTED);
       if (!visibleTo(user, entity)) return mbpError(401, `Missing permission 'READ' for Entity with id '${id}'.`);
-      return jsonReply(200, entityModel(entity, contextPath!), { 'content-type': 'application/hal+json' });
+      return jsonReply(200, entityModel(entity, contextPath), { 'content-type': 'application/hal+json' });
     });
   }
 

@@ -50,7 +50,12 @@ export async function createOAuth2(context: SandboxContext): Promise<Platform> {
     const found = client(request, form);
     if ('status' in found) return found;
     if (found.id !== demo.clientId || found.secret !== demo.clientSecret) {
-      return oauthError(401, 'invalid_client', 'Client authentication failed', found.method === 'basic' ? { 'www-authenticate': 'Basic realm="sandbox"' } : undefined);
+      return oauthError(
+        401,
+        'invalid_client',
+        'Client authentication failed',
+        found.method === 'basic' ? { 'www-authenticate': 'Basic realm="sandbox"' } : undefined,
+      );
     }
     if (form.get('grant_type') !== 'client_credentials') return oauthError(400, 'unsupported_grant_type', 'grant_type must be client_credentials');
     const scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
@@ -69,14 +74,23 @@ export async function createOAuth2(context: SandboxContext): Promise<Platform> {
     return async (request) => {
       const token = bearerToken(request);
       const claims = token === undefined ? undefined : await issuer.verify(token);
-      return claims ? handler(claims) : oauthError(401, 'invalid_token', 'missing, expired or revoked token', { 'www-authenticate': 'Bearer error="invalid_token"' });
+      return claims
+        ? handler(claims)
+        : oauthError(401, 'invalid_token', 'missing, expired or revoked token', { 'www-authenticate': 'Bearer error="invalid_token"' });
     };
   }
 
   const whoami = withToken((claims) =>
     jsonReply(200, { client_id: claims.sub, client_auth: claims.client_auth, scope: claims.scope, audience: claims.aud, params: claims.params }),
   );
-  const items = withToken(() => jsonReply(200, { items: [{ id: 'line-1', state: 'running' }, { id: 'line-2', state: 'idle' }] }));
+  const items = withToken(() =>
+    jsonReply(200, {
+      items: [
+        { id: 'line-1', state: 'running' },
+        { id: 'line-2', state: 'idle' },
+      ],
+    }),
+  );
 
   return {
     name: 'oauth2',

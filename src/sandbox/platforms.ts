@@ -16,8 +16,7 @@ interface Started {
 
 const CREATORS = {
   insightsHub: (context: SandboxContext) => createInsightsHub(context),
-  agents: (context: SandboxContext, started: Started) =>
-    createInsightsHubAgents(context, async (token) => (await started.insightsHub).verifyToken(token)),
+  agents: (context: SandboxContext, started: Started) => createInsightsHubAgents(context, async (token) => (await started.insightsHub).verifyToken(token)),
   ciscoEi: (context: SandboxContext) => createCiscoEi(context),
   dataTrails: (context: SandboxContext) => createDataTrails(context),
   mbp: (context: SandboxContext) => createMbp(context),

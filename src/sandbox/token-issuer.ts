@@ -44,7 +44,11 @@ export class TokenIssuer {
   private key: Promise<SigningKey>;
   private readonly now: () => number;
 
-  private constructor(readonly issuer: string, key: Promise<SigningKey>, now: () => number) {
+  private constructor(
+    readonly issuer: string,
+    key: Promise<SigningKey>,
+    now: () => number,
+  ) {
     this.key = key;
     this.now = now;
   }
@@ -108,6 +112,7 @@ export class TokenIssuer {
 
   /** Resolves when no key generation is under way. */
   async settle(): Promise<void> {
+    // Only waits: a failed generation is reported to whoever asked for the key.
     await this.key.catch(() => undefined);
   }
 }

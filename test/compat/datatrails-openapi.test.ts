@@ -230,7 +230,7 @@ function tokenProblems(exchange: RecordedRequest): string[] {
   return problems;
 }
 
-describe('DataTrails: our client and our sandbox against DataTrails\' OpenAPI specification', function () {
+describe("DataTrails: our client and our sandbox against DataTrails' OpenAPI specification", function () {
   this.timeout(60_000);
 
   describe('the specification files', () => {
@@ -243,11 +243,14 @@ describe('DataTrails: our client and our sandbox against DataTrails\' OpenAPI sp
       assert.match(fs.readFileSync(path.join(FIXTURES, 'LICENSE'), 'utf8'), /^Mozilla Public License Version 2\.0/);
     });
 
-    it('say what they can catch: no additionalProperties: false, and `required` only for a create\'s display_name (and an event\'s body)', () => {
+    it("say what they can catch: no additionalProperties: false, and `required` only for a create's display_name (and an event's body)", () => {
       const required: string[] = [];
       let closed = 0;
       const walk = (node: unknown, where: string): void => {
-        if (Array.isArray(node)) return node.forEach((item, i) => walk(item, `${where}[${i}]`));
+        if (Array.isArray(node)) {
+          for (const [i, item] of node.entries()) walk(item, `${where}[${i}]`);
+          return;
+        }
         if (typeof node !== 'object' || node === null) return;
         for (const [key, value] of Object.entries(node)) {
           if (key === 'required' && Array.isArray(value)) required.push(`${where}: ${value.join(', ')}`);
@@ -257,20 +260,17 @@ describe('DataTrails: our client and our sandbox against DataTrails\' OpenAPI sp
       };
       for (const name of Object.keys(SPECS) as SpecName[]) walk(SPECS[name].definitions, name);
       assert.equal(closed, 0);
-      assert.deepEqual(required, [
-        'appregistrationsv1.v1CreateAppRegistrationRequest: display_name',
-        'assetsv2.EventsCreateBody: behaviour, operation',
-      ]);
+      assert.deepEqual(required, ['appregistrationsv1.v1CreateAppRegistrationRequest: display_name', 'assetsv2.EventsCreateBody: behaviour, operation']);
     });
 
     it('have a basePath that repeats the start of every path: a validator must use the paths alone', () => {
       for (const spec of Object.values(SPECS)) {
         for (const specPath of Object.keys(spec.paths)) assert.ok(specPath.startsWith(spec.basePath), specPath);
       }
-      assert.equal(SPECS.appregistrationsv1.basePath + '/archivist/iam/v1/applications', '/archivist/iam/v1/applications/archivist/iam/v1/applications');
+      assert.equal(`${SPECS.appregistrationsv1.basePath}/archivist/iam/v1/applications`, '/archivist/iam/v1/applications/archivist/iam/v1/applications');
     });
 
-    it('the one adjustment: asset attributes are strings on the wire, as the spec\'s own example shows and its v2Attribute does not', () => {
+    it("the one adjustment: asset attributes are strings on the wire, as the spec's own example shows and its v2Attribute does not", () => {
       const example = SPECS.assetsv2.definitions.v2AssetResponse!.example;
       const asSpecified = ajv.getSchema('assetsv2#/definitions/v2AssetResponse')!;
       assert.equal(asSpecified(example), false, 'the spec refuses its own example');
@@ -297,12 +297,15 @@ describe('DataTrails: our client and our sandbox against DataTrails\' OpenAPI sp
       };
       const apps = '/archivist/iam/v1/applications';
       assert.deepEqual(problemsOf(exchange('POST', apps, { display_name: 'x', roles: ['OWNER'] }, application)), [], 'a valid exchange passes');
-      const cases: Array<[RecordedRequest, RegExp]> = [
+      const cases: [RecordedRequest, RegExp][] = [
         [exchange('POST', apps, { display_name: 'x', roles: ['viewer'] }, application), /body\/roles\/0 must be equal to one of the allowed values/],
         [exchange('POST', apps, { display_name: 42 }, application), /body\/display_name must be string/],
         [exchange('POST', apps, { custom_claims: { a: 'b' } }, application), /body must have required property 'display_name'/],
         [exchange('POST', apps, { display_name: 'x', custom_claims: { n: 1 } }, application), /body\/custom_claims\/n must be string/],
-        [exchange('GET', `${apps}/${application.identity.slice(13)}`, undefined, { ...application, roles: ['admin'] }), /answer 200\/roles\/0 must be equal to one of the allowed values/],
+        [
+          exchange('GET', `${apps}/${application.identity.slice(13)}`, undefined, { ...application, roles: ['admin'] }),
+          /answer 200\/roles\/0 must be equal to one of the allowed values/,
+        ],
         [
           exchange('GET', apps, undefined, { applications: [{ ...application, credentials: [{ valid_from: 'yesterday' }] }] }),
           /answer 200\/applications\/0\/credentials\/0\/valid_from must match format "date-time"/,
@@ -312,7 +315,10 @@ describe('DataTrails: our client and our sandbox against DataTrails\' OpenAPI sp
         [exchange('GET', apps, undefined, { applications: [] }, 201), /answered 201, which the spec does not list/],
         [exchange('GET', '/archivist/v2/assets?order_by=NEWEST', undefined, { assets: [] }), /query\/order_by must be equal to one of the allowed values/],
         [exchange('GET', '/archivist/v2/assets', undefined, { assets: [{ public: 'no' }] }), /answer 200\/assets\/0\/public must be boolean/],
-        [exchange('PATCH', `${apps}/${application.identity.slice(13)}`, { identity: application.identity, display_name: 'x' }, application), /sends read-only identity/],
+        [
+          exchange('PATCH', `${apps}/${application.identity.slice(13)}`, { identity: application.identity, display_name: 'x' }, application),
+          /sends read-only identity/,
+        ],
         [exchange('POST', `${apps}/${application.identity.slice(13)}:regenerate`, undefined, application), /no route of the spec/],
       ];
       for (const [recorded, message] of cases) {
@@ -359,7 +365,12 @@ describe('DataTrails: our client and our sandbox against DataTrails\' OpenAPI sp
       return sendExpecting(ids, node, msg, 'error') as Promise<string>;
     }
 
-    async function sendExpecting(ids: { out: string; errors: string }, node: string, msg: NodeMessage, expect: 'output' | 'error'): Promise<NodeMessage | string> {
+    async function sendExpecting(
+      ids: { out: string; errors: string },
+      node: string,
+      msg: NodeMessage,
+      expect: 'output' | 'error',
+    ): Promise<NodeMessage | string> {
       const out = H.node<NodeRedNode>(ids.out);
       const errors = H.node<NodeRedNode>(ids.errors);
       let onOut!: (m: NodeMessage) => void;
@@ -367,9 +378,7 @@ describe('DataTrails: our client and our sandbox against DataTrails\' OpenAPI sp
       const ended = new Promise<NodeMessage | string>((resolve, reject) => {
         onOut = (m) => (expect === 'output' ? resolve(m) : reject(new Error(`${JSON.stringify(msg)} gave an output, not an error`)));
         onError = (m) =>
-          expect === 'error'
-            ? resolve((m.error as { code: string }).code)
-            : reject(new Error(`${JSON.stringify(msg)} ended in ${JSON.stringify(m.error)}`));
+          expect === 'error' ? resolve((m.error as { code: string }).code) : reject(new Error(`${JSON.stringify(msg)} ended in ${JSON.stringify(m.error)}`));
       });
       out.on('input', onOut);
       errors.on('input', onError);
@@ -383,7 +392,9 @@ describe('DataTrails: our client and our sandbox against DataTrails\' OpenAPI sp
     }
 
     function assertConforms(exchanges: RecordedRequest[]): void {
-      const problems = exchanges.flatMap((exchange) => (new URL(exchange.path, 'http://x').pathname === TOKEN_PATH ? tokenProblems(exchange) : problemsOf(exchange)));
+      const problems = exchanges.flatMap((exchange) =>
+        new URL(exchange.path, 'http://x').pathname === TOKEN_PATH ? tokenProblems(exchange) : problemsOf(exchange),
+      );
       assert.deepEqual(problems, []);
     }
 
@@ -418,9 +429,18 @@ describe('DataTrails: our client and our sandbox against DataTrails\' OpenAPI sp
       const exchanges = recorder.requests;
       const seen = new Set(exchanges.map((e) => routeOf(e.method, new URL(e.path, 'http://x').pathname)).filter((r) => r?.spec === 'appregistrationsv1'));
       assert.equal(seen.size, 6, 'every app registrations operation was exercised');
-      assert.ok(exchanges.some((e) => e.path.includes('page_token=')), 'a later page was read');
-      assert.ok(exchanges.some((e) => e.method === 'GET' && e.path.includes('display_name=')), 'a filter was sent');
-      assert.ok(exchanges.some((e) => new URL(e.path, 'http://x').pathname === TOKEN_PATH), 'the token request was recorded too');
+      assert.ok(
+        exchanges.some((e) => e.path.includes('page_token=')),
+        'a later page was read',
+      );
+      assert.ok(
+        exchanges.some((e) => e.method === 'GET' && e.path.includes('display_name=')),
+        'a filter was sent',
+      );
+      assert.ok(
+        exchanges.some((e) => new URL(e.path, 'http://x').pathname === TOKEN_PATH),
+        'the token request was recorded too',
+      );
       assertConforms(exchanges);
     });
 

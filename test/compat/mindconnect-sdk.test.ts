@@ -46,7 +46,10 @@ describe('compatibility: the official Siemens SDK against the sandbox', function
     env.restore();
     // Every connection the run opened went to the sandbox on loopback: the SDK never tried the network.
     assert.ok(hosts.length > 0);
-    assert.deepEqual(hosts.filter((host) => host !== '127.0.0.1'), []);
+    assert.deepEqual(
+      hosts.filter((host) => host !== '127.0.0.1'),
+      [],
+    );
   });
   afterEach(() => Object.assign(sandbox.lifetimes, DEFAULT_LIFETIMES));
 
@@ -149,7 +152,7 @@ describe('compatibility: the official Siemens SDK against the sandbox', function
         assert.equal(read.dataSources[0].dataPoints[0].id, 'dp-pressure');
       });
 
-      it('data source configuration with app credentials (the SDK\'s Agent Management client)', async () => {
+      it("data source configuration with app credentials (the SDK's Agent Management client)", async () => {
         const read = await agents().GetDataSourceConfiguration(agentId);
         assert.equal(read.eTag, '1');
         const saved = await agents().PutDataSourceConfiguration(
@@ -164,7 +167,7 @@ describe('compatibility: the official Siemens SDK against the sandbox', function
         );
       });
 
-      it('OffboardAgent: NOT_ONBOARDED; the agent\'s credentials no longer get a token; a new IAT onboards it again', async () => {
+      it("OffboardAgent: NOT_ONBOARDED; the agent's credentials no longer get a token; a new IAT onboards it again", async () => {
         assert.deepEqual(await agents().OffboardAgent(agentId), { status: 'NOT_ONBOARDED' });
         assert.deepEqual(await agents().GetOnboardingStatus(agentId), { status: 'NOT_ONBOARDED' });
         await assert.rejects(newAgent(boarding).GetAgentToken(), /Unauthorized/);
@@ -177,7 +180,7 @@ describe('compatibility: the official Siemens SDK against the sandbox', function
         assert.equal(await validate(again), true);
       });
 
-      it('DeleteAgent with the agent\'s eTag as If-Match; then GetAgent is 404', async () => {
+      it("DeleteAgent with the agent's eTag as If-Match; then GetAgent is 404", async () => {
         const current = await agents().GetAgent(agentId);
         await agents().DeleteAgent(agentId, { ifMatch: `${current.eTag}` });
         await assert.rejects(agents().GetAgent(agentId), /Not Found/);

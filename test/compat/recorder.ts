@@ -48,7 +48,8 @@ export async function startRecorder(target: string): Promise<Recorder> {
         const text = (await response.text()).split(target).join(own);
         const answerHeaders: Record<string, string> = {};
         response.headers.forEach((value, name) => {
-          if (!['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'content-encoding'].includes(name)) answerHeaders[name] = value.split(target).join(own);
+          if (!['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'content-encoding'].includes(name))
+            answerHeaders[name] = value.split(target).join(own);
         });
         recorded.response = { status: response.status, headers: answerHeaders, body: text };
         outgoing.writeHead(response.status, answerHeaders);

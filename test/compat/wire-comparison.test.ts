@@ -38,12 +38,30 @@ interface KeptDifference extends Difference {
 const AGENTS = '/api/agentmanagement/v3';
 const KEPT_DIFFERENCES: KeptDifference[] = [
   // Requests only the SDK makes.
-  { endpoint: 'GET /token_keys', aspect: 'request', ours: '(not sent)', sdk: 'sent', why: 'the SDK verifies the app token\'s signature with the token keys; our clients get the token over TLS straight from the token endpoint and use it as an opaque value (the platform verifies it), so fetching keys buys nothing' },
+  {
+    endpoint: 'GET /token_keys',
+    aspect: 'request',
+    ours: '(not sent)',
+    sdk: 'sent',
+    why: "the SDK verifies the app token's signature with the token keys; our clients get the token over TLS straight from the token endpoint and use it as an opaque value (the platform verifies it), so fetching keys buys nothing",
+  },
   { endpoint: `GET ${AGENTS}/oauth/token_key`, aspect: 'request', ours: '(not sent)', sdk: 'sent', why: 'the same for the agent token' },
   // The Technical Token Manager.
-  { endpoint: 'POST /api/technicaltokenmanager/v3/oauth/token', aspect: 'body', ours: 'json{appName,appVersion,grant_type,hostTenant,userTenant}', sdk: 'json{appName,appVersion,hostTenant,userTenant}', why: 'the vendor documentation (insights-hub-app-credentials.txt) shows grant_type in its request; a document says, so we keep it' },
+  {
+    endpoint: 'POST /api/technicaltokenmanager/v3/oauth/token',
+    aspect: 'body',
+    ours: 'json{appName,appVersion,grant_type,hostTenant,userTenant}',
+    sdk: 'json{appName,appVersion,hostTenant,userTenant}',
+    why: 'the vendor documentation (insights-hub-app-credentials.txt) shows grant_type in its request; a document says, so we keep it',
+  },
   // Agent token: the client assertion.
-  { endpoint: `POST ${AGENTS}/oauth/token`, aspect: 'assertion header (RSA_3072)', ours: 'alg=RS256 kid', sdk: 'alg=RS384', why: 'the documentation\'s sample and the C library sign RS256; the platform accepts both (docs/protocols.md); the kid names the registered key, which RFC 7515 allows and helps a server with several keys' },
+  {
+    endpoint: `POST ${AGENTS}/oauth/token`,
+    aspect: 'assertion header (RSA_3072)',
+    ours: 'alg=RS256 kid',
+    sdk: 'alg=RS384',
+    why: "the documentation's sample and the C library sign RS256; the platform accepts both (docs/protocols.md); the kid names the registered key, which RFC 7515 allows and helps a server with several keys",
+  },
 ];
 
 /**
@@ -52,7 +70,17 @@ const KEPT_DIFFERENCES: KeptDifference[] = [
  * SDK's names the SDK and its version) and X-Powered-By (the SDK sends
  * "meowz"). Every other header is compared, by name under "other headers".
  */
-const TRANSPORT_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'accept-encoding', 'accept-language', 'sec-fetch-mode', 'user-agent', 'x-powered-by']);
+const TRANSPORT_HEADERS = new Set([
+  'host',
+  'connection',
+  'content-length',
+  'transfer-encoding',
+  'accept-encoding',
+  'accept-language',
+  'sec-fetch-mode',
+  'user-agent',
+  'x-powered-by',
+]);
 
 /** What is compared of one request. */
 function describe_(request: RecordedRequest): Record<string, string> {
@@ -65,7 +93,11 @@ function describe_(request: RecordedRequest): Record<string, string> {
     'if-match': h['if-match'] ?? '(none)',
     authorization: scheme(h.authorization),
     'x-space-auth-key': scheme(h['x-space-auth-key']),
-    'other headers': Object.keys(h).filter((name) => !known.has(name) && !TRANSPORT_HEADERS.has(name)).sort().join(',') || '(none)',
+    'other headers':
+      Object.keys(h)
+        .filter((name) => !known.has(name) && !TRANSPORT_HEADERS.has(name))
+        .sort()
+        .join(',') || '(none)',
     body: describeBody(request),
     ...assertionAspects(request),
   };
@@ -77,7 +109,7 @@ function describeBody(request: RecordedRequest): string {
   if (type.startsWith('application/x-www-form-urlencoded')) return `form{${[...new URLSearchParams(request.body).keys()].sort().join(',')}}`;
   try {
     const parsed = JSON.parse(request.body) as Record<string, unknown>;
-    const jwk = (parsed.jwks as { keys?: Array<Record<string, unknown>> } | undefined)?.keys?.[0];
+    const jwk = (parsed.jwks as { keys?: Record<string, unknown>[] } | undefined)?.keys?.[0];
     const keys = Object.keys(parsed).sort().join(',');
     return jwk ? `json{${keys}} jwk{${Object.keys(jwk).sort().join(',')}}` : `json{${keys}}`;
   } catch {
@@ -89,7 +121,10 @@ function describeBody(request: RecordedRequest): string {
 function assertionAspects(request: RecordedRequest): Record<string, string> {
   const assertion = new URLSearchParams(request.body).get('client_assertion');
   if (!assertion) return {};
-  const [head, claims] = assertion.split('.').slice(0, 2).map((part) => JSON.parse(Buffer.from(part!, 'base64url').toString('utf8')) as Record<string, unknown>);
+  const [head, claims] = assertion
+    .split('.')
+    .slice(0, 2)
+    .map((part) => JSON.parse(Buffer.from(part!, 'base64url').toString('utf8')) as Record<string, unknown>);
   const alg = `alg=${String(head!.alg)}${head!.kid ? ' kid' : ''}`;
   const profile = String(head!.alg).startsWith('HS') ? 'SHARED_SECRET' : 'RSA_3072';
   return { [`assertion header (${profile})`]: alg, 'assertion claims': Object.keys(claims!).sort().join(',') };
@@ -157,7 +192,11 @@ describe('compatibility: our clients send what the official SDK sends', function
     const hosts = env.remoteHosts();
     env.restore();
     fs.rmSync(stateDir, { recursive: true, force: true });
-    assert.deepEqual(hosts.filter((host) => host !== '127.0.0.1'), [], 'every connection stayed on loopback');
+    assert.deepEqual(
+      hosts.filter((host) => host !== '127.0.0.1'),
+      [],
+      'every connection stayed on loopback',
+    );
   });
   afterEach(async () => {
     await H.unload();
@@ -165,14 +204,23 @@ describe('compatibility: our clients send what the official SDK sends', function
   });
 
   /** The boarding configuration as the recorder serves it (its origin instead of the sandbox's). */
-  const throughRecorder = (boarding: BoardingConfiguration): BoardingConfiguration => JSON.parse(JSON.stringify(boarding).split(sandbox.url).join(recorder.url)) as BoardingConfiguration;
+  const throughRecorder = (boarding: BoardingConfiguration): BoardingConfiguration =>
+    JSON.parse(JSON.stringify(boarding).split(sandbox.url).join(recorder.url)) as BoardingConfiguration;
 
   function flow(boarding: BoardingConfiguration, profile: SecurityProfile) {
     const app = sandbox.demo.insightsHubApp;
     const ids = { agentConfig: uid('agc'), app: uid('app'), agent: uid('ag'), out: uid('out'), errors: uid('err') };
     const nodes: FlowNode[] = [
       { id: ids.agentConfig, type: 'iiot-insights-hub-agent', profile, app: ids.app },
-      { id: ids.app, type: 'iiot-insights-hub-app', gateway: recorder.url, appName: app.appName, appVersion: app.appVersion, hostTenant: app.hostTenant, userTenant: app.userTenant },
+      {
+        id: ids.app,
+        type: 'iiot-insights-hub-app',
+        gateway: recorder.url,
+        appName: app.appName,
+        appVersion: app.appVersion,
+        hostTenant: app.hostTenant,
+        userTenant: app.userTenant,
+      },
       { id: ids.agent, type: 'iiot-agent', insightsHubAgent: ids.agentConfig, action: 'msg', wires: [[ids.out]] },
       { id: ids.out, type: 'helper' },
       { id: uid('catch'), type: 'catch', scope: null, uncaught: false, wires: [[ids.errors]] },
@@ -201,7 +249,9 @@ describe('compatibility: our clients send what the official SDK sends', function
       const setup = flow(throughRecorder(sandbox.agents.boardingConfiguration(host.id)), profile);
       await H.load(modules, setup.nodes, setup.credentials);
       const start = recorder.requests.length;
-      const created = (await act(setup.ids, { action: 'create', payload: { name: `ours ${profile}`, securityProfile: profile, entityId: randomUUID().replace(/-/g, '') } })).payload as { id: string };
+      const created = (
+        await act(setup.ids, { action: 'create', payload: { name: `ours ${profile}`, securityProfile: profile, entityId: randomUUID().replace(/-/g, '') } })
+      ).payload as { id: string };
       const boarding = (await act(setup.ids, { action: 'boarding-config', agentId: created.id })).payload as BoardingConfiguration;
       assert.equal(boarding.content.baseUrl, recorder.url);
       await act(setup.ids, { action: 'boarding-status', agentId: created.id });
@@ -226,7 +276,14 @@ describe('compatibility: our clients send what the official SDK sends', function
 
     it(`${profile}: the official SDK runs the same steps through the recorder`, async () => {
       const app = sandbox.demo.insightsHubApp;
-      const client = new MindSphereSdk({ gateway: recorder.url, basicAuth: basicAuth(app.clientId, app.clientSecret), tenant: app.hostTenant, usertenant: app.userTenant, appName: app.appName, appVersion: app.appVersion });
+      const client = new MindSphereSdk({
+        gateway: recorder.url,
+        basicAuth: basicAuth(app.clientId, app.clientSecret),
+        tenant: app.hostTenant,
+        usertenant: app.userTenant,
+        appName: app.appName,
+        appVersion: app.appVersion,
+      });
       const agents = client.GetAgentManagementClient();
       const start = recorder.requests.length;
       const created = await agents.PostAgent({ name: `sdk ${profile}`, securityProfile: profile as never, entityId: randomUUID().replace(/-/g, '') });
@@ -240,7 +297,10 @@ describe('compatibility: our clients send what the official SDK sends', function
       sandbox.lifetimes.agentClientSecret = DEFAULT_LIFETIMES.agentClientSecret;
       await agent.GetAgentToken();
       await agent.GetDataSourceConfiguration();
-      await agent.PutDataSourceConfiguration({ configurationId: 'wire', dataSources: [{ name: 'press', dataPoints: [{ id: 'dp-1', name: 'pressure', type: 'DOUBLE' as never, unit: 'bar' }] }] });
+      await agent.PutDataSourceConfiguration({
+        configurationId: 'wire',
+        dataSources: [{ name: 'press', dataPoints: [{ id: 'dp-1', name: 'pressure', type: 'DOUBLE' as never, unit: 'bar' }] }],
+      });
       await agents.OffboardAgent(created.id!);
       const current = await agents.GetAgent(created.id!);
       await agents.DeleteAgent(created.id!, { ifMatch: `${current.eTag}` });

@@ -8,7 +8,12 @@ import { retryAfterMs, withRetries } from '../../src/core/http/retry.js';
 import type { HttpRequest, HttpResponse } from '../../src/core/http/types.js';
 
 /** Each module of the HTTP layer alone, without a server (test/core/http.test.ts drives them together over loopback). */
-const answer = (statusCode: number, headers: Record<string, string | string[]> = {}): HttpResponse => ({ statusCode, headers, body: Buffer.alloc(0), url: 'http://a.test/x' });
+const answer = (statusCode: number, headers: Record<string, string | string[]> = {}): HttpResponse => ({
+  statusCode,
+  headers,
+  body: Buffer.alloc(0),
+  url: 'http://a.test/x',
+});
 
 describe('HTTP layer, module by module', () => {
   describe('headers', () => {
@@ -63,7 +68,7 @@ describe('HTTP layer, module by module', () => {
   });
 
   describe('retry', () => {
-    it('reads Retry-After as seconds or an HTTP date, then the platform\'s reset headers', () => {
+    it("reads Retry-After as seconds or an HTTP date, then the platform's reset headers", () => {
       const now = Date.parse('2026-01-01T00:00:00Z');
       assert.equal(retryAfterMs({ 'retry-after': '7' }, now), 7000);
       assert.equal(retryAfterMs({ 'retry-after': ['2', '9'] }, now), 2000);
@@ -97,25 +102,28 @@ describe('HTTP layer, module by module', () => {
       assert.equal((await withRetries({ method: 'GET', url: 'http://a.test/', retry: false }, off.send)).statusCode, 503);
     });
 
-    it('passes on a wait longer than allowed, and a wait the caller\'s deadline cannot cover is HTTP_TIMEOUT', async () => {
+    it("passes on a wait longer than allowed, and a wait the caller's deadline cannot cover is HTTP_TIMEOUT", async () => {
       const long = counting([503, 200], { 'retry-after': '3600' });
       assert.equal((await withRetries({ method: 'GET', url: 'http://a.test/' }, long.send)).statusCode, 503);
       assert.equal(long.calls, 1);
       const signal = AbortSignal.abort();
-      await assert.rejects(withRetries({ method: 'GET', url: 'http://a.test/x?k=secret', signal }, counting([429, 200], { 'retry-after': '3' }).send), (err: IiotAuthError) => {
-        assert.equal(err.code, ErrorCode.HTTP_TIMEOUT);
-        assert.match(err.message, /asked to wait 3 s \(429\)/);
-        assert.ok(!err.message.includes('secret'));
-        return true;
-      });
+      await assert.rejects(
+        withRetries({ method: 'GET', url: 'http://a.test/x?k=secret', signal }, counting([429, 200], { 'retry-after': '3' }).send),
+        (err: IiotAuthError) => {
+          assert.equal(err.code, ErrorCode.HTTP_TIMEOUT);
+          assert.match(err.message, /asked to wait 3 s \(429\)/);
+          assert.ok(!err.message.includes('secret'));
+          return true;
+        },
+      );
     });
   });
 
   describe('errors', () => {
     const url = new URL('http://a.test/path?token=secret');
     const socket = (code: string) => Object.assign(new Error('socket'), { code });
-    it('maps undici\'s and the socket\'s errors to our codes, naming the URL without its query', () => {
-      const cases: Array<[unknown, string]> = [
+    it("maps undici's and the socket's errors to our codes, naming the URL without its query", () => {
+      const cases: [unknown, string][] = [
         [new undiciErrors.HeadersTimeoutError(), ErrorCode.HTTP_TIMEOUT],
         [new undiciErrors.ConnectTimeoutError(), ErrorCode.HTTP_TIMEOUT],
         [Object.assign(new Error('connect'), { code: 'UND_ERR_CONNECT', cause: socket('ECONNREFUSED') }), ErrorCode.HTTP_CONNECTION_REFUSED],

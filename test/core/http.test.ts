@@ -76,14 +76,24 @@ describe('HttpClient', () => {
       assert.equal(home.requests.length, 1);
     }
     const same = await server((req, res) => (req.url === '/token' ? res.writeHead(307, { location: '/other' }).end() : res.writeHead(200).end()));
-    await assert.rejects(client.send({ method: 'POST', url: `${same.url}/token`, body: 'x', carriesSecret: { what: 'the token endpoint', advice: 'add the context path' } }), /redirect to .*\/other.*add the context path/);
+    await assert.rejects(
+      client.send({ method: 'POST', url: `${same.url}/token`, body: 'x', carriesSecret: { what: 'the token endpoint', advice: 'add the context path' } }),
+      /redirect to .*\/other.*add the context path/,
+    );
     assert.equal(same.requests.length, 1, 'not even the same origin is followed');
     assert.equal(foreign.requests.length, 0);
   });
 
   it('an API request never re-sends its body to another origin: that redirect is the answer', async () => {
     const foreign = await server((_req, res) => res.writeHead(200).end('foreign'));
-    const cases: Array<[number, string]> = [[307, 'POST'], [308, 'POST'], [307, 'PUT'], [308, 'PATCH'], [301, 'PUT'], [302, 'DELETE']];
+    const cases: [number, string][] = [
+      [307, 'POST'],
+      [308, 'POST'],
+      [307, 'PUT'],
+      [308, 'PATCH'],
+      [301, 'PUT'],
+      [302, 'DELETE'],
+    ];
     for (const [status, method] of cases) {
       const home = await server((_req, res) => res.writeHead(status, { location: `${foreign.url}/x` }).end());
       const res = await client.send({ method, url: `${home.url}/api`, body: '{"secret":"payload"}' });
@@ -92,7 +102,9 @@ describe('HttpClient', () => {
     }
     assert.equal(foreign.requests.length, 0);
     // Same origin, or a GET without body: followed as before.
-    const home = await server((req, res, body) => (req.url === '/a' ? res.writeHead(307, { location: '/b' }).end() : res.writeHead(200).end(`${req.method}:${body}`)));
+    const home = await server((req, res, body) =>
+      req.url === '/a' ? res.writeHead(307, { location: '/b' }).end() : res.writeHead(200).end(`${req.method}:${body}`),
+    );
     assert.equal((await client.send({ method: 'POST', url: `${home.url}/a`, body: 'kept' })).body.toString(), 'POST:kept');
   });
 

@@ -10,7 +10,13 @@ import { AGENT_RECORD_WORDS } from '../../src/nodes/agent-store.js';
 import { replaceFile } from '../../src/core/private-folder.js';
 import { isRecordConflict, KeyedMutex, type RecordStore } from '../../src/core/record-store.js';
 import { RedisRecordStore } from '../../src/core/redis-record-store.js';
-import { AgentStateStore, boardingConfigId, KEPT_REGISTRATIONS, type AgentRegistration, type AgentState } from '../../src/platforms/insights-hub-agent/state.js';
+import {
+  AgentStateStore,
+  boardingConfigId,
+  KEPT_REGISTRATIONS,
+  type AgentRegistration,
+  type AgentState,
+} from '../../src/platforms/insights-hub-agent/state.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
 function registration(n: number): AgentRegistration {
@@ -88,7 +94,7 @@ describe('file record store', () => {
     await assert.rejects(store.write(state([registration(1)]), undefined), { code: AgentErrorCode.AGENT_STATE_ERROR, message: /not used until it is saved/ });
   });
 
-  it('a write replaces a link at the record\'s path instead of following it (a link put there after the read)', async () => {
+  it("a write replaces a link at the record's path instead of following it (a link put there after the read)", async () => {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const outside = path.join(path.dirname(dir), 'outside.json');
     fs.writeFileSync(outside, 'outside');
@@ -102,7 +108,7 @@ describe('file record store', () => {
     assert.deepEqual(fs.readdirSync(dir), ['agent1.json'], 'no temporary file remains');
   });
 
-  it('a FIFO or a folder at the record\'s path is refused at once (never waited on, never replaced)', async () => {
+  it("a FIFO or a folder at the record's path is refused at once (never waited on, never replaced)", async () => {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const file = path.join(dir, 'agent1.json');
     spawnSync('mkfifo', [file]);
@@ -159,7 +165,10 @@ for (const kind of ['file', 'redis'] as const) {
     });
     /** A store (a second one sees the same records, as another instance would). */
     function open(prefix = `t${++n}:`): RecordStore {
-      const store = kind === 'file' ? new FileRecordStore(path.join(root, prefix), AGENT_RECORD_WORDS) : new RedisRecordStore({ url: redis!.url, keyPrefix: prefix }, AGENT_RECORD_WORDS);
+      const store =
+        kind === 'file'
+          ? new FileRecordStore(path.join(root, prefix), AGENT_RECORD_WORDS)
+          : new RedisRecordStore({ url: redis!.url, keyPrefix: prefix }, AGENT_RECORD_WORDS);
       opened.push(store);
       return store;
     }
@@ -168,7 +177,10 @@ for (const kind of ['file', 'redis'] as const) {
       const store = new AgentStateStore(open());
       await store.write(state([9, 8, 7, 6, 5, 4, 3].map(registration)), undefined);
       const read = await store.read('agent1');
-      assert.deepEqual(read!.state.registrations.map((r) => r.registrationAccessToken), ['rat-9', 'rat-8', 'rat-7', 'rat-6', 'rat-5']);
+      assert.deepEqual(
+        read!.state.registrations.map((r) => r.registrationAccessToken),
+        ['rat-9', 'rat-8', 'rat-7', 'rat-6', 'rat-5'],
+      );
     });
 
     it('a write names the version it read: a stale one is refused, nothing is overwritten', async () => {
@@ -191,7 +203,7 @@ for (const kind of ['file', 'redis'] as const) {
     });
 
     if (kind === 'redis') {
-      it('one lock holder at a time; a crashed holder\'s lock is taken over after its expiry; a write with a lost lease is refused', async () => {
+      it("one lock holder at a time; a crashed holder's lock is taken over after its expiry; a write with a lost lease is refused", async () => {
         const prefix = `t${++n}:`;
         const a = open(prefix);
         const b = open(prefix);
@@ -253,19 +265,20 @@ describe('KeyedMutex', () => {
   it('runs tasks of one key one at a time, other keys in parallel, and survives a failing task', async () => {
     const mutex = new KeyedMutex();
     const log: string[] = [];
-    const task = (name: string, ms: number, fail = false) => async () => {
-      log.push(`start ${name}`);
-      await new Promise((r) => setTimeout(r, ms));
-      log.push(`end ${name}`);
-      if (fail) throw new Error(name);
-      return name;
-    };
-    const results = await Promise.allSettled([
-      mutex.run('a', task('a1', 30, true)),
-      mutex.run('a', task('a2', 10)),
-      mutex.run('b', task('b1', 5)),
-    ]);
-    assert.deepEqual(results.map((r) => r.status), ['rejected', 'fulfilled', 'fulfilled']);
+    const task =
+      (name: string, ms: number, fail = false) =>
+      async () => {
+        log.push(`start ${name}`);
+        await new Promise((r) => setTimeout(r, ms));
+        log.push(`end ${name}`);
+        if (fail) throw new Error(name);
+        return name;
+      };
+    const results = await Promise.allSettled([mutex.run('a', task('a1', 30, true)), mutex.run('a', task('a2', 10)), mutex.run('b', task('b1', 5))]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['rejected', 'fulfilled', 'fulfilled'],
+    );
     assert.deepEqual(log, ['start a1', 'start b1', 'end b1', 'end a1', 'start a2', 'end a2']);
   });
 });

@@ -296,7 +296,7 @@ describe('TokenEngine', () => {
   });
 
   it('sanitises lifetimes: tiny ones last 2 s, huge ones 7 days; every expiry is a valid date', async () => {
-    const cases: Array<[number, number]> = [
+    const cases: [number, number][] = [
       [0, 2000],
       [-5000, 2000],
       [1, 2000],

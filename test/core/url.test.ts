@@ -14,7 +14,21 @@ describe('resolveApiUrl', () => {
   });
 
   it('refuses a relative URL whose dot segments, plain or percent-encoded, climb above the base path', () => {
-    const refused = ['/../x', '..', '../x', '/a/../../x', '/%2e%2e/x', '/%2E%2E/x', '/.%2e/x', '/%252e%252e/x', '/..%2fx', '/..%2Fx', '/..\\x', '/a/..%5c..%5cx', '%2e%2e'];
+    const refused = [
+      '/../x',
+      '..',
+      '../x',
+      '/a/../../x',
+      '/%2e%2e/x',
+      '/%2E%2E/x',
+      '/.%2e/x',
+      '/%252e%252e/x',
+      '/..%2fx',
+      '/..%2Fx',
+      '/..\\x',
+      '/a/..%5c..%5cx',
+      '%2e%2e',
+    ];
     for (const target of refused) {
       assert.throws(() => resolveApiUrl('http://h:8080/mbp', target), { code: ErrorCode.INPUT_INVALID }, target);
     }
@@ -44,7 +58,8 @@ describe('resolveApiUrl', () => {
     for (const target of forms) {
       assert.throws(
         () => resolveApiUrl('https://gw.example', target),
-        (err: Error & { code?: string }) => err.code === ErrorCode.INPUT_INVALID && /user name or password before the host/.test(err.message) && !/s3cret|alice/i.test(err.message),
+        (err: Error & { code?: string }) =>
+          err.code === ErrorCode.INPUT_INVALID && /user name or password before the host/.test(err.message) && !/s3cret|alice/i.test(err.message),
         target,
       );
     }
@@ -56,11 +71,18 @@ describe('resolveApiUrl', () => {
     // "@" after the host is a path or a query, not userinfo.
     assert.equal(resolveApiUrl('https://gw.example', 'https://gw.example/users/a@b.example?owner=c@d').href, 'https://gw.example/users/a@b.example?owner=c@d');
     assert.equal(resolveApiUrl('https://gw.example/base', '/users/alice@corp').href, 'https://gw.example/base/users/alice@corp');
-    assert.throws(() => resolveApiUrl('https://gw.example', 'https://gw.example:99999/x'), /"https:\/\/gw.example:99999\/x" is not a valid URL/, 'without "@" the URL is quoted');
+    assert.throws(
+      () => resolveApiUrl('https://gw.example', 'https://gw.example:99999/x'),
+      /"https:\/\/gw.example:99999\/x" is not a valid URL/,
+      'without "@" the URL is quoted',
+    );
   });
 
   it('describes a URL without an origin by its scheme only when it refuses it', () => {
-    assert.throws(() => resolveApiUrl('https://gw.example', 'javascript:alert(document.cookie)'), (err: Error & { code?: string }) => err.code === ErrorCode.FOREIGN_ORIGIN && /to a javascript: URL/.test(err.message) && !/cookie/.test(err.message));
+    assert.throws(
+      () => resolveApiUrl('https://gw.example', 'javascript:alert(document.cookie)'),
+      (err: Error & { code?: string }) => err.code === ErrorCode.FOREIGN_ORIGIN && /to a javascript: URL/.test(err.message) && !/cookie/.test(err.message),
+    );
   });
 });
 
@@ -76,6 +98,7 @@ describe('checkBaseUrl', () => {
 describe('isPlainSegment', () => {
   it('accepts ids and refuses dot segments, slashes and encoded forms', () => {
     for (const ok of ['abc', 'a.b', 'A-1_2', '...x']) assert.equal(isPlainSegment(ok), true, ok);
-    for (const bad of ['', '.', '..', '...', 'a/b', 'a\\b', '%2f', '%2e', '%2E%2E', '%252e', 'a?b', 'a#b', 'a b']) assert.equal(isPlainSegment(bad), false, bad);
+    for (const bad of ['', '.', '..', '...', 'a/b', 'a\\b', '%2f', '%2e', '%2E%2E', '%252e', 'a?b', 'a#b', 'a b'])
+      assert.equal(isPlainSegment(bad), false, bad);
   });
 });

@@ -80,8 +80,22 @@ const IH_APP = {
 /** Flow nodes as the editor creates them from the palette (all defaults set), without any config node. */
 function requestNode(id: string, x: number, y: number, wires: string[] = []) {
   return {
-    id, type: 'iiot-request', name: '', platform: 'insights-hub-app', method: 'GET', url: '', ret: 'txt', timeout: '',
-    insightsHubApp: '', insightsHubAgent: '', ciscoEi: '', dataTrails: '', mbp: '', x, y, wires: [wires],
+    id,
+    type: 'iiot-request',
+    name: '',
+    platform: 'insights-hub-app',
+    method: 'GET',
+    url: '',
+    ret: 'txt',
+    timeout: '',
+    insightsHubApp: '',
+    insightsHubAgent: '',
+    ciscoEi: '',
+    dataTrails: '',
+    mbp: '',
+    x,
+    y,
+    wires: [wires],
   };
 }
 function tokenNode(id: string, platform: string, x: number, y: number, wires: string[] = []) {
@@ -150,8 +164,7 @@ describe('the editor in a real browser (Chromium)', function () {
     await page.goto(red!.base);
     await page.waitForFunction(
       () =>
-        typeof RED !== 'undefined' &&
-        RED.workspaces?.active() &&
+        RED?.workspaces?.active() &&
         !$('#red-ui-loading-progress').is(':visible') &&
         document.querySelector('.red-ui-palette-node[data-palette-type="iiot-token"]') !== null,
       undefined,
@@ -250,9 +263,16 @@ describe('the editor in a real browser (Chromium)', function () {
     assert.equal((await header.innerText()).trim(), 'iiot auth');
     const entries = page.locator('#red-ui-palette-base-category-iiot_auth .red-ui-palette-node');
     const shown = await entries.evaluateAll((els) =>
-      els.map((el) => ({ type: el.getAttribute('data-palette-type'), label: el.getAttribute('data-palette-label'), visible: (el as HTMLElement).offsetParent !== null })),
+      els.map((el) => ({
+        type: el.getAttribute('data-palette-type'),
+        label: el.getAttribute('data-palette-label'),
+        visible: (el as HTMLElement).offsetParent !== null,
+      })),
     );
-    assert.deepEqual(shown, ACTION_NODES.map((n) => ({ ...n, visible: true })));
+    assert.deepEqual(
+      shown,
+      ACTION_NODES.map((n) => ({ ...n, visible: true })),
+    );
     // The config nodes are registered (they are not in the palette).
     const registered = await page.evaluate((types) => types.filter((t) => RED.nodes.getType(t)?.category === 'config'), CONFIG_NODES);
     assert.deepEqual(registered, CONFIG_NODES);
@@ -271,8 +291,15 @@ describe('the editor in a real browser (Chromium)', function () {
     for (const [i, { type }] of ACTION_NODES.entries()) {
       await page.locator(`.red-ui-palette-node[data-palette-type="${type}"]`).dragTo(canvas, { targetPosition: { x: 150 + 220 * i, y: 100 } });
     }
-    const added = await page.evaluate((types) => types.map((t) => RED.nodes.filterNodes({ type: t }).map((n) => n.id)), ACTION_NODES.map((n) => n.type));
-    assert.deepEqual(added.map((ids) => ids.length), [1, 1, 1, 1], 'one node of each type is on the workspace');
+    const added = await page.evaluate(
+      (types) => types.map((t) => RED.nodes.filterNodes({ type: t }).map((n) => n.id)),
+      ACTION_NODES.map((n) => n.type),
+    );
+    assert.deepEqual(
+      added.map((ids) => ids.length),
+      [1, 1, 1, 1],
+      'one node of each type is on the workspace',
+    );
     const [token, request, agent, registration] = added.map((ids) => ids[0]!);
     // Fresh from the palette (defaults only), every one lacks its config node.
     for (const id of [token, request, agent, registration]) assert.equal(await nodeValue(id, 'valid'), false, `${id} is invalid`);
@@ -295,7 +322,15 @@ describe('the editor in a real browser (Chromium)', function () {
       await openNode(id);
       await closeNode('cancel');
     }
-    assert.equal(await page.evaluate(() => { let n = 0; RED.nodes.eachConfig(() => void n++); return n; }), 0, 'cancelled dialogs add no config node');
+    assert.equal(
+      await page.evaluate(() => {
+        let n = 0;
+        RED.nodes.eachConfig(() => void n++);
+        return n;
+      }),
+      0,
+      'cancelled dialogs add no config node',
+    );
     assertNoProblems();
   });
 
@@ -354,12 +389,18 @@ describe('the editor in a real browser (Chromium)', function () {
     const appFields = ['appName', 'appVersion', 'hostTenant', 'userTenant', 'clientId', 'clientSecret'].map((f) => `#node-config-input-${f}`);
     const alwaysShown = ['gateway', 'useEnv', 'tls', 'proxy', 'name'].map((f) => `#node-config-input-${f}`);
     const visible = async (selectors: string[]) => Promise.all(selectors.map((s) => page.locator(s).isVisible()));
-    assert.deepEqual(await visible(appFields), appFields.map(() => true));
+    assert.deepEqual(
+      await visible(appFields),
+      appFields.map(() => true),
+    );
     assert.equal(await page.locator('.iiot-ih-app-env').isVisible(), false);
 
     await page.locator('#node-config-input-useEnv').check();
     await waitUntil('the app fields are hidden', async () => (await visible(appFields)).every((v) => !v));
-    assert.deepEqual(await visible(alwaysShown), alwaysShown.map(() => true));
+    assert.deepEqual(
+      await visible(alwaysShown),
+      alwaysShown.map(() => true),
+    );
     assert.equal(await page.locator('.iiot-ih-app-env').isVisible(), true, 'the tip about the MDSP_* variables is shown');
     // With the environment, an empty gateway is fine, a malformed one is not.
     assert.equal(await hasClass(gateway, 'input-error'), true, 'a malformed gateway stays flagged');
@@ -380,7 +421,11 @@ describe('the editor in a real browser (Chromium)', function () {
     await page.locator('#node-input-btn-insightsHubApp-edit').click();
     await gateway.waitFor({ state: 'visible' });
     assert.equal(await page.locator('#node-config-input-useEnv').isChecked(), true);
-    assert.deepEqual(await visible(appFields), appFields.map(() => false), 'reopened with the environment: the app fields stay hidden');
+    assert.deepEqual(
+      await visible(appFields),
+      appFields.map(() => false),
+      'reopened with the environment: the app fields stay hidden',
+    );
     await page.locator('#node-config-input-useEnv').uncheck();
     await waitUntil('the app fields are shown again', async () => (await visible(appFields)).every((v) => v));
     await waitUntil('the empty gateway is flagged without the environment', () => hasClass(gateway, 'input-error'));
@@ -415,15 +460,12 @@ describe('the editor in a real browser (Chromium)', function () {
     assert.equal((await answered).status(), 200);
     await tenants.waitFor({ state: 'visible' });
     fs.mkdirSync(artifacts, { recursive: true });
-    await page.locator('.red-ui-tray').last().screenshot({ path: path.join(artifacts, 'editor-cisco-ei-dialog.png') });
+    await page
+      .locator('.red-ui-tray')
+      .last()
+      .screenshot({ path: path.join(artifacts, 'editor-cisco-ei-dialog.png') });
     const options = await tenants.locator('option').evaluateAll((els) => els.map((o) => ({ value: (o as HTMLOptionElement).value, text: o.textContent })));
-    assert.deepEqual(
-      options,
-      [
-        { value: '', text: 'choose one of 2 tenants' },
-        ...demo.tenants.map((t) => ({ value: t.id, text: `${t.name} (${t.id})` })),
-      ],
-    );
+    assert.deepEqual(options, [{ value: '', text: 'choose one of 2 tenants' }, ...demo.tenants.map((t) => ({ value: t.id, text: `${t.name} (${t.id})` }))]);
     assert.equal(await page.locator('#node-config-input-tenantId').inputValue(), '', 'two tenants: none is taken without asking');
     assert.equal(await page.locator('#node-config-iiot-cisco-ei-lookup').isEnabled(), true, 'the button is enabled again');
 
@@ -462,10 +504,40 @@ describe('the editor in a real browser (Chromium)', function () {
   it('deploys a config node whose secret was typed in the dialog: the secret is in neither /flows nor flows.json', async () => {
     const secret = 'ih-secret-typed-in-the-editor-6Gq9';
     await importNodes([
-      { id: 'inject1', type: 'inject', name: 'every hour', props: [{ p: 'payload' }], repeat: '3600', crontab: '', once: false, onceDelay: 0.1, topic: '', payload: '', payloadType: 'date', x: 110, y: 100, wires: [['tok1']] },
+      {
+        id: 'inject1',
+        type: 'inject',
+        name: 'every hour',
+        props: [{ p: 'payload' }],
+        repeat: '3600',
+        crontab: '',
+        once: false,
+        onceDelay: 0.1,
+        topic: '',
+        payload: '',
+        payloadType: 'date',
+        x: 110,
+        y: 100,
+        wires: [['tok1']],
+      },
       tokenNode('tok1', 'insights-hub-app', 290, 100, ['req1']),
       { ...requestNode('req1', 500, 100, ['debug1']), url: '/api/assetmanagement/v3/assets' },
-      { id: 'debug1', type: 'debug', name: '', active: true, tosidebar: true, console: false, tostatus: false, complete: 'payload', targetType: 'msg', statusVal: '', statusType: 'auto', x: 730, y: 100, wires: [] },
+      {
+        id: 'debug1',
+        type: 'debug',
+        name: '',
+        active: true,
+        tosidebar: true,
+        console: false,
+        tostatus: false,
+        complete: 'payload',
+        targetType: 'msg',
+        statusVal: '',
+        statusType: 'auto',
+        x: 730,
+        y: 100,
+        wires: [],
+      },
     ]);
 
     // A new config node from the get token dialog, with client ID and secret typed in.
@@ -526,7 +598,10 @@ describe('the editor in a real browser (Chromium)', function () {
     assertNoProblems();
   });
   it('an imported example (no credentials): the config node is invalid, naming them; the action nodes show the triangle; entering them fixes both', async () => {
-    const example = JSON.parse(fs.readFileSync(path.join(root, 'examples', 'DataTrails token and API call.json'), 'utf8')) as Array<{ id: string; type: string }>;
+    const example = JSON.parse(fs.readFileSync(path.join(root, 'examples', 'DataTrails token and API call.json'), 'utf8')) as Array<{
+      id: string;
+      type: string;
+    }>;
     await importNodes(example.filter((n) => n.type !== 'tab'));
     const config = example.find((n) => n.type === 'iiot-datatrails')!.id;
     const token = example.find((n) => n.type === 'iiot-token')!.id;
@@ -562,12 +637,26 @@ describe('the editor in a real browser (Chromium)', function () {
     await page.locator('#node-input-btn-insightsHubAgent-add').click();
     const field = page.locator('#node-config-input-boardingConfig');
     await field.waitFor({ state: 'visible' });
-    const content = { baseUrl: 'https://southgate.eu1.mindsphere.io', iat: 'eyJ.editor.iat', clientCredentialProfile: ['RSA_3072'], clientId: 'agent1', tenant: 'tenant1' };
+    const content = {
+      baseUrl: 'https://southgate.eu1.mindsphere.io',
+      iat: 'eyJ.editor.iat',
+      clientCredentialProfile: ['RSA_3072'],
+      clientId: 'agent1',
+      tenant: 'tenant1',
+    };
     const info = page.locator('#node-config-iiot-ih-agent-boarding-info');
     await typeInto('#node-config-input-boardingConfig', JSON.stringify({ content, expiration: '2020-01-01T00:00:00.000Z' }));
     await waitUntil('a boarding configuration with an expired IAT warns', async () => /expired/.test(await info.innerText()));
-    const registration = { client_id: 'agent1', client_secret_expires_at: 1, registration_access_token: 'rat', registration_client_uri: `${content.baseUrl}/api/agentmanagement/v3/register/agent1` };
-    await typeInto('#node-config-input-boardingConfig', JSON.stringify({ content, expiration: '2020-01-01T00:00:00.000Z', response: registration, recovery: [] }));
+    const registration = {
+      client_id: 'agent1',
+      client_secret_expires_at: 1,
+      registration_access_token: 'rat',
+      registration_client_uri: `${content.baseUrl}/api/agentmanagement/v3/register/agent1`,
+    };
+    await typeInto(
+      '#node-config-input-boardingConfig',
+      JSON.stringify({ content, expiration: '2020-01-01T00:00:00.000Z', response: registration, recovery: [] }),
+    );
     await waitUntil('the SDK state file is recognized', async () => /An SDK state file: this node adopts/.test(await info.innerText()));
     assert.doesNotMatch(await info.innerText(), /expired/, 'its used IAT is no concern');
     assert.equal(await page.locator('#node-config-input-profile').inputValue(), 'RSA_3072', 'the profile is taken from the file');
@@ -577,7 +666,7 @@ describe('the editor in a real browser (Chromium)', function () {
     assertNoProblems();
   });
 
-  it('Insights Hub agent dialog, in German: the runtime checks the pasted text; its findings in the catalog\'s words; the secrets go to its check only', async () => {
+  it("Insights Hub agent dialog, in German: the runtime checks the pasted text; its findings in the catalog's words; the secrets go to its check only", async () => {
     await openEditor('de-DE');
     const checks: string[] = [];
     page.on('request', (req) => {
@@ -602,11 +691,20 @@ describe('the editor in a real browser (Chromium)', function () {
     await waitUntil('not JSON: flagged', () => hasClass(boarding, 'input-error'));
     await tooltipOf(boarding, 'Kein gültiges JSON: die ganze Boarding-Konfiguration einfügen');
 
-    const content = { baseUrl: 'https://southgate.eu1.mindsphere.io', iat: 'eyJ.editor-iat-de.sig', clientCredentialProfile: ['RSA_3072'], clientId: 'agent-de', tenant: 'tenant1' };
+    const content = {
+      baseUrl: 'https://southgate.eu1.mindsphere.io',
+      iat: 'eyJ.editor-iat-de.sig',
+      clientCredentialProfile: ['RSA_3072'],
+      clientId: 'agent-de',
+      tenant: 'tenant1',
+    };
     await typeInto('#node-config-input-boardingConfig', JSON.stringify({ content, expiration: '2099-01-01T00:00:00.000Z' }));
     await waitUntil('an RSA_3072 configuration is taken', async () => (await page.locator('#node-config-input-profile').inputValue()) === 'RSA_3072');
     assert.equal(await hasClass(boarding, 'input-error'), false);
-    assert.match(await page.locator('#node-config-iiot-ih-agent-boarding-info').innerText(), /^Agent agent-de, Tenant tenant1, https:\/\/southgate\.eu1\.mindsphere\.io\. IAT gültig bis /);
+    assert.match(
+      await page.locator('#node-config-iiot-ih-agent-boarding-info').innerText(),
+      /^Agent agent-de, Tenant tenant1, https:\/\/southgate\.eu1\.mindsphere\.io\. IAT gültig bis /,
+    );
     await key.waitFor({ state: 'visible' });
     // A profile the configuration does not allow is flagged.
     await page.locator('#node-config-input-profile').selectOption('SHARED_SECRET');
@@ -620,11 +718,20 @@ describe('the editor in a real browser (Chromium)', function () {
     await waitUntil('a 2048-bit key is flagged', () => hasClass(key, 'input-error'));
     await tooltipOf(key, 'Dieser RSA-Schlüssel hat 2048 Bit: RSA_3072 braucht 3072 (openssl genrsa 3072)');
     fs.mkdirSync(artifacts, { recursive: true });
-    await page.locator('.red-ui-tray').last().screenshot({ path: path.join(artifacts, 'editor-agent-dialog-de.png') });
+    await page
+      .locator('.red-ui-tray')
+      .last()
+      .screenshot({ path: path.join(artifacts, 'editor-agent-dialog-de.png') });
 
     // Every text was checked by the runtime, each field on its own; what came back is no secret.
-    assert.ok(checks.some((body) => body.includes('editor-iat-de')), 'the boarding configuration was checked');
-    assert.ok(checks.every((body) => Object.keys(JSON.parse(body) as object).length === 1), 'one field per check');
+    assert.ok(
+      checks.some((body) => body.includes('editor-iat-de')),
+      'the boarding configuration was checked',
+    );
+    assert.ok(
+      checks.every((body) => Object.keys(JSON.parse(body) as object).length === 1),
+      'one field per check',
+    );
     assert.ok(!red!.output().includes('editor-iat-de'), 'the runtime logs no pasted text');
     await closeConfig('cancel');
     await closeNode('cancel');
@@ -635,10 +742,31 @@ describe('the editor in a real browser (Chromium)', function () {
     await openEditor('de-DE');
     const dt = sandbox!.demo.dataTrails;
     const inject = (id: string, y: number, to: string) => ({
-      id, type: 'inject', name: '', props: [{ p: 'payload' }], repeat: '', crontab: '', once: true, onceDelay: 0.5, topic: '', payload: '', payloadType: 'date', x: 110, y, wires: [[to]],
+      id,
+      type: 'inject',
+      name: '',
+      props: [{ p: 'payload' }],
+      repeat: '',
+      crontab: '',
+      once: true,
+      onceDelay: 0.5,
+      topic: '',
+      payload: '',
+      payloadType: 'date',
+      x: 110,
+      y,
+      wires: [[to]],
     });
     await importNodes([
-      { id: 'dtok', type: 'iiot-datatrails', name: 'with credentials', url: sandbox!.url, tls: '', proxy: '', credentials: { clientId: dt.clientId, clientSecret: dt.clientSecret } },
+      {
+        id: 'dtok',
+        type: 'iiot-datatrails',
+        name: 'with credentials',
+        url: sandbox!.url,
+        tls: '',
+        proxy: '',
+        credentials: { clientId: dt.clientId, clientSecret: dt.clientSecret },
+      },
       { id: 'dtnone', type: 'iiot-datatrails', name: 'without credentials', url: sandbox!.url, tls: '', proxy: '' },
       inject('injde1', 300, 'tokde1'),
       { ...tokenNode('tokde1', 'datatrails', 320, 300), dataTrails: 'dtok' },

@@ -18,9 +18,13 @@ const templates = require(path.join(root, 'scripts', 'editor-templates.js')) as 
 };
 const read = (name: string) => fs.readFileSync(path.join(root, 'nodes', name), 'utf8');
 
-describe('the edit templates\' generated rows (scripts/build.js)', () => {
+describe("the edit templates' generated rows (scripts/build.js)", () => {
   it('every committed nodes/*.html is up to date with the platform declarations', () => {
-    assert.deepEqual(templates.updateTemplates(root, PLATFORM_DECLARATIONS, { write: false }), [], 'stale: run `npm run build` and commit the files it changes');
+    assert.deepEqual(
+      templates.updateTemplates(root, PLATFORM_DECLARATIONS, { write: false }),
+      [],
+      'stale: run `npm run build` and commit the files it changes',
+    );
   });
 
   it('every config node has its TLS and proxy rows; get token and authenticated request a row per platform', () => {

@@ -104,7 +104,7 @@ export class FlowHarness {
   }
 
   /** Statuses the node with this id has shown, oldest first. */
-  static statuses(id: string): Array<Record<string, unknown>> {
+  static statuses(id: string): Record<string, unknown>[] {
     const spy = helper._NodePrototype.status as unknown as Spy;
     return spy
       .getCalls()
@@ -133,10 +133,12 @@ export class FlowHarness {
   static leaks(secrets: string[]): string[] {
     const text = FlowHarness.emitted();
     const forms = secrets.flatMap((s) => [s, Buffer.from(s).toString('base64'), encodeURIComponent(s)]);
-    return forms.filter((form) => form.length >= 6 && text.includes(form)).map((form) => {
-      const at = text.indexOf(form);
-      return `…${text.slice(Math.max(0, at - 80), at)}[SECRET]${text.slice(at + form.length, at + form.length + 40)}…`;
-    });
+    return forms
+      .filter((form) => form.length >= 6 && text.includes(form))
+      .map((form) => {
+        const at = text.indexOf(form);
+        return `…${text.slice(Math.max(0, at - 80), at)}[SECRET]${text.slice(at + form.length, at + form.length + 40)}…`;
+      });
   }
 }
 

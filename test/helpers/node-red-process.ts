@@ -45,7 +45,10 @@ export class NodeRedProcess {
     child.stderr!.on('data', (d: Buffer) => (red.output += d.toString()));
     const answers = async () => {
       if (child.exitCode !== null) throw new Error(`it exited with ${child.exitCode}`);
-      return fetch(`${red.base}/flows`).then((res) => res.ok, () => false); // refused: not up yet
+      return fetch(`${red.base}/flows`).then(
+        (res) => res.ok,
+        () => false,
+      ); // refused: not up yet
     };
     try {
       await waitFor(answers, { timeoutMs: 60_000, intervalMs: 200, what: `Node-RED to answer ${red.base}/flows` });
@@ -56,7 +59,7 @@ export class NodeRedProcess {
     return red;
   }
 
-  async deploy(flows: Array<Record<string, unknown>>): Promise<void> {
+  async deploy(flows: Record<string, unknown>[]): Promise<void> {
     const res = await fetch(`${this.base}/flows`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'node-red-deployment-type': 'full' },

@@ -56,7 +56,10 @@ describe('test helpers: waiting for endings, not for time', () => {
   });
   afterEach(() => H.unload());
 
-  const send = (how: string, wait = 0) => () => H.node(ids.node).receive({ how, wait });
+  const send =
+    (how: string, wait = 0) =>
+    () =>
+      H.node(ids.node).receive({ how, wait });
 
   it('outcomeOf returns the one output or the one error', async () => {
     assert.equal((await outcomeOf(ids, send('output'))).kind, 'output');
@@ -89,6 +92,9 @@ describe('test helpers: waiting for endings, not for time', () => {
   it('waitFor resolves with the first truthy value and says what it waited for on timeout', async () => {
     let asked = 0;
     assert.equal(await waitFor(() => (++asked >= 3 ? 'ready' : undefined), { what: 'three questions' }), 'ready');
-    await assert.rejects(waitFor(() => false, { timeoutMs: 50, what: () => 'something that never comes' }), /timed out after 50 ms waiting for something that never comes/);
+    await assert.rejects(
+      waitFor(() => false, { timeoutMs: 50, what: () => 'something that never comes' }),
+      /timed out after 50 ms waiting for something that never comes/,
+    );
   });
 });

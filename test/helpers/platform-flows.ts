@@ -13,7 +13,6 @@ import { uid, type FlowNode } from './flow.js';
  */
 export const CONFIG_NODE_MODULES: Array<(RED: NodeAPI) => void> = PLATFORM_DECLARATIONS.map((p) => {
   const own = path.join(__dirname, '..', '..', 'src', 'nodes', `${p.configType}.js`);
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   return fs.existsSync(own) ? (require(own) as { default: (RED: NodeAPI) => void }).default : declaredConfigNode(p.configType);
 });
 

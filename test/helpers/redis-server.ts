@@ -36,7 +36,24 @@ export class RedisServer {
 
   /** Starts (or restarts) the server; resolves once it answers PING. */
   async start(): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--logfile', path.join(this.dir, 'redis.log'), '--daemonize', 'no'];
+    const args = [
+      '--port',
+      String(this.port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      this.dir,
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+      '--save',
+      '',
+      '--logfile',
+      path.join(this.dir, 'redis.log'),
+      '--daemonize',
+      'no',
+    ];
     const proc = spawn(REDIS_SERVER, args, { stdio: 'ignore' });
     this.proc = proc;
     const answers = async () => {

@@ -33,20 +33,35 @@ describe('one agent shared by Node-RED processes through Redis', function () {
   function start(): Promise<NodeRedProcess> {
     return NodeRedProcess.start({
       iiotAuth: { ...TEST_BACKOFF, agentLockStaleMs: 2000, agentStore: { redis: { url: redis.url, keyPrefix } } },
-    }).then((red) => (running.push(red), red));
+    }).then((red) => {
+      running.push(red);
+      return red;
+    });
   }
 
   /** GET /agent?action=… runs the onboard agent node; the answer is {ok, kept} or {ok: false, code, message}. */
-  function flows(boardingConfig: string): Array<Record<string, unknown>> {
+  function flows(boardingConfig: string): Record<string, unknown>[] {
     return [
       { id: 'tab1', type: 'tab', label: 'agent' },
       { id: 'agc1', type: 'iiot-insights-hub-agent', profile: 'SHARED_SECRET', app: '', credentials: { boardingConfig } },
       { id: 'in1', type: 'http in', z: 'tab1', url: '/agent', method: 'get', wires: [['act1']] },
       { id: 'act1', type: 'change', z: 'tab1', rules: [{ t: 'set', p: 'action', pt: 'msg', to: 'req.query.action', tot: 'msg' }], wires: [['ag1']] },
       { id: 'ag1', type: 'iiot-agent', z: 'tab1', insightsHubAgent: 'agc1', action: 'msg', wires: [['ok1']] },
-      { id: 'ok1', type: 'change', z: 'tab1', rules: [{ t: 'set', p: 'payload', pt: 'msg', to: '{"ok": true, "kept": payload.registrationsKept}', tot: 'jsonata' }], wires: [['res1']] },
+      {
+        id: 'ok1',
+        type: 'change',
+        z: 'tab1',
+        rules: [{ t: 'set', p: 'payload', pt: 'msg', to: '{"ok": true, "kept": payload.registrationsKept}', tot: 'jsonata' }],
+        wires: [['res1']],
+      },
       { id: 'catch1', type: 'catch', z: 'tab1', scope: ['ag1'], uncaught: false, wires: [['err1']] },
-      { id: 'err1', type: 'change', z: 'tab1', rules: [{ t: 'set', p: 'payload', pt: 'msg', to: '{"ok": false, "code": error.code, "message": error.message}', tot: 'jsonata' }], wires: [['res1']] },
+      {
+        id: 'err1',
+        type: 'change',
+        z: 'tab1',
+        rules: [{ t: 'set', p: 'payload', pt: 'msg', to: '{"ok": false, "code": error.code, "message": error.message}', tot: 'jsonata' }],
+        wires: [['res1']],
+      },
       { id: 'res1', type: 'http response', z: 'tab1', statusCode: '', wires: [] },
     ];
   }
@@ -71,7 +86,11 @@ describe('one agent shared by Node-RED processes through Redis', function () {
 
     // Both start at once: one onboards, the other waits for its lock and reads the result.
     const first = await Promise.all([call(a!, 'token'), call(b!, 'token')]);
-    assert.deepEqual(first.map((r) => r.ok), [true, true], JSON.stringify(first));
+    assert.deepEqual(
+      first.map((r) => r.ok),
+      [true, true],
+      JSON.stringify(first),
+    );
     assert.equal(sandbox.calls('agents.register'), 1, 'onboarded once');
 
     // Tokens from both, all the time, while A rotates once.
@@ -137,7 +156,9 @@ describe('one agent shared by Node-RED processes through Redis', function () {
 
     // No secret in anything the processes printed.
     const secrets = [JSON.parse(boardingConfig).content.iat as string];
-    const stored = JSON.parse((await redis.command('HGET', `${keyPrefix}record:${record.id}`, 'value')).split('\r\n')[1]!) as { registrations: Array<{ clientSecret: string; registrationAccessToken: string }> };
+    const stored = JSON.parse((await redis.command('HGET', `${keyPrefix}record:${record.id}`, 'value')).split('\r\n')[1]!) as {
+      registrations: Array<{ clientSecret: string; registrationAccessToken: string }>;
+    };
     for (const r of stored.registrations) secrets.push(r.clientSecret, r.registrationAccessToken);
     for (const red of [a!, b!, c]) for (const secret of secrets) assert.ok(!red.output.includes(secret), 'a secret in the output of Node-RED');
   });

@@ -95,10 +95,19 @@ describe('example flows', () => {
 
   it('names every config node distinctly (the demo loads them all into one editor)', () => {
     const names = files.flatMap((f) =>
-      (JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as FlowNode[]).filter((n) => ourTypes.has(n.type) && n.x === undefined).map((n) => String(n.name ?? '')),
+      (JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as FlowNode[])
+        .filter((n) => ourTypes.has(n.type) && n.x === undefined)
+        .map((n) => String(n.name ?? '')),
     );
-    assert.ok(names.every((n) => n !== ''), 'every config node has a name');
-    assert.deepEqual(names.filter((n, i) => names.indexOf(n) !== i), [], 'names used twice');
+    assert.ok(
+      names.every((n) => n !== ''),
+      'every config node has a name',
+    );
+    assert.deepEqual(
+      names.filter((n, i) => names.indexOf(n) !== i),
+      [],
+      'names used twice',
+    );
   });
 
   it('tab texts keep placeholders such as <userDir> visible (in code spans), and speak to both demo and palette users', () => {
@@ -121,7 +130,8 @@ describe('example flows', () => {
       it('has unique ids, resolvable wires and config references', () => {
         assert.equal(ids.size, nodes.length);
         for (const node of nodes) {
-          for (const outputs of (node.wires as string[][] | undefined) ?? []) for (const target of outputs) assert.ok(ids.has(target), `${node.id} wires to ${target}`);
+          for (const outputs of (node.wires as string[][] | undefined) ?? [])
+            for (const target of outputs) assert.ok(ids.has(target), `${node.id} wires to ${target}`);
           for (const property of CONFIG_PROPERTIES) {
             const ref = node[property];
             if (typeof ref === 'string' && ref) assert.ok(ids.has(ref), `${node.id}.${property} → ${ref}`);
@@ -163,7 +173,8 @@ describe('example flows', () => {
           for (const key of ['clientSecret', 'password', 'boardingConfig', 'privateKey']) assert.equal(node[key], undefined, `${node.id}.${key}`);
           for (const key of ['gateway', 'server', 'url']) {
             const value = node[key];
-            if (ourTypes.has(node.type) && typeof value === 'string' && /^https?:/.test(value)) assert.match(value, /^http:\/\/127\.0\.0\.1:1881(\/|$)/, `${node.id}.${key}`);
+            if (ourTypes.has(node.type) && typeof value === 'string' && /^https?:/.test(value))
+              assert.match(value, /^http:\/\/127\.0\.0\.1:1881(\/|$)/, `${node.id}.${key}`);
           }
         }
       });

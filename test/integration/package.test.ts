@@ -22,7 +22,11 @@ describe('the packed tarball', function () {
   let files: string[];
 
   before(() => {
-    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts', '--offline'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts', '--offline'], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     files = (JSON.parse(out) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path);
   });
 
@@ -30,7 +34,8 @@ describe('the packed tarball', function () {
     for (const [type, entry] of Object.entries(pkg['node-red'].nodes)) {
       assert.ok(files.includes(entry), entry);
       assert.ok(files.includes(`nodes/${type}.html`), type);
-      for (const lang of ['en-US', 'de']) for (const ext of ['html', 'json']) assert.ok(files.includes(`nodes/locales/${lang}/${type}.${ext}`), `${lang}/${type}.${ext}`);
+      for (const lang of ['en-US', 'de'])
+        for (const ext of ['html', 'json']) assert.ok(files.includes(`nodes/locales/${lang}/${type}.${ext}`), `${lang}/${type}.${ext}`);
       // The compiled module its entry loads: its own, or the config node registered from its platform declaration alone.
       const required = /require\('\.\/(.+?)'\)/.exec(fs.readFileSync(path.join(root, entry), 'utf8'))?.[1];
       assert.ok(required && files.includes(path.posix.join(path.posix.dirname(entry), required)), `the compiled module of ${type}`);
@@ -47,11 +52,25 @@ describe('the packed tarball', function () {
   });
 
   it('ships no source maps, no TypeScript, no tests, and the icon once', () => {
-    assert.deepEqual(files.filter((f) => f.endsWith('.map')), [], 'source maps would point at src/*.ts, which is not shipped');
-    assert.deepEqual(files.filter((f) => f.endsWith('.ts')), []);
-    assert.deepEqual(files.filter((f) => /(^|\/)tests?(\/|$)|test-helper|\.test\.js$|^bench\/|^scripts\//.test(f)), []);
-    assert.deepEqual(files.filter((f) => f.endsWith('.svg')), ['nodes/icons/iiot-auth.svg']);
-    for (const script of ['credentials.js', 'editor.js', 'platforms.js']) assert.ok(files.includes(`resources/${script}`), `the shared editor script ${script}`);
+    assert.deepEqual(
+      files.filter((f) => f.endsWith('.map')),
+      [],
+      'source maps would point at src/*.ts, which is not shipped',
+    );
+    assert.deepEqual(
+      files.filter((f) => f.endsWith('.ts')),
+      [],
+    );
+    assert.deepEqual(
+      files.filter((f) => /(^|\/)tests?(\/|$)|test-helper|\.test\.js$|^bench\/|^scripts\//.test(f)),
+      [],
+    );
+    assert.deepEqual(
+      files.filter((f) => f.endsWith('.svg')),
+      ['nodes/icons/iiot-auth.svg'],
+    );
+    for (const script of ['credentials.js', 'editor.js', 'platforms.js'])
+      assert.ok(files.includes(`resources/${script}`), `the shared editor script ${script}`);
     // The release build (what prepack runs) compiles without maps, so no shipped file names one.
     assert.match(pkg.scripts.prepack!, /scripts\/build\.js --release/);
   });

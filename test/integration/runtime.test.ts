@@ -25,7 +25,6 @@ function packageRoot(file: string): string {
   throw new Error(`no node-red package above ${file}`);
 }
 // bcryptjs comes with Node-RED; adminAuth wants bcrypt hashes.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const bcrypt = require(require.resolve('bcryptjs', { paths: [nodeRedDir] })) as { hashSync(s: string, rounds: number): string };
 
 const ADMIN_PASSWORD = 'admin-password-for-tests';
@@ -67,7 +66,11 @@ describe('a real Node-RED runtime with adminAuth', function () {
     child = spawn(process.execPath, [redJs, '--userDir', userDir], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    const answers = () => fetch(`${base}/auth/login`).then((res) => res.ok, () => false); // refused: not up yet
+    const answers = () =>
+      fetch(`${base}/auth/login`).then(
+        (res) => res.ok,
+        () => false,
+      ); // refused: not up yet
     await waitFor(answers, { timeoutMs: 45_000, intervalMs: 200, what: () => `Node-RED to start:\n${output}` });
   });
 
@@ -106,7 +109,10 @@ describe('a real Node-RED runtime with adminAuth', function () {
     const ours = sets.filter((s) => s.module === 'node-red-contrib-iiot-auth');
     const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } };
     assert.deepEqual(ours.flatMap((s) => s.types).sort(), Object.keys(pkg['node-red'].nodes).sort());
-    assert.ok(ours.every((s) => s.enabled && !s.err), JSON.stringify(ours));
+    assert.ok(
+      ours.every((s) => s.enabled && !s.err),
+      JSON.stringify(ours),
+    );
   });
 
   it('the tenant look-up: editors with write permission only', async () => {
@@ -153,7 +159,10 @@ describe('a real Node-RED runtime with adminAuth', function () {
     assert.ok(!onDisk.includes(demo.password), 'the password is not stored in clear');
     const apiFlows = await (await fetch(`${base}/flows`, { headers: { authorization: `Bearer ${token}` } })).text();
     assert.ok(!apiFlows.includes(demo.password));
-    const creds = (await (await fetch(`${base}/credentials/iiot-cisco-ei/ei1`, { headers: { authorization: `Bearer ${token}` } })).json()) as Record<string, unknown>;
+    const creds = (await (await fetch(`${base}/credentials/iiot-cisco-ei/ei1`, { headers: { authorization: `Bearer ${token}` } })).json()) as Record<
+      string,
+      unknown
+    >;
     assert.deepEqual(creds, { username: demo.username, has_password: true });
 
     // The dialog sends __PWRD__ for an unchanged password: the stored one is used.

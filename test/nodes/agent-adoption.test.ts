@@ -88,7 +88,6 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
     return { ids, nodes, credentials };
   }
 
-
   function stored(id: string) {
     return JSON.parse(fs.readFileSync(path.join(stateDir, `${id}.json`), 'utf8')) as {
       adoptedAt?: string;
@@ -128,13 +127,22 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
       const rotated = await H.answer(f.ids.agent, f.ids.out, { action: 'rotate' });
       assert.ok((rotated.payload as { lastRotationAt: string }).lastRotationAt);
       await H.answer(f.ids.agent, f.ids.out, { action: 'token' });
-      assert.equal(sandbox.agents.status(sdk.id).activeRegistration!.number, 3, 'the SDK\'s registration (1), the rotation at adoption (2) and the rotate action (3), the last in use');
+      assert.equal(
+        sandbox.agents.status(sdk.id).activeRegistration!.number,
+        3,
+        "the SDK's registration (1), the rotation at adoption (2) and the rotate action (3), the last in use",
+      );
       assert.equal(sandbox.calls('agents.register'), registersBefore, 'never onboarded again');
 
       const state = stored(sdk.id);
       assert.ok(state.adoptedAt);
       assert.equal(fs.statSync(path.join(stateDir, `${sdk.id}.json`)).mode & 0o777, 0o600, 'stored as any registration: owner only');
-      if (profile === 'RSA_3072') assert.notEqual(state.registrations[0]!.privateKey, createPrivateKey(key!).export({ type: 'pkcs8', format: 'pem' }).toString(), 'rotated to a key of its own');
+      if (profile === 'RSA_3072')
+        assert.notEqual(
+          state.registrations[0]!.privateKey,
+          createPrivateKey(key!).export({ type: 'pkcs8', format: 'pem' }).toString(),
+          'rotated to a key of its own',
+        );
       // One agent, one owner: the SDK, restarted from its state folder, no longer gets a token.
       await assert.rejects(sdkAgent(sdk.boarding, key).GetAgentToken(), /Unauthorized/);
 
@@ -156,7 +164,7 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
     });
   }
 
-  it('RSA_3072: the SDK\'s key as PKCS#8 is taken as well; a file that shows the registered public key (jwks) is checked against it', async () => {
+  it("RSA_3072: the SDK's key as PKCS#8 is taken as well; a file that shows the registered public key (jwks) is checked against it", async () => {
     const key = rsa3072Pkcs1();
     const sdk = await sdkOnboarded('RSA_3072', key, { dataSource: false });
     const state = JSON.parse(sdk.file()) as SdkState;
@@ -177,7 +185,7 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
     await H.load(modules, f.nodes, f.credentials);
     const tokenMsg = await H.answer(f.ids.agent, f.ids.out, { action: 'token' });
     assert.ok((tokenMsg.token as { value: string }).value);
-    assert.equal(sandbox.calls('agents.register'), 1, 'only the SDK\'s onboarding');
+    assert.equal(sandbox.calls('agents.register'), 1, "only the SDK's onboarding");
     assert.ok(stored(sdk.id).adoptedAt);
     assert.deepEqual(H.leaks([...secretsOf(sdk.file()), pkcs8.split('\n')[1]!]), []);
   });
@@ -217,7 +225,10 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
     await H.load(modules, f.nodes, f.credentials);
     const refused = await H.failure(f.ids.agent, f.ids.errors, { action: 'token' });
     assert.equal(refused.code, 'AUTH_REJECTED');
-    assert.match(refused.message, /rotated the credentials again after this file was copied, so its own current \.mc\/.*\.json is newer: stop it, copy that file/);
+    assert.match(
+      refused.message,
+      /rotated the credentials again after this file was copied, so its own current \.mc\/.*\.json is newer: stop it, copy that file/,
+    );
     assert.equal(sandbox.calls('agents.register'), 1);
     await H.unload();
 
@@ -272,12 +283,15 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
   it('a malformed state file or one of the wrong shape is a clear config error that quotes nothing', async () => {
     const sdk = await sdkOnboarded('SHARED_SECRET', undefined, { dataSource: false });
     const good = JSON.parse(sdk.file()) as SdkState & Record<string, unknown>;
-    const cases: Array<[unknown, RegExp]> = [
+    const cases: [unknown, RegExp][] = [
       [{ ...good, response: 'x' }, /SDK state file has no "response"/],
       [{ ...good, response: { ...good.response, registration_access_token: undefined } }, /SDK state file lacks "response"\.registration_access_token/],
       [{ ...good, response: { ...good.response, client_id: 'someone-else' } }, /client_id that is not content\.clientId/],
       [{ ...good, response: { ...good.response, client_secret: undefined } }, /lacks "response"\.client_secret/],
-      [{ ...good, response: { ...good.response, registration_client_uri: 'https://elsewhere.example/register/x' } }, /registration_client_uri on another origin/],
+      [
+        { ...good, response: { ...good.response, registration_client_uri: 'https://elsewhere.example/register/x' } },
+        /registration_client_uri on another origin/,
+      ],
       [{ ...good, recovery: {} }, /"recovery" that is not a list/],
       [[good], /has no "content"/],
     ];
@@ -292,7 +306,7 @@ describe('Insights Hub agent: adopting an agent from the SDK state file', functi
     const rsaWithoutKey = adoptFlow(JSON.stringify({ ...good, content: { ...good.content, clientCredentialProfile: ['RSA_3072'] } }), { profile: 'RSA_3072' });
     await H.load(modules, rsaWithoutKey.nodes, rsaWithoutKey.credentials);
     assert.match((await H.failure(rsaWithoutKey.ids.agent, rsaWithoutKey.ids.errors, { action: 'onboard' })).message, /needs the private key the SDK used/);
-    assert.equal(sandbox.calls('agents.register'), 1, 'only the SDK\'s');
+    assert.equal(sandbox.calls('agents.register'), 1, "only the SDK's");
     assert.deepEqual(H.leaks(secretsOf(sdk.file())), []);
   });
 });
@@ -338,11 +352,20 @@ describe('Insights Hub agent: adopting an agent from the SDK state file into Red
     H.node(ids.agent).receive({});
     assert.ok(((await result)[0]!.token as { value: string }).value);
     const value = (await redis.command('HGET', `${keyPrefix}record:${record.id}`, 'value')).split('\r\n')[1]!;
-    const stored = JSON.parse(value) as { adoptedAt?: string; lastRotationAt?: string; registrations: Array<{ clientSecret: string; registrationAccessToken: string }> };
+    const stored = JSON.parse(value) as {
+      adoptedAt?: string;
+      lastRotationAt?: string;
+      registrations: Array<{ clientSecret: string; registrationAccessToken: string }>;
+    };
     assert.ok(stored.adoptedAt && stored.lastRotationAt, 'adopted and rotated');
     assert.equal(sandbox.calls('agents.register'), 1, 'only the SDK onboarded');
     const sdkState = JSON.parse(file) as SdkState;
-    const secrets = [boarding.content.iat, sdkState.response.client_secret!, sdkState.response.registration_access_token, ...stored.registrations.flatMap((r) => [r.clientSecret, r.registrationAccessToken])];
+    const secrets = [
+      boarding.content.iat,
+      sdkState.response.client_secret!,
+      sdkState.response.registration_access_token,
+      ...stored.registrations.flatMap((r) => [r.clientSecret, r.registrationAccessToken]),
+    ];
     assert.deepEqual(H.leaks(secrets), []);
   });
 });

@@ -39,7 +39,15 @@ describe('Insights Hub agent: the first agent from a flow (app config alone)', f
     const ids = { app: uid('app'), agent: uid('ag'), out: uid('out'), errors: uid('err') };
     const app = sandbox.demo.insightsHubApp;
     const nodes: FlowNode[] = [
-      { id: ids.app, type: 'iiot-insights-hub-app', gateway: sandbox.url, appName: app.appName, appVersion: app.appVersion, hostTenant: app.hostTenant, userTenant: app.userTenant },
+      {
+        id: ids.app,
+        type: 'iiot-insights-hub-app',
+        gateway: sandbox.url,
+        appName: app.appName,
+        appVersion: app.appVersion,
+        hostTenant: app.hostTenant,
+        userTenant: app.userTenant,
+      },
       { id: ids.agent, type: 'iiot-agent', insightsHubApp: ids.app, insightsHubAgent: '', action: 'msg', ...agentNodeProps, wires: [[ids.out]] },
       { id: ids.out, type: 'helper' },
       { id: uid('catch'), type: 'catch', scope: null, uncaught: false, wires: [[ids.errors]] },
@@ -49,11 +57,13 @@ describe('Insights Hub agent: the first agent from a flow (app config alone)', f
     return { ids, nodes, credentials: { [ids.app]: { clientId: app.clientId, clientSecret: app.clientSecret }, ...extraCredentials } };
   }
 
-
   it('creates an agent, fetches its boarding configuration and status; an agent config node with it onboards; then offboard and delete', async () => {
     const f = appOnly();
     await H.load(modules, f.nodes, f.credentials);
-    const created = await H.answer(f.ids.agent, f.ids.out, { action: 'create', payload: { name: 'line 4 press', entityId: 'e0f1c2d3a4b5c6d7e8f9a0b1c2d3e4f5', securityProfile: 'SHARED_SECRET' } });
+    const created = await H.answer(f.ids.agent, f.ids.out, {
+      action: 'create',
+      payload: { name: 'line 4 press', entityId: 'e0f1c2d3a4b5c6d7e8f9a0b1c2d3e4f5', securityProfile: 'SHARED_SECRET' },
+    });
     const agentId = (created.payload as { id: string }).id;
     assert.ok(agentId);
     assert.equal(created.agentId, agentId, 'create names the new agent in msg.agentId, for the next node');

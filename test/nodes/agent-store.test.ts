@@ -39,7 +39,7 @@ describe('agent store settings', () => {
   });
 
   it('a misconfiguration is CONFIG_INVALID that says what to fix, never quoting a password', () => {
-    const cases: Array<[Record<string, unknown>, RegExp]> = [
+    const cases: [Record<string, unknown>, RegExp][] = [
       [{ redis: { url: 'redis://h:1', passwordEnv: 'IIOT_TEST_NOT_SET' } }, /environment variable IIOT_TEST_NOT_SET .* is not set/],
       [{ redis: {} }, /redis\.url is missing/],
       [{ redis: { url: 'http://:secret-pw@h:1' } }, /must start with redis:\/\/ or rediss:\/\//],
@@ -48,12 +48,15 @@ describe('agent store settings', () => {
       [{ use: 'disk' }, /write "file" or "redis"/],
     ];
     for (const [agentStore, message] of cases) {
-      assert.throws(() => agentStores(red({ agentStore })), (err: Error & { code: string }) => {
-        assert.equal(err.code, ErrorCode.CONFIG_INVALID);
-        assert.match(err.message, message);
-        assert.doesNotMatch(err.message, /secret-pw/);
-        return true;
-      });
+      assert.throws(
+        () => agentStores(red({ agentStore })),
+        (err: Error & { code: string }) => {
+          assert.equal(err.code, ErrorCode.CONFIG_INVALID);
+          assert.match(err.message, message);
+          assert.doesNotMatch(err.message, /secret-pw/);
+          return true;
+        },
+      );
     }
   });
 });

@@ -40,10 +40,27 @@ describe('Insights Hub agent nodes', function () {
     const app = sandbox.demo.insightsHubApp;
     const nodes: FlowNode[] = [
       { id: ids.agentConfig, type: 'iiot-insights-hub-agent', profile: options.profile ?? 'SHARED_SECRET', app: options.withApp ? ids.app : '' },
-      { id: ids.app, type: 'iiot-insights-hub-app', gateway: sandbox.url, appName: app.appName, appVersion: app.appVersion, hostTenant: app.hostTenant, userTenant: app.userTenant },
+      {
+        id: ids.app,
+        type: 'iiot-insights-hub-app',
+        gateway: sandbox.url,
+        appName: app.appName,
+        appVersion: app.appVersion,
+        hostTenant: app.hostTenant,
+        userTenant: app.userTenant,
+      },
       { id: ids.agent, type: 'iiot-agent', insightsHubAgent: ids.agentConfig, action: options.action ?? 'msg', wires: [[ids.out]] },
       { id: ids.token, type: 'iiot-token', platform: 'insights-hub-agent', insightsHubAgent: ids.agentConfig, wires: [[ids.out]] },
-      { id: ids.request, type: 'iiot-request', platform: 'insights-hub-agent', insightsHubAgent: ids.agentConfig, method: 'GET', url: '', ret: 'obj', wires: [[ids.out]] },
+      {
+        id: ids.request,
+        type: 'iiot-request',
+        platform: 'insights-hub-agent',
+        insightsHubAgent: ids.agentConfig,
+        method: 'GET',
+        url: '',
+        ret: 'obj',
+        wires: [[ids.out]],
+      },
       { id: ids.out, type: 'helper' },
       { id: uid('catch'), type: 'catch', scope: null, uncaught: false, wires: [[ids.errors]] },
       { id: ids.errors, type: 'helper' },
@@ -54,7 +71,6 @@ describe('Insights Hub agent nodes', function () {
     };
     return { ids, nodes, credentials };
   }
-
 
   it('onboards, reports status, gives tokens to get token and authenticated request, and never shows a secret', async () => {
     const record = sandbox.agents.create({ securityProfile: 'SHARED_SECRET' });
@@ -109,7 +125,10 @@ describe('Insights Hub agent nodes', function () {
     const stale = await H.failure(f.ids.agent, f.ids.errors, { action: 'put-data-source-config', payload: config, eTag: firstETag });
     assert.equal(stale.code, 'PRECONDITION_FAILED');
     assert.match(stale.message, /changed meanwhile .* read it again and re-apply the change/);
-    const invalid = await H.failure(f.ids.agent, f.ids.errors, { action: 'put-data-source-config', payload: { configurationId: 'x', dataSources: [{ name: 'a', dataPoints: [{ id: '1', name: 'n', type: 'FLOAT', unit: '' }] }] } });
+    const invalid = await H.failure(f.ids.agent, f.ids.errors, {
+      action: 'put-data-source-config',
+      payload: { configurationId: 'x', dataSources: [{ name: 'a', dataPoints: [{ id: '1', name: 'n', type: 'FLOAT', unit: '' }] }] },
+    });
     assert.match(invalid.message, /type is not one of INT, LONG, DOUBLE/);
   });
 
@@ -124,7 +143,10 @@ describe('Insights Hub agent nodes', function () {
     assert.match(noEntity.message, /msg\.payload\.entityId is missing: it is the id of the asset the agent belongs to, as Asset Manager shows it/);
     assert.equal(sandbox.calls('agents.admin'), 0, 'nothing was sent');
     assert.equal(sandbox.calls('insightsHub.token'), 0, 'not even a token request');
-    const created = await H.answer(f.ids.agent, f.ids.out, { action: 'create', payload: { name: 'line 4 press', entityId: 'f3a9c1d2e4b5a6978877665544332211' } });
+    const created = await H.answer(f.ids.agent, f.ids.out, {
+      action: 'create',
+      payload: { name: 'line 4 press', entityId: 'f3a9c1d2e4b5a6978877665544332211' },
+    });
     assert.equal((created.payload as { entityId: string }).entityId, 'f3a9c1d2e4b5a6978877665544332211');
     const newId = (created.payload as { id: string }).id;
     assert.ok(newId);
@@ -178,7 +200,10 @@ describe('Insights Hub agent nodes', function () {
     await H.unload();
     const mismatched = agentFlow(JSON.stringify(boarding), { profile: 'SHARED_SECRET' });
     await H.load(modules, mismatched.nodes, mismatched.credentials);
-    assert.match((await H.failure(mismatched.ids.agent, mismatched.ids.errors, { action: 'onboard' })).message, /is for RSA_3072, but the node is set to SHARED_SECRET/);
+    assert.match(
+      (await H.failure(mismatched.ids.agent, mismatched.ids.errors, { action: 'onboard' })).message,
+      /is for RSA_3072, but the node is set to SHARED_SECRET/,
+    );
     assert.deepEqual(H.leaks([boarding.content.iat]), []);
   });
 

@@ -48,7 +48,7 @@ describe('app registrations: client functions (no network)', () => {
       roles: ['OWNER'],
     });
     assert.deepEqual(apps.checkNewApplication({ display_name: 'TL', roles: ['ROLE_UNSPECIFIED'] }).roles, ['ROLE_UNSPECIFIED']);
-    const refused: Array<[unknown, RegExp]> = [
+    const refused: [unknown, RegExp][] = [
       [undefined, /msg\.payload must be an object/],
       ['TL', /msg\.payload must be an object/],
       [{}, /display_name is required/],
@@ -96,15 +96,21 @@ describe('app registrations: client functions (no network)', () => {
     assert.deepEqual(apps.buildListRequest({}), { method: 'GET', url: '/archivist/iam/v1/applications', headers: { accept: 'application/json' } });
     assert.equal(apps.buildListRequest({ displayName: 'a b', pageSize: 5 }).url, '/archivist/iam/v1/applications?display_name=a+b&page_size=5');
     // Later pages: only page_token (URL-encoded) and page_size; the token carries the filter.
-    assert.equal(apps.buildListRequest({ pageToken: 'eyJ+/=', displayName: 'a', pageSize: 5 }).url, '/archivist/iam/v1/applications?page_token=eyJ%2B%2F%3D&page_size=5');
+    assert.equal(
+      apps.buildListRequest({ pageToken: 'eyJ+/=', displayName: 'a', pageSize: 5 }).url,
+      '/archivist/iam/v1/applications?page_token=eyJ%2B%2F%3D&page_size=5',
+    );
     const create = apps.buildCreateRequest({ display_name: 'TL' });
     assert.equal(create.method, 'POST');
     assert.equal(create.headers!['content-type'], 'application/json');
     assert.deepEqual(JSON.parse(String(create.body)), { display_name: 'TL' });
     assert.deepEqual(
-      [apps.buildGetRequest(UUID), apps.buildUpdateRequest(UUID, { display_name: 'x' }), apps.buildDeleteRequest(UUID), apps.buildRegenerateSecretRequest(UUID)].map(
-        (r) => `${r.method} ${r.url}`,
-      ),
+      [
+        apps.buildGetRequest(UUID),
+        apps.buildUpdateRequest(UUID, { display_name: 'x' }),
+        apps.buildDeleteRequest(UUID),
+        apps.buildRegenerateSecretRequest(UUID),
+      ].map((r) => `${r.method} ${r.url}`),
       [
         `GET /archivist/iam/v1/applications/${UUID}`,
         `PATCH /archivist/iam/v1/applications/${UUID}`,
@@ -120,7 +126,7 @@ describe('app registrations: client functions (no network)', () => {
     const page = apps.readListResponse(response(200, { applications: [{ identity: `applications/${UUID}` }], next_page_token: 'abc' }), ctx);
     assert.equal(page.nextPageToken, 'abc');
     assert.equal(page.applications.length, 1);
-    const bad: Array<[HttpResponse, RegExp]> = [
+    const bad: [HttpResponse, RegExp][] = [
       [response(200, '<html>login</html>'), /not JSON/],
       [response(200, []), /not a JSON object/],
       [response(200, { applications: {} }), /"applications" is not an array/],
@@ -133,7 +139,7 @@ describe('app registrations: client functions (no network)', () => {
 
   it('maps each error status to a code and a message that says what to do', () => {
     const grpc = (message: string) => ({ code: 3, message, details: [] });
-    const cases: Array<[HttpResponse, apps.ResponseContext, string, RegExp]> = [
+    const cases: [HttpResponse, apps.ResponseContext, string, RegExp][] = [
       [response(400, grpc('display_name is required')), { action: 'create' }, 'INPUT_INVALID', /\(400\) \(DataTrails says: display_name is required\)/],
       [response(401, grpc('Unauthenticated')), { action: 'list' }, 'AUTH_REJECTED', /client id and secret of the DataTrails config node/],
       [response(402, grpc('quota')), { action: 'create' }, 'QUOTA_EXCEEDED', /quota of app registrations is reached \(402\).*delete app registrations/],
@@ -158,7 +164,17 @@ describe('app registrations: client functions (no network)', () => {
   });
 
   it('each error code of the node has a status text under 20 characters in both languages', () => {
-    const codes = ['NOT_FOUND', 'PERMISSION_DENIED', 'QUOTA_EXCEEDED', 'RATE_LIMITED', 'API_ERROR', 'API_RESPONSE_INVALID', 'TOO_MANY_PAGES', 'INPUT_INVALID', 'AUTH_REJECTED'];
+    const codes = [
+      'NOT_FOUND',
+      'PERMISSION_DENIED',
+      'QUOTA_EXCEEDED',
+      'RATE_LIMITED',
+      'API_ERROR',
+      'API_RESPONSE_INVALID',
+      'TOO_MANY_PAGES',
+      'INPUT_INVALID',
+      'AUTH_REJECTED',
+    ];
     for (const code of codes) assert.ok(code in ErrorCode, code);
     for (const lang of ['en-US', 'de']) {
       const file = path.join(__dirname, '..', '..', '..', 'nodes', 'locales', lang, 'iiot-token.json');
@@ -175,7 +191,10 @@ describe('app registrations: client functions (no network)', () => {
       urls.push(req.url);
       return response(200, { applications: [{ identity: `applications/${UUID}` }], next_page_token: `token-${urls.length}` });
     };
-    await assert.rejects(apps.listAllApplications(endless, { displayName: 'Pump' }), { code: ErrorCode.TOO_MANY_PAGES, message: /after 100 pages \(100 applications\).*page by page/ });
+    await assert.rejects(apps.listAllApplications(endless, { displayName: 'Pump' }), {
+      code: ErrorCode.TOO_MANY_PAGES,
+      message: /after 100 pages \(100 applications\).*page by page/,
+    });
     assert.equal(urls.length, 100);
     assert.equal(urls[0], '/archivist/iam/v1/applications?display_name=Pump');
     assert.equal(urls[1], '/archivist/iam/v1/applications?page_token=token-1', 'later pages send only the token');
@@ -398,7 +417,10 @@ describe('app registration node (DataTrails) against the sandbox', function () {
         if (msg.nextPageToken === '') break;
         msg.pageToken = msg.nextPageToken;
       }
-      assert.deepEqual(seen, seeded.map((a) => a.identity));
+      assert.deepEqual(
+        seen,
+        seeded.map((a) => a.identity),
+      );
       assert.equal(tokens.length, 3);
       assert.ok(typeof tokens[0] === 'string' && tokens[0] !== '');
       assert.equal(tokens[2], '');
@@ -451,13 +473,25 @@ describe('app registration node (DataTrails) against the sandbox', function () {
   });
 
   describe('validation before sending', () => {
-    const cases: Array<[string, NodeMessage, RegExp]> = [
+    const cases: [string, NodeMessage, RegExp][] = [
       ['create without a payload', { action: 'create' }, /msg\.payload must be an object/],
       ['create without display_name', { action: 'create', payload: { custom_claims: { a: 'b' } } }, /display_name is required/],
-      ['create with a non-string claim', { action: 'create', payload: { display_name: 'X', custom_claims: { has_light: true } } }, /"has_light" must be a string/],
+      [
+        'create with a non-string claim',
+        { action: 'create', payload: { display_name: 'X', custom_claims: { has_light: true } } },
+        /"has_light" must be a string/,
+      ],
       ['create with a jit_ claim', { action: 'create', payload: { display_name: 'X', custom_claims: { jit_user: 'a' } } }, /"jit_user" is not allowed/],
-      ['create with an arc_ claim', { action: 'create', payload: { display_name: 'X', custom_claims: { arc_display_name: 'a' } } }, /"arc_display_name" is not allowed/],
-      ['create with a role DataTrails does not know', { action: 'create', payload: { display_name: 'X', roles: ['viewer'] } }, /"viewer", which DataTrails does not know: use ROLE_UNSPECIFIED or OWNER/],
+      [
+        'create with an arc_ claim',
+        { action: 'create', payload: { display_name: 'X', custom_claims: { arc_display_name: 'a' } } },
+        /"arc_display_name" is not allowed/,
+      ],
+      [
+        'create with a role DataTrails does not know',
+        { action: 'create', payload: { display_name: 'X', roles: ['viewer'] } },
+        /"viewer", which DataTrails does not know: use ROLE_UNSPECIFIED or OWNER/,
+      ],
       ['create with an unknown field', { action: 'create', payload: { display_name: 'X', secret: 'mine' } }, /"secret", which create does not take/],
       ['get without msg.identity', { action: 'get' }, /msg\.identity is not set/],
       ['get with an asset identity', { action: 'get', identity: `assets/${UUID}` }, /does not name an app registration/],
@@ -712,7 +746,10 @@ describe('app registration node (DataTrails) against the sandbox', function () {
     await loaded;
     for (const id of debugs) H.node(id).on('input', (m: NodeMessage) => received.get(id)!.push(m));
     const byName = (name: string) => received.get(flow.find((n) => n.name === name)!.id)!;
-    await waitFor(() => byName('deleted').length > 0 || byName('error (msg.error)').length > 0, { timeoutMs: 15_000, what: 'the example to delete its application, or an error' });
+    await waitFor(() => byName('deleted').length > 0 || byName('error (msg.error)').length > 0, {
+      timeoutMs: 15_000,
+      what: 'the example to delete its application, or an error',
+    });
     await settled(); // every node of the example has ended its messages: a late error would be in by now
     assert.deepEqual(byName('error (msg.error)'), []);
     const created = byName('created (holds the secret)')[0]!.payload as DataTrailsApplication;

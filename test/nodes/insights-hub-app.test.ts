@@ -136,7 +136,10 @@ describe('Insights Hub app: get token and authenticated request', function () {
     };
     await waitFor(request, { timeoutMs: 15_000, intervalMs: 100, what: () => `a third token: ${sandbox.calls('insightsHub.token')} so far` });
     assert.ok(results.length > 10, `${results.length} requests: at least one every 300 ms across both renewals`);
-    assert.ok(results.every((r) => r.statusCode === 200), JSON.stringify(results));
+    assert.ok(
+      results.every((r) => r.statusCode === 200),
+      JSON.stringify(results),
+    );
   });
 
   it('a 401 from the API drops the token, fetches a new one and retries the call once', async () => {
@@ -207,7 +210,7 @@ describe('Insights Hub app: get token and authenticated request', function () {
 
   it('a token endpoint that answers 500, then malformed JSON, then an oversized body: each a clear error', async () => {
     const { ids } = await loadFlow();
-    const cases: Array<[Parameters<Sandbox['fault']>[1], string]> = [
+    const cases: [Parameters<Sandbox['fault']>[1], string][] = [
       [{ kind: 'status', status: 500 }, 'TOKEN_ENDPOINT_ERROR'],
       [{ kind: 'malformed' }, 'TOKEN_RESPONSE_INVALID'],
       [{ kind: 'oversized', bytes: 4 * 1024 * 1024 }, 'HTTP_RESPONSE_TOO_LARGE'],
@@ -283,7 +286,7 @@ describe('Insights Hub app: get token and authenticated request', function () {
     const errors = H.collect(f.ids.errors, 2);
     H.node(f.ids.token).receive({});
     H.node(f.nodes.at(-1)!.id).receive({});
-    const messages = (await errors).map((m) => (m.error as { message: string; code: string }));
+    const messages = (await errors).map((m) => m.error as { message: string; code: string });
     assert.deepEqual(messages.map((e) => e.code).sort(), ['CONFIG_INVALID', 'CONFIG_MISSING']);
     assert.ok(messages.some((e) => /lacks the app name: open the config node/.test(e.message)));
     assert.ok(messages.some((e) => /no Insights Hub app config node is selected/.test(e.message)));

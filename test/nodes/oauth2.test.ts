@@ -28,7 +28,10 @@ describe('OAuth 2.0 client credentials', function () {
     sandbox = env.sandbox;
   });
   /** Loads the case's flow with `config` over its defaults; returns what /whoami answers, or the error. */
-  async function whoami(config: Record<string, unknown>, credentials?: Record<string, string>): Promise<{ msg: NodeMessage } | { error: { code: string; message: string } }> {
+  async function whoami(
+    config: Record<string, unknown>,
+    credentials?: Record<string, string>,
+  ): Promise<{ msg: NodeMessage } | { error: { code: string; message: string } }> {
     const f = platformFlow(c, sandbox, { config, request: { url: '/whoami' }, ...(credentials ? { credentials } : {}) });
     await H.load(modules, f.nodes, f.credentials);
     const outcome = await outcomeOf(f.ids, () => H.node(f.ids.request).receive({}));
@@ -121,7 +124,9 @@ describe('OAuth 2.0 token request and answer (no network)', () => {
   });
 
   it('refuses a token that is not a bearer token, and one without access_token', () => {
-    assert.throws(() => oauth2.readTokenResponse(answer(200, { access_token: 'abc', token_type: 'DPoP' }), Date.now()), { code: ErrorCode.TOKEN_RESPONSE_INVALID });
+    assert.throws(() => oauth2.readTokenResponse(answer(200, { access_token: 'abc', token_type: 'DPoP' }), Date.now()), {
+      code: ErrorCode.TOKEN_RESPONSE_INVALID,
+    });
     assert.throws(() => oauth2.readTokenResponse(answer(200, { token_type: 'Bearer' }), Date.now()), { code: ErrorCode.TOKEN_RESPONSE_INVALID });
     const token = oauth2.readTokenResponse(answer(200, { access_token: 'abc', token_type: 'bearer', expires_in: 60 }), 1000);
     assert.deepEqual(token.headers, { authorization: 'Bearer abc' });

@@ -52,7 +52,7 @@ describe('platform specifics', function () {
       assert.ok(msg!.statusCode === 401 || msg!.statusCode === 403, String(msg!.statusCode));
     });
 
-    it('the tenant look-up endpoint lists the user\'s tenants', async () => {
+    it("the tenant look-up endpoint lists the user's tenants", async () => {
       const f = await load('cisco-ei');
       void f;
       const demo = sandbox.demo.ciscoEi;
@@ -151,7 +151,7 @@ describe('platform specifics', function () {
     it('refuses user names that would break the X-MBP-Access-Request header, before any API call', async () => {
       // An MBP whose users have names MBP's header parser cannot take (ACAccessRequest.valueOf: a second "="
       // cuts the value short, ";;" starts a piece of its own); the sandbox's demo user is well-formed, so a small login server stands in.
-      const names: Array<[string, string, string]> = [
+      const names: [string, string, string][] = [
         ['Ada=1', 'Lovelace', 'firstName'],
         ['Ada', 'Love;;lace', 'lastName'],
       ];
@@ -173,13 +173,16 @@ describe('platform specifics', function () {
           assert.match(error.message, new RegExp(`user's ${names[current]![2]} is .*X-MBP-Access-Request header cannot carry`));
           await H.unload();
         }
-        assert.ok(mbp.requests.every((r) => r.url === '/mbp/api/users/login'), 'no API call was made');
+        assert.ok(
+          mbp.requests.every((r) => r.url === '/mbp/api/users/login'),
+          'no API call was made',
+        );
       } finally {
         await mbp.stop();
       }
     });
 
-    it('leaves a name the user\'s profile lacks out of the header: MBP requires no key (ACAccessRequest.valueOf), and an empty value would be its 500', async () => {
+    it("leaves a name the user's profile lacks out of the header: MBP requires no key (ACAccessRequest.valueOf), and an empty value would be its 500", async () => {
       const mbp = await startHttpServer((req, res) => {
         if (req.url === '/mbp/api/users/login') {
           res.writeHead(200, { 'content-type': 'application/json', 'set-cookie': 'user_session=abc123; Path=/; Max-Age=600; HttpOnly' });

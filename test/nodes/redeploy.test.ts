@@ -33,7 +33,7 @@ describe('a redeploy under a running request', function () {
     sandbox.clearFaults();
   });
 
-  it('the old flow\'s 401 after its config node closed leaves no CLOSED failure for the new flow', async () => {
+  it("the old flow's 401 after its config node closed leaves no CLOSED failure for the new flow", async () => {
     const f = platformFlow(dataTrails, sandbox);
     await H.load([dataTrailsNode, tokenNode, requestNode], f.nodes, f.credentials);
     const first = H.collect(f.ids.out, 1);

@@ -33,7 +33,17 @@ function registration(rat: string, expiresAt: number): AgentRegistration {
 }
 
 function state(registrations: AgentRegistration[], extra: Partial<AgentState> = {}): AgentState {
-  return { format: STATE_FORMAT, clientId: 'agent-1', tenant: 'tenant1', baseUrl: BASE, profile: 'SHARED_SECRET', boardingConfigId: boardingConfigId(IAT), registrations, updatedAt: '', ...extra };
+  return {
+    format: STATE_FORMAT,
+    clientId: 'agent-1',
+    tenant: 'tenant1',
+    baseUrl: BASE,
+    profile: 'SHARED_SECRET',
+    boardingConfigId: boardingConfigId(IAT),
+    registrations,
+    updatedAt: '',
+    ...extra,
+  };
 }
 
 describe('the SDK state file (adoption)', () => {
@@ -44,10 +54,19 @@ describe('the SDK state file (adoption)', () => {
     assert.equal(boardingOnly.adoption, undefined);
   });
 
-  it('reads response and recovery newest first, without repeats, with the SDK\'s kid for RSA keys', () => {
-    const text = JSON.stringify({ content, response: response('r3', 300), recovery: [response('r1', 100), response('r2', 200), response('r3', 300)], mappings: [], dataSourceConfiguration: {} });
+  it("reads response and recovery newest first, without repeats, with the SDK's kid for RSA keys", () => {
+    const text = JSON.stringify({
+      content,
+      response: response('r3', 300),
+      recovery: [response('r1', 100), response('r2', 200), response('r3', 300)],
+      mappings: [],
+      dataSourceConfiguration: {},
+    });
     const { adoption } = parseAgentConfiguration(text, 'SHARED_SECRET', undefined);
-    assert.deepEqual(adoption!.registrations.map((r) => r.registrationAccessToken), ['r3', 'r2', 'r1']);
+    assert.deepEqual(
+      adoption!.registrations.map((r) => r.registrationAccessToken),
+      ['r3', 'r2', 'r1'],
+    );
     assert.equal(adoption!.registrations[0]!.clientSecret, 'secret-r3');
     const key = importAgentKey(rsa3072Pkcs1());
     const rsa = parseAgentConfiguration(
@@ -61,8 +80,15 @@ describe('the SDK state file (adoption)', () => {
 
   it('errors name the field and never quote a secret', () => {
     const bad = JSON.stringify({ content, response: { ...response('rat-secret-value', 100), client_secret_expires_at: 'soon' } });
-    assert.throws(() => parseAgentConfiguration(bad, 'SHARED_SECRET', undefined), (err: Error) => /numeric "response"\.client_secret_expires_at/.test(err.message) && !err.message.includes('rat-secret-value') && !err.message.includes(IAT));
-    assert.throws(() => parseAgentConfiguration(JSON.stringify({ content, response: response('r', 1) }), 'RSA_3072', undefined), /is for SHARED_SECRET, but the node is set to RSA_3072/);
+    assert.throws(
+      () => parseAgentConfiguration(bad, 'SHARED_SECRET', undefined),
+      (err: Error) =>
+        /numeric "response"\.client_secret_expires_at/.test(err.message) && !err.message.includes('rat-secret-value') && !err.message.includes(IAT),
+    );
+    assert.throws(
+      () => parseAgentConfiguration(JSON.stringify({ content, response: response('r', 1) }), 'RSA_3072', undefined),
+      /is for SHARED_SECRET, but the node is set to RSA_3072/,
+    );
   });
 
   describe('which copy is newer (client_secret_expires_at; the same RAT is the same registration)', () => {
@@ -75,9 +101,12 @@ describe('the SDK state file (adoption)', () => {
       assert.equal(decideAdoption(state([registration('x', 900)], { offboardedAt: '2026-01-01' }), adoption('r1', 100), boardingConfigId(IAT)), 'adopt');
     });
 
-    it('the store knows the file\'s registration, or holds its own later rotations: use the store', () => {
+    it("the store knows the file's registration, or holds its own later rotations: use the store", () => {
       assert.equal(decideAdoption(state([registration('r1', 100)], { adoptedAt: 'x' }), adoption('r1', 100), boardingConfigId(IAT)), 'use-store');
-      assert.equal(decideAdoption(state([registration('ours', 500), registration('r1', 100)], { adoptedAt: 'x' }), adoption('r1', 100), boardingConfigId(IAT)), 'use-store');
+      assert.equal(
+        decideAdoption(state([registration('ours', 500), registration('r1', 100)], { adoptedAt: 'x' }), adoption('r1', 100), boardingConfigId(IAT)),
+        'use-store',
+      );
       // Rotated more often than registrations are kept: the file's has aged out, the store's are later.
       assert.equal(decideAdoption(state([registration('ours6', 900)], { adoptedAt: 'x' }), adoption('r1', 100), boardingConfigId(IAT)), 'use-store');
     });
@@ -88,10 +117,14 @@ describe('the SDK state file (adoption)', () => {
       assert.equal(decideAdoption(state([registration('old', 50)], { boardingConfigId: other }), adoption('r1', 100), boardingConfigId(IAT)), 'adopt');
     });
 
-    it('the store holds a newer (or as new) registration that is not the file\'s: refuse', () => {
+    it("the store holds a newer (or as new) registration that is not the file's: refuse", () => {
       assert.equal(decideAdoption(state([registration('ours', 500)], { boardingConfigId: other }), adoption('r1', 100), boardingConfigId(IAT)), 'refuse');
       assert.equal(decideAdoption(state([registration('ours', 100)], { boardingConfigId: other }), adoption('r1', 100), boardingConfigId(IAT)), 'refuse');
-      assert.equal(decideAdoption(state([registration('ours', 500)]), adoption('r1', 100), boardingConfigId(IAT)), 'refuse', 'never adopted here: not ours to overwrite');
+      assert.equal(
+        decideAdoption(state([registration('ours', 500)]), adoption('r1', 100), boardingConfigId(IAT)),
+        'refuse',
+        'never adopted here: not ours to overwrite',
+      );
     });
   });
 });

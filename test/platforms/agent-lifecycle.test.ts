@@ -279,85 +279,85 @@ describe('Insights Hub agent life cycle', function () {
   });
 
   for (const kind of ['file', 'redis'] as const)
-  describe(`crash matrix on the ${kind} store: each step failed in turn, then a restart`, () => {
-    const onboardingSteps: AgentStep[] = ['onboard:saved-intent', 'onboard:answered', 'onboard:saved'];
-    for (const profile of ['SHARED_SECRET', 'RSA_3072'] as const) {
-      for (const step of onboardingSteps) {
-        it(`${profile}: killed at ${step} during onboarding`, async () => {
+    describe(`crash matrix on the ${kind} store: each step failed in turn, then a restart`, () => {
+      const onboardingSteps: AgentStep[] = ['onboard:saved-intent', 'onboard:answered', 'onboard:saved'];
+      for (const profile of ['SHARED_SECRET', 'RSA_3072'] as const) {
+        for (const step of onboardingSteps) {
+          it(`${profile}: killed at ${step} during onboarding`, async () => {
+            const a = newAgent(profile, kind);
+            const crashed = await runChild(a.store, 'onboard', step, a.config);
+            assert.equal(crashed.killed, true, `the child did not crash at ${step}: ${JSON.stringify(crashed.result)}`);
+            const restarted = await runChild(a.store, 'token', '-', a.config);
+            if (step === 'onboard:answered' && profile === 'SHARED_SECRET') {
+              // The platform shows the secret only in the answer that died with the process:
+              // nothing can recover it. The error says what to do.
+              assert.equal(restarted.result!.code, AgentErrorCode.IAT_USED, restarted.result!.message);
+            } else {
+              assert.equal(restarted.result!.ok, true, restarted.result!.message);
+              assert.equal(sandbox.calls('agents.register') <= 2, true);
+            }
+          });
+        }
+
+        it(`${profile}: the onboarding answer lost on the way (the platform registered the agent)`, async () => {
           const a = newAgent(profile, kind);
-          const crashed = await runChild(a.store, 'onboard', step, a.config);
-          assert.equal(crashed.killed, true, `the child did not crash at ${step}: ${JSON.stringify(crashed.result)}`);
-          const restarted = await runChild(a.store, 'token', '-', a.config);
-          if (step === 'onboard:answered' && profile === 'SHARED_SECRET') {
-            // The platform shows the secret only in the answer that died with the process:
-            // nothing can recover it. The error says what to do.
-            assert.equal(restarted.result!.code, AgentErrorCode.IAT_USED, restarted.result!.message);
-          } else {
-            assert.equal(restarted.result!.ok, true, restarted.result!.message);
-            assert.equal(sandbox.calls('agents.register') <= 2, true);
-          }
+          sandbox.fault('agents.register', { kind: 'dropResponse', times: 1 });
+          const lost = await runChild(a.store, 'onboard', '-', a.config);
+          const restarted = lost.result!.ok ? lost : await runChild(a.store, 'token', '-', a.config);
+          if (profile === 'SHARED_SECRET') assert.equal(restarted.result!.code, AgentErrorCode.IAT_USED);
+          else assert.equal(restarted.result!.ok, true, restarted.result!.message);
         });
-      }
 
-      it(`${profile}: the onboarding answer lost on the way (the platform registered the agent)`, async () => {
-        const a = newAgent(profile, kind);
-        sandbox.fault('agents.register', { kind: 'dropResponse', times: 1 });
-        const lost = await runChild(a.store, 'onboard', '-', a.config);
-        const restarted = lost.result!.ok ? lost : await runChild(a.store, 'token', '-', a.config);
-        if (profile === 'SHARED_SECRET') assert.equal(restarted.result!.code, AgentErrorCode.IAT_USED);
-        else assert.equal(restarted.result!.ok, true, restarted.result!.message);
-      });
+        for (const step of ['rotate:saved-intent', 'rotate:answered', 'rotate:saved'] as AgentStep[]) {
+          it(`${profile}: killed at ${step} during rotation`, async () => {
+            const a = newAgent(profile, kind);
+            assert.equal((await runChild(a.store, 'onboard', '-', a.config)).result!.ok, true);
+            const crashed = await runChild(a.store, 'rotate', step, a.config);
+            assert.equal(crashed.killed, true, `the child did not crash at ${step}: ${JSON.stringify(crashed.result)}`);
+            const restarted = await runChild(a.store, 'token', '-', a.config);
+            assert.equal(restarted.result!.ok, true, restarted.result!.message);
+            // And the agent can still rotate afterwards.
+            assert.equal((await runChild(a.store, 'rotate', '-', a.config)).result!.ok, true);
+            assert.equal(sandbox.calls('agents.register'), 1, 'never onboarded again');
+          });
+        }
 
-      for (const step of ['rotate:saved-intent', 'rotate:answered', 'rotate:saved'] as AgentStep[]) {
-        it(`${profile}: killed at ${step} during rotation`, async () => {
+        it(`${profile}: the rotation answer lost on the way (the platform rotated)`, async () => {
           const a = newAgent(profile, kind);
           assert.equal((await runChild(a.store, 'onboard', '-', a.config)).result!.ok, true);
-          const crashed = await runChild(a.store, 'rotate', step, a.config);
-          assert.equal(crashed.killed, true, `the child did not crash at ${step}: ${JSON.stringify(crashed.result)}`);
+          sandbox.fault('agents.rotate', { kind: 'dropResponse', times: 1 });
+          const lost = await runChild(a.store, 'rotate', '-', a.config);
+          assert.equal(lost.result!.ok, false);
           const restarted = await runChild(a.store, 'token', '-', a.config);
           assert.equal(restarted.result!.ok, true, restarted.result!.message);
-          // And the agent can still rotate afterwards.
-          assert.equal((await runChild(a.store, 'rotate', '-', a.config)).result!.ok, true);
-          assert.equal(sandbox.calls('agents.register'), 1, 'never onboarded again');
+          assert.equal((await runChild(a.store, 'rotate', '-', a.config)).result!.ok, true, 'rotation again with the stored RAT');
+          assert.equal(sandbox.calls('agents.register'), 1);
         });
       }
 
-      it(`${profile}: the rotation answer lost on the way (the platform rotated)`, async () => {
-        const a = newAgent(profile, kind);
-        assert.equal((await runChild(a.store, 'onboard', '-', a.config)).result!.ok, true);
-        sandbox.fault('agents.rotate', { kind: 'dropResponse', times: 1 });
-        const lost = await runChild(a.store, 'rotate', '-', a.config);
-        assert.equal(lost.result!.ok, false);
-        const restarted = await runChild(a.store, 'token', '-', a.config);
-        assert.equal(restarted.result!.ok, true, restarted.result!.message);
-        assert.equal((await runChild(a.store, 'rotate', '-', a.config)).result!.ok, true, 'rotation again with the stored RAT');
-        assert.equal(sandbox.calls('agents.register'), 1);
+      it('the state write fails after a rotation answer: the new credentials stay unused, the old keep working, the write is retried', async () => {
+        const a = newAgent('SHARED_SECRET', kind);
+        const store = new AgentStateStore(recordStore(a.store));
+        let failWrites = 0;
+        const failing = Object.assign(Object.create(store) as AgentStateStore, {
+          write: async (...args: Parameters<AgentStateStore['write']>) => {
+            if (failWrites > 0) {
+              failWrites -= 1;
+              throw Object.assign(new Error('disk full'), { code: AgentErrorCode.AGENT_STATE_ERROR });
+            }
+            return store.write(...args);
+          },
+        });
+        const agent = lifecycle(a.config, a.store, { store: failing });
+        await agent.fetchToken(http);
+        failWrites = 1;
+        await assert.rejects(agent.rotate(http), /disk full/);
+        assert.equal(sandbox.agents.status(a.id).activeRegistration!.number, 1);
+        await agent.fetchToken(http); // the retried write succeeds first
+        const saved = await store.read(a.id);
+        assert.equal(saved!.state.registrations.length, 2);
       });
-    }
-
-    it('the state write fails after a rotation answer: the new credentials stay unused, the old keep working, the write is retried', async () => {
-      const a = newAgent('SHARED_SECRET', kind);
-      const store = new AgentStateStore(recordStore(a.store));
-      let failWrites = 0;
-      const failing = Object.assign(Object.create(store) as AgentStateStore, {
-        write: async (...args: Parameters<AgentStateStore['write']>) => {
-          if (failWrites > 0) {
-            failWrites -= 1;
-            throw Object.assign(new Error('disk full'), { code: AgentErrorCode.AGENT_STATE_ERROR });
-          }
-          return store.write(...args);
-        },
-      });
-      const agent = lifecycle(a.config, a.store, { store: failing });
-      await agent.fetchToken(http);
-      failWrites = 1;
-      await assert.rejects(agent.rotate(http), /disk full/);
-      assert.equal(sandbox.agents.status(a.id).activeRegistration!.number, 1);
-      await agent.fetchToken(http); // the retried write succeeds first
-      const saved = await store.read(a.id);
-      assert.equal(saved!.state.registrations.length, 2);
     });
-  });
 
   describe('several instances on Redis, failures of Redis, moving between stores', () => {
     it('two instances due to rotate at once: exactly one rotates, the other switches to the new registration', async () => {
@@ -430,7 +430,10 @@ describe('Insights Hub agent life cycle', function () {
       });
       await agent.fetchToken(http);
       crash = true;
-      await assert.rejects(agent.rotate(http), { code: AgentErrorCode.AGENT_STATE_ERROR, message: /new credentials are not used until it is saved|check that Redis runs/ });
+      await assert.rejects(agent.rotate(http), {
+        code: AgentErrorCode.AGENT_STATE_ERROR,
+        message: /new credentials are not used until it is saved|check that Redis runs/,
+      });
       crash = false;
       await redis.start();
       // Redis's data survived (AOF, appendfsync always); the unsaved registration is written first.

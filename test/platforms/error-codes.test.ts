@@ -17,7 +17,10 @@ describe('error codes', () => {
     if (git.status !== 0) return; // not a git checkout (an unpacked package): the check above is all there is
     // Staged counts as committed; changed since, or never added, is stale.
     const state = git.stdout.slice(0, 2);
-    assert.ok(state === '' || (state[1] === ' ' && state !== '??'), `docs/error-codes.md differs from the committed one (git: "${state}"): commit the file npm run build wrote`);
+    assert.ok(
+      state === '' || (state[1] === ' ' && state !== '??'),
+      `docs/error-codes.md differs from the committed one (git: "${state}"): commit the file npm run build wrote`,
+    );
   });
 
   it('every code is declared once, as its own name, with a meaning and what to do', () => {

@@ -10,7 +10,9 @@ import { PLATFORM_DECLARATIONS, RATE_LIMIT_HEADERS, SECRET_HEADERS } from '../..
 
 /** The platform declarations and the policies in them, as values. */
 describe('platform declarations', () => {
-  const pkg = JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } };
+  const pkg = JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as {
+    'node-red': { nodes: Record<string, string> };
+  };
 
   it('each declares a distinct id, config type and property, and its config type is a node of the package', () => {
     for (const key of ['id', 'configType', 'property'] as const) {
@@ -20,7 +22,7 @@ describe('platform declarations', () => {
     for (const p of PLATFORM_DECLARATIONS) assert.ok(pkg['node-red'].nodes[p.configType], p.configType);
   });
 
-  it('every header a platform sets or marks secret reaches the HTTP layer\'s credential stripping', () => {
+  it("every header a platform sets or marks secret reaches the HTTP layer's credential stripping", () => {
     for (const p of PLATFORM_DECLARATIONS) {
       assert.ok(p.headers.length > 0, p.id);
       for (const name of p.secretHeaders) assert.ok(SECRET_HEADERS.includes(name), `${p.id}: ${name}`);
@@ -30,7 +32,7 @@ describe('platform declarations', () => {
     assert.deepEqual(RATE_LIMIT_HEADERS, ['archivist-rate-limit-reset']);
   });
 
-  it('renewal policies: today\'s numbers by default, for every platform', () => {
+  it("renewal policies: today's numbers by default, for every platform", () => {
     assert.deepEqual({ ...DEFAULT_RENEWAL }, { marginMin: 0.15, marginSpread: 0.1, staleMargin: 0.05, staleMarginMaxMs: 30_000 });
     for (const p of PLATFORM_DECLARATIONS) assert.deepEqual(p.renewal, DEFAULT_RENEWAL, p.id);
   });

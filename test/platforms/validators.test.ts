@@ -15,7 +15,7 @@ function response(statusCode: number, body: unknown, headers: Record<string, str
 const NOW = 1_700_000_000_000;
 
 describe('token response validators', () => {
-  const bearerReaders: Array<[string, (res: HttpResponse) => { value: string; expiresAt: number; headers: Record<string, string> }]> = [
+  const bearerReaders: [string, (res: HttpResponse) => { value: string; expiresAt: number; headers: Record<string, string> }][] = [
     ['Insights Hub app', (res) => insightsHub.readTokenResponse(res, NOW)],
     ['Cisco EI', (res) => ciscoEi.readTokenResponse(res, NOW, 'tenant-1')],
     ['DataTrails', (res) => dataTrails.readTokenResponse(res, NOW)],
@@ -41,14 +41,17 @@ describe('token response validators', () => {
       });
 
       it('says when the body is not JSON, without quoting it or the query string', () => {
-        assert.throws(() => read(response(200, '<html>Sign in here</html>')), (err: Error & { code: string }) => {
-          assert.equal(err.code, ErrorCode.TOKEN_RESPONSE_INVALID);
-          assert.ok(!err.message.includes('Sign in') && !err.message.includes('x=1'));
-          return true;
-        });
+        assert.throws(
+          () => read(response(200, '<html>Sign in here</html>')),
+          (err: Error & { code: string }) => {
+            assert.equal(err.code, ErrorCode.TOKEN_RESPONSE_INVALID);
+            assert.ok(!err.message.includes('Sign in') && !err.message.includes('x=1'));
+            return true;
+          },
+        );
       });
 
-      it('maps 401 to AUTH_REJECTED, 5xx and 429 to TOKEN_ENDPOINT_ERROR with the server\'s wait', () => {
+      it("maps 401 to AUTH_REJECTED, 5xx and 429 to TOKEN_ENDPOINT_ERROR with the server's wait", () => {
         assert.throws(() => read(response(401, {})), { code: ErrorCode.AUTH_REJECTED, statusCode: 401 });
         assert.throws(() => read(response(502, {})), { code: ErrorCode.TOKEN_ENDPOINT_ERROR, statusCode: 502 });
         assert.throws(() => read(response(429, {}, { 'retry-after': '7' })), { code: ErrorCode.TOKEN_ENDPOINT_ERROR, retryAfterMs: 7000 });
@@ -105,7 +108,7 @@ describe('MBP login validator', () => {
     assert.throws(() => mbp.readLoginResponse(response(302, ''), NOW), /context path/);
   });
 
-  it('refuses names MBP\'s header parser cannot take (ACAccessRequest.valueOf), leaves out names the profile lacks', () => {
+  it("refuses names MBP's header parser cannot take (ACAccessRequest.valueOf), leaves out names the profile lacks", () => {
     for (const bad of [{ firstName: 'A=B' }, { lastName: 'x;;y' }, { firstName: 42 }]) {
       assert.throws(() => mbp.accessRequestHeader({ ...user, ...bad }), { code: ErrorCode.CONFIG_INVALID });
     }
@@ -116,9 +119,15 @@ describe('MBP login validator', () => {
   });
 
   it("tells MBP's 401 with its error body (a missing permission) from an empty 401 (a lost session)", () => {
-    const denied = response(401, { status: 'UNAUTHORIZED', statusCode: 401, timestamp: '04.04.2022 12:00:12', message: "Missing permission 'READ' for Entity with id '7'.", detailMessages: {} });
+    const denied = response(401, {
+      status: 'UNAUTHORIZED',
+      statusCode: 401,
+      timestamp: '04.04.2022 12:00:12',
+      message: "Missing permission 'READ' for Entity with id '7'.",
+      detailMessages: {},
+    });
     assert.equal(mbp.refusesPermission(denied), true);
     assert.equal(mbp.refusesPermission(response(401, '')), false);
-    assert.equal(mbp.refusesPermission(response(401, '<html>proxy login</html>')), false, 'not MBP\'s body: a lost session, as before');
+    assert.equal(mbp.refusesPermission(response(401, '<html>proxy login</html>')), false, "not MBP's body: a lost session, as before");
   });
 });

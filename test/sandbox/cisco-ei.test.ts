@@ -56,7 +56,7 @@ describe('sandbox: Cisco EI', () => {
     const token = await ciscoEiToken(sandbox);
     const response = await fetch(`${sandbox.url}/iam/users/me`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(response.status, 200);
-    const { roles } = (await response.json()) as { roles: Array<Record<string, string>> };
+    const { roles } = (await response.json()) as { roles: Record<string, string>[] };
     assert.deepEqual(
       roles.map((role) => ({ id: role.tenant_id, name: role.tenant_name })),
       sandbox.demo.ciscoEi.tenants,

@@ -63,7 +63,10 @@ describe('sandbox: DataTrails', () => {
       const asset = (await created.json()) as { identity: string; attributes: Record<string, string> };
       assert.match(asset.identity, /^assets\/[0-9a-f-]{36}$/);
       const { body: listed } = await getJson(assets);
-      assert.deepEqual((listed.assets as Array<{ identity: string }>).map((a) => a.identity), [asset.identity]);
+      assert.deepEqual(
+        (listed.assets as Array<{ identity: string }>).map((a) => a.identity),
+        [asset.identity],
+      );
       const { status, body: read } = await getJson(`${sandbox.url}/archivist/v2/${asset.identity}`);
       assert.equal(status, 200);
       assert.deepEqual(read.attributes, { arc_display_name: 'Pump 1' });
@@ -81,7 +84,17 @@ describe('sandbox: DataTrails', () => {
       const created = await postJson(`${sandbox.url}/archivist/v2/assets`, { attributes: { arc_display_name: 'Fence' }, public: true }, auth());
       const asset = (await created.json()) as Record<string, unknown>;
       assert.deepEqual(Object.keys(asset).sort(), [
-        'at_time', 'attributes', 'behaviours', 'chain_id', 'confirmation_status', 'identity', 'owner', 'proof_mechanism', 'public', 'tenant_identity', 'tracked',
+        'at_time',
+        'attributes',
+        'behaviours',
+        'chain_id',
+        'confirmation_status',
+        'identity',
+        'owner',
+        'proof_mechanism',
+        'public',
+        'tenant_identity',
+        'tracked',
       ]);
       assert.equal(typeof asset.chain_id, 'string');
       assert.equal(asset.public, true);
@@ -118,7 +131,11 @@ describe('sandbox: DataTrails', () => {
       assert.deepEqual([first.ids, first.total], [[pumpA], '2']);
       const second = await list(`page_token=${encodeURIComponent(first.body.next_page_token!)}`);
       assert.deepEqual([second.ids, second.total, second.body.next_page_token], [[valve], '2', '']);
-      assert.equal((await list(`page_token=${encodeURIComponent(first.body.next_page_token!)}&attributes[site]=north`)).status, 400, 'a filter again with the token');
+      assert.equal(
+        (await list(`page_token=${encodeURIComponent(first.body.next_page_token!)}&attributes[site]=north`)).status,
+        400,
+        'a filter again with the token',
+      );
 
       for (const [query, message] of [
         ['order_by=SIMPLEHASHV1', /does not imitate order_by=SIMPLEHASHV1/],
@@ -183,7 +200,10 @@ describe('sandbox: DataTrails', () => {
       const body = (await denied.json()) as { code: number; message: string };
       assert.equal(body.code, 7);
       assert.match(body.message, new RegExp(created.client_id));
-      assert.equal((await fetch(applicationsUrl, { method: 'POST', headers: { ...asApp, 'content-type': 'application/json' }, body: '{"display_name":"x"}' })).status, 403);
+      assert.equal(
+        (await fetch(applicationsUrl, { method: 'POST', headers: { ...asApp, 'content-type': 'application/json' }, body: '{"display_name":"x"}' })).status,
+        403,
+      );
       assert.equal((await fetch(`${sandbox.url}/archivist/v2/assets`, { headers: asApp })).status, 200, 'assets need no administrator');
 
       sandbox.dataTrailsApplications.grantAdministrator(created.client_id);
@@ -268,7 +288,7 @@ describe('sandbox: DataTrails', () => {
       const tokenParam = encodeURIComponent(first.body.next_page_token as string);
       const second = await getJson(`${applicationsUrl}?page_token=${tokenParam}`);
       assert.equal((second.body.applications as DataTrailsApplication[])[0].display_name, 'Valve');
-      assert.equal(second.body.next_page_token, '', 'the last page\'s token is an empty string, as the seed lists it');
+      assert.equal(second.body.next_page_token, '', "the last page's token is an empty string, as the seed lists it");
       assert.equal((await getJson(`${applicationsUrl}?page_token=${tokenParam}&display_name=Valve`)).status, 400);
       assert.equal((await getJson(`${applicationsUrl}?page_token=not-a-token`)).status, 400);
       assert.equal((await getJson(`${applicationsUrl}?page_size=0`)).status, 400);

@@ -36,10 +36,7 @@ describe('sandbox: Insights Hub agents (Agent Management)', () => {
 
   before(async function () {
     this.timeout(60_000);
-    const keys = Promise.all([
-      ...[1, 2, 3].map(() => generateRsaKeyPair('rsa', { modulusLength: 3072 })),
-      generateRsaKeyPair('rsa', { modulusLength: 2048 }),
-    ]);
+    const keys = Promise.all([...[1, 2, 3].map(() => generateRsaKeyPair('rsa', { modulusLength: 3072 })), generateRsaKeyPair('rsa', { modulusLength: 2048 })]);
     sandbox = await startSandbox();
     base = `${sandbox.url}/api/agentmanagement/v3`;
     appToken = await insightsHubToken(sandbox);
@@ -423,7 +420,7 @@ describe('sandbox: Insights Hub agents (Agent Management)', () => {
       await assertInvalidClient(await tokenRequest(await assertion(first)), /newer registration/);
     });
 
-    it('refuses a missing or unknown RAT, another agent\'s path (401), and a body without client_id (400)', async () => {
+    it("refuses a missing or unknown RAT, another agent's path (401), and a body without client_id (400)", async () => {
       const first = await onboard();
       const other = await onboard();
       assert.equal((await fetch(`${base}/register/${first.clientId}`, { method: 'PUT', body: '{}' })).status, 401);
@@ -478,7 +475,9 @@ describe('sandbox: Insights Hub agents (Agent Management)', () => {
       assert.equal(key.kid, jwtHeader(body.access_token).kid);
       // One line, as the real service sends it (the official SDK's fixtures); the SDK re-wraps it so.
       assert.match(key.value, /^-----BEGIN PUBLIC KEY-----[A-Za-z0-9+/=]+-----END PUBLIC KEY-----$/);
-      const wrapped = key.value.replace('-----BEGIN PUBLIC KEY-----', '-----BEGIN PUBLIC KEY-----\n').replace('-----END PUBLIC KEY-----', '\n-----END PUBLIC KEY-----');
+      const wrapped = key.value
+        .replace('-----BEGIN PUBLIC KEY-----', '-----BEGIN PUBLIC KEY-----\n')
+        .replace('-----END PUBLIC KEY-----', '\n-----END PUBLIC KEY-----');
       await jwtVerify(body.access_token, createPublicKey(wrapped), { algorithms: ['RS256'] });
       assert.equal(sandbox.calls('agents.tokenKey'), 1);
     });
@@ -638,7 +637,7 @@ describe('sandbox: Insights Hub agents (Agent Management)', () => {
     it('400 naming the field: a wrong type, a missing unit, configurationId, a duplicate data point id', async () => {
       const credentials = await onboard();
       const token = await agentToken(credentials);
-      const cases: Array<[Body, RegExp]> = [
+      const cases: [Body, RegExp][] = [
         [configuration('FLOAT'), /dataSources\[0\]\.dataPoints\[0\]\.type must be one of INT, LONG, DOUBLE, BOOLEAN, STRING, BIG_STRING, TIMESTAMP/],
         [{ ...configuration(), configurationId: undefined }, /configurationId/],
         [{ configurationId: 'c', dataSources: [{ name: 'x', dataPoints: [{ id: 'a', name: 'a', type: 'INT' }] }] }, /dataPoints\[0\]\.unit/],
@@ -666,7 +665,7 @@ describe('sandbox: Insights Hub agents (Agent Management)', () => {
       assert.equal((await putDataSources(credentials.clientId, token, body, '0')).status, 200);
     });
 
-    it('needs this agent\'s valid token or an app token: 401 without, with a foreign token, after offboarding or revocation; 403 for another agent', async () => {
+    it("needs this agent's valid token or an app token: 401 without, with a foreign token, after offboarding or revocation; 403 for another agent", async () => {
       const mine = await onboard();
       const other = await onboard();
       const token = await agentToken(mine);
@@ -681,10 +680,18 @@ describe('sandbox: Insights Hub agents (Agent Management)', () => {
       assert.equal(appPut.status, 200);
       assert.equal((await json(appPut)).eTag, '1');
       assert.equal((await fetch(dataSourcesUrl('0123456789abcdef0123456789abcdef'), { headers: bearer(appToken) })).status, 404);
-      const dataTrailsToken = (await json(await fetch(`${sandbox.url}/archivist/iam/v1/appidp/token`, {
-        method: 'POST',
-        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: sandbox.demo.dataTrails.clientId, client_secret: sandbox.demo.dataTrails.clientSecret }),
-      }))).access_token as string;
+      const dataTrailsToken = (
+        await json(
+          await fetch(`${sandbox.url}/archivist/iam/v1/appidp/token`, {
+            method: 'POST',
+            body: new URLSearchParams({
+              grant_type: 'client_credentials',
+              client_id: sandbox.demo.dataTrails.clientId,
+              client_secret: sandbox.demo.dataTrails.clientSecret,
+            }),
+          }),
+        )
+      ).access_token as string;
       const foreignPlatform = await fetch(url, { headers: bearer(dataTrailsToken) });
       assert.equal(foreignPlatform.status, 401);
       assert.equal((await json(foreignPlatform)).error, 'invalid_token');
@@ -730,7 +737,11 @@ describe('sandbox: Insights Hub agents (Agent Management)', () => {
       assert.equal((await postJson(agentsUrl(), { name: 'Press line 3', entityId: '' }, app())).status, 400);
       assert.equal((await postJson(agentsUrl(), { name: 'Press line 1', entityId: 'e2' }, app())).status, 409);
       assert.equal((await postJson(agentsUrl(), { name: 'y', entityId: 'e3' })).status, 401);
-      assert.equal((await postJson(agentsUrl(), { name: 'y', entityId: 'e3' }, bearer(await agentToken(await onboard())))).status, 401, 'an agent token is not an app token');
+      assert.equal(
+        (await postJson(agentsUrl(), { name: 'y', entityId: 'e3' }, bearer(await agentToken(await onboard())))).status,
+        401,
+        'an agent token is not an app token',
+      );
     });
 
     it('GET, PUT and DELETE /agents/{id}: If-Match with the current eTag, 412 when stale, 404 when unknown', async () => {
@@ -743,7 +754,11 @@ describe('sandbox: Insights Hub agents (Agent Management)', () => {
       assert.equal((await fetch(url)).status, 401);
 
       const put = (body: unknown, ifMatch?: string): Promise<Response> =>
-        fetch(url, { method: 'PUT', headers: app({ 'content-type': 'application/json', ...(ifMatch ? { 'if-match': ifMatch } : {}) }), body: JSON.stringify(body) });
+        fetch(url, {
+          method: 'PUT',
+          headers: app({ 'content-type': 'application/json', ...(ifMatch ? { 'if-match': ifMatch } : {}) }),
+          body: JSON.stringify(body),
+        });
       const renamed = await put({ name: 'Mixer 2', securityProfile: 'RSA_3072' }, '"0"');
       assert.equal(renamed.status, 200);
       assert.deepEqual(await json(renamed), { ...agent, name: 'Mixer 2', securityProfile: 'RSA_3072', eTag: '1' });

@@ -52,7 +52,7 @@ describe('sandbox: Insights Hub app credentials', () => {
 
   it('answers 401 with a JSON error body for a wrong secret, a missing key, or another app', async () => {
     const { clientId, clientSecret } = sandbox.demo.insightsHubApp;
-    const cases: Array<[Record<string, unknown>, Record<string, string>]> = [
+    const cases: [Record<string, unknown>, Record<string, string>][] = [
       [appBody(), { 'x-space-auth-key': spaceAuthKey(clientId, 'not-the-secret') }],
       [appBody(), {}],
       [appBody(), { 'x-space-auth-key': 'Basic not-base64-of-a-pair' }],

@@ -41,7 +41,12 @@ describe('sandbox: MBP as its server source says', () => {
   describe('access header (domain/access_control/ACAccessRequest.java:51-61, ACAttributeKey.java:13-35,75-82)', () => {
     it('no key is required: one piece, unknown keys, or a header naming another user all work [ACAccessRequest.java:54-57, ACAttributeKey.java:75-82]', async () => {
       const { cookie } = await session();
-      for (const value of ['requesting-entity-username=someone-else', 'colour=blue', 'requesting-entity-FIRSTNAME=Grace;;requesting-entity-lastname=Hopper', 'a=b;;']) {
+      for (const value of [
+        'requesting-entity-username=someone-else',
+        'colour=blue',
+        'requesting-entity-FIRSTNAME=Grace;;requesting-entity-lastname=Hopper',
+        'a=b;;',
+      ]) {
         assert.equal((await devices({ cookie, 'x-mbp-access-request': value })).status, 200, value);
       }
     });
@@ -49,13 +54,22 @@ describe('sandbox: MBP as its server source says', () => {
     it('what a user sees depends on the session alone: the header is never compared with the logged-in user [RestDeviceController.java:66-78, UserEntityService.java:300-327]', async () => {
       const { cookie, 'x-mbp-access-request': own } = await session();
       const asSelf = (await (await devices({ cookie, 'x-mbp-access-request': own })).json()) as { _embedded: { devices: unknown[] } };
-      const asOther = (await (await devices({ cookie, 'x-mbp-access-request': 'requesting-entity-username=grace' })).json()) as { _embedded: { devices: unknown[] } };
+      const asOther = (await (await devices({ cookie, 'x-mbp-access-request': 'requesting-entity-username=grace' })).json()) as {
+        _embedded: { devices: unknown[] };
+      };
       assert.deepEqual(asOther._embedded.devices, asSelf._embedded.devices);
     });
 
     it('a piece without "=" or with an empty value is a 500 with MBP\'s error body [ACAccessRequest.java:56-57 (ArrayIndexOutOfBounds), RestExceptionHandler.java:139-149]', async () => {
       const { cookie } = await session();
-      for (const value of ['requesting-entity-firstname', 'requesting-entity-firstname=', 'requesting-entity-firstname=Ada;;requesting-entity-lastname=', ';;a=b', 'a=b;;;;c=d', '']) {
+      for (const value of [
+        'requesting-entity-firstname',
+        'requesting-entity-firstname=',
+        'requesting-entity-firstname=Ada;;requesting-entity-lastname=',
+        ';;a=b',
+        'a=b;;;;c=d',
+        '',
+      ]) {
         await expectMbpError(await devices({ cookie, 'x-mbp-access-request': value }), 500, UNEXPECTED);
       }
     });
@@ -81,7 +95,7 @@ describe('sandbox: MBP as its server source says', () => {
       assert.equal(((await response.json()) as { username: string }).username, username);
     });
 
-    it("an unknown user is 404 \"User with username '…' does not exist!\", the name lower-cased [UserService.java:117-118, RestExceptionHandler.java:123-131]", async () => {
+    it('an unknown user is 404 "User with username \'…\' does not exist!", the name lower-cased [UserService.java:117-118, RestExceptionHandler.java:123-131]', async () => {
       await expectMbpError(await login({ username: 'NoBody', password: 'x' }), 404, "User with username 'nobody' does not exist!");
     });
 
@@ -97,7 +111,7 @@ describe('sandbox: MBP as its server source says', () => {
       }
     });
 
-    it('a missing field is a 500 with MBP\'s error body [RestUserController.java:101 (NullPointerException), RestExceptionHandler.java:139-149]', async () => {
+    it("a missing field is a 500 with MBP's error body [RestUserController.java:101 (NullPointerException), RestExceptionHandler.java:139-149]", async () => {
       await expectMbpError(await login({ password: 'x' }), 500, UNEXPECTED);
       await expectMbpError(await login({ username: sandbox.demo.mbp.username }), 500, UNEXPECTED);
     });
@@ -145,7 +159,11 @@ describe('sandbox: MBP as its server source says', () => {
     });
 
     it('logout: any method on /logout, a 302 to <context>/login, the cookie cleared for <context>/, the session ended [SecurityConfiguration.java:69-73, UserSessionCookieFilter.java:76-85; cookie format: Spring Boot 2.6 default]', async () => {
-      for (const [contextPath, method] of [['mbp', 'GET'], ['mbp', 'POST'], ['MBP', 'DELETE']] as const) {
+      for (const [contextPath, method] of [
+        ['mbp', 'GET'],
+        ['mbp', 'POST'],
+        ['MBP', 'DELETE'],
+      ] as const) {
         const headers = await mbpLogin(sandbox, contextPath);
         const response = await fetch(`${sandbox.url}/${contextPath}/logout`, { method, headers: { cookie: headers.cookie }, redirect: 'manual' });
         assert.equal(response.status, 302);
@@ -157,7 +175,11 @@ describe('sandbox: MBP as its server source says', () => {
   });
 
   describe('lists (WebServletConfiguration.java:44-49, util/Pages.java:35-39,63-65, service/user/UserEntityService.java:429-436)', () => {
-    type Page = { _embedded?: Record<string, Array<{ id: string; name: string; _links: { self: { href: string } } }>>; page: Record<string, number>; _links: { self: { href: string } } };
+    type Page = {
+      _embedded?: Record<string, Array<{ id: string; name: string; _links: { self: { href: string } } }>>;
+      page: Record<string, number>;
+      _links: { self: { href: string } };
+    };
     const page = async (headers: Record<string, string>, query: string, list = 'devices'): Promise<Page> => {
       const response = await fetch(`${base}/api/${list}${query}`, { headers });
       assert.equal(response.status, 200, query);
@@ -186,7 +208,10 @@ describe('sandbox: MBP as its server source says', () => {
     it('items are sorted by name, only those the user owns; each self link is {base}/{id} [UserEntityService.java:38,62-64,318-325,435]', async () => {
       const headers = await session();
       const items = (await page(headers, ''))._embedded!.devices!;
-      assert.deepEqual(items.map((d) => d.name), ['Conveyor 7', 'Paint booth', 'Press line 1']);
+      assert.deepEqual(
+        items.map((d) => d.name),
+        ['Conveyor 7', 'Paint booth', 'Press line 1'],
+      );
       for (const item of items) assert.equal(item._links.self.href, `${base}/${item.id}`);
     });
 
@@ -206,12 +231,16 @@ describe('sandbox: MBP as its server source says', () => {
 
     it("another user's entity is a 401 with MBP's error body, not a lost session [UserEntityService.java:133-135,409-412, MissingPermissionException.java:36, RestExceptionHandler.java:53-58]", async () => {
       const headers = await session();
-      await expectMbpError(await fetch(`${base}/api/devices/609c9d449672bb5e7177f299`, { headers }), 401, "Missing permission 'READ' for Entity with id '609c9d449672bb5e7177f299'.");
+      await expectMbpError(
+        await fetch(`${base}/api/devices/609c9d449672bb5e7177f299`, { headers }),
+        401,
+        "Missing permission 'READ' for Entity with id '609c9d449672bb5e7177f299'.",
+      );
     });
   });
 
   describe('error bodies (error/ApiError.java:16-39, util/InstantToStringSerializer.java:21-27)', () => {
-    it('detailMessages is an object, the timestamp German medium dd.MM.yyyy HH:mm:ss in the server\'s zone [ApiError.java:19-22, InstantToStringSerializer.java:22-26]', async () => {
+    it("detailMessages is an object, the timestamp German medium dd.MM.yyyy HH:mm:ss in the server's zone [ApiError.java:19-22, InstantToStringSerializer.java:22-26]", async () => {
       const before = new Date();
       const response = await postJson(`${base}/api/users/login`, { username: 'nobody', password: 'x' });
       const body = (await response.json()) as { status: string; detailMessages: unknown; timestamp: string };

@@ -49,12 +49,16 @@ describe('sandbox: MBP', () => {
       assert.equal(response.status, 200);
       const page = (await response.json()) as { _embedded: { devices: unknown[] }; page: Record<string, number>; _links: unknown };
       assert.equal(page._embedded.devices.length, 2);
-      assert.deepEqual(page.page, { size: 2, totalElements: 2, totalPages: 1, number: 0 }, 'totalElements counts this page (test/sandbox/mbp-fidelity.test.ts)');
+      assert.deepEqual(
+        page.page,
+        { size: 2, totalElements: 2, totalPages: 1, number: 0 },
+        'totalElements counts this page (test/sandbox/mbp-fidelity.test.ts)',
+      );
       assert.ok(page._links);
     }
   });
 
-  it('pages hold 2000 entries without a size; a device\'s self link is {base}/{id}, as the seed shows', async () => {
+  it("pages hold 2000 entries without a size; a device's self link is {base}/{id}, as the seed shows", async () => {
     const headers = await mbpLogin(sandbox);
     const response = await fetch(`${base}/api/devices`, { headers });
     const page = (await response.json()) as { _embedded: { devices: Array<{ id: string; _links: { self: { href: string } } }> }; page: Record<string, number> };

@@ -40,10 +40,19 @@ describe('security: the tenant look-up admin route', function () {
   }
 
   describe('anything but JSON is refused with 415, nothing sent', () => {
-    const bodies: Array<[string, string, (evilUrl: string, id: string) => string]> = [
-      ['a cross-site HTML form (form-encoded)', 'application/x-www-form-urlencoded', (url, id) => new URLSearchParams({ id, server: url, username: 'admin', password: '__PWRD__' }).toString()],
+    const bodies: [string, string, (evilUrl: string, id: string) => string][] = [
+      [
+        'a cross-site HTML form (form-encoded)',
+        'application/x-www-form-urlencoded',
+        (url, id) => new URLSearchParams({ id, server: url, username: 'admin', password: '__PWRD__' }).toString(),
+      ],
       ['a form with enctype text/plain', 'text/plain', (url, id) => `{"id":"${id}","server":"${url}","username":"admin","password":"__PWRD__","x":"=y"}`],
-      ['multipart form data', 'multipart/form-data; boundary=xyz', (url, id) => `--xyz\r\nContent-Disposition: form-data; name="id"\r\n\r\n${id}\r\n--xyz\r\nContent-Disposition: form-data; name="server"\r\n\r\n${url}\r\n--xyz--\r\n`],
+      [
+        'multipart form data',
+        'multipart/form-data; boundary=xyz',
+        (url, id) =>
+          `--xyz\r\nContent-Disposition: form-data; name="id"\r\n\r\n${id}\r\n--xyz\r\nContent-Disposition: form-data; name="server"\r\n\r\n${url}\r\n--xyz--\r\n`,
+      ],
       ['JSON sent as text/plain', 'text/plain;charset=UTF-8', (url, id) => JSON.stringify({ id, server: url, username: 'admin', password: '' })],
     ];
     for (const [name, type, body] of bodies) {
@@ -57,7 +66,7 @@ describe('security: the tenant look-up admin route', function () {
   });
 
   describe('a stored password goes only to the saved server, as the saved user, over the saved TLS and proxy', () => {
-    const cases: Array<[string, (s: Sandbox, evilUrl: string) => Record<string, string>]> = [
+    const cases: [string, (s: Sandbox, evilUrl: string) => Record<string, string>][] = [
       ['another server, unchanged password', (_s, url) => ({ server: url, username: username(), password: '__PWRD__' })],
       ['another server, empty password', (_s, url) => ({ server: url, username: username(), password: '' })],
       ['another server, same host other path', (s) => ({ server: `${s.url}/elsewhere`, username: username(), password: '__PWRD__' })],
@@ -67,7 +76,9 @@ describe('security: the tenant look-up admin route', function () {
     ];
     for (const [name, body] of cases) {
       it(`${name}: 400, the dialog must send the typed password`, async () => {
-        const res = await H.request().post(ROUTE).send({ id: configId, ...body(sandbox, evil.url) });
+        const res = await H.request()
+          .post(ROUTE)
+          .send({ id: configId, ...body(sandbox, evil.url) });
         assert.equal(res.status, 400, JSON.stringify(res.body));
         assert.match(res.body.message, /stored password is used only with the saved server, username/);
         assertNothingSent(name, res.body);
@@ -75,7 +86,9 @@ describe('security: the tenant look-up admin route', function () {
     }
 
     it('the saved server and user: the stored password is used (control case)', async () => {
-      const res = await H.request().post(ROUTE).send({ id: configId, server: `${sandbox.url}/`, username: username(), password: '__PWRD__' });
+      const res = await H.request()
+        .post(ROUTE)
+        .send({ id: configId, server: `${sandbox.url}/`, username: username(), password: '__PWRD__' });
       assert.equal(res.status, 200, JSON.stringify(res.body));
       assert.deepEqual(res.body.tenants, sandbox.demo.ciscoEi.tenants);
       evil.assertUntouched('control');
@@ -83,7 +96,7 @@ describe('security: the tenant look-up admin route', function () {
     });
   });
 
-  describe('the look-up\'s login and user endpoints redirecting: TOKEN_ENDPOINT_ERROR (502), nothing re-sent', () => {
+  describe("the look-up's login and user endpoints redirecting: TOKEN_ENDPOINT_ERROR (502), nothing re-sent", () => {
     for (const endpoint of ['ciscoEi.token', 'ciscoEi.me'] as const) {
       for (const status of REDIRECTS) {
         it(`${endpoint}: ${status}`, async () => {

@@ -72,7 +72,7 @@ describe('security: the agent configuration check admin route', function () {
   }
 
   describe('anything but JSON is refused with 415', () => {
-    const bodies: Array<[string, string, string]> = [
+    const bodies: [string, string, string][] = [
       ['a cross-site HTML form (form-encoded)', 'application/x-www-form-urlencoded', 'boardingConfig=%7B%7D'],
       ['a form with enctype text/plain', 'text/plain', '{"boardingConfig":"{}","x":"=y"}'],
       ['multipart form data', 'multipart/form-data; boundary=xyz', '--xyz\r\nContent-Disposition: form-data; name="boardingConfig"\r\n\r\n{}\r\n--xyz--\r\n'],
@@ -114,11 +114,15 @@ describe('security: the agent configuration check admin route', function () {
 
   it('an expired IAT is a warning; without "expiration" the expiry is the IAT\'s exp claim', async () => {
     const config = boarding(sandbox, 'RSA_3072');
-    const expired = (await check({ boardingConfig: JSON.stringify({ ...config, expiration: '2020-01-01T00:00:00.000Z' }) }, [config.content.iat])).boardingConfig as Record<string, unknown>;
+    const expired = (await check({ boardingConfig: JSON.stringify({ ...config, expiration: '2020-01-01T00:00:00.000Z' }) }, [config.content.iat]))
+      .boardingConfig as Record<string, unknown>;
     assert.deepEqual(expired.warnings, ['expired']);
     assert.equal(expired.expiresAt, Date.parse('2020-01-01T00:00:00.000Z'));
     assert.deepEqual(expired.profiles, ['RSA_3072']);
-    const fromIat = (await check({ boardingConfig: JSON.stringify({ content: config.content }) }, [config.content.iat])).boardingConfig as Record<string, unknown>;
+    const fromIat = (await check({ boardingConfig: JSON.stringify({ content: config.content }) }, [config.content.iat])).boardingConfig as Record<
+      string,
+      unknown
+    >;
     const exp = (JSON.parse(Buffer.from(config.content.iat.split('.')[1]!, 'base64url').toString('utf8')) as { exp: number }).exp;
     assert.equal(fromIat.expiresAt, exp * 1000);
     assert.deepEqual(fromIat.warnings, []);
@@ -126,17 +130,18 @@ describe('security: the agent configuration check admin route', function () {
 
   it('an SDK state file: told apart, its used IAT no concern; no client secret or registration access token comes back', async () => {
     const file = sdkStateFile(boarding(sandbox));
-    const answer = (await check({ boardingConfig: JSON.stringify(file) }, [file.content.iat, file.response.client_secret, file.response.registration_access_token]))
-      .boardingConfig as Record<string, unknown>;
+    const answer = (
+      await check({ boardingConfig: JSON.stringify(file) }, [file.content.iat, file.response.client_secret, file.response.registration_access_token])
+    ).boardingConfig as Record<string, unknown>;
     assert.equal(answer.kind, 'sdk-state-file');
     assert.equal(answer.clientId, file.content.clientId);
     assert.deepEqual(answer.warnings, [], 'its IAT has expired, but adoption never uses it');
   });
 
-  it('what is wrong with a boarding configuration, by the key of the dialog\'s message', async () => {
+  it("what is wrong with a boarding configuration, by the key of the dialog's message", async () => {
     const { content } = boarding(sandbox);
     const { iat: _iat, ...withoutIat } = content;
-    const cases: Array<[string, unknown]> = [
+    const cases: [string, unknown][] = [
       ['', { problem: 'boarding-required' }],
       ['{"content": ', { problem: 'boarding-json' }],
       ['{"expiration": "2030-01-01"}', { problem: 'boarding-content' }],
@@ -152,7 +157,7 @@ describe('security: the agent configuration check admin route', function () {
   });
 
   it('a private key: RSA 3072 in PKCS#1 or PKCS#8 is taken; otherwise why not; the key never comes back', async () => {
-    const cases: Array<[string, string, unknown]> = [
+    const cases: [string, string, unknown][] = [
       ['PKCS#1', KEYS.pkcs1, { kind: 'rsa', bits: 3072 }],
       ['PKCS#8', KEYS.pkcs8, { kind: 'rsa', bits: 3072 }],
       ['empty: one is generated', '  ', { kind: 'generated' }],
@@ -183,7 +188,9 @@ describe('security: the agent configuration check with adminAuth (a real Node-RE
   const ADMIN_PASSWORD = 'admin-password-for-the-check';
   const VIEWER_PASSWORD = 'viewer-password-for-the-check';
   const IAT = 'eyJhbGciOiJub25lIn0.eyJleHAiOjQxMDI0NDQ4MDB9.iat-signature-never-echoed';
-  const text = JSON.stringify({ content: { baseUrl: 'https://southgate.example', iat: IAT, clientCredentialProfile: ['SHARED_SECRET'], clientId: 'agent-1', tenant: 't1' } });
+  const text = JSON.stringify({
+    content: { baseUrl: 'https://southgate.example', iat: IAT, clientCredentialProfile: ['SHARED_SECRET'], clientId: 'agent-1', tenant: 't1' },
+  });
 
   before(async () => {
     // bcryptjs comes with Node-RED; adminAuth wants bcrypt hashes.
@@ -219,7 +226,7 @@ describe('security: the agent configuration check with adminAuth (a real Node-RE
       body: JSON.stringify({ boardingConfig: text }),
     });
 
-  it('without a login, and for a user who may only read: 401 (Node-RED\'s answer to a missing permission); with write permission: the answer', async () => {
+  it("without a login, and for a user who may only read: 401 (Node-RED's answer to a missing permission); with write permission: the answer", async () => {
     assert.equal((await post(undefined)).status, 401);
     assert.equal((await post(await login('viewer', VIEWER_PASSWORD, 'read'))).status, 401);
     const res = await post(await login('admin', ADMIN_PASSWORD, '*'));
@@ -228,9 +235,11 @@ describe('security: the agent configuration check with adminAuth (a real Node-RE
     assert.equal(answer.boardingConfig.kind, 'boarding-configuration');
     assert.equal(answer.boardingConfig.clientId, 'agent-1');
     assert.ok(!JSON.stringify(answer).includes(IAT.split('.')[2]!), 'no IAT in the answer');
-    assert.ok(!red!.output().includes('iat-signature-never-echoed'), 'nor in the runtime\'s output');
+    assert.ok(!red!.output().includes('iat-signature-never-echoed'), "nor in the runtime's output");
     // Nothing was kept: the user directory holds no copy of the text.
-    const files = fs.readdirSync(red!.userDir, { recursive: true, encoding: 'utf8' }).filter((f) => fs.statSync(path.join(red!.userDir, f)).isFile() && !f.startsWith('node_modules'));
+    const files = fs
+      .readdirSync(red!.userDir, { recursive: true, encoding: 'utf8' })
+      .filter((f) => fs.statSync(path.join(red!.userDir, f)).isFile() && !f.startsWith('node_modules'));
     for (const file of files) assert.ok(!fs.readFileSync(path.join(red!.userDir, file), 'utf8').includes('iat-signature-never-echoed'), file);
   });
 });

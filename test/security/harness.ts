@@ -19,13 +19,7 @@ import { startHttpServer, type TestServer } from '../helpers/servers.js';
  * the check that a message ended in exactly one output or one error. The
  * platform flows come from test/helpers.
  */
-export const ALL_MODULES = [
-  ...CONFIG_NODE_MODULES,
-  tokenNode,
-  requestNode,
-  agentNode,
-  appRegistrationNode,
-];
+export const ALL_MODULES = [...CONFIG_NODE_MODULES, tokenNode, requestNode, agentNode, appRegistrationNode];
 
 export const REDIRECTS = [301, 302, 303, 307, 308] as const;
 
@@ -85,10 +79,27 @@ export function agentFlow(sandbox: Sandbox, boardingConfig: string): AgentFlow {
   const app = sandbox.demo.insightsHubApp;
   const nodes: FlowNode[] = [
     { id: ids.agentConfig, type: 'iiot-insights-hub-agent', profile: 'SHARED_SECRET', app: ids.app },
-    { id: ids.app, type: 'iiot-insights-hub-app', gateway: sandbox.url, appName: app.appName, appVersion: app.appVersion, hostTenant: app.hostTenant, userTenant: app.userTenant },
+    {
+      id: ids.app,
+      type: 'iiot-insights-hub-app',
+      gateway: sandbox.url,
+      appName: app.appName,
+      appVersion: app.appVersion,
+      hostTenant: app.hostTenant,
+      userTenant: app.userTenant,
+    },
     { id: ids.agent, type: 'iiot-agent', insightsHubAgent: ids.agentConfig, action: 'msg', wires: [[ids.out]] },
     { id: ids.token, type: 'iiot-token', platform: 'insights-hub-agent', insightsHubAgent: ids.agentConfig, wires: [[ids.out]] },
-    { id: ids.request, type: 'iiot-request', platform: 'insights-hub-agent', insightsHubAgent: ids.agentConfig, method: 'GET', url: '', ret: 'obj', wires: [[ids.out]] },
+    {
+      id: ids.request,
+      type: 'iiot-request',
+      platform: 'insights-hub-agent',
+      insightsHubAgent: ids.agentConfig,
+      method: 'GET',
+      url: '',
+      ret: 'obj',
+      wires: [[ids.out]],
+    },
     { id: ids.out, type: 'helper' },
     { id: uid('catch'), type: 'catch', scope: null, uncaught: false, wires: [[ids.errors]] },
     { id: ids.errors, type: 'helper' },

@@ -32,7 +32,21 @@ const BAD_IDS: unknown[] = [
   { id: 'x' },
 ];
 
-const DOT_URLS = ['/../x', '..', '../x', '/%2e%2e/x', '/%2E%2E/x', '/.%2e/x', '/%2e./x', '/%252e%252e/x', '/..%2fx', '/..%2Fx', '/..\\x', '/api/../../x', '/a/%2e%2e/%2e%2e/x'];
+const DOT_URLS = [
+  '/../x',
+  '..',
+  '../x',
+  '/%2e%2e/x',
+  '/%2E%2E/x',
+  '/.%2e/x',
+  '/%2e./x',
+  '/%252e%252e/x',
+  '/..%2fx',
+  '/..%2Fx',
+  '/..\\x',
+  '/api/../../x',
+  '/a/%2e%2e/%2e%2e/x',
+];
 
 /**
  * Attack: ids with dot segments or slashes move a call to another resource
@@ -107,7 +121,7 @@ describe('security: ids and paths stay where they belong; state errors have a co
       });
     }
 
-    it('the node\'s URL template filled from the message climbs too: refused', async () => {
+    it("the node's URL template filled from the message climbs too: refused", async () => {
       const c = PLATFORM_CASES.find((p) => p.platform === 'mbp')!;
       const f = platformFlow(c, sandbox, { request: { url: '/api/devices/{{{deviceId}}}' } });
       await H.load(ALL_MODULES, f.nodes, f.credentials);
@@ -134,7 +148,7 @@ describe('security: ids and paths stay where they belong; state errors have a co
       }
     });
 
-    const damages: Array<[string, (registration: Record<string, unknown>) => void]> = [
+    const damages: [string, (registration: Record<string, unknown>) => void][] = [
       ['client id is a number', (r) => (r.clientId = 42)],
       ['client id is missing', (r) => delete r.clientId],
       ['client secret is empty', (r) => (r.clientSecret = '')],
@@ -153,7 +167,7 @@ describe('security: ids and paths stay where they belong; state errors have a co
         await H.unload();
         const secrets = storedSecrets(settings.iiotAuth.agentStateDir, record.id);
         const file = path.join(settings.iiotAuth.agentStateDir, `${record.id}.json`);
-        const state = JSON.parse(fs.readFileSync(file, 'utf8')) as { registrations: Array<Record<string, unknown>> };
+        const state = JSON.parse(fs.readFileSync(file, 'utf8')) as { registrations: Record<string, unknown>[] };
         damage(state.registrations[0]!);
         fs.writeFileSync(file, JSON.stringify(state));
         sandbox.resetCalls();
@@ -170,7 +184,15 @@ describe('security: ids and paths stay where they belong; state errors have a co
     }
 
     it('a stored key or secret that jose or node:crypto refuses is AGENT_STATE_ERROR', async () => {
-      const base = { clientId: 'agent-1', clientSecretExpiresAt: 0, registrationAccessToken: 'r', registrationClientUri: 'https://x/r', tokenEndpointAuthMethod: '', receivedAt: new Date().toISOString(), confirmed: true };
+      const base = {
+        clientId: 'agent-1',
+        clientSecretExpiresAt: 0,
+        registrationAccessToken: 'r',
+        registrationClientUri: 'https://x/r',
+        tokenEndpointAuthMethod: '',
+        receivedAt: new Date().toISOString(),
+        confirmed: true,
+      };
       for (const registration of [
         { ...base, privateKey: '-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----' },
         { ...base, clientId: 42 as unknown as string, clientSecret: 'a-secret-value' },

@@ -22,7 +22,7 @@ describe('security: redirects never carry credentials', function () {
 
   const redirectTo = (status: number) => ({ kind: 'status' as const, status, headers: { location: `${evil.url}/steal` } });
 
-  describe('every platform\'s token or login endpoint redirecting (get token)', () => {
+  describe("every platform's token or login endpoint redirecting (get token)", () => {
     for (const c of PLATFORM_CASES) {
       for (const status of REDIRECTS) {
         it(`${c.platform}: ${status} to another origin is TOKEN_ENDPOINT_ERROR, nothing re-sent`, async () => {
@@ -79,7 +79,11 @@ describe('security: redirects never carry credentials', function () {
       it(`onboarding (IAT): ${status}`, async () => {
         const { flow, iat } = await loadAgent(sandbox);
         sandbox.fault('agents.register', redirectTo(status));
-        const error = expectError(await outcomeOf(flow.ids, () => H.node(flow.ids.agent).receive({ action: 'onboard' })), 'TOKEN_ENDPOINT_ERROR', `register ${status}`);
+        const error = expectError(
+          await outcomeOf(flow.ids, () => H.node(flow.ids.agent).receive({ action: 'onboard' })),
+          'TOKEN_ENDPOINT_ERROR',
+          `register ${status}`,
+        );
         assert.ok(error.message.includes(new URL(evil.url).origin), error.message);
         evil.assertUntouched(`register ${status}`);
         assertNoLeaks([iat], `register ${status}`);
@@ -99,7 +103,11 @@ describe('security: redirects never carry credentials', function () {
         const { flow, iat, agentId } = await loadAgent(sandbox);
         assert.equal((await outcomeOf(flow.ids, () => H.node(flow.ids.agent).receive({ action: 'onboard' }))).kind, 'output');
         sandbox.fault('agents.rotate', redirectTo(status));
-        const error = expectError(await outcomeOf(flow.ids, () => H.node(flow.ids.agent).receive({ action: 'rotate' })), 'TOKEN_ENDPOINT_ERROR', `rotate ${status}`);
+        const error = expectError(
+          await outcomeOf(flow.ids, () => H.node(flow.ids.agent).receive({ action: 'rotate' })),
+          'TOKEN_ENDPOINT_ERROR',
+          `rotate ${status}`,
+        );
         assert.ok(error.message.includes(new URL(evil.url).origin), error.message);
         evil.assertUntouched(`rotate ${status}`);
         assertNoLeaks([iat, ...storedSecrets(suite.settings.iiotAuth.agentStateDir, agentId)], `rotate ${status}`);

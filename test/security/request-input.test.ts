@@ -37,14 +37,14 @@ describe('security: headers and URLs of a message are checked before anything is
   function assertNowhere(secret: string, outcome: Outcome, ownProperties: unknown[], context: string): void {
     assert.ok(!JSON.stringify(outcome.error ?? {}).includes(secret), `${context}: the error quotes it: ${outcome.error?.message}`);
     let text = H.emitted();
-    for (const own of ownProperties) text = text.split(JSON.stringify(own)).join('<the flow\'s own>');
+    for (const own of ownProperties) text = text.split(JSON.stringify(own)).join("<the flow's own>");
     const at = text.indexOf(secret);
     assert.equal(at, -1, `${context}: found in what the runtime emitted: …${text.slice(Math.max(0, at - 120), at + secret.length + 40)}…`);
   }
 
   describe('msg.headers that HTTP cannot carry: INPUT_INVALID naming the header, no token request, nothing sent', () => {
     const VALUE_SECRET = 'hdr-value-secret-7f3a';
-    const values: Array<[string, string, RegExp]> = [
+    const values: [string, string, RegExp][] = [
       ['CR', `${VALUE_SECRET}\rX-Injected: 1`, /line break \(CR or LF\)/],
       ['LF', `${VALUE_SECRET}\nX-Injected: 1`, /line break \(CR or LF\)/],
       ['CRLF', `${VALUE_SECRET}\r\nX-Injected: 1`, /line break \(CR or LF\)/],
@@ -69,7 +69,7 @@ describe('security: headers and URLs of a message are checked before anything is
     }
 
     const NAME_SECRET = 'hdr-name-secret-91c2';
-    const names: Array<[string, string, RegExp]> = [
+    const names: [string, string, RegExp][] = [
       ['CR', `X-Evil\r${NAME_SECRET}`, /line break/],
       ['LF', `X-Evil\n${NAME_SECRET}`, /line break/],
       ['CRLF', `X-Evil\r\n${NAME_SECRET}`, /line break/],
@@ -94,7 +94,7 @@ describe('security: headers and URLs of a message are checked before anything is
     it('an empty name, an object or a list holding an object as a value, msg.headers that is not an object: INPUT_INVALID, nothing sent', async () => {
       const f = platformFlow(oauth2, sandbox);
       await H.load(ALL_MODULES, f.nodes, f.credentials);
-      const cases: Array<[string, unknown, RegExp]> = [
+      const cases: [string, unknown, RegExp][] = [
         ['empty name', { '': 'x' }, /empty name/],
         ['object value', { 'X-Meta': { a: 1 } }, /"X-Meta"\] holds an object/],
         ['list with an object', { 'X-Meta': ['a', { b: 2 }] }, /"X-Meta"\] holds an object/],
@@ -120,7 +120,7 @@ describe('security: headers and URLs of a message are checked before anything is
       assertNowhere(VALUE_SECRET, outcome, [value, headers], 'get token');
     });
 
-    it('the onboard agent node\'s token action refuses them before it onboards or fetches a token', async () => {
+    it("the onboard agent node's token action refuses them before it onboards or fetches a token", async () => {
       const { flow, iat } = await loadAgent(sandbox);
       const value = `${VALUE_SECRET}\nX-Injected: 1`;
       const headers = { 'X-Trace-Id': value };
@@ -132,7 +132,7 @@ describe('security: headers and URLs of a message are checked before anything is
       assertNoLeaks([iat], 'agent token');
     });
 
-    it('control: valid headers (Latin-1, a tab, a number, a list) reach the server with the platform\'s auth', async () => {
+    it("control: valid headers (Latin-1, a tab, a number, a list) reach the server with the platform's auth", async () => {
       const f = platformFlow(oauth2, sandbox, { request: { url: '' } });
       await H.load(ALL_MODULES, f.nodes, f.credentials);
       const outcome = await outcomeOf(f.ids, () =>
@@ -162,16 +162,26 @@ describe('security: headers and URLs of a message are checked before anything is
       return `${api.protocol}${slashes}${userinfo}@${api.host}${api.pathname}`;
     };
     const REFUSED = /user name or password before the host.*remove them from the URL/;
-    const forms: Array<[string, (c: PlatformCase) => string, string, RegExp]> = [
+    const forms: [string, (c: PlatformCase) => string, string, RegExp][] = [
       ['user and password', (c) => withUserinfo(c, `${USER}:${PASSWORD}`), PASSWORD, REFUSED],
       ['a user only', (c) => withUserinfo(c, USER), USER, REFUSED],
       ['a password only', (c) => withUserinfo(c, `:${PASSWORD}`), PASSWORD, REFUSED],
       ['percent-encoded userinfo', (c) => withUserinfo(c, `${USER}%40corp:${PASSWORD}%2Fx`), PASSWORD, REFUSED],
-      ['protocol-relative', (c) => `//${USER}:${PASSWORD}@${new URL(c.baseUrl(sandbox)).host}${new URL(`${c.baseUrl(sandbox)}${c.apiPath}`).pathname}`, PASSWORD, REFUSED],
+      [
+        'protocol-relative',
+        (c) => `//${USER}:${PASSWORD}@${new URL(c.baseUrl(sandbox)).host}${new URL(`${c.baseUrl(sandbox)}${c.apiPath}`).pathname}`,
+        PASSWORD,
+        REFUSED,
+      ],
       ['backslashes for slashes', (c) => withUserinfo(c, `${USER}:${PASSWORD}`, '\\\\'), PASSWORD, REFUSED],
       ['no slashes (a parser takes it for a path)', (c) => withUserinfo(c, `${USER}:${PASSWORD}`, ''), PASSWORD, REFUSED],
       // The "/" ends the host early: no longer a URL at all, and not quoted either.
-      ['a password with "/" that breaks the URL', (c) => withUserinfo(c, `${USER}:${PASSWORD}/x:y`), PASSWORD, /not a valid URL.*remove any user name or password/],
+      [
+        'a password with "/" that breaks the URL',
+        (c) => withUserinfo(c, `${USER}:${PASSWORD}/x:y`),
+        PASSWORD,
+        /not a valid URL.*remove any user name or password/,
+      ],
     ];
     for (const c of PLATFORM_CASES) {
       it(`${c.platform}: ${forms.length} forms`, async () => {
@@ -191,7 +201,7 @@ describe('security: headers and URLs of a message are checked before anything is
       });
     }
 
-    it('the node\'s own URL with userinfo, or a template filling it in from the message, is refused the same way', async () => {
+    it("the node's own URL with userinfo, or a template filling it in from the message, is refused the same way", async () => {
       const c = oauth2;
       for (const nodeUrl of [withUserinfo(c, `${USER}:${PASSWORD}`), withUserinfo(c, '{{{user}}}:{{{pass}}}')]) {
         const f = platformFlow(c, sandbox, { request: { url: nodeUrl } });

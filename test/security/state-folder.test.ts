@@ -51,8 +51,8 @@ describe('security: the agent state folder is private, and no link in it is foll
     return found;
   }
 
-  describe('a symbolic link at a record\'s path', () => {
-    it('an onboarded agent\'s record moved outside, a link left in its place: rotate and token are refused, nothing written outside', async () => {
+  describe("a symbolic link at a record's path", () => {
+    it("an onboarded agent's record moved outside, a link left in its place: rotate and token are refused, nothing written outside", async () => {
       const { flow, agentId, file, secrets } = await onboarded();
       const moved = path.join(outside, `${agentId}.json`);
       fs.renameSync(file, moved);
@@ -68,7 +68,11 @@ describe('security: the agent state folder is private, and no link in it is foll
       const token = expectError(await send(again, 'token', {}), 'AGENT_STATE_ERROR', 'token');
       assert.match(token.message, /is a symbolic link/);
 
-      assert.equal(sandbox.calls('agents.rotate') + sandbox.calls('agents.token') + sandbox.calls('agents.register'), 0, 'nothing sent with the credentials behind the link');
+      assert.equal(
+        sandbox.calls('agents.rotate') + sandbox.calls('agents.token') + sandbox.calls('agents.register'),
+        0,
+        'nothing sent with the credentials behind the link',
+      );
       assert.deepEqual(filesUnder(outside), before, 'the file outside is untouched, and nothing new is written there');
       assert.equal(fs.readlinkSync(file), moved, 'the link is left as it was');
       assertNoLeaks(secrets, 'link at a record');
@@ -94,7 +98,7 @@ describe('security: the agent state folder is private, and no link in it is foll
     }
   });
 
-  describe('a symbolic link at a lock\'s path', () => {
+  describe("a symbolic link at a lock's path", () => {
     for (const dangling of [true, false]) {
       it(`a ${dangling ? 'dangling ' : ''}link at <client id>.json.lock: refused, the target neither touched nor removed`, async () => {
         const { flow, agentId, iat } = await loadAgent(sandbox);
@@ -147,7 +151,10 @@ describe('security: the agent state folder is private, and no link in it is foll
       fs.chmodSync(stateDir(), 0o775);
       sandbox.resetCalls();
       const again = await reload(flow);
-      for (const [node, msg] of [['token', {}], ['agent', { action: 'rotate' }]] as const) {
+      for (const [node, msg] of [
+        ['token', {}],
+        ['agent', { action: 'rotate' }],
+      ] as const) {
         const error = expectError(await send(again, node, msg), 'AGENT_STATE_ERROR', node);
         assert.match(error.message, /has mode 0775/);
       }

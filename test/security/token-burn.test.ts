@@ -5,7 +5,18 @@ import type { PlatformConnection } from '../../src/core/platform-connection.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H } from '../helpers/flow.js';
 import { PLATFORM_CASES, platformFlow } from '../helpers/platform-flows.js';
-import { ALL_MODULES, assertNoLeaks, countOutcomes, expectError, loadAgent, outcomeOf, SECURITY_SETTINGS, securitySuite, storedSecrets, type Outcome } from './harness.js';
+import {
+  ALL_MODULES,
+  assertNoLeaks,
+  countOutcomes,
+  expectError,
+  loadAgent,
+  outcomeOf,
+  SECURITY_SETTINGS,
+  securitySuite,
+  storedSecrets,
+  type Outcome,
+} from './harness.js';
 
 /**
  * Attack: make the nodes burn credentials. A permanent 401 (one re-login per
@@ -95,7 +106,11 @@ describe('security: no token request per message, no unbounded wait', function (
           assert.equal(outcome.kind, 'output', `end ${end}: ${outcome.error?.message}`);
           assert.equal(outcome.msg.statusCode, 200, `end ${end}: recovered by a re-login, not answered with the 401`);
           assert.equal(sandbox.calls(c.tokenEndpoint), 1 + end, `end ${end}: one re-login`);
-          if (end > 1) assert.ok(Date.now() - curedAt < shortestBackoffMs, `the next end came within the back-off the cured re-login would have set (${Date.now() - curedAt} ms)`);
+          if (end > 1)
+            assert.ok(
+              Date.now() - curedAt < shortestBackoffMs,
+              `the next end came within the back-off the cured re-login would have set (${Date.now() - curedAt} ms)`,
+            );
           curedAt = Date.now();
         }
         assertNoLeaks(c.secrets(sandbox), c.platform);
@@ -107,7 +122,7 @@ describe('security: no token request per message, no unbounded wait', function (
     const jwt = (claims: Record<string, unknown>) => `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`;
     const nowS = () => Math.floor(Date.now() / 1000);
     /** [name, the token answer's body text, usable?] */
-    const answers: Array<[string, () => string, boolean]> = [
+    const answers: [string, () => string, boolean][] = [
       ['expires_in missing (documented default)', () => '{"access_token":"opaque-token-1"}', true],
       ['expires_in 0', () => '{"access_token":"t","expires_in":0}', false],
       ['expires_in 0.001', () => '{"access_token":"t","expires_in":0.001}', true],
@@ -143,7 +158,7 @@ describe('security: no token request per message, no unbounded wait', function (
       }
     }
 
-    const maxAges: Array<[string, string, boolean]> = [
+    const maxAges: [string, string, boolean][] = [
       ['Max-Age 0.001', '0.001', true],
       ['Max-Age 1e300', '1e300', true],
       ['Max-Age 99999999999999999999', '99999999999999999999', true],

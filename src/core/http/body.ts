@@ -2,7 +2,13 @@ import { errors as undiciErrors, type Dispatcher } from 'undici';
 import { responseTooLarge } from './errors.js';
 
 /** The response body in one Buffer, within the size limit and the deadline; events, not an async iterator. */
-export function readLimited(body: Dispatcher.ResponseData['body'], maxBytes: number, contentLength: string | string[] | undefined, url: URL, deadline: number): Promise<Buffer> {
+export function readLimited(
+  body: Dispatcher.ResponseData['body'],
+  maxBytes: number,
+  contentLength: string | string[] | undefined,
+  url: URL,
+  deadline: number,
+): Promise<Buffer> {
   const declared = Number(Array.isArray(contentLength) ? contentLength[0] : contentLength);
   return new Promise((resolve, reject) => {
     // Destroying an unread undici body emits an 'error'; we already know why, so it must not go unhandled.
@@ -24,7 +30,10 @@ export function readLimited(body: Dispatcher.ResponseData['body'], maxBytes: num
       if (size > maxBytes) return fail(responseTooLarge(url, maxBytes));
       if (Date.now() > deadline) return fail(new undiciErrors.BodyTimeoutError());
       if (!first) first = chunk;
-      else (chunks ??= [first]).push(chunk);
+      else {
+        chunks ??= [first];
+        chunks.push(chunk);
+      }
     });
     body.on('end', () => {
       if (failed) return;

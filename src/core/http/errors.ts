@@ -30,7 +30,9 @@ export function toHttpError(err: unknown, url: URL | string, timeoutMs: number):
     );
   }
   if (code === 'ECONNREFUSED') {
-    return new IiotAuthError(ErrorCode.HTTP_CONNECTION_REFUSED, `${where} refused the connection: check the URL and port, and that the server is running`, { cause: err });
+    return new IiotAuthError(ErrorCode.HTTP_CONNECTION_REFUSED, `${where} refused the connection: check the URL and port, and that the server is running`, {
+      cause: err,
+    });
   }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
     return new IiotAuthError(ErrorCode.HTTP_HOST_NOT_FOUND, `the host of ${where} was not found: check the URL and this machine's DNS`, { cause: err });

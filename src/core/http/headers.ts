@@ -18,7 +18,7 @@ export function withoutHeaders(headers: Record<string, string> | undefined, name
   for (const name in headers) {
     if (!Object.hasOwn(headers, name)) continue;
     const lower = name.toLowerCase();
-    if (!names.some((drop) => drop.toLowerCase() === lower)) out[name] = headers[name]!;
+    if (!names.some((drop) => drop.toLowerCase() === lower)) out[name] = headers[name];
   }
   return out;
 }

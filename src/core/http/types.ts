@@ -5,10 +5,7 @@ import type { RetryPolicy } from './retry.js';
 
 /** What the HTTP layer is given and gives back; no behaviour here. */
 
-export type TlsOptions = Pick<
-  ConnectionOptions,
-  'ca' | 'cert' | 'key' | 'passphrase' | 'rejectUnauthorized' | 'servername' | 'ALPNProtocols'
->;
+export type TlsOptions = Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'passphrase' | 'rejectUnauthorized' | 'servername' | 'ALPNProtocols'>;
 
 export interface ProxyOptions {
   url: string;

@@ -60,10 +60,18 @@ function invalid(what: string): IiotAuthError {
   );
 }
 
-function readSdkState(parsed: Record<string, unknown>, boarding: BoardingConfiguration, profile: SecurityProfile, key: AgentKey | undefined, now: number): SdkAdoption {
+function readSdkState(
+  parsed: Record<string, unknown>,
+  boarding: BoardingConfiguration,
+  profile: SecurityProfile,
+  key: AgentKey | undefined,
+  now: number,
+): SdkAdoption {
   const response = parsed.response;
   if (!response || typeof response !== 'object' || Array.isArray(response)) {
-    throw invalid('has no "response" (the registration): the SDK has not onboarded this agent yet, so paste the boarding configuration and let this node onboard it');
+    throw invalid(
+      'has no "response" (the registration): the SDK has not onboarded this agent yet, so paste the boarding configuration and let this node onboard it',
+    );
   }
   const recovery = parsed.recovery === undefined ? [] : parsed.recovery;
   if (!Array.isArray(recovery)) throw invalid('has a "recovery" that is not a list');
@@ -74,7 +82,7 @@ function readSdkState(parsed: Record<string, unknown>, boarding: BoardingConfigu
     );
   }
   const registered = registeredKey(response as Record<string, unknown>);
-  if (profile === 'RSA_3072' && registered) checkKeyMatches(key!, registered);
+  if (profile === 'RSA_3072' && key && registered) checkKeyMatches(key, registered);
   const keyId = registered?.kid ?? SDK_KEY_ID;
   // The SDK's recovery list is oldest first and may repeat the current response.
   const entries = [response, ...recovery.slice().reverse()] as unknown[];
@@ -136,7 +144,7 @@ function readRegistration(
     }
     registration.clientSecret = r.client_secret;
   } else {
-    registration.privateKey = key!.privateKey;
+    registration.privateKey = key?.privateKey;
     registration.keyId = keyId;
   }
   return registration;
@@ -180,7 +188,7 @@ export type AdoptionDecision =
 export function decideAdoption(stored: AgentState | undefined, adoption: SdkAdoption, boardingId: string): AdoptionDecision {
   const newest = stored?.registrations[0];
   if (!stored || !newest || stored.offboardedAt) return 'adopt';
-  const file = adoption.registrations[0]!;
+  const file = adoption.registrations[0];
   const known = new Set(stored.registrations.map((r) => r.registrationAccessToken));
   if (adoption.registrations.some((r) => known.has(r.registrationAccessToken))) {
     // Adopted before; a file whose newest registration the store lacks is the SDK's own later rotation.
@@ -195,7 +203,7 @@ export function newerInStoreError(stored: AgentState, adoption: SdkAdoption, whe
   const date = (s: number) => new Date(s * 1000).toISOString().slice(0, 16).replace('T', ' ');
   return new IiotAuthError(
     AgentErrorCode.AGENT_STATE_ERROR,
-    `adoption refused: ${where} already holds a newer registration of agent ${stored.clientId} (its secret expires ${date(stored.registrations[0]!.clientSecretExpiresAt)} UTC) than the SDK state file (${date(adoption.registrations[0]!.clientSecretExpiresAt)} UTC), so the file is an old copy and its credentials no longer count. Keep using the stored registration: paste the boarding configuration this Node-RED onboarded the agent with; or, if the SDK really holds the agent now, move the stored state aside and paste the SDK's current .mc/${stored.clientId}.json`,
+    `adoption refused: ${where} already holds a newer registration of agent ${stored.clientId} (its secret expires ${date(stored.registrations[0].clientSecretExpiresAt)} UTC) than the SDK state file (${date(adoption.registrations[0].clientSecretExpiresAt)} UTC), so the file is an old copy and its credentials no longer count. Keep using the stored registration: paste the boarding configuration this Node-RED onboarded the agent with; or, if the SDK really holds the agent now, move the stored state aside and paste the SDK's current .mc/${stored.clientId}.json`,
   );
 }
 
@@ -206,9 +214,13 @@ export function adoptionRefusedError(adoption: SdkAdoption, profile: SecurityPro
     profile === 'RSA_3072' && !keyChecked
       ? `either the private key in the key field is not the one the SDK used (paste the PEM given to SetupAgentCertificate), or ${stale}`
       : stale;
-  return new IiotAuthError(ErrorCode.AUTH_REJECTED, `the platform refused the registration in the SDK state file of agent ${adoption.clientId}${statusCode ? ` (${statusCode})` : ''}: ${cause}`, {
-    ...(statusCode ? { statusCode } : {}),
-  });
+  return new IiotAuthError(
+    ErrorCode.AUTH_REJECTED,
+    `the platform refused the registration in the SDK state file of agent ${adoption.clientId}${statusCode ? ` (${statusCode})` : ''}: ${cause}`,
+    {
+      ...(statusCode ? { statusCode } : {}),
+    },
+  );
 }
 
 /** Every secret the file holds, for redaction. */

@@ -23,7 +23,10 @@ export const AGENT_ERROR_CODES = {
     action: 'file store: give each process its own agent, or use Redis. Redis: try again; the lock of a crashed instance expires after 10 s',
   },
   NOT_ONBOARDED: { meaning: '`rotate` before the agent was onboarded', action: 'send `onboard` first' },
-  OFFBOARDED: { meaning: 'this node offboarded (or deleted) its own agent; the state file is kept, marked', action: 'paste a new boarding configuration and deploy' },
+  OFFBOARDED: {
+    meaning: 'this node offboarded (or deleted) its own agent; the state file is kept, marked',
+    action: 'paste a new boarding configuration and deploy',
+  },
 } as const satisfies ErrorCodeTable;
 
 export const AgentErrorCode = codeNames(AGENT_ERROR_CODES);

@@ -88,7 +88,6 @@ export interface AgentStatus {
   adoption?: { from: 'sdk-state-file'; at: string; note: string };
 }
 
-
 export class AgentLifecycle implements TokenProvider {
   readonly baseUrl: string;
   private readonly now: () => number;
@@ -147,7 +146,7 @@ export class AgentLifecycle implements TokenProvider {
         const done = this.onboarded(current);
         if (done && !this.adoptionDue(done)) return { state: done, alreadyOnboarded: true };
         // An SDK state file: its IAT is used up, so its registration is adopted, never registered again.
-        if (this.options.adoption) return await this.adoptWith(http, current, lease);
+        if (this.options.adoption) return await this.adoptWith(http, current, lease, this.options.adoption);
         return await this.onboardWith(http, current, lease, spareKey);
       } finally {
         await lease.release();
@@ -197,7 +196,8 @@ export class AgentLifecycle implements TokenProvider {
     // A new boarding configuration (or none onboarded yet): onboard afresh.
     // An RSA key is saved before it is sent, so a lost answer can be recovered.
     const same = existing?.state.boardingConfigId === this.boardingId;
-    const key = profile === 'RSA_3072' ? ((same ? existing!.state.pendingKey : undefined) ?? this.options.userKey ?? spareKey ?? (await this.newKey())) : undefined;
+    const key =
+      profile === 'RSA_3072' ? ((same ? existing.state.pendingKey : undefined) ?? this.options.userKey ?? spareKey ?? (await this.newKey())) : undefined;
     const intent = this.freshState({
       onboardingStartedAt: new Date(this.now()).toISOString(),
       ...(key ? { pendingKey: { ...key, createdAt: new Date(this.now()).toISOString(), purpose: 'onboard' as const } } : {}),
@@ -238,14 +238,18 @@ export class AgentLifecycle implements TokenProvider {
    * revived by that rotation (its RAT still works); refused, the store is
    * left without the dead registration, ready for a fresher file.
    */
-  private async adoptWith(http: HttpClient, current: VersionedState | undefined, lease: RecordLease): Promise<{ state: AgentState; alreadyOnboarded: boolean }> {
+  private async adoptWith(
+    http: HttpClient,
+    current: VersionedState | undefined,
+    lease: RecordLease,
+    adoption: SdkAdoption,
+  ): Promise<{ state: AgentState; alreadyOnboarded: boolean }> {
     const { profile } = this.options;
-    const adoption = this.options.adoption!;
     const decision = decideAdoption(current?.state, adoption, this.boardingId);
-    if (decision === 'refuse') throw newerInStoreError(current!.state, adoption, this.record.where);
-    if (decision === 'use-store') return { state: current!.state, alreadyOnboarded: true };
+    if (current && decision === 'refuse') throw newerInStoreError(current.state, adoption, this.record.where);
+    if (current && decision === 'use-store') return { state: current.state, alreadyOnboarded: true };
     const registrations = adoption.registrations.map((r) => ({ ...r }));
-    const newest = registrations[0]!;
+    const newest = registrations[0];
     const expired = newest.clientSecretExpiresAt * 1000 <= this.now();
     const refused = (err: unknown) =>
       isIiotAuthError(err) && (err.code === ErrorCode.AUTH_REJECTED || err.code === AgentErrorCode.SECRET_EXPIRED)
@@ -333,7 +337,7 @@ export class AgentLifecycle implements TokenProvider {
       clientId: this.clientId,
       onboarded: !!current,
       profile: this.options.profile,
-      registrationsKept: current ? state!.registrations.length : 0,
+      registrationsKept: state && current ? state.registrations.length : 0,
       rotationPossible: !!current?.registrationAccessToken,
     };
     if (current && current.clientSecretExpiresAt > 0) status.clientSecretExpiresAt = new Date(current.clientSecretExpiresAt * 1000).toISOString();
@@ -354,7 +358,7 @@ export class AgentLifecycle implements TokenProvider {
   /** True when the current credentials are within the rotation margin of their expiry. */
   rotationDue(state: AgentState): boolean {
     const current = state.registrations[0];
-    if (!current || !current.registrationAccessToken || current.clientSecretExpiresAt <= 0) return false;
+    if (!current?.registrationAccessToken || current.clientSecretExpiresAt <= 0) return false;
     // Adopted and not rotated yet: the SDK's copy still works, so the agent has two owners.
     if (state.adoptedAt && !(state.lastRotationAt && state.lastRotationAt >= state.adoptedAt)) return true;
     const received = Date.parse(current.receivedAt);
@@ -400,9 +404,9 @@ export class AgentLifecycle implements TokenProvider {
       const id = registrationId(registration);
       const saved = await this.record.update((state) => {
         const index = state?.registrations.findIndex((r) => registrationId(r) === id) ?? -1;
-        if (!state || index < 0 || state.registrations[index]!.confirmed) return undefined;
+        if (!state || index < 0 || state.registrations[index].confirmed) return undefined;
         const registrations = state.registrations.slice();
-        registrations[index] = { ...registrations[index]!, confirmed: true };
+        registrations[index] = { ...registrations[index], confirmed: true };
         return { ...state, registrations };
       });
       if (saved) await this.step('token:confirmed');
@@ -464,7 +468,11 @@ export class AgentLifecycle implements TokenProvider {
     return (current) => {
       let base = current;
       if (!base || base.boardingConfigId !== this.boardingId) {
-        if (!intent) throw new IiotAuthError(AgentErrorCode.AGENT_STATE_ERROR, `the stored state of agent ${this.clientId} was replaced while it rotated (a new boarding configuration?): check the agent's status`);
+        if (!intent)
+          throw new IiotAuthError(
+            AgentErrorCode.AGENT_STATE_ERROR,
+            `the stored state of agent ${this.clientId} was replaced while it rotated (a new boarding configuration?): check the agent's status`,
+          );
         base = intent;
       }
       if (base.registrations.some((r) => registrationId(r) === id)) return undefined;
@@ -512,6 +520,7 @@ export class AgentLifecycle implements TokenProvider {
   /** Releases the agent's claim (the config node stopped). */
   async close(): Promise<void> {
     await this.record.close();
+    // Stopping must not fail: every write was awaited, so a store that cannot close (Redis gone) holds nothing unsaved.
     await this.options.onClose?.().catch(() => undefined);
   }
 

@@ -16,7 +16,10 @@ const DATA_TYPES = ['INT', 'LONG', 'DOUBLE', 'BOOLEAN', 'STRING', 'BIG_STRING', 
 export function agentPath(agentId: string, suffix = ''): string {
   // One plain path segment: "..", "%2e%2e" or "a/b" would move the call to another resource.
   if (!/^[A-Za-z0-9._-]{1,200}$/.test(agentId) || !isPlainSegment(agentId)) {
-    throw new IiotAuthError(ErrorCode.INPUT_INVALID, `"${agentId.slice(0, 60)}" is not an agent id (letters, digits, ".", "_" and "-", not only dots): set msg.agentId to the id shown in Insights Hub`);
+    throw new IiotAuthError(
+      ErrorCode.INPUT_INVALID,
+      `"${agentId.slice(0, 60)}" is not an agent id (letters, digits, ".", "_" and "-", not only dots): set msg.agentId to the id shown in Insights Hub`,
+    );
   }
   return `${BASE}/${agentId}${suffix}`;
 }
@@ -50,15 +53,22 @@ export function readAgentApiResponse(res: HttpResponse, what: string): Record<st
   if (status >= 200 && status < 300) {
     if (!res.body.toString('utf8').trim()) return {};
     const parsed = parseJson(res);
-    if (!parsed) throw new IiotAuthError(ErrorCode.API_RESPONSE_INVALID, `${what}: the platform answered ${status} with a body that is not JSON`, { statusCode: status });
-    return parsed.value && typeof parsed.value === 'object' && !Array.isArray(parsed.value) ? (parsed.value as Record<string, unknown>) : { value: parsed.value };
+    if (!parsed)
+      throw new IiotAuthError(ErrorCode.API_RESPONSE_INVALID, `${what}: the platform answered ${status} with a body that is not JSON`, { statusCode: status });
+    return parsed.value && typeof parsed.value === 'object' && !Array.isArray(parsed.value)
+      ? (parsed.value as Record<string, unknown>)
+      : { value: parsed.value };
   }
   const reason = serverMessage(res);
   const detail = reason ? ` (${reason})` : '';
   switch (status) {
     case 401:
     case 403:
-      return fail(ErrorCode.PERMISSION_DENIED, `${what}: the platform refused the token (${status})${detail}: the app needs the agent management roles (mdsp:core:am.admin), or the agent token is for another agent`, status);
+      return fail(
+        ErrorCode.PERMISSION_DENIED,
+        `${what}: the platform refused the token (${status})${detail}: the app needs the agent management roles (mdsp:core:am.admin), or the agent token is for another agent`,
+        status,
+      );
     case 404:
       return fail(ErrorCode.NOT_FOUND, `${what}: no such agent (404): check msg.agentId or the boarding configuration`, status);
     case 412:
@@ -68,7 +78,11 @@ export function readAgentApiResponse(res: HttpResponse, what: string): Record<st
     case 429:
       return fail(ErrorCode.RATE_LIMITED, `${what}: the platform asks to slow down (429): send the message again later`, status);
     default:
-      return fail(status >= 500 ? ErrorCode.API_ERROR : ErrorCode.HTTP_FAILED, `${what}: the platform answered ${status}${detail}${status >= 500 ? ': a problem on the platform\'s side; try again later' : ''}`, status);
+      return fail(
+        status >= 500 ? ErrorCode.API_ERROR : ErrorCode.HTTP_FAILED,
+        `${what}: the platform answered ${status}${detail}${status >= 500 ? ": a problem on the platform's side; try again later" : ''}`,
+        status,
+      );
   }
 }
 
@@ -91,7 +105,8 @@ function checkDataSourceConfig(config: unknown): unknown {
     source.dataPoints.forEach((point: { id?: unknown; name?: unknown; type?: unknown; unit?: unknown }, j: number) => {
       const where = `dataSources[${i}].dataPoints[${j}]`;
       if (!point || typeof point.id !== 'string' || typeof point.name !== 'string') throw bad(`has a data point without id or name (${where})`);
-      if (typeof point.type !== 'string' || !DATA_TYPES.includes(point.type)) throw bad(`has a data point whose type is not one of ${DATA_TYPES.join(', ')} (${where})`);
+      if (typeof point.type !== 'string' || !DATA_TYPES.includes(point.type))
+        throw bad(`has a data point whose type is not one of ${DATA_TYPES.join(', ')} (${where})`);
       if (typeof point.unit !== 'string') throw bad(`has a data point without a unit ("" for none) (${where})`);
     });
   });

@@ -81,7 +81,7 @@ export function parseBoardingConfiguration(text: string): BoardingConfiguration 
   const iatExp = jwtClaim(content.iat as string, 'exp');
   let baseUrl: string;
   try {
-    baseUrl = checkBaseUrl(content.baseUrl as string, 'the boarding configuration\'s baseUrl');
+    baseUrl = checkBaseUrl(content.baseUrl as string, "the boarding configuration's baseUrl");
   } catch (err) {
     throw new BoardingConfigurationError('url', (err as Error).message);
   }
@@ -121,11 +121,17 @@ export function importAgentKey(pem: string): AgentKey {
   try {
     key = createPrivateKey(pem.trim());
   } catch {
-    throw new IiotAuthError(ErrorCode.CONFIG_INVALID, 'the private key is not a PEM private key: paste a PKCS#1 ("BEGIN RSA PRIVATE KEY") or PKCS#8 ("BEGIN PRIVATE KEY") key, or leave it empty to generate one');
+    throw new IiotAuthError(
+      ErrorCode.CONFIG_INVALID,
+      'the private key is not a PEM private key: paste a PKCS#1 ("BEGIN RSA PRIVATE KEY") or PKCS#8 ("BEGIN PRIVATE KEY") key, or leave it empty to generate one',
+    );
   }
   const bits = key.asymmetricKeyDetails?.modulusLength;
   if (key.asymmetricKeyType !== 'rsa' || bits !== 3072) {
-    throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `the private key is ${key.asymmetricKeyType ?? 'unknown'}${bits ? ` ${bits}-bit` : ''}: RSA_3072 needs a 3072-bit RSA key (openssl genrsa 3072), or leave it empty to generate one`);
+    throw new IiotAuthError(
+      ErrorCode.CONFIG_INVALID,
+      `the private key is ${key.asymmetricKeyType ?? 'unknown'}${bits ? ` ${bits}-bit` : ''}: RSA_3072 needs a 3072-bit RSA key (openssl genrsa 3072), or leave it empty to generate one`,
+    );
   }
   return { privateKey: key.export({ type: 'pkcs8', format: 'pem' }).toString(), keyId: randomUUID() };
 }
@@ -196,7 +202,11 @@ function registrationError(res: HttpResponse, action: 'onboard' | 'rotate', conf
   const status = res.statusCode;
   if (action === 'onboard' && status === 401) {
     if (config?.expiresAt !== undefined && config.expiresAt <= now) {
-      return new IiotAuthError(AgentErrorCode.IAT_EXPIRED, `the IAT expired on ${new Date(config.expiresAt).toISOString().slice(0, 10)}: download a new boarding configuration`, { statusCode: status });
+      return new IiotAuthError(
+        AgentErrorCode.IAT_EXPIRED,
+        `the IAT expired on ${new Date(config.expiresAt).toISOString().slice(0, 10)}: download a new boarding configuration`,
+        { statusCode: status },
+      );
     }
     return new IiotAuthError(
       AgentErrorCode.IAT_USED,
@@ -205,10 +215,16 @@ function registrationError(res: HttpResponse, action: 'onboard' | 'rotate', conf
     );
   }
   if (action === 'rotate' && (status === 401 || status === 403)) {
-    return new IiotAuthError(ErrorCode.AUTH_REJECTED, `the platform refused the registration access token (${status}) for key rotation`, { statusCode: status });
+    return new IiotAuthError(ErrorCode.AUTH_REJECTED, `the platform refused the registration access token (${status}) for key rotation`, {
+      statusCode: status,
+    });
   }
   if (status === 400) {
-    return new IiotAuthError(ErrorCode.TOKEN_ENDPOINT_ERROR, `the platform refused the ${action === 'onboard' ? 'onboarding' : 'rotation'} request (400): check the security profile matches the agent's in Insights Hub`, { statusCode: status });
+    return new IiotAuthError(
+      ErrorCode.TOKEN_ENDPOINT_ERROR,
+      `the platform refused the ${action === 'onboard' ? 'onboarding' : 'rotation'} request (400): check the security profile matches the agent's in Insights Hub`,
+      { statusCode: status },
+    );
   }
   return tokenEndpointError(res, `Insights Hub agent ${action === 'onboard' ? 'onboarding' : 'key rotation'}`, 'check the agent in Insights Hub');
 }
@@ -262,9 +278,12 @@ async function signClientAssertion(registration: AgentRegistration, tenant: stri
     .setExpirationTime(seconds + 3600)
     .setJti(randomUUID());
   if (registration.privateKey) {
-    return jwt.setProtectedHeader({ alg: 'RS256', typ: 'JWT', ...(registration.keyId ? { kid: registration.keyId } : {}) }).sign(createPrivateKey(registration.privateKey));
+    return jwt
+      .setProtectedHeader({ alg: 'RS256', typ: 'JWT', ...(registration.keyId ? { kid: registration.keyId } : {}) })
+      .sign(createPrivateKey(registration.privateKey));
   }
-  if (!registration.clientSecret) throw new IiotAuthError(AgentErrorCode.AGENT_STATE_ERROR, 'the stored registration has neither a client secret nor a private key');
+  if (!registration.clientSecret)
+    throw new IiotAuthError(AgentErrorCode.AGENT_STATE_ERROR, 'the stored registration has neither a client secret nor a private key');
   return jwt.setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(new TextEncoder().encode(registration.clientSecret));
 }
 

@@ -151,7 +151,15 @@ export class AgentRecord {
   async close(): Promise<void> {
     const claiming = this.claiming;
     this.claiming = undefined;
-    if (claiming) await claiming.then((release) => release(), () => undefined).catch(() => undefined);
+    // A claim that failed holds nothing; a failed release leaves a lock that goes stale by itself.
+    if (claiming) {
+      await claiming
+        .then(
+          (release) => release(),
+          () => undefined,
+        )
+        .catch(() => undefined);
+    }
   }
 
   private async importState(from: AgentStateStore): Promise<VersionedState | undefined> {
@@ -170,6 +178,7 @@ export class AgentRecord {
         throw err;
       }
       // The old copy is renamed, not deleted: it must not be used again, but stays for reference.
+      // Best effort: the state is already in the new store, the only one read from now on.
       await from.records.retire(this.clientId).catch(() => undefined);
       return copied;
     } finally {

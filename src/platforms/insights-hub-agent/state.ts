@@ -88,7 +88,9 @@ export class AgentStateStore {
 
   async read(clientId: string): Promise<VersionedState | undefined> {
     const stored = await this.records.read(clientId);
-    return stored ? { state: checkState(stored.value, `the stored state of ${clientId} in ${this.records.where}`, clientId), version: stored.version } : undefined;
+    return stored
+      ? { state: checkState(stored.value, `the stored state of ${clientId} in ${this.records.where}`, clientId), version: stored.version }
+      : undefined;
   }
 
   /** Writes durably if the state is still at `expected` (see RecordStore.write); resolves with what was written. */
@@ -107,14 +109,18 @@ function checkState(value: unknown, where: string, clientId: string): AgentState
   const state = value as Partial<AgentState> | null;
   if (!state || typeof state !== 'object') throw stateError(`${where} is not an object: restore it from a backup`);
   if (state.format !== STATE_FORMAT) {
-    throw stateError(`${where} has format ${String(state.format)}, this version reads format ${STATE_FORMAT}: update the package, or restore the matching version`);
+    throw stateError(
+      `${where} has format ${String(state.format)}, this version reads format ${STATE_FORMAT}: update the package, or restore the matching version`,
+    );
   }
   if (state.clientId !== clientId) throw stateError(`${where} belongs to another agent (${String(state.clientId).slice(0, 60)})`);
   if (!Array.isArray(state.registrations)) throw stateError(`${where} lacks its registrations: restore it from a backup`);
   state.registrations.forEach((registration, i) => {
     const problem = registrationProblem(registration) ?? foreignUri(registration, state.baseUrl);
     if (problem) {
-      throw stateError(`${where} is damaged: registration ${i + 1} ${problem}; restore it from a backup (it is never overwritten while damaged), or move it away, offboard the agent and onboard it again`);
+      throw stateError(
+        `${where} is damaged: registration ${i + 1} ${problem}; restore it from a backup (it is never overwritten while damaged), or move it away, offboard the agent and onboard it again`,
+      );
     }
   });
   return state as AgentState;
@@ -124,7 +130,9 @@ function checkState(value: unknown, where: string, clientId: string): AgentState
 function foreignUri(registration: AgentRegistration, baseUrl: unknown): string | undefined {
   if (!registration.registrationClientUri || typeof baseUrl !== 'string') return undefined;
   try {
-    return new URL(registration.registrationClientUri).origin === new URL(baseUrl).origin ? undefined : 'has a registration URI on another origin than the platform';
+    return new URL(registration.registrationClientUri).origin === new URL(baseUrl).origin
+      ? undefined
+      : 'has a registration URI on another origin than the platform';
   } catch {
     return 'has a registration URI that is not a URL';
   }
@@ -138,7 +146,7 @@ function registrationProblem(value: unknown): string | undefined {
   if (!text(r.clientId) || !r.clientId) return 'has no client id';
   if (typeof r.clientSecretExpiresAt !== 'number' || Number.isNaN(r.clientSecretExpiresAt)) return 'has no valid client_secret_expires_at';
   if (!text(r.registrationAccessToken) || !text(r.registrationClientUri)) return 'has no registration access token or URI';
-  if (!text(r.receivedAt) || Number.isNaN(Date.parse(r.receivedAt!))) return 'has no valid receivedAt';
+  if (!text(r.receivedAt) || Number.isNaN(Date.parse(r.receivedAt))) return 'has no valid receivedAt';
   if (r.privateKey !== undefined && (!text(r.privateKey) || !r.privateKey)) return 'has an unusable private key';
   if (r.clientSecret !== undefined && (!text(r.clientSecret) || !r.clientSecret)) return 'has an unusable client secret';
   if (!r.privateKey && !r.clientSecret) return 'has neither a client secret nor a private key';

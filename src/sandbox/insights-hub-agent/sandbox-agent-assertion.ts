@@ -36,7 +36,7 @@ export async function checkClientAssertion(state: SandboxAgentRegistry, assertio
 
   const clientId = claims.iss;
   if (typeof clientId !== 'string' || clientId === '') return reject('The assertion needs iss = the client id (agent id)');
-  if (formClientId !== null && formClientId !== clientId) return reject('client_id does not match the assertion\'s iss');
+  if (formClientId !== null && formClientId !== clientId) return reject("client_id does not match the assertion's iss");
   const agent = state.get(clientId);
   if (!agent) return reject(`Unknown client id in iss: ${clientId}`);
   if (agent.boarding === 'NOT_ONBOARDED') return reject('The agent is not onboarded: onboard it with a boarding configuration first');
@@ -69,7 +69,7 @@ export async function checkClientAssertion(state: SandboxAgentRegistry, assertio
   }
   const forgetAtMs = ((claims.exp as number) + CLOCK_LEEWAY_SECONDS) * 1000;
   if (state.assertionIdReused(agent, claims.jti as string, forgetAtMs)) {
-    return reject('The assertion\'s jti was used before: every assertion needs a new jti');
+    return reject("The assertion's jti was used before: every assertion needs a new jti");
   }
   return { ok: true, agent, registration, claims };
 }
@@ -97,7 +97,7 @@ function checkTimes(claims: Record<string, unknown>, now: number): string | unde
   if (iat > now + CLOCK_LEEWAY_SECONDS) return `The assertion's iat is ${ahead(iat)}`;
   if (nbf > now + CLOCK_LEEWAY_SECONDS) return `The assertion's nbf is ${ahead(nbf)}`;
   if (exp <= now - CLOCK_LEEWAY_SECONDS) return `The assertion expired ${Math.round(now - exp)} s ago (exp ${new Date(exp * 1000).toISOString()})`;
-  if (exp <= iat) return 'The assertion\'s exp must be after its iat';
+  if (exp <= iat) return "The assertion's exp must be after its iat";
   if (exp > now + MAX_ASSERTION_LIFETIME_SECONDS + CLOCK_LEEWAY_SECONDS) {
     return `The assertion's exp is ${Math.round(exp - now)} s ahead: at most ${MAX_ASSERTION_LIFETIME_SECONDS} s are accepted`;
   }

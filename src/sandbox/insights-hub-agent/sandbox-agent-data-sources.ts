@@ -7,7 +7,7 @@ export const DATA_POINT_TYPES = ['INT', 'LONG', 'DOUBLE', 'BOOLEAN', 'STRING', '
 
 export interface DataSourceConfigurationBody {
   configurationId: string;
-  dataSources: Array<Record<string, unknown>>;
+  dataSources: Record<string, unknown>[];
 }
 
 /**
@@ -29,14 +29,14 @@ export function checkDataSourceConfiguration(body: unknown): DataSourceConfigura
   if (typeof body.configurationId !== 'string' || body.configurationId.trim() === '') return 'configurationId is required (a string)';
   if (!Array.isArray(body.dataSources)) return 'dataSources is required (an array)';
   const dataPointIds = new Set<string>();
-  const dataSources: Array<Record<string, unknown>> = [];
+  const dataSources: Record<string, unknown>[] = [];
   for (const [sourceIndex, source] of body.dataSources.entries()) {
     const at = `dataSources[${sourceIndex}]`;
     if (!isPlainObject(source)) return `${at} must be an object`;
     const sourceProblem = requiredString(source, 'name', at) ?? optionalString(source, 'description', at) ?? customData(source, at);
     if (sourceProblem) return sourceProblem;
     if (!Array.isArray(source.dataPoints)) return `${at}.dataPoints is required (an array)`;
-    const dataPoints: Array<Record<string, unknown>> = [];
+    const dataPoints: Record<string, unknown>[] = [];
     for (const [pointIndex, point] of source.dataPoints.entries()) {
       const pointAt = `${at}.dataPoints[${pointIndex}]`;
       if (!isPlainObject(point)) return `${pointAt} must be an object`;

@@ -8,14 +8,7 @@
 import { createPublicKey, generateKeyPair, randomBytes, randomUUID, sign, verify, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { Lifetimes } from '../types.js';
-import type {
-  SandboxAgentRecordView,
-  AgentStatusView,
-  BoardingConfiguration,
-  BoardingStatus,
-  OnlineStatus,
-  SecurityProfile,
-} from './sandbox-agent-types.js';
+import type { SandboxAgentRecordView, AgentStatusView, BoardingConfiguration, BoardingStatus, OnlineStatus, SecurityProfile } from './sandbox-agent-types.js';
 
 const generateRsaKeyPair = promisify(generateKeyPair);
 
@@ -346,7 +339,7 @@ export class SandboxAgentRegistry {
 
   onlineStatus(agent: SandboxAgentRecord): { status: OnlineStatus; since: string } {
     const online = this.isOnline(agent);
-    const since = online ? agent.onlineSinceMs! : agent.offlineSinceMs;
+    const since = (online ? agent.onlineSinceMs : undefined) ?? agent.offlineSinceMs;
     return { status: online ? 'ONLINE' : 'OFFLINE', since: new Date(since).toISOString() };
   }
 

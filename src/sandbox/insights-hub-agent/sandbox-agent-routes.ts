@@ -98,8 +98,7 @@ export type AppTokenVerifier = (token: string) => Promise<Record<string, unknown
 const oauthError = (status: number, error: string, description: string, headers?: Record<string, string>): Reply =>
   jsonReply(status, { error, error_description: description }, headers);
 
-const invalidToken = (description: string): Reply =>
-  oauthError(401, 'invalid_token', description, { 'www-authenticate': 'Bearer error="invalid_token"' });
+const invalidToken = (description: string): Reply => oauthError(401, 'invalid_token', description, { 'www-authenticate': 'Bearer error="invalid_token"' });
 
 /** The Agent Management API's error body. */
 const apiError = (status: number, message: string): Reply => jsonReply(status, { id: randomUUID(), message });
@@ -148,9 +147,7 @@ export async function createInsightsHubAgents(context: SandboxContext, verifyApp
       return oauthError(400, 'invalid_client_metadata', message);
     }
     if (agent.securityProfile === 'SHARED_SECRET') {
-      return body.jwks === undefined
-        ? {}
-        : oauthError(400, 'invalid_client_metadata', 'The agent\'s security profile is SHARED_SECRET: send no jwks');
+      return body.jwks === undefined ? {} : oauthError(400, 'invalid_client_metadata', "The agent's security profile is SHARED_SECRET: send no jwks");
     }
     return rsaCredential(body.jwks);
   }
@@ -158,7 +155,7 @@ export async function createInsightsHubAgents(context: SandboxContext, verifyApp
   function rsaCredential(jwks: unknown): Credential | Reply {
     const keys = isPlainObject(jwks) ? jwks.keys : undefined;
     if (!Array.isArray(keys) || keys.length !== 1 || !isPlainObject(keys[0])) {
-      return oauthError(400, 'invalid_client_metadata', 'The agent\'s security profile is RSA_3072: send jwks.keys with one 3072-bit RSA public key');
+      return oauthError(400, 'invalid_client_metadata', "The agent's security profile is RSA_3072: send jwks.keys with one 3072-bit RSA public key");
     }
     const key = rsaKeyFromJwk(keys[0], 3072);
     return typeof key === 'string' ? oauthError(400, 'invalid_client_metadata', key) : { publicKey: key, kid: keys[0].kid as string };
@@ -171,7 +168,7 @@ export async function createInsightsHubAgents(context: SandboxContext, verifyApp
     if ('problem' in checked) {
       return invalidToken(
         checked.problem === 'expired'
-          ? `The initial access token (IAT) expired at ${checked.expiredAt!.toISOString()}: download a new boarding configuration`
+          ? `The initial access token (IAT) expired at ${checked.expiredAt?.toISOString()}: download a new boarding configuration`
           : IAT_PROBLEMS[checked.problem],
       );
     }
