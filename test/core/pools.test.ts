@@ -5,6 +5,7 @@ import { DispatcherRegistry } from '../../src/core/dispatchers.js';
 import { ErrorCode } from '../../src/core/errors.js';
 import { HostLimiter } from '../../src/core/host-limiter.js';
 import { HttpClient } from '../../src/core/http/index.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * A loopback server that counts its open sockets and the requests it is
@@ -50,15 +51,6 @@ async function countingServer(answerAfterMs = 0) {
   };
 }
 
-/** Waits until the condition holds, checking every 20 ms; fails after `limitMs` (a bound, not a measurement). */
-async function until(condition: () => boolean, limitMs = 10_000): Promise<void> {
-  const end = Date.now() + limitMs;
-  while (!condition()) {
-    if (Date.now() > end) throw new Error('the condition did not come true');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('connection pools shared by origin', () => {
   const stops: Array<() => Promise<void>> = [];
   afterEach(async () => {
@@ -86,7 +78,7 @@ describe('connection pools shared by origin', () => {
     await assert.rejects(a.send({ method: 'GET', url: `${s.url}/x` }), { code: ErrorCode.CLOSED });
     await b.close();
     assert.equal(registry.size, 1, 'the pool only a and b used is gone');
-    await until(() => s.stats().open === 0);
+    await waitFor(() => s.stats().open === 0, { what: 'the idle connections to close' });
     await other.close();
     assert.equal(registry.size, 0);
   });
@@ -108,7 +100,7 @@ describe('connection pools shared by origin', () => {
     const client = new HttpClient({ dispatchers: registry, idleMs: 300 });
     await client.send({ method: 'GET', url: `${s.url}/once` });
     assert.equal(s.stats().open, 1);
-    await until(() => s.stats().open === 0); // the server would keep it 60 s
+    await waitFor(() => s.stats().open === 0, { what: 'the idle connection to close' }); // the server would keep it 60 s
     assert.equal(registry.size, 1, 'the client still holds its pool; only the idle socket closed');
     assert.equal((await client.send({ method: 'GET', url: `${s.url}/again` })).statusCode, 200);
     await client.close();
