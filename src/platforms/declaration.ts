@@ -10,9 +10,9 @@ import { DEFAULT_RENEWAL, type RenewalPolicy } from '../core/token-engine.js';
  * build time), the demo and the test matrix read these; nothing else names a
  * platform.
  */
-export interface PlatformDeclaration {
+export interface PlatformDeclaration<Id extends string = string> {
   /** The action nodes' `platform` value, e.g. "datatrails". */
-  id: string;
+  id: Id;
   /** Shown in error messages ("no DataTrails config node is selected"). */
   label: string;
   /** The config node's type, e.g. "iiot-datatrails". */
@@ -63,10 +63,10 @@ export interface ProviderSetup {
 }
 
 /** A declaration with the defaults filled in: only what differs needs saying. */
-export function declarePlatform(
-  declaration: Omit<PlatformDeclaration, 'secretHeaders' | 'rateLimitHeaders' | 'renewal' | 'errorCodes'> &
+export function declarePlatform<const Id extends string>(
+  declaration: Omit<PlatformDeclaration<Id>, 'secretHeaders' | 'rateLimitHeaders' | 'renewal' | 'errorCodes'> &
     Partial<Pick<PlatformDeclaration, 'secretHeaders' | 'rateLimitHeaders' | 'renewal' | 'errorCodes'>>,
-): PlatformDeclaration {
+): PlatformDeclaration<Id> {
   return {
     ...declaration,
     secretHeaders: declaration.secretHeaders ?? declaration.headers,

@@ -11,10 +11,13 @@ import { OAUTH2 } from './oauth2.js';
  * Adding a platform: its module under src/platforms/ exports a declaration,
  * and it gets one line here (docs/architecture.md).
  */
-export const PLATFORM_DECLARATIONS: readonly PlatformDeclaration[] = [INSIGHTS_HUB_APP, INSIGHTS_HUB_AGENT, CISCO_EI, DATATRAILS, MBP, OAUTH2];
+export const PLATFORM_DECLARATIONS = [INSIGHTS_HUB_APP, INSIGHTS_HUB_AGENT, CISCO_EI, DATATRAILS, MBP, OAUTH2] as const;
+
+/** The action nodes' `platform` values: one per declaration. */
+export type PlatformId = (typeof PLATFORM_DECLARATIONS)[number]['id'];
 
 /** The declaration of a platform id, or undefined. */
-export function platformById(id: unknown): PlatformDeclaration | undefined {
+export function platformById(id: unknown): PlatformDeclaration<PlatformId> | undefined {
   return PLATFORM_DECLARATIONS.find((p) => p.id === id);
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { PlatformDeclaration } from '../../src/platforms/declaration.js';
 import { PLATFORM_DECLARATIONS } from '../../src/platforms/index.js';
 
 /**
@@ -12,9 +13,9 @@ import { PLATFORM_DECLARATIONS } from '../../src/platforms/index.js';
  */
 const root = path.resolve(__dirname, '..', '..', '..');
 const templates = require(path.join(root, 'scripts', 'editor-templates.js')) as {
-  fill(text: string, declarations: typeof PLATFORM_DECLARATIONS, file?: string): string;
+  fill(text: string, declarations: readonly PlatformDeclaration[], file?: string): string;
   blockNames(text: string): string[];
-  updateTemplates(root: string, declarations: typeof PLATFORM_DECLARATIONS, options: { write: boolean }): string[];
+  updateTemplates(root: string, declarations: readonly PlatformDeclaration[], options: { write: boolean }): string[];
 };
 const read = (name: string) => fs.readFileSync(path.join(root, 'nodes', name), 'utf8');
 
