@@ -1,4 +1,5 @@
 import { ErrorCode, IiotAuthError } from './errors.js';
+import { isIdText } from './url.js';
 
 /**
  * How a store speaks of what it keeps: the caller's words and codes, so its
@@ -105,11 +106,9 @@ export function isRecordConflict(value: unknown): value is RecordConflict {
   return value instanceof RecordConflict;
 }
 
-const SAFE_ID = /^[A-Za-z0-9._-]{1,200}$/;
-
 /** Ids name files and keys: letters, digits, ".", "_" and "-", not starting with a dot. */
 export function checkRecordId(id: string, what = 'id'): string {
-  if (!SAFE_ID.test(id) || id.startsWith('.')) {
+  if (!isIdText(id) || id.startsWith('.')) {
     throw new IiotAuthError(
       ErrorCode.CONFIG_INVALID,
       `the ${what} "${id.slice(0, 60)}" cannot name a stored state: it must be letters, digits, ".", "_" or "-"`,

@@ -139,6 +139,11 @@ function fullyDecoded(text: string): string {
   return current;
 }
 
+/** An id as the package accepts one (agent and client ids, record names): letters, digits, ".", "_" and "-", at most 200. */
+export function isIdText(value: string): boolean {
+  return /^[A-Za-z0-9._-]{1,200}$/.test(value);
+}
+
 /**
  * True when an id can be put into a URL path as one plain segment: not
  * empty, not "." or "..", no slash or backslash, no percent-encoding.

@@ -1,7 +1,7 @@
 import { ErrorCode, IiotAuthError } from '../../core/errors.js';
 import { header, type HttpResponse } from '../../core/http/index.js';
 import type { ApiRequest } from '../../core/platform-connection.js';
-import { isPlainSegment } from '../../core/url.js';
+import { isIdText, isPlainSegment } from '../../core/url.js';
 import { parseJson, serverMessage } from '../response.js';
 
 /**
@@ -15,7 +15,7 @@ const DATA_TYPES = ['INT', 'LONG', 'DOUBLE', 'BOOLEAN', 'STRING', 'BIG_STRING', 
 
 export function agentPath(agentId: string, suffix = ''): string {
   // One plain path segment: "..", "%2e%2e" or "a/b" would move the call to another resource.
-  if (!/^[A-Za-z0-9._-]{1,200}$/.test(agentId) || !isPlainSegment(agentId)) {
+  if (!isIdText(agentId) || !isPlainSegment(agentId)) {
     throw new IiotAuthError(
       ErrorCode.INPUT_INVALID,
       `"${agentId.slice(0, 60)}" is not an agent id (letters, digits, ".", "_" and "-", not only dots): set msg.agentId to the id shown in Insights Hub`,
