@@ -3,7 +3,7 @@ import type { HttpResponse } from '../core/http/index.js';
 import type { ApiRequest } from '../core/platform-connection.js';
 import { retryAfterMs } from '../core/http/index.js';
 import { RATE_LIMIT_RESET } from './datatrails.js';
-import { parseJson, serverMessage } from './response.js';
+import { isJsonObject, oneLine, parseJson, serverMessage } from './response.js';
 
 /**
  * DataTrails app registrations (docs/protocols.md, DataTrails, `{base}/archivist/iam/v1/applications`):
@@ -363,12 +363,12 @@ function isSuccess(res: HttpResponse): boolean {
 function jsonBody(res: HttpResponse, ctx: ResponseContext): Record<string, unknown> {
   const parsed = parseJson(res);
   if (!parsed) throw invalid(ctx, "the body is not JSON; check that the config node's URL points at DataTrails, not at a proxy or login page");
-  if (!isObject(parsed.value)) throw invalid(ctx, 'the body is not a JSON object');
+  if (!isJsonObject(parsed.value)) throw invalid(ctx, 'the body is not a JSON object');
   return parsed.value;
 }
 
 function checkApplication(value: unknown, ctx: ResponseContext, where: string): Application {
-  if (!isObject(value)) throw invalid(ctx, `${where} is not an object`);
+  if (!isJsonObject(value)) throw invalid(ctx, `${where} is not an object`);
   if (typeof value.identity !== 'string' || !value.identity.startsWith('applications/')) {
     throw invalid(ctx, `${where} has no "identity" of the form applications/<uuid>`);
   }
@@ -380,7 +380,7 @@ function invalid(ctx: ResponseContext, problem: string): IiotAuthError {
 }
 
 function bodyObject(payload: unknown, action: string, shape: string): Record<string, unknown> {
-  if (!isObject(payload)) {
+  if (!isJsonObject(payload)) {
     throw new IiotAuthError(ErrorCode.INPUT_INVALID, `msg.payload must be an object ${shape} to ${action} an app registration`);
   }
   return payload;
@@ -428,7 +428,7 @@ function roles(value: unknown): Role[] {
 
 function customClaims(value: unknown): Record<string, string> | undefined {
   if (value === undefined || value === null) return undefined;
-  if (!isObject(value)) {
+  if (!isJsonObject(value)) {
     throw new IiotAuthError(ErrorCode.INPUT_INVALID, 'msg.payload.custom_claims must be an object of strings, e.g. {"serial_number": "TL1000000101"}');
   }
   for (const [name, claim] of Object.entries(value)) {
@@ -458,10 +458,6 @@ function safeOrigin(url: string): string | undefined {
   }
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /** A value as it may appear in a message: short, one line. */
 function preview(value: unknown): string {
   let text: string;
@@ -470,6 +466,5 @@ function preview(value: unknown): string {
   } catch {
     text = `(a ${typeof value} that cannot be shown)`; // circular, or a BigInt
   }
-  const line = text.replace(/[\u0000-\u001f\u007f]+/g, ' ');
-  return line.length > 60 ? `${line.slice(0, 60)}…` : line;
+  return oneLine(text, 60);
 }

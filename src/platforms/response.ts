@@ -19,10 +19,21 @@ export function parseJson(res: HttpResponse): { value: unknown } | undefined {
   }
 }
 
+/** A JSON object: not null, not an array. */
+export function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Text for an error message: control characters as spaces, cut at `max` characters. */
+export function oneLine(text: string, max: number): string {
+  const line = text.replace(/[\u0000-\u001f\u007f]+/g, ' ');
+  return line.length > max ? `${line.slice(0, max)}…` : line;
+}
+
 /** The body as a JSON object, or undefined when it is anything else. */
 export function objectBody(res: HttpResponse): Record<string, unknown> | undefined {
   const parsed = parseJson(res)?.value;
-  return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  return isJsonObject(parsed) ? parsed : undefined;
 }
 
 /**
@@ -39,8 +50,8 @@ export function serverMessage(res: HttpResponse): string | undefined {
   const first =
     Array.isArray(body.errors) && body.errors[0] && typeof body.errors[0] === 'object' ? (body.errors[0] as { message?: unknown }).message : undefined;
   const message = text(body.message) ?? text(oauth) ?? text(first);
-  const clean = message?.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
-  return clean ? (clean.length > 200 ? `${clean.slice(0, 200)}…` : clean) : undefined;
+  const clean = message && oneLine(message.trim(), 200).trim();
+  return clean || undefined;
 }
 
 /** serverMessage as the end of an error message: ` (the server said: "…")`, or ''. */
@@ -59,12 +70,12 @@ export function jsonObject(res: HttpResponse, what: string): Record<string, unkn
       { statusCode: res.statusCode },
     );
   }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+  if (!isJsonObject(parsed)) {
     throw new IiotAuthError(ErrorCode.TOKEN_RESPONSE_INVALID, `${what} at ${describeUrl(res.url)} answered with JSON that is not an object`, {
       statusCode: res.statusCode,
     });
   }
-  return parsed as Record<string, unknown>;
+  return parsed;
 }
 
 export function requiredString(body: Record<string, unknown>, field: string, what: string): string {
