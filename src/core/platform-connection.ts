@@ -15,11 +15,11 @@ export interface ApiRequest {
   method: string;
   /** Relative to the platform's base URL, or absolute on its origin. */
   url: string;
-  headers?: Record<string, string>;
-  body?: string | Buffer;
-  timeoutMs?: number;
-  maxResponseBytes?: number;
-  signal?: AbortSignal;
+  headers?: Record<string, string> | undefined;
+  body?: string | Buffer | undefined;
+  timeoutMs?: number | undefined;
+  maxResponseBytes?: number | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 export interface ApiResponse extends HttpResponse {}

@@ -79,7 +79,7 @@ export class RedisRecordStore implements RecordStore {
   readonly where: string;
   private readonly prefix: string;
   private readonly timeoutMs: number;
-  private client?: Client;
+  private client?: Client | undefined;
   private closed = false;
 
   constructor(

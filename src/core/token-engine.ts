@@ -74,15 +74,15 @@ export interface Credential {
 interface Entry {
   fingerprint: string;
   renewal: RenewalPolicy;
-  token?: Token;
+  token?: Token | undefined;
   /** From here on the token is renewed in the background. */
   renewAt: number;
   /** From here on the token is no longer handed out: too close to expiry. */
   staleAt: number;
-  inflight?: Promise<Token>;
+  inflight?: Promise<Token> | undefined;
   failures: number;
   retryAt: number;
-  lastError?: Error;
+  lastError?: Error | undefined;
   /** Re-logins after an API's 401 since the last one that cured it: their back-off grows with it. */
   rejections: number;
   /** Before this time, a 401 does not drop the token: the re-login was just tried. */

@@ -17,7 +17,7 @@ export interface SandboxRequest {
 
 export interface Reply {
   status: number;
-  headers?: Record<string, string | string[]>;
+  headers?: Record<string, string | string[]> | undefined;
   /** Serialised as JSON with `content-type: application/json` (unless `headers` name another); no body when undefined. */
   json?: unknown;
 }

@@ -40,7 +40,7 @@ export async function startRecorder(target: string): Promise<Recorder> {
         delete forwarded['content-length'];
         delete forwarded.connection;
         const response = await fetch(`${target}${incoming.url ?? '/'}`, {
-          method: incoming.method,
+          method: incoming.method ?? 'GET',
           headers: forwarded,
           ...(body.length > 0 ? { body } : {}),
           redirect: 'manual',

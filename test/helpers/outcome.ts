@@ -16,7 +16,7 @@ import { deliveries, waitFor } from './wait.js';
 export interface Outcome {
   kind: 'output' | 'error';
   msg: NodeMessage;
-  error?: { code: string; message: string; statusCode?: number };
+  error?: { code: string; message: string; statusCode?: number } | undefined;
 }
 
 /** The helper nodes a flow collects outputs and Catch-node errors in. */

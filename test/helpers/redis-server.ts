@@ -15,7 +15,7 @@ import { waitFor } from './wait.js';
 export const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
 
 export class RedisServer {
-  private proc?: ChildProcess;
+  private proc?: ChildProcess | undefined;
   private constructor(
     readonly port: number,
     readonly dir: string,

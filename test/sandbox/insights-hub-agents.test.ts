@@ -21,7 +21,7 @@ interface KeyPair {
 interface Credentials {
   clientId: string;
   secret?: string;
-  privateKey?: KeyObject;
+  privateKey?: KeyObject | undefined;
   rat: string;
   registration: Body;
 }

@@ -16,10 +16,10 @@ export const CREDENTIAL_HEADERS: readonly string[] = ['authorization', 'cookie',
 export interface Hop {
   url: string;
   /** `url` parsed, when already known. */
-  parsed?: URL;
+  parsed?: URL | undefined;
   method: string;
-  body?: string | Buffer;
-  headers?: Record<string, string>;
+  body?: string | Buffer | undefined;
+  headers?: Record<string, string> | undefined;
 }
 
 export interface RedirectOptions {

@@ -48,11 +48,11 @@ export interface AuthHeaders {
 export interface HttpRequest {
   method: string;
   url: string;
-  headers?: Record<string, string>;
-  body?: string | Buffer;
-  auth?: AuthHeaders;
-  timeoutMs?: number;
-  maxResponseBytes?: number;
+  headers?: Record<string, string> | undefined;
+  body?: string | Buffer | undefined;
+  auth?: AuthHeaders | undefined;
+  timeoutMs?: number | undefined;
+  maxResponseBytes?: number | undefined;
   /** Undefined: the default policy; false: no retry (token and onboarding POSTs). */
   retry?: RetryPolicy | false;
   followRedirects?: boolean;
@@ -65,9 +65,9 @@ export interface HttpRequest {
    * replaces the default "check the URL" advice.
    */
   carriesSecret?: { what: string; advice?: string };
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** `url`, already parsed by the caller: saves parsing it again. */
-  parsedUrl?: URL;
+  parsedUrl?: URL | undefined;
 }
 
 export interface HttpResponse {

@@ -144,7 +144,7 @@ function readRegistration(
     }
     registration.clientSecret = r.client_secret;
   } else {
-    registration.privateKey = key?.privateKey;
+    if (key) registration.privateKey = key.privateKey;
     registration.keyId = keyId;
   }
   return registration;

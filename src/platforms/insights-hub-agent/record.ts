@@ -27,11 +27,11 @@ export interface AgentRecordOptions {
  * process the mutex runs one operation at a time per agent.
  */
 export class AgentRecord {
-  private claiming?: Promise<() => Promise<void>>;
+  private claiming?: Promise<() => Promise<void>> | undefined;
   /** The state last read or written, with its version. */
-  private cachedState?: VersionedState;
+  private cachedState?: VersionedState | undefined;
   /** A change whose write failed (new credentials): written before anything else happens, and never used until it is. */
-  private unsaved?: Change;
+  private unsaved?: Change | undefined;
 
   constructor(private readonly options: AgentRecordOptions) {}
 

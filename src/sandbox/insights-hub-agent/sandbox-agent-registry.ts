@@ -62,7 +62,7 @@ export interface SandboxAgentRecord {
   /** The agent's current IAT (the seed: generated when the agent is created or offboarded). */
   iat?: { token: string; jti: string; exp: number };
   /** Epoch ms: the agent is ONLINE while a token it got is unexpired. */
-  lastTokenExpMs?: number;
+  lastTokenExpMs?: number | undefined;
   onlineSinceMs?: number;
   offlineSinceMs: number;
 }
@@ -121,7 +121,7 @@ export class SandboxAgentRegistry {
   }
 
   /** A new agent; the caller has checked the fields (name free, profile valid). */
-  createAgent(fields: { name?: string; securityProfile?: SecurityProfile; entityId?: string }): SandboxAgentRecord {
+  createAgent(fields: { name?: string | undefined; securityProfile?: SecurityProfile | undefined; entityId?: string | undefined }): SandboxAgentRecord {
     let name = fields.name;
     while (name === undefined) {
       const candidate = `Sandbox agent ${++this.nameCounter}`;

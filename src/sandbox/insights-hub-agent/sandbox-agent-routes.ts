@@ -434,7 +434,10 @@ function checkIfMatch(request: SandboxRequest, current: number): Reply | undefin
 }
 
 /** {name, securityProfile?, entityId} of a create (entityId required) or update, or the message of a 400. */
-function checkAgentFields(body: unknown, entityIdRequired = false): { name: string; securityProfile?: SecurityProfile; entityId?: string } | string {
+function checkAgentFields(
+  body: unknown,
+  entityIdRequired = false,
+): { name: string; securityProfile?: SecurityProfile | undefined; entityId?: string | undefined } | string {
   if (!isPlainObject(body)) return 'The request body must be a JSON object';
   if (entityIdRequired && body.entityId === undefined) return 'entityId is required: the id of the asset the agent belongs to (Asset Manager)';
   if (typeof body.name !== 'string' || body.name.trim() === '') return 'name is required (a non-empty string)';

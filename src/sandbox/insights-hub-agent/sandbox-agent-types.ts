@@ -48,7 +48,7 @@ export interface AgentStatusView {
   /** Registration responses issued since the agent was last onboarded: 1 after onboarding, +1 per rotation. */
   registrations: number;
   /** The oldest registration whose credentials still work: the newest that has been used, or the first. */
-  activeRegistration?: RegistrationView;
+  activeRegistration?: RegistrationView | undefined;
   /** Newer registrations not used yet; their use retires `activeRegistration`. */
   pendingRegistrations: number;
   /** Agent access tokens issued since the agent was last onboarded. */
@@ -61,7 +61,7 @@ export interface SandboxAgents {
    * Creates an agent, as `POST /agents` does (which needs entityId). Default name "Sandbox agent N",
    * profile SHARED_SECRET, and an invented entityId (test set-up needs no asset).
    */
-  create(options?: { name?: string; securityProfile?: SecurityProfile; entityId?: string }): SandboxAgentRecordView;
+  create(options?: { name?: string | undefined; securityProfile?: SecurityProfile | undefined; entityId?: string | undefined }): SandboxAgentRecordView;
   /**
    * The boarding configuration, as `GET /agents/{id}/boarding/configuration`: the agent's current IAT
    * (generated at creation and offboarding; a new one only once it has expired). Throws for an onboarded agent.
