@@ -169,3 +169,60 @@ export function platformFlow(
   ];
   return { ids, nodes, credentials: { [ids.config]: options.credentials ?? c.credentials(sandbox) } };
 }
+
+/** An Insights Hub app config node on the sandbox, with the sandbox's demo app (credentials: insightsHubAppCredentials). */
+export function insightsHubAppConfig(id: string, sandbox: Sandbox, overrides: Record<string, unknown> = {}): FlowNode {
+  const app = sandbox.demo.insightsHubApp;
+  return {
+    id,
+    type: 'iiot-insights-hub-app',
+    gateway: sandbox.url,
+    appName: app.appName,
+    appVersion: app.appVersion,
+    hostTenant: app.hostTenant,
+    userTenant: app.userTenant,
+    ...overrides,
+  };
+}
+
+/** The sandbox's demo app credentials, as an Insights Hub app config node's credentials. */
+export function insightsHubAppCredentials(sandbox: Sandbox): Record<string, string> {
+  const app = sandbox.demo.insightsHubApp;
+  return { clientId: app.clientId, clientSecret: app.clientSecret };
+}
+
+export interface AgentFlow {
+  ids: { agentConfig: string; app: string; agent: string; token: string; request: string; out: string; errors: string };
+  nodes: FlowNode[];
+  credentials: Record<string, Record<string, string>>;
+}
+
+export interface AgentFlowOptions {
+  profile?: string;
+  /** The onboard agent node's action (default msg: msg.action). */
+  action?: string;
+  /** Whether the agent config references the app config (for app-side actions); default true. */
+  withApp?: boolean;
+  privateKey?: string;
+}
+
+/** An agent config (with an app config for app-side actions), an onboard agent node, get token and authenticated request, outputs and errors collected. */
+export function agentFlow(sandbox: Sandbox, boardingConfig: string, options: AgentFlowOptions = {}): AgentFlow {
+  const ids = { agentConfig: uid('agc'), app: uid('app'), agent: uid('ag'), token: uid('tok'), request: uid('req'), out: uid('out'), errors: uid('err') };
+  const agent = { insightsHubAgent: ids.agentConfig, wires: [[ids.out]] };
+  const nodes: FlowNode[] = [
+    { id: ids.agentConfig, type: 'iiot-insights-hub-agent', profile: options.profile ?? 'SHARED_SECRET', app: (options.withApp ?? true) ? ids.app : '' },
+    insightsHubAppConfig(ids.app, sandbox),
+    { id: ids.agent, type: 'iiot-agent', action: options.action ?? 'msg', ...agent },
+    { id: ids.token, type: 'iiot-token', platform: 'insights-hub-agent', ...agent },
+    { id: ids.request, type: 'iiot-request', platform: 'insights-hub-agent', method: 'GET', url: '', ret: 'obj', ...agent },
+    { id: ids.out, type: 'helper' },
+    { id: uid('catch'), type: 'catch', scope: null, uncaught: false, wires: [[ids.errors]] },
+    { id: ids.errors, type: 'helper' },
+  ];
+  const credentials: Record<string, Record<string, string>> = {
+    [ids.agentConfig]: { boardingConfig, ...(options.privateKey ? { privateKey: options.privateKey } : {}) },
+    [ids.app]: insightsHubAppCredentials(sandbox),
+  };
+  return { ids, nodes, credentials };
+}

@@ -8,6 +8,7 @@ import insightsHubAppNode from '../../src/nodes/iiot-insights-hub-app.js';
 import tokenNode from '../../src/nodes/iiot-token.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
+import { insightsHubAppConfig, insightsHubAppCredentials } from '../helpers/platform-flows.js';
 import { TEST_BACKOFF } from '../helpers/settings.js';
 
 const modules = [insightsHubAppNode, insightsHubAgentNode, agentNode, tokenNode];
@@ -37,24 +38,15 @@ describe('Insights Hub agent: the first agent from a flow (app config alone)', f
 
   function appOnly(extra: FlowNode[] = [], extraCredentials: Record<string, Record<string, string>> = {}, agentNodeProps: Record<string, unknown> = {}) {
     const ids = { app: uid('app'), agent: uid('ag'), out: uid('out'), errors: uid('err') };
-    const app = sandbox.demo.insightsHubApp;
     const nodes: FlowNode[] = [
-      {
-        id: ids.app,
-        type: 'iiot-insights-hub-app',
-        gateway: sandbox.url,
-        appName: app.appName,
-        appVersion: app.appVersion,
-        hostTenant: app.hostTenant,
-        userTenant: app.userTenant,
-      },
+      insightsHubAppConfig(ids.app, sandbox),
       { id: ids.agent, type: 'iiot-agent', insightsHubApp: ids.app, insightsHubAgent: '', action: 'msg', ...agentNodeProps, wires: [[ids.out]] },
       { id: ids.out, type: 'helper' },
       { id: uid('catch'), type: 'catch', scope: null, uncaught: false, wires: [[ids.errors]] },
       { id: ids.errors, type: 'helper' },
       ...extra,
     ];
-    return { ids, nodes, credentials: { [ids.app]: { clientId: app.clientId, clientSecret: app.clientSecret }, ...extraCredentials } };
+    return { ids, nodes, credentials: { [ids.app]: insightsHubAppCredentials(sandbox), ...extraCredentials } };
   }
 
   it('creates an agent, fetches its boarding configuration and status; an agent config node with it onboards; then offboard and delete', async () => {

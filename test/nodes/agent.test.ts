@@ -8,7 +8,8 @@ import insightsHubAppNode from '../../src/nodes/iiot-insights-hub-app.js';
 import requestNode from '../../src/nodes/iiot-request.js';
 import tokenNode from '../../src/nodes/iiot-token.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
-import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
+import { FlowHarness as H } from '../helpers/flow.js';
+import { type AgentFlowOptions, agentFlow as sharedAgentFlow } from '../helpers/platform-flows.js';
 import { TEST_BACKOFF } from '../helpers/settings.js';
 
 const modules = [insightsHubAppNode, insightsHubAgentNode, agentNode, tokenNode, requestNode];
@@ -35,42 +36,8 @@ describe('Insights Hub agent nodes', function () {
     sandbox.resetCalls();
   });
 
-  function agentFlow(boardingConfig: string, options: { profile?: string; action?: string; withApp?: boolean; privateKey?: string } = {}) {
-    const ids = { agentConfig: uid('agc'), app: uid('app'), agent: uid('ag'), token: uid('tok'), request: uid('req'), out: uid('out'), errors: uid('err') };
-    const app = sandbox.demo.insightsHubApp;
-    const nodes: FlowNode[] = [
-      { id: ids.agentConfig, type: 'iiot-insights-hub-agent', profile: options.profile ?? 'SHARED_SECRET', app: options.withApp ? ids.app : '' },
-      {
-        id: ids.app,
-        type: 'iiot-insights-hub-app',
-        gateway: sandbox.url,
-        appName: app.appName,
-        appVersion: app.appVersion,
-        hostTenant: app.hostTenant,
-        userTenant: app.userTenant,
-      },
-      { id: ids.agent, type: 'iiot-agent', insightsHubAgent: ids.agentConfig, action: options.action ?? 'msg', wires: [[ids.out]] },
-      { id: ids.token, type: 'iiot-token', platform: 'insights-hub-agent', insightsHubAgent: ids.agentConfig, wires: [[ids.out]] },
-      {
-        id: ids.request,
-        type: 'iiot-request',
-        platform: 'insights-hub-agent',
-        insightsHubAgent: ids.agentConfig,
-        method: 'GET',
-        url: '',
-        ret: 'obj',
-        wires: [[ids.out]],
-      },
-      { id: ids.out, type: 'helper' },
-      { id: uid('catch'), type: 'catch', scope: null, uncaught: false, wires: [[ids.errors]] },
-      { id: ids.errors, type: 'helper' },
-    ];
-    const credentials: Record<string, Record<string, string>> = {
-      [ids.agentConfig]: { boardingConfig, ...(options.privateKey ? { privateKey: options.privateKey } : {}) },
-      [ids.app]: { clientId: app.clientId, clientSecret: app.clientSecret },
-    };
-    return { ids, nodes, credentials };
-  }
+  /** The shared agent flow; the agent config references the app config only where a test asks (withApp). */
+  const agentFlow = (boardingConfig: string, options: AgentFlowOptions = {}) => sharedAgentFlow(sandbox, boardingConfig, { withApp: false, ...options });
 
   it('onboards, reports status, gives tokens to get token and authenticated request, and never shows a secret', async () => {
     const record = sandbox.agents.create({ securityProfile: 'SHARED_SECRET' });

@@ -6,6 +6,7 @@ import tokenNode from '../../src/nodes/iiot-token.js';
 import { deadPort } from '../helpers/servers.js';
 import { withSandboxAndRuntime } from '../helpers/runtime.js';
 import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
+import { insightsHubAppConfig, insightsHubAppCredentials } from '../helpers/platform-flows.js';
 import { waitFor } from '../helpers/wait.js';
 
 const modules = [insightsHubAppNode, tokenNode, requestNode];
@@ -31,18 +32,8 @@ describe('Insights Hub app: get token and authenticated request', function () {
   /** A flow: config → token node and request node, each wired to a collector; a catch node collects errors. */
   function flow(overrides: Record<string, unknown> = {}, requestProps: Record<string, unknown> = {}) {
     const ids = { config: uid('cfg'), token: uid('tok'), request: uid('req'), out: uid('out'), errors: uid('err') };
-    const app = sandbox.demo.insightsHubApp;
     const nodes: FlowNode[] = [
-      {
-        id: ids.config,
-        type: 'iiot-insights-hub-app',
-        gateway: sandbox.url,
-        appName: app.appName,
-        appVersion: app.appVersion,
-        hostTenant: app.hostTenant,
-        userTenant: app.userTenant,
-        ...overrides,
-      },
+      insightsHubAppConfig(ids.config, sandbox, overrides),
       { id: ids.token, type: 'iiot-token', platform: 'insights-hub-app', insightsHubApp: ids.config, wires: [[ids.out]] },
       {
         id: ids.request,
@@ -59,7 +50,7 @@ describe('Insights Hub app: get token and authenticated request', function () {
       { id: uid('catch'), type: 'catch', scope: null, uncaught: false, wires: [[ids.errors]] },
       { id: ids.errors, type: 'helper' },
     ];
-    const credentials: Record<string, Record<string, string>> = { [ids.config]: { clientId: app.clientId, clientSecret: app.clientSecret } };
+    const credentials: Record<string, Record<string, string>> = { [ids.config]: insightsHubAppCredentials(sandbox) };
     return { ids, nodes, credentials };
   }
 

@@ -9,8 +9,10 @@ import requestNode from '../../src/nodes/iiot-request.js';
 import tokenNode from '../../src/nodes/iiot-token.js';
 import type { Outcome } from '../helpers/outcome.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
-import { FlowHarness as H, uid, type FlowNode } from '../helpers/flow.js';
-import { CONFIG_NODE_MODULES } from '../helpers/platform-flows.js';
+import { FlowHarness as H } from '../helpers/flow.js';
+import { type AgentFlow, agentFlow, CONFIG_NODE_MODULES } from '../helpers/platform-flows.js';
+
+export { type AgentFlow, agentFlow };
 import { startHttpServer, type TestServer } from '../helpers/servers.js';
 
 /**
@@ -65,50 +67,6 @@ export function expectError(outcome: Outcome, code: string, context: string): { 
 
 export function assertNoLeaks(secrets: string[], context: string): void {
   assert.deepEqual(H.leaks(secrets.filter((s) => typeof s === 'string' && s.length >= 6)), [], `${context}: a secret in what the runtime emitted`);
-}
-
-export interface AgentFlow {
-  ids: { agentConfig: string; app: string; agent: string; token: string; request: string; out: string; errors: string };
-  nodes: FlowNode[];
-  credentials: Record<string, Record<string, string>>;
-}
-
-/** An agent config (with an app config for app-side actions), an onboard agent node, get token and authenticated request. */
-export function agentFlow(sandbox: Sandbox, boardingConfig: string): AgentFlow {
-  const ids = { agentConfig: uid('agc'), app: uid('app'), agent: uid('ag'), token: uid('tok'), request: uid('req'), out: uid('out'), errors: uid('err') };
-  const app = sandbox.demo.insightsHubApp;
-  const nodes: FlowNode[] = [
-    { id: ids.agentConfig, type: 'iiot-insights-hub-agent', profile: 'SHARED_SECRET', app: ids.app },
-    {
-      id: ids.app,
-      type: 'iiot-insights-hub-app',
-      gateway: sandbox.url,
-      appName: app.appName,
-      appVersion: app.appVersion,
-      hostTenant: app.hostTenant,
-      userTenant: app.userTenant,
-    },
-    { id: ids.agent, type: 'iiot-agent', insightsHubAgent: ids.agentConfig, action: 'msg', wires: [[ids.out]] },
-    { id: ids.token, type: 'iiot-token', platform: 'insights-hub-agent', insightsHubAgent: ids.agentConfig, wires: [[ids.out]] },
-    {
-      id: ids.request,
-      type: 'iiot-request',
-      platform: 'insights-hub-agent',
-      insightsHubAgent: ids.agentConfig,
-      method: 'GET',
-      url: '',
-      ret: 'obj',
-      wires: [[ids.out]],
-    },
-    { id: ids.out, type: 'helper' },
-    { id: uid('catch'), type: 'catch', scope: null, uncaught: false, wires: [[ids.errors]] },
-    { id: ids.errors, type: 'helper' },
-  ];
-  const credentials: Record<string, Record<string, string>> = {
-    [ids.agentConfig]: { boardingConfig },
-    [ids.app]: { clientId: app.clientId, clientSecret: app.clientSecret },
-  };
-  return { ids, nodes, credentials };
 }
 
 /** A new sandbox agent, its flow loaded; returns the flow and the IAT (a secret). */
