@@ -226,13 +226,7 @@ export class SandboxAgentRegistry {
   onboard(agent: SandboxAgentRecord, iatJti: string, credential: { publicKey?: KeyObject; kid?: string }): Registration {
     const record = this.iats.get(iatJti);
     if (record) record.used = true;
-    agent.generation += 1;
-    agent.boarding = 'ONBOARDING';
-    agent.registrations = [];
-    agent.registrationCount = 0;
-    agent.activeFrom = 1;
-    agent.tokens.clear();
-    agent.tokensIssued = 0;
+    this.startOver(agent, 'ONBOARDING');
     return this.addRegistration(agent, credential);
   }
 
@@ -241,15 +235,20 @@ export class SandboxAgentRegistry {
     const now = this.now();
     if (this.isOnline(agent, now)) agent.offlineSinceMs = now;
     agent.lastTokenExpMs = undefined;
+    this.startOver(agent, 'NOT_ONBOARDED');
+    agent.usedAssertionIds.clear();
+    this.mintIat(agent); // the seed: offboarding generates a new IAT
+  }
+
+  /** A new generation of the agent: no registration, no token; what came before stops working. */
+  private startOver(agent: SandboxAgentRecord, boarding: SandboxAgentRecord['boarding']): void {
     agent.generation += 1;
-    agent.boarding = 'NOT_ONBOARDED';
+    agent.boarding = boarding;
     agent.registrations = [];
     agent.registrationCount = 0;
     agent.activeFrom = 1;
     agent.tokens.clear();
     agent.tokensIssued = 0;
-    agent.usedAssertionIds.clear();
-    this.mintIat(agent); // the seed: offboarding generates a new IAT
   }
 
   // --- registrations ---------------------------------------------------------
