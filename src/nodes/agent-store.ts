@@ -5,7 +5,6 @@ import { FileRecordStore } from '../core/file-record-store.js';
 import { KeyedMutex, type RecordStore, type RecordWords } from '../core/record-store.js';
 import { RedisRecordStore } from '../core/redis-record-store.js';
 import { AgentErrorCode } from '../platforms/insights-hub-agent/errors.js';
-import { AgentStateStore } from '../platforms/insights-hub-agent/state.js';
 import type { NodeAPI } from './node-red.js';
 import { settingsOf } from './runtime.js';
 
@@ -55,8 +54,8 @@ export function agentStateDir(RED: NodeAPI): string {
 }
 
 export interface AgentStores {
-  store: AgentStateStore;
-  importFrom?: AgentStateStore;
+  store: RecordStore;
+  importFrom?: RecordStore;
   /** Let go of the stores (the config node stopped): the Redis connection closes with its last user. */
   release: () => Promise<void>;
 }
@@ -80,11 +79,11 @@ export function agentStores(RED: NodeAPI): AgentStores {
         ErrorCode.CONFIG_INVALID,
         'iiotAuth.agentStore.use is "redis" but iiotAuth.agentStore.redis is not set: add { url: "redis://host:6379" } in settings.js',
       );
-    return { store: new AgentStateStore(file), release: async () => undefined };
+    return { store: file, release: async () => undefined };
   }
   const { redis, release } = redisStore(settings.redis);
   const [store, importFrom] = use === 'redis' ? [redis, file] : [file, redis];
-  return { store: new AgentStateStore(store), importFrom: new AgentStateStore(importFrom), release };
+  return { store, importFrom, release };
 }
 
 function redisStore(settings: RedisStoreSettings): { redis: RecordStore; release: () => Promise<void> } {

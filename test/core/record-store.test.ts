@@ -11,8 +11,9 @@ import { replaceFile } from '../../src/core/private-folder.js';
 import { isRecordConflict, KeyedMutex, type RecordStore } from '../../src/core/record-store.js';
 import { RedisRecordStore } from '../../src/core/redis-record-store.js';
 import {
-  AgentStateStore,
   boardingConfigId,
+  readAgentState,
+  writeAgentState,
   KEPT_REGISTRATIONS,
   type AgentRegistration,
   type AgentState,
@@ -45,14 +46,24 @@ function state(registrations: AgentRegistration[]): AgentState {
   };
 }
 
+/** The agent's state functions over one record store, as the agent's record uses them. */
+function stateStore(records: RecordStore) {
+  return {
+    records,
+    read: (clientId: string) => readAgentState(records, clientId),
+    write: (state: AgentState, expected: Parameters<typeof writeAgentState>[2], lease?: Parameters<typeof writeAgentState>[3]) =>
+      writeAgentState(records, state, expected, lease),
+  };
+}
+
 describe('file record store', () => {
   let dir: string;
   let records: FileRecordStore;
-  let store: AgentStateStore;
+  let store: ReturnType<typeof stateStore>;
   beforeEach(() => {
     dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'iiot-state-')), 'agents');
     records = new FileRecordStore(dir, AGENT_RECORD_WORDS);
-    store = new AgentStateStore(records);
+    store = stateStore(records);
   });
   afterEach(() => fs.rmSync(path.dirname(dir), { recursive: true, force: true }));
 
@@ -174,7 +185,7 @@ for (const kind of ['file', 'redis'] as const) {
     }
 
     it(`keeps the newest ${KEPT_REGISTRATIONS} registrations`, async () => {
-      const store = new AgentStateStore(open());
+      const store = stateStore(open());
       await store.write(state([9, 8, 7, 6, 5, 4, 3].map(registration)), undefined);
       const read = await store.read('agent1');
       assert.deepEqual(
@@ -185,8 +196,8 @@ for (const kind of ['file', 'redis'] as const) {
 
     it('a write names the version it read: a stale one is refused, nothing is overwritten', async () => {
       const prefix = `t${++n}:`;
-      const a = new AgentStateStore(open(prefix));
-      const b = new AgentStateStore(kind === 'file' ? a.records : open(prefix));
+      const a = stateStore(open(prefix));
+      const b = stateStore(kind === 'file' ? a.records : open(prefix));
       const first = await a.write(state([registration(1)]), undefined);
       await assert.rejects(b.write(state([registration(9)]), undefined), (err) => isRecordConflict(err) && err.reason === 'changed');
       const read = await b.read('agent1');

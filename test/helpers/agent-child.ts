@@ -15,7 +15,7 @@ import { KeyedMutex, type RecordStore } from '../../src/core/record-store.js';
 import { RedisRecordStore, type RedisStoreOptions } from '../../src/core/redis-record-store.js';
 import { parseBoardingConfiguration } from '../../src/platforms/insights-hub-agent/protocol.js';
 import { AgentLifecycle } from '../../src/platforms/insights-hub-agent/lifecycle.js';
-import { AgentStateStore, type SecurityProfile } from '../../src/platforms/insights-hub-agent/state.js';
+import type { SecurityProfile } from '../../src/platforms/insights-hub-agent/state.js';
 
 /** The store a test names: a directory, or Redis. */
 export function recordStoreOf(spec: string): RecordStore {
@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   const http = new HttpClient({ timeoutMs: 5000 });
   const records = recordStoreOf(storeSpec!);
   const agent = new AgentLifecycle({
-    store: new AgentStateStore(records),
+    store: records,
     mutex: new KeyedMutex(),
     boarding,
     profile: (boarding.profiles[0] ?? 'SHARED_SECRET') as SecurityProfile,

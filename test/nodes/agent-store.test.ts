@@ -14,8 +14,8 @@ describe('agent store settings', () => {
 
   it('files in the user directory by default, nothing to import from', async () => {
     const stores = agentStores(red({}));
-    assert.ok(stores.store.records instanceof FileRecordStore);
-    assert.equal(stores.store.records.where, path.join(userDir, 'iiot-auth', 'agents'));
+    assert.ok(stores.store instanceof FileRecordStore);
+    assert.equal(stores.store.where, path.join(userDir, 'iiot-auth', 'agents'));
     assert.equal(stores.importFrom, undefined);
     await stores.release();
   });
@@ -25,12 +25,12 @@ describe('agent store settings', () => {
     try {
       const settings = { url: 'rediss://:pa55-in-url@redis.example:6380/2', keyPrefix: 'p:', passwordEnv: 'IIOT_TEST_REDIS_PASSWORD' };
       const onRedis = agentStores(red({ agentStore: { redis: settings } }));
-      assert.ok(onRedis.store.records instanceof RedisRecordStore);
-      assert.ok(onRedis.importFrom!.records instanceof FileRecordStore);
-      assert.equal(onRedis.store.records.where, 'Redis at rediss://redis.example:6380/2');
+      assert.ok(onRedis.store instanceof RedisRecordStore);
+      assert.ok(onRedis.importFrom! instanceof FileRecordStore);
+      assert.equal(onRedis.store.where, 'Redis at rediss://redis.example:6380/2');
       const back = agentStores(red({ agentStore: { use: 'file', redis: settings } }));
-      assert.ok(back.store.records instanceof FileRecordStore);
-      assert.strictEqual(back.importFrom!.records, onRedis.store.records, 'one Redis connection per runtime');
+      assert.ok(back.store instanceof FileRecordStore);
+      assert.strictEqual(back.importFrom!, onRedis.store, 'one Redis connection per runtime');
       await onRedis.release();
       await back.release();
     } finally {

@@ -12,7 +12,7 @@ import { KeyedMutex, type RecordStore } from '../../src/core/record-store.js';
 import { RedisRecordStore } from '../../src/core/redis-record-store.js';
 import { importAgentKey, parseBoardingConfiguration } from '../../src/platforms/insights-hub-agent/protocol.js';
 import { AgentLifecycle, type AgentStep } from '../../src/platforms/insights-hub-agent/lifecycle.js';
-import { AgentStateStore, type SecurityProfile } from '../../src/platforms/insights-hub-agent/state.js';
+import { readAgentState, type SecurityProfile } from '../../src/platforms/insights-hub-agent/state.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
@@ -109,7 +109,7 @@ describe('Insights Hub agent life cycle', function () {
     const boarding = parseBoardingConfiguration(config);
     const records = recordStore(store);
     const agent = new AgentLifecycle({
-      store: new AgentStateStore(records),
+      store: records,
       mutex: new KeyedMutex(),
       boarding,
       profile: boarding.profiles[0]!,
@@ -337,16 +337,15 @@ describe('Insights Hub agent life cycle', function () {
 
       it('the state write fails after a rotation answer: the new credentials stay unused, the old keep working, the write is retried', async () => {
         const a = newAgent('SHARED_SECRET', kind);
-        const store = new AgentStateStore(recordStore(a.store));
+        const records = recordStore(a.store);
         let failWrites = 0;
-        const failing = Object.assign(Object.create(store) as AgentStateStore, {
-          write: async (...args: Parameters<AgentStateStore['write']>) => {
-            if (failWrites > 0) {
-              failWrites -= 1;
-              throw Object.assign(new Error('disk full'), { code: AgentErrorCode.AGENT_STATE_ERROR });
-            }
-            return store.write(...args);
-          },
+        // The same store, but its next writes fail (a full disk, say).
+        const failing = withWrites(records, async (write) => {
+          if (failWrites > 0) {
+            failWrites -= 1;
+            throw Object.assign(new Error('disk full'), { code: AgentErrorCode.AGENT_STATE_ERROR });
+          }
+          return write();
         });
         const agent = lifecycle(a.config, a.store, { store: failing });
         await agent.fetchToken(http);
@@ -354,7 +353,7 @@ describe('Insights Hub agent life cycle', function () {
         await assert.rejects(agent.rotate(http), /disk full/);
         assert.equal(sandbox.agents.status(a.id).activeRegistration!.number, 1);
         await agent.fetchToken(http); // the retried write succeeds first
-        const saved = await store.read(a.id);
+        const saved = await readAgentState(records, a.id);
         assert.equal(saved!.state.registrations.length, 2);
       });
     });
@@ -380,31 +379,28 @@ describe('Insights Hub agent life cycle', function () {
     it('a write refused by compare-and-set (another instance wrote meanwhile) is read again and re-applied: nothing lost', async () => {
       const a = newAgent('SHARED_SECRET', 'redis');
       const records = recordStore(a.store);
-      const store = new AgentStateStore(records);
       let interfere = false;
       let refused = 0;
-      const racing = Object.assign(Object.create(store) as AgentStateStore, {
-        write: async (...args: Parameters<AgentStateStore['write']>) => {
-          if (interfere) {
-            // Another instance writes between our read and our write.
-            interfere = false;
-            const current = (await records.read(a.id))!;
-            await records.write(a.id, { ...current.value, touchedBy: 'another instance' }, current.version);
-          }
-          try {
-            return await store.write(...args);
-          } catch (err) {
-            refused += 1;
-            throw err;
-          }
-        },
+      const racing = withWrites(records, async (write) => {
+        if (interfere) {
+          // Another instance writes between our read and our write.
+          interfere = false;
+          const current = (await records.read(a.id))!;
+          await records.write(a.id, { ...current.value, touchedBy: 'another instance' }, current.version);
+        }
+        try {
+          return await write();
+        } catch (err) {
+          refused += 1;
+          throw err;
+        }
       });
       const agent = lifecycle(a.config, a.store, { store: racing });
       await agent.fetchToken(http);
       interfere = true;
       await agent.rotate(http);
       assert.equal(refused, 1, 'the first write was refused');
-      const saved = (await store.read(a.id))!.state as unknown as { registrations: unknown[]; touchedBy?: string };
+      const saved = (await readAgentState(records, a.id))!.state as unknown as { registrations: unknown[]; touchedBy?: string };
       assert.equal(saved.registrations.length, 2, 'the new registration was merged in');
       assert.equal(saved.touchedBy, 'another instance', "the other instance's write was kept");
       await agent.fetchToken(http);
@@ -450,8 +446,8 @@ describe('Insights Hub agent life cycle', function () {
       const a = newAgent('RSA_3072', 'redis');
       await lifecycle(a.config, a.dir).fetchToken(http); // on files
       await agents.pop()!.close();
-      const files = new AgentStateStore(recordStore(a.dir));
-      const onRedis = new AgentStateStore(recordStore(a.store));
+      const files = recordStore(a.dir);
+      const onRedis = recordStore(a.store);
       // To Redis: the first use copies the state file, then renames it.
       const moved = lifecycle(a.config, a.store, { importFrom: files });
       await moved.fetchToken(http);
@@ -464,8 +460,19 @@ describe('Insights Hub agent life cycle', function () {
       const back = lifecycle(a.config, a.dir, { importFrom: onRedis });
       await back.fetchToken(http);
       assert.equal((await back.status()).registrationsKept, 2);
-      assert.equal(await onRedis.read(a.id), undefined, 'the Redis record was moved aside');
+      assert.equal(await readAgentState(onRedis, a.id), undefined, 'the Redis record was moved aside');
       assert.equal(sandbox.calls('agents.register'), 1, 'never onboarded again');
     });
   });
 });
+
+/** The same record store, with each write passed through `intercept` (which calls `write` to do it). */
+function withWrites(records: RecordStore, intercept: (write: () => ReturnType<RecordStore['write']>) => ReturnType<RecordStore['write']>): RecordStore {
+  return new Proxy(records, {
+    get(target, property) {
+      if (property === 'write') return (...args: Parameters<RecordStore['write']>) => intercept(() => target.write(...args));
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}

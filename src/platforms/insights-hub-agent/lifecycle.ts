@@ -1,6 +1,6 @@
 import { ErrorCode, IiotAuthError, isIiotAuthError } from '../../core/errors.js';
 import type { HttpClient } from '../../core/http/index.js';
-import { isRecordConflict, type KeyedMutex, type RecordLease } from '../../core/record-store.js';
+import { isRecordConflict, type KeyedMutex, type RecordLease, type RecordStore } from '../../core/record-store.js';
 import type { Token, TokenProvider } from '../../core/token.js';
 import { AgentErrorCode } from './errors.js';
 import { DEFAULT_ROTATION, type RotationPolicy } from './declaration.js';
@@ -17,15 +17,7 @@ import {
 } from './protocol.js';
 import { adoptionRefusedError, decideAdoption, newerInStoreError, type SdkAdoption } from './adoption.js';
 import { AgentRecord, type Change } from './record.js';
-import {
-  type AgentRegistration,
-  type AgentState,
-  type AgentStateStore,
-  boardingConfigId,
-  STATE_FORMAT,
-  type SecurityProfile,
-  type VersionedState,
-} from './state.js';
+import { type AgentRegistration, type AgentState, boardingConfigId, STATE_FORMAT, type SecurityProfile, type VersionedState } from './state.js';
 
 /**
  * The order of an agent's steps, so that no failure loses its credentials:
@@ -43,7 +35,7 @@ import {
  * never dropped.
  */
 export interface AgentLifecycleOptions {
-  store: AgentStateStore;
+  store: RecordStore;
   mutex: KeyedMutex;
   boarding: BoardingConfiguration;
   profile: SecurityProfile;
@@ -60,7 +52,7 @@ export interface AgentLifecycleOptions {
   /** How long onboarding or a requested rotation waits for another instance's (ms, default 30000). */
   lockWaitMs?: number;
   /** Where the agent's state was kept before: copied from there when `store` has none (moving between stores). */
-  importFrom?: AgentStateStore;
+  importFrom?: RecordStore;
   /** Called when the agent is closed (the config node stopped). */
   onClose?: () => Promise<void>;
   /** Called at each step: tests use it to crash the process between steps. */

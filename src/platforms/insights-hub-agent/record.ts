@@ -1,16 +1,16 @@
 import { IiotAuthError } from '../../core/errors.js';
-import { isRecordConflict, type KeyedMutex, type RecordLease } from '../../core/record-store.js';
+import { isRecordConflict, type KeyedMutex, type RecordLease, type RecordStore } from '../../core/record-store.js';
 import { AgentErrorCode } from './errors.js';
-import type { AgentState, AgentStateStore, VersionedState } from './state.js';
+import { type AgentState, readAgentState, type VersionedState, writeAgentState } from './state.js';
 
 /** A change to the stored state, applied to what the store holds when it is written; undefined: nothing to do. */
 export type Change = (current: AgentState | undefined) => AgentState | undefined;
 
 export interface AgentRecordOptions {
   clientId: string;
-  store: AgentStateStore;
+  store: RecordStore;
   /** Where the agent's state was kept before: copied from there when `store` has none (moving between stores). */
-  importFrom?: AgentStateStore;
+  importFrom?: RecordStore;
   mutex: KeyedMutex;
   /** How long a crashed process's lock blocks the agent (ms; the file store takes at least 2000). */
   lockStaleMs?: number;
@@ -41,7 +41,7 @@ export class AgentRecord {
 
   /** Where the state is kept, for messages. */
   get where(): string {
-    return this.options.store.records.where;
+    return this.options.store.where;
   }
 
   /** The state last read or written (compared by identity to see whether a load found a change). */
@@ -56,8 +56,8 @@ export class AgentRecord {
    */
   async load(): Promise<VersionedState | undefined> {
     const { store, importFrom } = this.options;
-    if (this.cachedState && (await store.records.version(this.clientId)) === this.cachedState.version) return this.cachedState;
-    let current = await store.read(this.clientId);
+    if (this.cachedState && (await store.version(this.clientId)) === this.cachedState.version) return this.cachedState;
+    let current = await readAgentState(store, this.clientId);
     if (!current && importFrom) current = await this.importState(importFrom);
     this.cachedState = current;
     return current;
@@ -65,7 +65,7 @@ export class AgentRecord {
 
   /** Writes a whole state if the stored one is still at `expected`, and only while `lease` is held. */
   async write(state: AgentState, expected: VersionedState['version'] | undefined, lease: RecordLease): Promise<VersionedState> {
-    this.cachedState = await this.options.store.write(state, expected, lease);
+    this.cachedState = await writeAgentState(this.options.store, state, expected, lease);
     return this.cachedState;
   }
 
@@ -82,7 +82,7 @@ export class AgentRecord {
       const next = change(current?.state);
       if (!next) return undefined;
       try {
-        this.cachedState = await this.options.store.write(next, current?.version, lease);
+        this.cachedState = await writeAgentState(this.options.store, next, current?.version, lease);
         return this.cachedState.state;
       } catch (err) {
         if (!isRecordConflict(err)) throw err;
@@ -114,7 +114,7 @@ export class AgentRecord {
   /** The agent's lock in the store, for a change with effects on the platform; AGENT_LOCKED after waiting. */
   async lease(what: 'onboarded' | 'rotated'): Promise<RecordLease> {
     const waitMs = Math.max(this.options.lockWaitMs ?? 30_000, this.ttlMs() * 2);
-    const lease = await this.options.store.records.lock(this.clientId, { ttlMs: this.ttlMs(), waitMs });
+    const lease = await this.options.store.lock(this.clientId, { ttlMs: this.ttlMs(), waitMs });
     if (!lease) {
       throw new IiotAuthError(
         AgentErrorCode.AGENT_LOCKED,
@@ -126,7 +126,7 @@ export class AgentRecord {
 
   /** The agent's lock if no other instance holds it now; undefined if one does. */
   tryLease(): Promise<RecordLease | undefined> {
-    return this.options.store.records.lock(this.clientId, { ttlMs: this.ttlMs(), waitMs: 0 });
+    return this.options.store.lock(this.clientId, { ttlMs: this.ttlMs(), waitMs: 0 });
   }
 
   /** One operation at a time per agent in this process, under the claim, after any unsaved change is written. */
@@ -162,24 +162,24 @@ export class AgentRecord {
     }
   }
 
-  private async importState(from: AgentStateStore): Promise<VersionedState | undefined> {
-    const found = await from.read(this.clientId);
+  private async importState(from: RecordStore): Promise<VersionedState | undefined> {
+    const found = await readAgentState(from, this.clientId);
     if (!found) return undefined;
     // A process that still uses the old store (the file store's lock) must stop first.
-    const release = await from.records.claim(this.clientId, { staleMs: this.ttlMs(), waitMs: 0 });
+    const release = await from.claim(this.clientId, { staleMs: this.ttlMs(), waitMs: 0 });
     try {
-      const previous = await from.read(this.clientId);
-      if (!previous) return this.options.store.read(this.clientId);
+      const previous = await readAgentState(from, this.clientId);
+      if (!previous) return readAgentState(this.options.store, this.clientId);
       let copied: VersionedState;
       try {
-        copied = await this.options.store.write(previous.state, undefined);
+        copied = await writeAgentState(this.options.store, previous.state, undefined);
       } catch (err) {
-        if (isRecordConflict(err)) return this.options.store.read(this.clientId); // another instance copied it first
+        if (isRecordConflict(err)) return readAgentState(this.options.store, this.clientId); // another instance copied it first
         throw err;
       }
       // The old copy is renamed, not deleted: it must not be used again, but stays for reference.
       // Best effort: the state is already in the new store, the only one read from now on.
-      await from.records.retire(this.clientId).catch(() => undefined);
+      await from.retire(this.clientId).catch(() => undefined);
       return copied;
     } finally {
       await release();
@@ -187,7 +187,7 @@ export class AgentRecord {
   }
 
   private async ensureClaimed(): Promise<void> {
-    this.claiming ??= this.options.store.records.claim(this.clientId, { staleMs: this.ttlMs() });
+    this.claiming ??= this.options.store.claim(this.clientId, { staleMs: this.ttlMs() });
     try {
       await this.claiming;
     } catch (err) {

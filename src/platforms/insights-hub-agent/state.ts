@@ -82,23 +82,22 @@ export function boardingConfigId(iat: string): string {
   return secretDigest(iat);
 }
 
-/** Agent states in a record store: checks what it reads, trims what it writes. */
-export class AgentStateStore {
-  constructor(readonly records: RecordStore) {}
+/** The agent's state in the record store, checked; undefined when there is none. */
+export async function readAgentState(records: RecordStore, clientId: string): Promise<VersionedState | undefined> {
+  const stored = await records.read(clientId);
+  return stored ? { state: checkState(stored.value, `the stored state of ${clientId} in ${records.where}`, clientId), version: stored.version } : undefined;
+}
 
-  async read(clientId: string): Promise<VersionedState | undefined> {
-    const stored = await this.records.read(clientId);
-    return stored
-      ? { state: checkState(stored.value, `the stored state of ${clientId} in ${this.records.where}`, clientId), version: stored.version }
-      : undefined;
-  }
-
-  /** Writes durably if the state is still at `expected` (see RecordStore.write); resolves with what was written. */
-  async write(state: AgentState, expected: RecordVersion | undefined, lease?: RecordLease): Promise<VersionedState> {
-    const next: AgentState = { ...state, registrations: state.registrations.slice(0, KEPT_REGISTRATIONS), updatedAt: new Date().toISOString() };
-    const version = await this.records.write(state.clientId, next as unknown as Record<string, unknown>, expected, lease);
-    return { state: next, version };
-  }
+/** Writes the state (its newest registrations only) durably if the stored one is still at `expected` (see RecordStore.write); resolves with what was written. */
+export async function writeAgentState(
+  records: RecordStore,
+  state: AgentState,
+  expected: RecordVersion | undefined,
+  lease?: RecordLease,
+): Promise<VersionedState> {
+  const next: AgentState = { ...state, registrations: state.registrations.slice(0, KEPT_REGISTRATIONS), updatedAt: new Date().toISOString() };
+  const version = await records.write(state.clientId, next as unknown as Record<string, unknown>, expected, lease);
+  return { state: next, version };
 }
 
 function stateError(message: string): IiotAuthError {
