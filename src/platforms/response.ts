@@ -1,3 +1,4 @@
+import { decodeJwt } from 'jose';
 import { describeUrl, ErrorCode, IiotAuthError } from '../core/errors.js';
 import type { HttpResponse } from '../core/http/index.js';
 import { expiryFrom } from '../core/lifetime.js';
@@ -106,16 +107,18 @@ export function accessTokenOf(body: Record<string, unknown>, what: string, field
   return value;
 }
 
-/** The `exp` claim of a JWT as it came (epoch seconds, if the issuer follows RFC 7519), without verifying it (the platform does that). */
-export function jwtExpiry(token: string): unknown {
-  const parts = token.split('.');
-  if (parts.length !== 3) return undefined;
+/** A claim of a JWT as it came, without verifying the JWT (the platform does that); undefined when the token is no JWT. */
+export function jwtClaim(token: string, claim: string): unknown {
   try {
-    const claims = JSON.parse(Buffer.from(parts[1] ?? '', 'base64url').toString('utf8')) as { exp?: unknown } | null;
-    return claims && typeof claims === 'object' ? claims.exp : undefined;
+    return decodeJwt(token)[claim];
   } catch {
-    return undefined;
+    return undefined; // an opaque token: no claims to read
   }
+}
+
+/** The `exp` claim of a JWT as it came (epoch seconds, if the issuer follows RFC 7519). */
+export function jwtExpiry(token: string): unknown {
+  return jwtClaim(token, 'exp');
 }
 
 /**

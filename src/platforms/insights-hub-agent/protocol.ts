@@ -7,7 +7,7 @@ import { header, type HttpRequest, type HttpResponse } from '../../core/http/ind
 import type { Token } from '../../core/token.js';
 import { checkBaseUrl } from '../../core/url.js';
 import { expiryFrom } from '../../core/lifetime.js';
-import { accessTokenOf, jsonObject, requiredString, tokenEndpointError } from '../response.js';
+import { accessTokenOf, jsonObject, jwtClaim, requiredString, tokenEndpointError } from '../response.js';
 import { AgentErrorCode } from './errors.js';
 
 /**
@@ -331,12 +331,4 @@ export function readAgentTokenResponse(res: HttpResponse, now: number, registrat
 
 function fail(code: ErrorCode, message: string, statusCode: number): never {
   throw new IiotAuthError(code, message, { statusCode });
-}
-
-function jwtClaim(token: string, claim: string): unknown {
-  try {
-    return (JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>)[claim];
-  } catch {
-    return undefined;
-  }
 }
