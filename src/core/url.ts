@@ -139,7 +139,7 @@ function fullyDecoded(text: string): string {
   return current;
 }
 
-/** An id as the package accepts one (agent and client ids, record names): letters, digits, ".", "_" and "-", at most 200. */
+/** An id as the package accepts one (client and resource ids, record names): letters, digits, ".", "_" and "-", at most 200. */
 export function isIdText(value: string): boolean {
   return /^[A-Za-z0-9._-]{1,200}$/.test(value);
 }

@@ -53,12 +53,12 @@ export interface HttpRequest {
   auth?: AuthHeaders | undefined;
   timeoutMs?: number | undefined;
   maxResponseBytes?: number | undefined;
-  /** Undefined: the default policy; false: no retry (token and onboarding POSTs). */
+  /** Undefined: the default policy; false: no retry (token requests and other POSTs that must not run twice). */
   retry?: RetryPolicy | false;
   followRedirects?: boolean;
   /**
    * The request carries a secret in its body or headers (a password, client
-   * secret, client assertion, IAT, registration access token): it never
+   * secret, client assertion, one-time or registration token): it never
    * follows a redirect, whatever the status. A 3xx answer is a
    * TOKEN_ENDPOINT_ERROR naming the status and where it pointed; nothing is
    * sent anywhere else. `what` names the endpoint in that error, `advice`
