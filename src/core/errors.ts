@@ -59,7 +59,7 @@ export const CORE_ERROR_CODES = {
   // API answers of action nodes (app registrations, …)
   NOT_FOUND: { meaning: '404: no such resource', action: 'it was deleted, or the id in the message is wrong: list to find it' },
   PERMISSION_DENIED: { meaning: "403: the config node's credentials may not do this", action: 'grant them the rights the message names' },
-  QUOTA_EXCEEDED: { meaning: '402: a quota is reached (e.g. how many app registrations a tenancy may have)', action: 'delete unused resources, or raise the quota' },
+  QUOTA_EXCEEDED: { meaning: '402: a quota is reached (app registrations per tenancy, say)', action: 'delete unused resources, or raise the quota' },
   RATE_LIMITED: { meaning: '429, and the node did not (or no longer) retry', action: 'wait as long as the message says, then send the message again' },
   API_ERROR: { meaning: 'another error status (5xx, …)', action: "the platform's problem: try again later" },
   API_RESPONSE_INVALID: { meaning: 'the answer is not what the platform sends', action: "check the config node's URL points at the platform" },
