@@ -13,19 +13,8 @@ import { randomUUID } from 'node:crypto';
 import type { JWTPayload } from 'jose';
 import { TokenIssuer } from './token-issuer.js';
 import { checkApplicationFields, DataTrailsApplications, type ApplicationFields } from './datatrails-applications.js';
-import {
-  bearerToken,
-  isoSeconds,
-  isPlainObject,
-  jsonObjectBody,
-  jsonReply,
-  mediaType,
-  type Handler,
-  type Platform,
-  type Reply,
-  type SandboxContext,
-  type SandboxRequest,
-} from './http-kit.js';
+import { bearerToken, isoSeconds, isPlainObject, jsonObjectBody, jsonReply, mediaType } from './http-kit.js';
+import type { Handler, Platform, Reply, SandboxContext, SandboxRequest } from './http-kit.js';
 
 const TENANT_ID = 'tenant/6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
 /** The chain id the sandbox's assets carry unless their creation names one (an arbitrary number, as a string). */

@@ -1,6 +1,6 @@
 // Small clients for the sandbox tests, written from docs/protocols.md (not from src/platforms).
 
-import type { Sandbox } from '../../src/sandbox/index.js';
+import { DEFAULT_LIFETIMES, type Sandbox, startSandbox } from '../../src/sandbox/index.js';
 import { waitFor } from '../helpers/wait.js';
 
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
@@ -14,6 +14,28 @@ export function jwtClaims(token: string): Record<string, unknown> {
 
 export function jwtHeader(token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString('utf8')) as Record<string, unknown>;
+}
+
+/**
+ * A sandbox for one describe block of MBP tests: started before them, stopped
+ * after, its lifetimes reset after each; `base` is MBP's URL with its context path.
+ */
+export function mbpSandbox(): { readonly sandbox: Sandbox; readonly base: string } {
+  let sandbox: Sandbox | undefined;
+  before(async () => {
+    sandbox = await startSandbox();
+  });
+  after(() => sandbox?.stop());
+  afterEach(() => sandbox && Object.assign(sandbox.lifetimes, DEFAULT_LIFETIMES));
+  return {
+    get sandbox() {
+      if (!sandbox) throw new Error('the sandbox starts in before()');
+      return sandbox;
+    },
+    get base() {
+      return `${this.sandbox.url}/mbp`;
+    },
+  };
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

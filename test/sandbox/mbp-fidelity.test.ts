@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { startSandbox, DEFAULT_LIFETIMES, type Sandbox } from '../../src/sandbox/index.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
 import { MBP_SYSTEM_USERNAMES } from '../../src/sandbox/mbp.js';
-import { mbpLogin, postJson } from './helpers.js';
+import { mbpLogin, mbpSandbox, postJson } from './helpers.js';
 
 /**
  * The sandbox's MBP against MBP's own server source (IPVS-AS/MBP, commit
@@ -11,14 +11,10 @@ import { mbpLogin, postJson } from './helpers.js';
  * MBP line. docs/protocols.md (MBP) lists the same facts.
  */
 describe('sandbox: MBP as its server source says', () => {
+  const suite = mbpSandbox();
   let sandbox: Sandbox;
   let base: string;
-  before(async () => {
-    sandbox = await startSandbox();
-    base = `${sandbox.url}/mbp`;
-  });
-  after(() => sandbox.stop());
-  afterEach(() => Object.assign(sandbox.lifetimes, DEFAULT_LIFETIMES));
+  before(() => ({ sandbox, base } = suite));
 
   const UNEXPECTED = 'An unexpected internal error occurred.';
   const devices = (headers: Record<string, string>, query = '') => fetch(`${base}/api/devices${query}`, { headers });

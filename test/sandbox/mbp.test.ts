@@ -1,17 +1,12 @@
 import assert from 'node:assert/strict';
-import { startSandbox, DEFAULT_LIFETIMES, type Sandbox } from '../../src/sandbox/index.js';
-import { mbpLogin, postJson } from './helpers.js';
+import type { Sandbox } from '../../src/sandbox/index.js';
+import { mbpLogin, mbpSandbox, postJson } from './helpers.js';
 
 describe('sandbox: MBP', () => {
+  const suite = mbpSandbox();
   let sandbox: Sandbox;
   let base: string;
-
-  before(async () => {
-    sandbox = await startSandbox();
-    base = `${sandbox.url}/mbp`;
-  });
-  after(() => sandbox.stop());
-  afterEach(() => Object.assign(sandbox.lifetimes, DEFAULT_LIFETIMES));
+  before(() => ({ sandbox, base } = suite));
 
   it('logs in: the user as JSON and a user_session cookie that expires about 30 days later (as the seed shows)', async () => {
     const { username, password, firstName, lastName } = sandbox.demo.mbp;

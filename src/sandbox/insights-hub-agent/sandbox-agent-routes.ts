@@ -58,21 +58,8 @@ import { checkClientAssertion } from './sandbox-agent-assertion.js';
 import { checkDataSourceConfiguration, parseIfMatch } from './sandbox-agent-data-sources.js';
 import { SandboxAgentRegistry, rsaKeyFromJwk, type SandboxAgentRecord, type Registration } from './sandbox-agent-registry.js';
 import { SECURITY_PROFILES, type SandboxAgents, type SecurityProfile } from './sandbox-agent-types.js';
-import {
-  bearerToken,
-  emptyReply,
-  header,
-  isPlainObject,
-  jsonObjectBody,
-  jsonReply,
-  mediaType,
-  type Handler,
-  type Platform,
-  type Reply,
-  type Route,
-  type SandboxContext,
-  type SandboxRequest,
-} from '../http-kit.js';
+import { bearerToken, emptyReply, header, isPlainObject, jsonObjectBody, jsonReply, mediaType } from '../http-kit.js';
+import type { Handler, Platform, Reply, Route, SandboxContext, SandboxRequest } from '../http-kit.js';
 import { TokenIssuer } from '../token-issuer.js';
 import { AGENT_MANAGEMENT_SCOPE } from '../insights-hub.js';
 
