@@ -108,13 +108,14 @@ export class PlatformConnection {
 
   private async requestWithin(req: ApiRequest, url: URL): Promise<ApiResponse> {
     const { timeoutMs } = req;
-    const deadline = timeoutMs !== undefined ? Date.now() + timeoutMs : undefined;
     // A message's own timeout covers the token wait and any retry: only then a timer of our own.
     const expired = timeoutMs === undefined ? undefined : AbortSignal.timeout(Math.max(1, timeoutMs));
+    const startedAt = Date.now();
+    const left = (ms: number) => Math.max(1, startedAt + ms - Date.now());
     const signal = expired && req.signal ? AbortSignal.any([expired, req.signal]) : (expired ?? req.signal);
     const tokenWithin = () => {
       const token = this.getToken();
-      return deadline === undefined || timeoutMs === undefined ? token : withinDeadline(token, Math.max(1, deadline - Date.now()), timeoutMs, this.baseUrl);
+      return timeoutMs === undefined ? token : withinDeadline(token, left(timeoutMs), timeoutMs, this.baseUrl);
     };
     let token = await tokenWithin();
     const send = (current: Token) =>
@@ -125,7 +126,7 @@ export class PlatformConnection {
         headers: withoutHeaders(req.headers, Object.keys(current.headers)), // auth wins
         auth: { origin: url.origin, headers: current.headers },
         body: req.body,
-        timeoutMs: deadline === undefined ? undefined : Math.max(1, deadline - Date.now()),
+        timeoutMs: timeoutMs === undefined ? undefined : left(timeoutMs),
         maxResponseBytes: req.maxResponseBytes,
         signal,
       });

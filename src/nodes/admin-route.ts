@@ -7,7 +7,7 @@ import type { AdminRequest, AdminResponse } from './node-red.js';
  * form-encoded, multipart or text/plain body to the editor's origin, never
  * application/json without the browser asking the origin first (CORS).
  */
-export function isJson(req: AdminRequest): boolean {
+function isJson(req: AdminRequest): boolean {
   const value = req.headers?.['content-type'];
   const type = (Array.isArray(value) ? value[0] : value) ?? '';
   return type.split(';')[0].trim().toLowerCase() === 'application/json';

@@ -4,7 +4,7 @@ import { CISCO_EI, lookUpTenants, validateSettings } from '../platforms/cisco-ei
 import { acceptsJsonOnly } from './admin-route.js';
 import { registerPlatformConfigNode, textProperty } from './config-node.js';
 import type { AdminRequest, AdminResponse, NodeAPI, NodeDefinition } from './node-red.js';
-import { httpClientFor } from './runtime.js';
+import { runtimeOf } from './runtime.js';
 
 /** What the editor sends for a password field it has not changed. */
 const UNCHANGED_PASSWORD = '__PWRD__';
@@ -45,7 +45,7 @@ async function lookUp(RED: NodeAPI, body: Record<string, unknown>) {
   let password = text('password');
   if (password === UNCHANGED_PASSWORD || password === '') password = storedPassword(RED, text);
   const settings = validateSettings({ server: text('server'), tenantId: '', username: text('username'), password }, false);
-  const http = httpClientFor(RED, { id: '', type: 'iiot-cisco-ei', tls: text('tls'), proxy: text('proxy') });
+  const http = runtimeOf(RED).httpClient(RED, { id: '', type: 'iiot-cisco-ei', tls: text('tls'), proxy: text('proxy') });
   try {
     return await lookUpTenants(http, settings);
   } finally {

@@ -104,11 +104,6 @@ export function runtimeOf(RED: NodeAPI): IiotAuthRuntime {
   return runtime;
 }
 
-/** An HTTP client with the TLS and proxy config nodes a config node references. */
-export function httpClientFor(RED: NodeAPI, definition: NodeDefinition): HttpClient {
-  return runtimeOf(RED).httpClient(RED, definition);
-}
-
 type PositiveSetting = 'tokenRequestsPerHost' | 'connectionsPerOrigin' | 'connectionIdleMs';
 
 /** A positive whole-number setting; anything else is the default, with one warning in the log saying so. */

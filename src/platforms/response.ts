@@ -116,11 +116,6 @@ export function jwtClaim(token: string, claim: string): unknown {
   }
 }
 
-/** The `exp` claim of a JWT as it came (epoch seconds, if the issuer follows RFC 7519). */
-export function jwtExpiry(token: string): unknown {
-  return jwtClaim(token, 'exp');
-}
-
 /**
  * The error for a token endpoint that did not answer 2xx. 401 and 403 get the
  * platform's own explanation (`rejected`); every other status a generic one.
@@ -169,6 +164,6 @@ export function readBearerToken(
   if (res.statusCode !== 200) throw tokenEndpointError(res, what, rejected, rateLimitHeaders);
   const body = jsonObject(res, what);
   const accessToken = accessTokenOf(body, what);
-  const expiresAt = expiryFrom(now, { expiresIn: body.expires_in, exp: jwtExpiry(accessToken), defaultS: defaultLifetimeS, what });
+  const expiresAt = expiryFrom(now, { expiresIn: body.expires_in, exp: jwtClaim(accessToken, 'exp'), defaultS: defaultLifetimeS, what });
   return { type: 'bearer', value: accessToken, obtainedAt: now, expiresAt, headers: { authorization: `Bearer ${accessToken}` } };
 }

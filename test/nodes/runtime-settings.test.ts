@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { NodeAPI } from '../../src/nodes/node-red.js';
-import { httpClientFor, runtimeOf } from '../../src/nodes/runtime.js';
+import { runtimeOf } from '../../src/nodes/runtime.js';
 
 /** settings.js values of the HTTP layer: a wrong one is the default, and the log says so once. */
 describe('connection settings from settings.js', () => {
@@ -16,14 +16,14 @@ describe('connection settings from settings.js', () => {
 
   it('valid values pass without a word', async () => {
     const { RED, warnings } = runtime({ tokenRequestsPerHost: 4, connectionsPerOrigin: 16, connectionIdleMs: 5000 });
-    const client = httpClientFor(RED, { id: 'c1', type: 't' } as never);
+    const client = runtimeOf(RED).httpClient(RED, { id: 'c1', type: 't' } as never);
     await client.close();
     assert.deepEqual(warnings, []);
   });
 
   it('a value that is not a positive whole number is warned about once, naming the setting, and the default is used', async () => {
     const { RED, warnings } = runtime({ tokenRequestsPerHost: 0, connectionsPerOrigin: '64', connectionIdleMs: 1.5 });
-    const clients = [httpClientFor(RED, { id: 'c2', type: 't' } as never), httpClientFor(RED, { id: 'c3', type: 't' } as never)];
+    const clients = [runtimeOf(RED).httpClient(RED, { id: 'c2', type: 't' } as never), runtimeOf(RED).httpClient(RED, { id: 'c3', type: 't' } as never)];
     await Promise.all(clients.map((c) => c.close()));
     assert.equal(warnings.length, 3, warnings.join('\n'));
     assert.match(warnings.join('\n'), /iiotAuth\.tokenRequestsPerHost=0 is not a positive whole number; the default is used/);
