@@ -61,11 +61,12 @@ class UsageError extends Error {}
 export function parseArgs(argv: string[]): CliArgs {
   const args: CliArgs = { command: 'help', json: false };
   let command: string | undefined;
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i]!;
+  const rest = [...argv];
+  while (rest.length > 0) {
+    const arg = rest.shift() as string;
     const [name, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
     const value = (): string => {
-      const v = inline ?? argv[++i];
+      const v = inline ?? rest.shift();
       if (v === undefined || v === '') throw new UsageError(`${name} needs a value`);
       return v;
     };
@@ -130,9 +131,8 @@ function openStores(settings: Record<string, unknown>, err: (line: string) => vo
   const used: StoreName = iiotAuth.agentStore?.use ?? (iiotAuth.agentStore?.redis ? 'redis' : 'file');
   const store = stores.store as SealedRecordStore;
   const other = stores.importFrom as SealedRecordStore | undefined;
-  return used === 'redis'
-    ? { file: other!, redis: store, used, release: stores.release }
-    : { file: store, ...(other ? { redis: other } : {}), used, release: stores.release };
+  if (used === 'redis' && other) return { file: other, redis: store, used, release: stores.release };
+  return { file: store, ...(other ? { redis: other } : {}), used, release: stores.release };
 }
 
 function pick(stores: Stores, name: StoreName): SealedRecordStore {
@@ -172,12 +172,21 @@ async function row(store: SealedRecordStore, id: string): Promise<AgentRow> {
 function table(rows: AgentRow[]): string {
   const head = ['client id', 'onboarded', 'profile', 'secret expires', 'sealed with'];
   const cells = rows.map((r) => [r.clientId, r.onboarded ? 'yes' : 'no', r.profile, r.secretExpiresAt, r.problem ? `unreadable: ${r.problem}` : r.sealedWith]);
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  return [head, ...cells].map((c) => c.map((text, i) => (i === c.length - 1 ? text : text.padEnd(widths[i]!))).join('  ')).join('\n');
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length)));
+  return [head, ...cells].map((c) => c.map((text, i) => (i === c.length - 1 ? text : text.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
 }
 
-interface Counts {
-  [what: string]: number;
+/** How many records went which way, in the order first counted. */
+class Counts extends Map<string, number> {
+  constructor(...kinds: string[]) {
+    super(kinds.map((kind) => [kind, 0]));
+  }
+  add(kind: string): void {
+    this.set(kind, (this.get(kind) ?? 0) + 1);
+  }
+  get failed(): number {
+    return this.get('failed') ?? 0;
+  }
 }
 
 /** Re-seals every record under the current key; a record sealed with it already is left alone. */
@@ -185,30 +194,32 @@ async function reseal(store: SealedRecordStore, err: (line: string) => void): Pr
   if (store.currentKeyId === undefined) {
     throw new UsageError('iiotAuth.agentStore.encryption is not set in the settings: set a key first (docs/operations.md), then run reseal');
   }
-  const counts: Counts = { resealed: 0, 'already current': 0, failed: 0 };
+  const counts = new Counts('resealed', 'already current', 'failed');
   for (const id of await store.ids()) {
     try {
       const raw = await store.inner.read(id);
       if (raw && SealedRecordStore.sealedWith(raw.value) === store.currentKeyId) {
-        counts['already current']! += 1;
+        counts.add('already current');
         continue;
       }
       await exclusively(store, id, async () => {
         const stored = await store.read(id);
         if (stored) await store.write(id, stored.value, stored.version);
       });
-      counts.resealed! += 1;
+      counts.add('resealed');
     } catch (e) {
-      counts.failed! += 1;
+      counts.add('failed');
       err(`${id}: ${describe(e)}`);
     }
   }
   return counts;
 }
 
+const KEPT = 'kept (the target is as new or newer)';
+
 /** Copies every record the target lacks, or holds in an older state; never deletes or changes the source. */
 async function copy(from: SealedRecordStore, to: SealedRecordStore, err: (line: string) => void): Promise<Counts> {
-  const counts: Counts = { copied: 0, 'kept (the target is as new or newer)': 0, failed: 0 };
+  const counts = new Counts('copied', KEPT, 'failed');
   for (const id of await from.ids()) {
     try {
       const source = await from.read(id);
@@ -219,9 +230,9 @@ async function copy(from: SealedRecordStore, to: SealedRecordStore, err: (line: 
         await to.write(id, source.value, target?.version);
         return true;
       });
-      counts[copied ? 'copied' : 'kept (the target is as new or newer)']! += 1;
+      counts.add(copied ? 'copied' : KEPT);
     } catch (e) {
-      counts.failed! += 1;
+      counts.add('failed');
       err(`${id}: ${describe(e)}`);
     }
   }
@@ -249,9 +260,7 @@ function describe(err: unknown): string {
 }
 
 function summary(counts: Counts): string {
-  return Object.entries(counts)
-    .map(([what, n]) => `${n} ${what}`)
-    .join(', ');
+  return [...counts].map(([what, n]) => `${n} ${what}`).join(', ');
 }
 
 /** Runs one command; resolves with the exit code. */
@@ -270,12 +279,17 @@ export async function run(argv: string[], out: (line: string) => void, err: (lin
       out(args.json ? JSON.stringify(rows, null, 2) : rows.length ? table(rows) : `no agents in ${store.where}`);
       return rows.some((r) => r.problem) ? 1 : 0;
     }
-    const counts =
-      args.command === 'reseal'
-        ? await reseal(pick(stores, args.store ?? stores.used), err)
-        : await copy(pick(stores, args.from!), pick(stores, args.to!), err);
-    const where =
-      args.command === 'reseal' ? pick(stores, args.store ?? stores.used).where : `${pick(stores, args.from!).where} to ${pick(stores, args.to!).where}`;
+    let counts: Counts;
+    let where: string;
+    if (args.command === 'reseal') {
+      const store = pick(stores, args.store ?? stores.used);
+      counts = await reseal(store, err);
+      where = store.where;
+    } else {
+      const [from, to] = [pick(stores, args.from ?? 'file'), pick(stores, args.to ?? 'redis')];
+      counts = await copy(from, to, err);
+      where = `${from.where} to ${to.where}`;
+    }
     out(`${args.command} ${where}: ${summary(counts)}`);
     return counts.failed ? 1 : 0;
   } catch (e) {
