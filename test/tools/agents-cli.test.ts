@@ -108,7 +108,7 @@ describe('iiot-auth-agents (the built command)', function () {
     const help = await agents('--help');
     assert.equal(help.code, 0);
     assert.match(help.stdout, /Usage: iiot-auth-agents <command>[\s\S]*list[\s\S]*reseal[\s\S]*copy --from/);
-    const cases: Array<[string[], RegExp]> = [
+    const cases: [string[], RegExp][] = [
       [[], /no command: give list, reseal or copy/],
       [['rotate'], /unknown command "rotate"/],
       [['copy', '--from', 'file'], /copy needs --from and --to/],
