@@ -151,11 +151,24 @@ describe('iiot-auth-agents (the built command)', function () {
     noSecretsIn(table.stdout + table.stderr + json.stdout + keyless.stdout + keyless.stderr, 'list output');
   });
 
-  it('reseal: plain records and those under an older key are sealed under the current key; counts reported; a record that cannot be opened fails alone and stays as it is', async () => {
+  it('reseal: plain records and those under an older key are sealed under the current key; counts reported; an agent in use, or one that cannot be opened, fails alone and stays as it is', async () => {
     settings({ keys: { current: { id: 'k2', key: K2 }, previous: [{ id: 'k1', key: K1 }] } });
+    // A Node-RED still using agent-b (its lock file, held by this process): that agent is reported and left alone.
+    const plainB = fileText('agent-b');
+    const release = await new FileRecordStore(stateDir(), AGENT_RECORD_WORDS).claim('agent-b', { staleMs: 10_000 });
+    let busy: Result;
+    try {
+      busy = await agents('reseal', '--settings', settingsFile);
+    } finally {
+      await release();
+    }
+    assert.equal(busy.code, 1);
+    assert.match(busy.stdout, /reseal .*agents: 1 resealed, 0 already current, 1 failed/);
+    assert.match(busy.stderr, /agent-b: AGENT_LOCKED: agent agent-b is in use by another Node-RED process/);
+    assert.equal(fileText('agent-b'), plainB, 'left as it was');
     const first = await agents('reseal', '--settings', settingsFile);
     assert.equal(first.code, 0, first.stderr);
-    assert.match(first.stdout, /reseal .*agents: 2 resealed, 0 already current, 0 failed/);
+    assert.match(first.stdout, /reseal .*agents: 1 resealed, 1 already current, 0 failed/);
     assert.equal(sealedWith(fileText('agent-a')), 'k2');
     assert.equal(sealedWith(fileText('agent-b')), 'k2');
     noSecretsIn(Buffer.concat(filesUnder(stateDir()).map((f) => f.bytes)), 'state folder after reseal');
