@@ -126,6 +126,44 @@ describe('agent state encrypted at rest, in a Node-RED runtime', function () {
     assert.deepEqual(findSecrets(stored, [...plainSecrets, ...secretsOf(state)]), []);
   });
 
+  it('a runtime without the key, or with another one: AGENT_STATE_ERROR saying what to do, no onboarding with the IAT, the state file unchanged', async () => {
+    const dir = path.join(stateDir, 'keyed');
+    const record = sandbox.agents.create({ securityProfile: 'SHARED_SECRET' });
+    const f = agentFlow(sandbox, JSON.stringify(sandbox.agents.boardingConfiguration(record.id)), { withApp: false });
+    await H.start({ iiotAuth: { ...TEST_BACKOFF, agentStateDir: dir, agentLockStaleMs: 2000, agentStore: { encryption: ENCRYPTION } } });
+    await H.load(modules, f.nodes, f.credentials);
+    await H.answer(f.ids.agent, f.ids.out, { action: 'onboard' });
+    const file = path.join(dir, `${record.id}.json`);
+    const sealed = fs.readFileSync(file, 'utf8');
+    const registered = sandbox.calls('agents.register');
+    await H.unload();
+    await H.stop();
+
+    const cases: Array<[unknown, RegExp]> = [
+      [undefined, /is encrypted \(key "k1"\) but iiotAuth\.agentStore\.encryption is not set: set it in settings\.js with the key it was sealed with/],
+      [{ keys: { current: { id: 'k1', key: randomBytes(32).toString('hex') } } }, /encrypted with another key than the one .* names "k1" \(a wrong key\)/],
+      [{ key: randomBytes(32).toString('hex') }, /encrypted with the key "k1", which iiotAuth\.agentStore\.encryption does not have: add that key/],
+    ];
+    for (const [encryption, message] of cases) {
+      await H.start({ iiotAuth: { ...TEST_BACKOFF, agentStateDir: dir, agentLockStaleMs: 2000, agentStore: { encryption } } });
+      await H.load(modules, f.nodes, f.credentials);
+      for (const action of ['token', 'onboard', 'rotate']) {
+        const error = await H.failure(f.ids.agent, f.ids.errors, { action });
+        assert.equal(error.code, 'AGENT_STATE_ERROR', action);
+        assert.match(error.message, message);
+        assert.match(error.message, /it is kept as it is and never overwritten/);
+      }
+      assert.equal(sandbox.calls('agents.register'), registered, 'the IAT is not sent again');
+      assert.equal(fs.readFileSync(file, 'utf8'), sealed, 'the state file is unchanged');
+      await H.unload();
+      await H.stop();
+    }
+    // With the key back, the agent works as before.
+    await H.start({ iiotAuth: { ...TEST_BACKOFF, agentStateDir: dir, agentLockStaleMs: 2000, agentStore: { encryption: ENCRYPTION } } });
+    await H.load(modules, f.nodes, f.credentials);
+    assert.ok(((await H.answer(f.ids.token, f.ids.out, {})).token as { value: string }).value);
+  });
+
   it('Redis: no secret in the Redis values or its append-only file after onboarding and rotation', async () => {
     const keyPrefix = 'sealed:';
     await H.start({
