@@ -139,7 +139,7 @@ describe('agent state encrypted at rest, in a Node-RED runtime', function () {
     await H.unload();
     await H.stop();
 
-    const cases: Array<[unknown, RegExp]> = [
+    const cases: [unknown, RegExp][] = [
       [undefined, /is encrypted \(key "k1"\) but iiotAuth\.agentStore\.encryption is not set: set it in settings\.js with the key it was sealed with/],
       [{ keys: { current: { id: 'k1', key: randomBytes(32).toString('hex') } } }, /encrypted with another key than the one .* names "k1" \(a wrong key\)/],
       [{ key: randomBytes(32).toString('hex') }, /encrypted with the key "k1", which iiotAuth\.agentStore\.encryption does not have: add that key/],
