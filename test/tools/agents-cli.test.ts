@@ -144,6 +144,9 @@ describe('iiot-auth-agents (the built command)', function () {
         ['agent-b', 'plain', true],
       ],
     );
+    // --userDir finds the settings.js in it, as Node-RED does.
+    const byUserDir = await agents('list', '--json', '--userDir', dir);
+    assert.deepEqual(JSON.parse(byUserDir.stdout), rows);
     // Listing reads nothing secret: it works without the key too.
     settings(undefined);
     const keyless = await agents('list', '--json', '--settings', settingsFile);
