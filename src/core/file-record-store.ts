@@ -16,6 +16,7 @@ import {
   type RecordVersion,
   type StoredRecord,
 } from './record-store.js';
+import { isIdText } from './url.js';
 
 /**
  * The record store on one disk: `<dir>/<id>.json`, mode 0600, written
@@ -126,6 +127,19 @@ export class FileRecordStore implements RecordStore {
         await release().catch(() => undefined);
       }
     };
+  }
+
+  async ids(): Promise<string[]> {
+    try {
+      if (!(await checkPrivateFolder(this.dir, this.words.failureCode))) return [];
+      const names = await fs.readdir(this.dir);
+      return names.flatMap((name) => {
+        const id = name.endsWith('.json') ? name.slice(0, -'.json'.length) : '';
+        return id && isIdText(id) && !id.startsWith('.') ? [id] : [];
+      });
+    } catch (err) {
+      throw fsError('list the stored states', this.dir, this.dir, err, this.words);
+    }
   }
 
   async retire(id: string): Promise<void> {

@@ -80,6 +80,8 @@ export interface RecordStore {
    * it can.
    */
   claim(id: string, options: { staleMs: number; waitMs?: number }): Promise<() => Promise<void>>;
+  /** The ids of the records kept (not those moved aside), for tools that go through every record. */
+  ids(): Promise<string[]>;
   /** Moves the record aside (kept, no longer read): after it was copied to another store. */
   retire(id: string): Promise<void>;
   close(): Promise<void>;

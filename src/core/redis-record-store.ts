@@ -161,6 +161,18 @@ export class RedisRecordStore implements RecordStore {
     return async () => undefined;
   }
 
+  async ids(): Promise<string[]> {
+    const pattern = `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}record:*`;
+    const found = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, keys] = (await this.command(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '200'])) as [string, string[]];
+      for (const key of keys) found.add(key.slice(`${this.prefix}record:`.length));
+      cursor = String(next);
+    } while (cursor !== '0');
+    return [...found].sort();
+  }
+
   async retire(id: string): Promise<void> {
     await this.command(['EVAL', RETIRE, '2', this.key('record', id), this.key('moved', id)]);
   }

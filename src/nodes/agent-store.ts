@@ -4,7 +4,9 @@ import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import { FileRecordStore } from '../core/file-record-store.js';
 import { KeyedMutex, type RecordStore, type RecordWords } from '../core/record-store.js';
 import { RedisRecordStore } from '../core/redis-record-store.js';
+import type { SealedRecordStore } from '../core/sealed-record-store.js';
 import { AgentErrorCode } from '../platforms/insights-hub-agent/errors.js';
+import { sealedAgentStore, warnIfUnsealed } from './agent-encryption.js';
 import type { NodeAPI } from './node-red.js';
 import { settingsOf } from './runtime.js';
 
@@ -27,6 +29,8 @@ export interface AgentStoreSettings {
   /** Which store agents use: 'redis' when `redis` is set, else 'file'. 'file' with `redis` set moves agents back from Redis. */
   use?: 'file' | 'redis';
   redis?: RedisStoreSettings;
+  /** Secrets sealed at rest: `{ key }`, `{ keyEnv }` or `{ keys: { current, previous } }` (agent-encryption.ts). */
+  encryption?: unknown;
 }
 
 /** How the record stores speak of an agent's state, and the settings that configure them. */
@@ -79,10 +83,14 @@ export function agentStores(RED: NodeAPI): AgentStores {
         ErrorCode.CONFIG_INVALID,
         'iiotAuth.agentStore.use is "redis" but iiotAuth.agentStore.redis is not set: add { url: "redis://host:6379" } in settings.js',
       );
-    return { store: file, release: async () => undefined };
+    return { store: sealedAgentStore(file, settings.encryption, AGENT_RECORD_WORDS), release: async () => undefined };
   }
   const { redis, release } = redisStore(settings.redis);
-  const [store, importFrom] = use === 'redis' ? [redis, file] : [file, redis];
+  const [store, importFrom] = (use === 'redis' ? [redis, file] : [file, redis]).map((s) => sealedAgentStore(s, settings.encryption, AGENT_RECORD_WORDS)) as [
+    SealedRecordStore,
+    SealedRecordStore,
+  ];
+  if (use === 'redis') warnIfUnsealed(RED, store);
   return { store, importFrom, release };
 }
 

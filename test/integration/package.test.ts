@@ -43,8 +43,8 @@ describe('the packed tarball', function () {
     assert.ok(files.some((f) => f.startsWith('examples/') && f.endsWith('.json')));
   });
 
-  it('the sandbox command (bin) is in it and starts with a shebang', () => {
-    assert.deepEqual(Object.keys(pkg.bin), ['iiot-auth-sandbox']);
+  it('the commands (bin: the sandbox, the agent store tool) are in it and start with a shebang', () => {
+    assert.deepEqual(Object.keys(pkg.bin), ['iiot-auth-sandbox', 'iiot-auth-agents']);
     for (const target of Object.values(pkg.bin)) {
       assert.ok(files.includes(target), target);
       assert.match(fs.readFileSync(path.join(root, target), 'utf8'), /^#!\/usr\/bin\/env node\n/);

@@ -15,8 +15,9 @@ export const AGENT_ERROR_CODES = {
   CLOCK_SKEW: { meaning: "the platform refused the assertion and this machine's clock is off (the message says by how much)", action: 'fix the clock (NTP)' },
   AGENT_STATE_ERROR: {
     meaning:
-      'the stored state cannot be read or written (disk full, permissions, a file where its folder should be; a state folder that others may write or another user owns, a symbolic link at a state file or its lock; Redis down or unreachable), or it is corrupt or damaged (a registration without a usable client id, secret or key, or with a registration URI off the platform)',
-    action: 'the message says which and what to do; the stored credentials are kept, and a corrupt state is never overwritten: restore it from the backup',
+      'the stored state cannot be read or written (disk full, permissions, a file where its folder should be; a state folder that others may write or another user owns, a symbolic link at a state file or its lock; Redis down or unreachable), or it is corrupt or damaged (a registration without a usable client id, secret or key, or with a registration URI off the platform), or it is encrypted and cannot be decrypted (no key set, an unknown or wrong key, a value changed or cut short)',
+    action:
+      'the message says which and what to do; the stored credentials are kept, and a corrupt state, or one that cannot be decrypted, is never overwritten: restore it from the backup, or set the key it was encrypted with',
   },
   AGENT_LOCKED: {
     meaning: 'file store: another Node-RED process uses this agent. Redis: another instance has been onboarding or rotating it for longer than 30 s',

@@ -62,6 +62,18 @@ export interface AgentState {
   updatedAt: string;
 }
 
+/**
+ * The fields of the state that are secret: sealed at rest when the store
+ * encrypts (everything else stays readable, for the health view and tools).
+ * The IAT is never stored (only its digest, boardingConfigId).
+ */
+export const AGENT_SECRET_FIELDS: readonly string[] = Object.freeze([
+  'registrations.*.clientSecret',
+  'registrations.*.registrationAccessToken',
+  'registrations.*.privateKey',
+  'pendingKey.privateKey',
+]);
+
 /** A state as read, with the version a write must name. */
 export interface VersionedState {
   state: AgentState;
