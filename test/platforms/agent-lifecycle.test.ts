@@ -15,6 +15,7 @@ import { AgentLifecycle, type AgentStep } from '../../src/platforms/insights-hub
 import { readAgentState, type SecurityProfile } from '../../src/platforms/insights-hub-agent/state.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The agent life cycle against the sandbox's Agent Management: onboarding,
@@ -432,12 +433,18 @@ describe('Insights Hub agent life cycle', function () {
       });
       crash = false;
       await redis.start();
-      // Redis's data survived (AOF, appendfsync always); the unsaved registration is written first.
-      let token: unknown;
-      for (let i = 0; i < 20 && !token; i += 1) token = await agent.fetchToken(http).catch(() => undefined);
-      assert.ok(token, 'tokens again once Redis is back');
+      // Redis's data survived (AOF, appendfsync always). Tokens may come from the old
+      // registration while the client reconnects; the unsaved one is written with the
+      // first operation that reaches Redis, and only then used.
       const other = lifecycle(a.config, a.store); // another instance reads what was saved
-      assert.equal((await other.status()).registrationsKept, 2);
+      await waitFor(
+        async () => {
+          await agent.fetchToken(http).catch(() => undefined);
+          return (await other.status().catch(() => undefined))?.registrationsKept === 2;
+        },
+        { what: 'the rotated registration saved once Redis is back', timeoutMs: 20_000 },
+      );
+      assert.ok(await agent.fetchToken(http), 'tokens again once Redis is back');
       assert.equal(sandbox.calls('agents.register'), 1);
       assert.equal(sandbox.agents.status(a.id).activeRegistration!.number, 2, 'the rotated credentials are in use');
     });
