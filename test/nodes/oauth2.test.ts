@@ -74,10 +74,10 @@ describe('OAuth 2.0 client credentials', function () {
     });
   }
 
-  it('a scope the server does not know: TOKEN_ENDPOINT_ERROR quoting invalid_scope', async () => {
+  it('a scope the server does not know: SCOPE_INVALID quoting invalid_scope', async () => {
     const answer = await whoami({ scope: 'admin' });
     assert.ok('error' in answer, JSON.stringify(answer));
-    assert.equal(answer.error.code, 'TOKEN_ENDPOINT_ERROR');
+    assert.equal(answer.error.code, 'SCOPE_INVALID');
     assert.match(answer.error.message, /\(400\).*invalid_scope: unknown scope: admin/);
   });
 
@@ -98,6 +98,10 @@ describe('OAuth 2.0 client credentials', function () {
 
 describe('OAuth 2.0 token request and answer (no network)', () => {
   const settings = oauth2.validateSettings({
+    issuer: '',
+    privateKey: '',
+    keyId: '',
+    signingAlg: '',
     tokenUrl: 'https://login.example/oauth2/token',
     apiUrl: 'https://api.example',
     clientId: 'client one',
@@ -114,8 +118,9 @@ describe('OAuth 2.0 token request and answer (no network)', () => {
     url: settings.tokenUrl,
   });
 
-  it('HTTP Basic carries each part form-encoded (RFC 6749 2.3.1); the body carries no secret', () => {
-    const request = oauth2.buildTokenRequest(settings);
+  it('HTTP Basic carries each part form-encoded (RFC 6749 2.3.1); the body carries no secret', async () => {
+    const client = { clientId: settings.clientId, clientSecret: settings.clientSecret, keyId: '', signingAlg: '' };
+    const request = await oauth2.buildTokenRequest(settings, client, oauth2.tokenEndpointOf(settings, client, undefined));
     const basic = Buffer.from(request.headers!.authorization!.replace(/^Basic /, ''), 'base64').toString('utf8');
     assert.equal(basic, 'client+one:s3cret%3Awith%26chars');
     assert.equal(request.body, 'grant_type=client_credentials&scope=read&resource=r1');
@@ -138,7 +143,7 @@ describe('OAuth 2.0 token request and answer (no network)', () => {
     assert.equal(token.expiresAt, oauth2.DEFAULT_LIFETIME_S * 1000);
   });
 
-  it('refuses a client authentication other than body or basic', () => {
+  it('refuses a client authentication it does not know', () => {
     assert.throws(() => oauth2.validateSettings({ ...settings, clientAuth: 'jwt' as 'body' }), { code: ErrorCode.CONFIG_INVALID });
   });
 });
