@@ -65,11 +65,13 @@ export async function discover(http: HttpClient, issuer: string): Promise<Server
   const misses: string[] = [];
   for (const url of metadataUrls(issuer)) {
     // No redirect: the metadata must come from the issuer's own host, over the connection the TLS settings check.
+    // No retry: discovery is part of the token request, whose failures the token engine's back-off paces.
     const res = await http.send({
       method: 'GET',
       url,
       headers: { accept: 'application/json' },
       followRedirects: false,
+      retry: false,
       maxResponseBytes: 512 * 1024,
     });
     if (res.statusCode === 200) return readMetadata(res, issuer);

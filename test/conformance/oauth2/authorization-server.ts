@@ -31,7 +31,12 @@ export interface ConformanceClient {
 export interface AuthorizationServerOptions {
   /** The issuer's path, e.g. "/tenant-a"; '' for the origin itself. */
   mountPath?: string;
-  /** Serve the metadata also at RFC 8414 3.1's `/.well-known/oauth-authorization-server[path]` (oidc-provider serves only the OIDC form). */
+  /**
+   * Serve the metadata also at RFC 8414 3.1's path-inserted address,
+   * `/.well-known/oauth-authorization-server<path>`: oidc-provider appends
+   * both well-known names to its issuer (lib/helpers/initialize_app.js), which
+   * for an issuer with a path is only OpenID Connect Discovery's form.
+   */
   rfc8414?: boolean;
   /** https with client certificates requested (for RFC 8705 mutual TLS), else http. */
   tls?: boolean;
@@ -59,6 +64,8 @@ export interface AuthorizationServer {
   assertions: SeenAssertion[];
   /** Requests the resource server accepted, and refused with 401. */
   api: { accepted: number; refused: number };
+  /** The next `count` metadata requests are answered 503 (a server briefly down). */
+  failMetadata(count: number): void;
   /** Access tokens oidc-provider issues from now on live this long. */
   setTokenTtl(seconds: number): void;
   /** Revokes an access token at the provider (it then introspects as inactive). */
@@ -95,6 +102,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     ...(cert ? { x5c: [cert.raw.toString('base64')] } : {}),
   });
   let ttl = 300;
+  let metadataFailures = 0;
   const assertions: SeenAssertion[] = [];
 
   // The front server's address is the issuer's, so it listens first; the provider comes with the first request.
@@ -182,6 +190,11 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     const original = req.url ?? '/';
     const pathname = original.split('?')[0]!;
     bump(counts, `${req.method} ${pathname}`);
+    if (pathname.includes('/.well-known/') && metadataFailures > 0) {
+      metadataFailures -= 1;
+      res.writeHead(503).end();
+      return;
+    }
     let local: string | undefined;
     if (options.rfc8414 && pathname === wellKnown) local = '/.well-known/openid-configuration';
     else if (mountPath === '') local = original;
@@ -232,6 +245,9 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     hits: (what) => counts.get(what) ?? 0,
     assertions,
     api,
+    failMetadata: (count) => {
+      metadataFailures = count;
+    },
     setTokenTtl: (seconds) => {
       ttl = seconds;
     },
