@@ -149,7 +149,8 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
       },
       { client_id: rs.clientId, client_secret: rs.clientSecret, grant_types: [], response_types: [], redirect_uris: [] },
     ],
-    scopes: ['read'],
+    // `write` is known but no client may have it; a scope the provider does not know is dropped silently.
+    scopes: ['read', 'write'],
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
