@@ -151,6 +151,13 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     ],
     // `write` is known but no client may have it; a scope the provider does not know is dropped silently.
     scopes: ['read', 'write'],
+    clientAuthMethods: [
+      'client_secret_basic',
+      'client_secret_post',
+      'client_secret_jwt',
+      'private_key_jwt',
+      ...(options.tls ? ['tls_client_auth', 'self_signed_tls_client_auth'] : []),
+    ],
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
