@@ -81,7 +81,12 @@ declare module '../core/errors.js' {
   interface PlatformErrorCodes extends Record<keyof typeof OAUTH2_ERROR_CODES, unknown> {}
 }
 
-const CREDENTIAL_NAMES = { clientId: 'client id', clientSecret: 'client secret', privateKey: 'private key' } as const;
+const CREDENTIAL_NAMES = {
+  clientId: 'client id',
+  clientSecret: 'client secret',
+  privateKey: 'private key',
+  secretOrKey: 'client secret or private key',
+} as const;
 
 /** Checks the settings at deploy; nothing is sent when they cannot work. `tls` says whether a TLS config node is chosen. */
 export function validateSettings(settings: OAuth2Settings, tls = false): OAuth2Settings {
@@ -95,8 +100,8 @@ export function validateSettings(settings: OAuth2Settings, tls = false): OAuth2S
   const required: Array<keyof typeof CREDENTIAL_NAMES> = ['clientId'];
   if (needsSecret(method)) required.push('clientSecret');
   if (method === 'private_key_jwt') required.push('privateKey');
-  if (method === 'auto' && !settings.clientSecret.trim() && !settings.privateKey.trim()) required.push('clientSecret');
-  const missing = required.filter((k) => !settings[k].trim());
+  if (method === 'auto' && !settings.clientSecret.trim() && !settings.privateKey.trim()) required.push('secretOrKey');
+  const missing = required.filter((k) => k === 'secretOrKey' || !settings[k].trim());
   if (missing.length > 0) {
     throw new IiotAuthError(
       ErrorCode.CREDENTIALS_MISSING,
