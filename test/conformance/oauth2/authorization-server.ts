@@ -1,4 +1,4 @@
-import { generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
+import { createHash, generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -7,7 +7,6 @@ import type { TLSSocket } from 'node:tls';
 import { once } from 'node:events';
 import path from 'node:path';
 import { Agent, request } from 'undici';
-import { startHttpServer, type TestServer } from '../../helpers/servers.js';
 
 /**
  * panva's oidc-provider (OpenID Certified; a devDependency), started in this
@@ -51,7 +50,7 @@ export interface SeenAssertion {
 
 export interface AuthorizationServer {
   issuer: string;
-  /** The resource server's base URL: GET <api>/items needs an active token. */
+  /** The resource server's base URL (https with `tls`): GET <api>/items needs an active token, over its certificate when bound. */
   apiUrl: string;
   clients: Record<'basic' | 'post' | 'jwt' | 'pkjwt' | 'pkjwtEc' | 'pkjwtCert' | 'tls' | 'selfSigned' | 'noGrant', ConformanceClient>;
   /** Token requests oidc-provider granted, per client id. */
@@ -62,8 +61,8 @@ export interface AuthorizationServer {
   hits(what: string): number;
   /** Every assertion oidc-provider accepted the signature and claims of, oldest first. */
   assertions: SeenAssertion[];
-  /** Requests the resource server accepted, and refused with 401. */
-  api: { accepted: number; refused: number };
+  /** Requests the resource server accepted (`bound`: with a certificate-bound token over its certificate), and refused with 401. */
+  api: { accepted: number; refused: number; bound: number };
   /** The next `count` metadata requests are answered 503 (a server briefly down). */
   failMetadata(count: number): void;
   /** Access tokens oidc-provider issues from now on live this long. */
@@ -132,12 +131,19 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
         token_endpoint_auth_method: 'private_key_jwt',
         jwks: { keys: [jwk(clientCert.publicKey, undefined, clientCert)] },
       },
-      { ...cc, client_id: clients.tls.clientId, token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: clientCert.subject },
+      {
+        ...cc,
+        client_id: clients.tls.clientId,
+        token_endpoint_auth_method: 'tls_client_auth',
+        tls_client_auth_subject_dn: clientCert.subject,
+        tls_client_certificate_bound_access_tokens: options.tls === true,
+      },
       {
         ...cc,
         client_id: clients.selfSigned.clientId,
         token_endpoint_auth_method: 'self_signed_tls_client_auth',
         jwks: { keys: [jwk(selfSigned.publicKey, undefined, selfSigned)] },
+        tls_client_certificate_bound_access_tokens: options.tls === true,
       },
       {
         client_id: clients.noGrant.clientId,
@@ -167,6 +173,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
         enabled: options.tls === true,
         tlsClientAuth: true,
         selfSignedTlsClientAuth: true,
+        certificateBoundAccessTokens: true,
         getCertificate: (ctx: { socket: TLSSocket }) => {
           const peer = ctx.socket.getPeerCertificate?.(true);
           return peer?.raw ? new X509Certificate(peer.raw).toString() : undefined;
@@ -219,8 +226,10 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
 
   const dispatcher = new Agent({ connect: { ca: fixture('oauth2-ca.pem') } });
   const introspectionUrl = `${issuer}/token/introspection`;
-  const api = { accepted: 0, refused: 0 };
-  const resource: TestServer = await startHttpServer(async (req, res) => {
+  const api = { accepted: 0, refused: 0, bound: 0 };
+  // Over https (with tls), the resource server asks for a client certificate and holds a
+  // certificate-bound token (RFC 8705 3) to it: the token's cnf must name the certificate presented.
+  const serve = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const token = /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     let active: Record<string, unknown> = { active: false };
     if (token) {
@@ -235,18 +244,27 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
       });
       active = (await answer.body.json()) as Record<string, unknown>;
     }
-    if (active.active !== true) {
+    const bound = (active.cnf as { 'x5t#S256'?: string } | undefined)?.['x5t#S256'];
+    const peer = (req.socket as TLSSocket).getPeerX509Certificate?.();
+    const presented = peer ? createHash('sha256').update(peer.raw).digest('base64url') : undefined;
+    if (active.active !== true || (bound !== undefined && bound !== presented)) {
       api.refused += 1;
       res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"', 'content-type': 'application/json' }).end('{"error":"invalid_token"}');
       return;
     }
     api.accepted += 1;
+    if (bound !== undefined) api.bound += 1;
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: [1, 2, 3], client_id: active.client_id, scope: active.scope }));
-  });
+  };
+  const resourceServer = options.tls
+    ? https.createServer(tlsOptions, (req, res) => void serve(req, res))
+    : http.createServer((req, res) => void serve(req, res));
+  const resource = await listen(resourceServer);
+  const apiUrl = `${options.tls ? 'https' : 'http'}://127.0.0.1:${resource.port}`;
 
   return {
     issuer,
-    apiUrl: resource.url,
+    apiUrl,
     clients,
     granted: (clientId) => granted.get(clientId) ?? 0,
     refused: (clientId) => refused.get(clientId) ?? 0,
