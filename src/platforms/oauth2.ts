@@ -1,27 +1,54 @@
-import { ErrorCode, IiotAuthError } from '../core/errors.js';
-import type { HttpRequest, HttpResponse } from '../core/http/index.js';
-import type { Token } from '../core/token.js';
+import { codeNames, ErrorCode, type ErrorCodeTable, IiotAuthError } from '../core/errors.js';
+import type { HttpClient, HttpRequest, HttpResponse } from '../core/http/index.js';
+import type { Token, TokenProvider } from '../core/token.js';
 import { checkBaseUrl } from '../core/url.js';
 import { listOf } from '../core/words.js';
-import { declarePlatform, exchangeProvider } from './declaration.js';
-import { objectBody, readBearerToken } from './response.js';
+import { declarePlatform } from './declaration.js';
+import {
+  authenticate,
+  basicPair,
+  CLIENT_AUTH_METHODS,
+  type ClientAuthMethod,
+  type ClientAuthSetting,
+  type ClientCredentials,
+  needsSecret,
+  pickMethod,
+  readSigningKey,
+  SIGNING_ALGS,
+  type SigningKey,
+  usesTls,
+} from './oauth2-client-auth.js';
+import { checkIssuer, discover, type ServerMetadata } from './oauth2-discovery.js';
+import { objectBody, readBearerToken, serverSaid, tokenEndpointError } from './response.js';
+
+export { basicPair };
 
 /**
- * Any OAuth 2.0 API with the client credentials grant (RFC 6749, 4.4): an
- * MES, a historian, a cloud IoT service. The client authenticates in the
- * form body (client_secret_post) or with HTTP Basic (client_secret_basic,
- * RFC 6749 2.3.1); scope, audience and extra parameters go with the request.
- * The token is sent as a bearer token to the API base URL's origin only.
+ * Any OAuth 2.0 API with the client credentials grant (RFC 6749 4.4): an
+ * MES, a historian, a cloud IoT service. The token endpoint is configured,
+ * or found from the issuer's metadata (./oauth2-discovery.ts); the client
+ * authenticates by one of the methods of ./oauth2-client-auth.ts; scope,
+ * audience and extra parameters go with the request. The token is sent as a
+ * bearer token to the API base URL's origin only.
  */
 export interface OAuth2Settings {
+  /** The authorization server's issuer (RFC 8414), for discovery; '' when the token URL is given instead. */
+  issuer: string;
+  /** The token endpoint; '' when the issuer's metadata names it. Wins over the metadata when both are set. */
   tokenUrl: string;
   /** Where API calls go: relative URLs resolve against it, and the token goes nowhere else. */
   apiUrl: string;
   clientId: string;
   clientSecret: string;
+  /** private_key_jwt: the client's private key, PEM, optionally followed by its certificate. */
+  privateKey: string;
+  /** private_key_jwt: the `kid` of the assertion; '' for none (or the certificate's x5t#S256). */
+  keyId: string;
+  /** private_key_jwt: RS256, PS256, ES256, …; '' picks from the key and the server's list. */
+  signingAlg: string;
   scope: string;
   audience: string;
-  clientAuth: 'body' | 'basic';
+  clientAuth: ClientAuthSetting;
   /** Further form parameters of the token request, `name=value&name=value`. */
   extraParams: string;
 }
@@ -29,20 +56,72 @@ export interface OAuth2Settings {
 /** Used only when an answer carries neither expires_in nor a JWT exp. */
 export const DEFAULT_LIFETIME_S = 3600;
 const WHAT = 'the OAuth 2.0 token endpoint';
-const REJECTED = 'the client id or secret is wrong, or the server expects the other client authentication (body or HTTP Basic); check them in the config node';
 /** Parameters the node sets itself: extra parameters may not replace them. */
-const RESERVED = ['grant_type', 'client_id', 'client_secret', 'scope', 'audience'];
+const RESERVED = ['grant_type', 'client_id', 'client_secret', 'client_assertion', 'client_assertion_type', 'scope', 'audience'];
 
-export function validateSettings(settings: OAuth2Settings): OAuth2Settings {
-  const missing = (['clientId', 'clientSecret'] as const).filter((k) => !settings[k].trim());
+/** The codes only the OAuth 2.0 platform raises: the server's own errors of RFC 6749 5.2 that the config node can fix. */
+export const OAUTH2_ERROR_CODES = {
+  CLIENT_UNAUTHORIZED: {
+    meaning: 'the authorization server answered `unauthorized_client`: it knows the client, but the client may not use this grant (client credentials)',
+    action: 'allow the grant for the client at the server (in Keycloak: "Service accounts roles"; in Entra ID: an application permission)',
+  },
+  SCOPE_INVALID: {
+    meaning: 'the authorization server answered `invalid_scope`: a scope of the config node is unknown, or not granted to this client',
+    action: 'correct the scope in the config node, or grant it to the client at the server; the message quotes the server',
+  },
+  GRANT_INVALID: {
+    meaning: 'the authorization server answered `invalid_grant`: the grant (or a resource or audience it names) is not valid for this client',
+    action: "check the audience, resource and extra parameters against the server's configuration; the message quotes the server",
+  },
+} as const satisfies ErrorCodeTable;
+
+export const OAuth2ErrorCode = codeNames(OAUTH2_ERROR_CODES);
+
+declare module '../core/errors.js' {
+  interface PlatformErrorCodes extends Record<keyof typeof OAUTH2_ERROR_CODES, unknown> {}
+}
+
+const CREDENTIAL_NAMES = {
+  clientId: 'client id',
+  clientSecret: 'client secret',
+  privateKey: 'private key',
+  secretOrKey: 'client secret or private key',
+} as const;
+
+/** Checks the settings at deploy; nothing is sent when they cannot work. `tls` says whether a TLS config node is chosen. */
+export function validateSettings(settings: OAuth2Settings, tls = false): OAuth2Settings {
+  const method = settings.clientAuth;
+  if (!CLIENT_AUTH_METHODS.includes(method)) {
+    throw new IiotAuthError(
+      ErrorCode.CONFIG_INVALID,
+      `the OAuth 2.0 client authentication must be one of ${CLIENT_AUTH_METHODS.join(', ')}: choose one in the config node`,
+    );
+  }
+  const required: Array<keyof typeof CREDENTIAL_NAMES> = ['clientId'];
+  if (needsSecret(method)) required.push('clientSecret');
+  if (method === 'private_key_jwt') required.push('privateKey');
+  if (method === 'auto' && !settings.clientSecret.trim() && !settings.privateKey.trim()) required.push('secretOrKey');
+  const missing = required.filter((k) => k === 'secretOrKey' || !settings[k].trim());
   if (missing.length > 0) {
     throw new IiotAuthError(
       ErrorCode.CREDENTIALS_MISSING,
-      `the OAuth 2.0 config lacks the ${listOf(missing.map((k) => (k === 'clientId' ? 'client id' : 'client secret')))}: open the config node and fill it in`,
+      `the OAuth 2.0 config lacks the ${listOf(missing.map((k) => CREDENTIAL_NAMES[k]))}: open the config node and fill it in`,
     );
   }
-  if (settings.clientAuth !== 'body' && settings.clientAuth !== 'basic') {
-    throw new IiotAuthError(ErrorCode.CONFIG_INVALID, 'the OAuth 2.0 client authentication must be "body" or "basic": choose one in the config node');
+  if (usesTls(method) && !tls) {
+    throw new IiotAuthError(
+      ErrorCode.CONFIG_INVALID,
+      `the client authentication ${method} needs the client certificate of a TLS config node: choose one (with certificate and key) in the config node`,
+    );
+  }
+  if (settings.signingAlg && !SIGNING_ALGS.includes(settings.signingAlg as (typeof SIGNING_ALGS)[number])) {
+    throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `the signing algorithm must be one of ${SIGNING_ALGS.join(', ')}, or empty to pick it from the key`);
+  }
+  if (!settings.issuer.trim() && !settings.tokenUrl.trim()) {
+    throw new IiotAuthError(
+      ErrorCode.CONFIG_INVALID,
+      'the OAuth 2.0 config needs the issuer (its metadata names the token endpoint) or the token URL: enter one',
+    );
   }
   const extra = new URLSearchParams(settings.extraParams.trim().replace(/^[?&]/, ''));
   const clash = [...new Set([...extra.keys()].filter((name) => RESERVED.includes(name)))];
@@ -54,37 +133,46 @@ export function validateSettings(settings: OAuth2Settings): OAuth2Settings {
   }
   return {
     ...settings,
-    tokenUrl: checkBaseUrl(settings.tokenUrl, 'the token URL'),
+    issuer: settings.issuer.trim() ? checkIssuer(settings.issuer) : '',
+    tokenUrl: settings.tokenUrl.trim() ? checkBaseUrl(settings.tokenUrl, 'the token URL') : '',
     apiUrl: checkBaseUrl(settings.apiUrl, 'the API base URL'),
     clientId: settings.clientId.trim(),
+    keyId: settings.keyId.trim(),
     scope: settings.scope.trim(),
     audience: settings.audience.trim(),
     extraParams: extra.toString(),
   };
 }
 
-/** `id:secret` as HTTP Basic carries them: each form-encoded first (RFC 6749 2.3.1). */
-export function basicPair(settings: OAuth2Settings): [string, string] {
-  const encode = (value: string) => new URLSearchParams({ v: value }).toString().slice(2);
-  return [encode(settings.clientId), encode(settings.clientSecret)];
+/** Where a token request goes and how the client authenticates there. */
+export interface TokenEndpoint {
+  url: string;
+  method: ClientAuthMethod;
+  /** The algorithms the server lists for assertions; empty when it says nothing. */
+  signingAlgs: readonly string[];
 }
 
-export function buildTokenRequest(settings: OAuth2Settings): HttpRequest {
+/** The endpoint of a token request: the configured URL, else the metadata's (its mTLS alias for a certificate-authenticated client). */
+export function tokenEndpointOf(settings: OAuth2Settings, client: ClientCredentials, metadata: ServerMetadata | undefined): TokenEndpoint {
+  // Without metadata, RFC 8414 2's default (client_secret_basic) stands, and a private key is taken when there is one.
+  const method = settings.clientAuth === 'auto' ? pickMethod(metadata?.authMethods ?? ['private_key_jwt', 'client_secret_basic'], client) : settings.clientAuth;
+  const fromMetadata = metadata && (usesTls(method) ? (metadata.mtlsTokenEndpoint ?? metadata.tokenEndpoint) : metadata.tokenEndpoint);
+  const url = settings.tokenUrl || fromMetadata;
+  // validateSettings demands one of the two, and the metadata comes whenever there is no token URL.
+  if (!url) throw new IiotAuthError(ErrorCode.CONFIG_INVALID, 'the OAuth 2.0 config needs the issuer or the token URL: enter one');
+  return { url, method, signingAlgs: metadata?.signingAlgs ?? [] };
+}
+
+export async function buildTokenRequest(settings: OAuth2Settings, client: ClientCredentials, endpoint: TokenEndpoint): Promise<HttpRequest> {
   const form = new URLSearchParams({ grant_type: 'client_credentials' });
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
-  if (settings.clientAuth === 'basic') {
-    const [id, secret] = basicPair(settings);
-    headers.authorization = `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
-  } else {
-    form.set('client_id', settings.clientId);
-    form.set('client_secret', settings.clientSecret);
-  }
+  await authenticate(endpoint.method, client, endpoint.url, form, headers, endpoint.signingAlgs);
   if (settings.scope) form.set('scope', settings.scope);
   if (settings.audience) form.set('audience', settings.audience);
   for (const [name, value] of new URLSearchParams(settings.extraParams)) form.append(name, value);
   return {
     method: 'POST',
-    url: settings.tokenUrl,
+    url: endpoint.url,
     headers,
     body: form.toString(),
     retry: false,
@@ -93,8 +181,22 @@ export function buildTokenRequest(settings: OAuth2Settings): HttpRequest {
   };
 }
 
-export function readTokenResponse(res: HttpResponse, now: number): Token {
-  const token = readBearerToken(res, now, WHAT, REJECTED, DEFAULT_LIFETIME_S);
+/** What to check when the server refuses the client's authentication, per method. */
+const REJECTED: Readonly<Record<ClientAuthMethod, string>> = {
+  body: 'the client id or secret is wrong, or the server expects another client authentication (HTTP Basic, say); check them in the config node',
+  basic: 'the client id or secret is wrong, or the server expects another client authentication (in the body, say); check them in the config node',
+  client_secret_jwt:
+    "the client id or secret is wrong, the server does not take client_secret_jwt from this client, or this machine's clock is off (the assertion lives 60 s)",
+  private_key_jwt:
+    "the server does not know this key for the client (register its public key or certificate there, check the key id), or this machine's clock is off (the assertion lives 60 s)",
+  tls_client_auth: "the server does not accept the TLS config node's client certificate for this client: register its subject for the client at the server",
+  self_signed_tls_client_auth:
+    "the server does not accept the TLS config node's client certificate for this client: register the certificate for the client at the server",
+};
+
+export function readTokenResponse(res: HttpResponse, now: number, method: ClientAuthMethod = 'body', scope = ''): Token {
+  if (res.statusCode !== 200) throw providerError(res, method, scope);
+  const token = readBearerToken(res, now, WHAT, REJECTED[method], DEFAULT_LIFETIME_S);
   const type = tokenType(res);
   // Only a bearer token can be sent as one; a DPoP or MAC token needs proof this node does not make.
   if (type !== undefined && type.toLowerCase() !== 'bearer') {
@@ -106,9 +208,75 @@ export function readTokenResponse(res: HttpResponse, now: number): Token {
   return token;
 }
 
+/**
+ * The error of an answer other than 200: the OAuth 2.0 error codes of
+ * RFC 6749 5.2 that the config node can fix get their own code, with the
+ * server's `error_description` quoted as it wrote it; the rest as every
+ * platform's token endpoint.
+ */
+function providerError(res: HttpResponse, method: ClientAuthMethod, scope: string): IiotAuthError {
+  const error = objectBody(res)?.error;
+  const status = res.statusCode;
+  const said = serverSaid(res);
+  const options = { statusCode: status };
+  if (status === 400 || status === 401 || status === 403) {
+    switch (error) {
+      case 'invalid_client':
+        return new IiotAuthError(ErrorCode.AUTH_REJECTED, `${WHAT} rejected the credentials (${status}): ${REJECTED[method]}${said}`, options);
+      case 'unauthorized_client':
+        return new IiotAuthError(
+          OAuth2ErrorCode.CLIENT_UNAUTHORIZED,
+          `${WHAT} does not let this client use the client credentials grant (${status}): allow it for the client at the server${said}`,
+          options,
+        );
+      case 'invalid_scope':
+        return new IiotAuthError(
+          OAuth2ErrorCode.SCOPE_INVALID,
+          `${WHAT} refused the scope "${scope}" (${status}): correct the scope in the config node, or grant it to the client at the server${said}`,
+          options,
+        );
+      case 'invalid_grant':
+        return new IiotAuthError(
+          OAuth2ErrorCode.GRANT_INVALID,
+          `${WHAT} refused the grant (${status}): check the audience, resource and extra parameters against the server's configuration${said}`,
+          options,
+        );
+    }
+  }
+  return tokenEndpointError(res, WHAT, REJECTED[method]);
+}
+
 function tokenType(res: HttpResponse): string | undefined {
   const value = objectBody(res)?.token_type;
   return typeof value === 'string' ? value : undefined;
+}
+
+/**
+ * The token provider: discovery (once, cached; after a failure again with
+ * the next token request, which the engine's back-off paces), then the token
+ * request with a fresh client authentication.
+ */
+export function oauth2Provider(settings: OAuth2Settings, client: ClientCredentials): TokenProvider {
+  let metadata: Promise<ServerMetadata> | undefined;
+  const metadataOf = (http: HttpClient): Promise<ServerMetadata> | undefined => {
+    if (!settings.issuer || (settings.tokenUrl && settings.clientAuth !== 'auto')) return undefined;
+    if (!metadata) {
+      const fetching = discover(http, settings.issuer);
+      metadata = fetching;
+      fetching.catch(() => {
+        if (metadata === fetching) metadata = undefined;
+      });
+    }
+    return metadata;
+  };
+  return {
+    baseUrl: settings.apiUrl,
+    async fetchToken(http: HttpClient): Promise<Token> {
+      const endpoint = tokenEndpointOf(settings, client, await metadataOf(http));
+      const res = await http.send(await buildTokenRequest(settings, client, endpoint));
+      return readTokenResponse(res, Date.now(), endpoint.method, settings.scope);
+    },
+  };
 }
 
 export const OAUTH2 = declarePlatform({
@@ -116,24 +284,42 @@ export const OAUTH2 = declarePlatform({
   label: 'OAuth 2.0',
   configType: 'iiot-oauth2',
   property: 'oauth2',
-  fields: ['tokenUrl', 'apiUrl', 'scope', 'audience', 'clientAuth', 'extraParams'],
-  credentials: { clientId: { type: 'text' }, clientSecret: { type: 'password' } },
+  fields: ['issuer', 'tokenUrl', 'apiUrl', 'scope', 'audience', 'clientAuth', 'keyId', 'signingAlg', 'extraParams'],
+  credentials: { clientId: { type: 'text' }, clientSecret: { type: 'password' }, privateKey: { type: 'password' } },
   headers: ['authorization'],
+  errorCodes: OAUTH2_ERROR_CODES,
   configure: ({ text, credentials }) => {
-    const settings = validateSettings({
-      tokenUrl: text('tokenUrl'),
-      apiUrl: text('apiUrl'),
-      clientId: credentials.clientId ?? '',
-      clientSecret: credentials.clientSecret ?? '',
-      scope: text('scope'),
-      audience: text('audience'),
-      clientAuth: text('clientAuth') === 'basic' ? 'basic' : text('clientAuth') === '' ? 'body' : (text('clientAuth') as 'body'),
-      extraParams: text('extraParams'),
-    });
+    const settings = validateSettings(
+      {
+        issuer: text('issuer'),
+        tokenUrl: text('tokenUrl'),
+        apiUrl: text('apiUrl'),
+        clientId: credentials.clientId ?? '',
+        clientSecret: credentials.clientSecret ?? '',
+        privateKey: credentials.privateKey ?? '',
+        keyId: text('keyId'),
+        signingAlg: text('signingAlg'),
+        scope: text('scope'),
+        audience: text('audience'),
+        // Flows from before the property: the body, as then.
+        clientAuth: (text('clientAuth') || 'body') as ClientAuthSetting,
+        extraParams: text('extraParams'),
+      },
+      text('tls') !== '',
+    );
+    const usesKey = settings.clientAuth === 'private_key_jwt' || (settings.clientAuth === 'auto' && settings.privateKey.trim() !== '');
+    const signingKey: SigningKey | undefined = usesKey ? readSigningKey(settings.privateKey) : undefined;
+    const client: ClientCredentials = {
+      clientId: settings.clientId,
+      clientSecret: settings.clientSecret,
+      signingKey,
+      keyId: settings.keyId,
+      signingAlg: settings.signingAlg,
+    };
     return {
-      provider: exchangeProvider(settings.apiUrl, () => buildTokenRequest(settings), readTokenResponse),
+      provider: oauth2Provider(settings, client),
       fingerprintParts: { ...settings },
-      secrets: [settings.clientSecret],
+      secrets: [settings.clientSecret, settings.privateKey],
       basicPairs: [basicPair(settings), [settings.clientId, settings.clientSecret]],
     };
   },

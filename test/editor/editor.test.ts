@@ -487,6 +487,55 @@ describe('the editor in a real browser (Chromium)', function () {
     assertNoProblems();
   });
 
+  it('OAuth 2.0 dialog: only the fields the client authentication needs; issuer or token URL; a key-signed client saves without a secret', async () => {
+    await importNodes([{ ...requestNode('req1', 200, 120), platform: 'oauth2', oauth2: '' }]);
+    await openNode('req1');
+    await page.locator('#node-input-btn-oauth2-add').click();
+    const method = page.locator('#node-config-input-clientAuth');
+    await method.waitFor({ state: 'visible' });
+    const shown = async () => ({
+      secret: await page.locator('#node-config-input-clientSecret').isVisible(),
+      key: await page.locator('.iiot-o2-key').isVisible(),
+      tlsTip: await page.locator('.iiot-o2-tls-tip').isVisible(),
+    });
+    assert.equal(await method.inputValue(), 'body', 'a new config node authenticates in the body, as before');
+    assert.deepEqual(await shown(), { secret: true, key: false, tlsTip: false });
+    await method.selectOption('private_key_jwt');
+    await waitUntil(
+      'the key fields replace the secret',
+      async () => JSON.stringify(await shown()) === JSON.stringify({ secret: false, key: true, tlsTip: false }),
+    );
+    await method.selectOption('tls_client_auth');
+    await waitUntil(
+      'neither secret nor key, the TLS tip',
+      async () => JSON.stringify(await shown()) === JSON.stringify({ secret: false, key: false, tlsTip: true }),
+    );
+    await waitUntil('a TLS method without a TLS config node is flagged', () => hasClass(method, 'input-error'));
+    await method.selectOption('auto');
+    await waitUntil('secret and key for "automatic"', async () => JSON.stringify(await shown()) === JSON.stringify({ secret: true, key: true, tlsTip: false }));
+
+    // Neither issuer nor token URL: the token URL is flagged; an issuer alone is enough.
+    const tokenUrl = page.locator('#node-config-input-tokenUrl');
+    await typeInto('#node-config-input-tokenUrl', '');
+    await waitUntil('no issuer and no token URL is flagged', () => hasClass(tokenUrl, 'input-error'));
+    await typeInto('#node-config-input-issuer', 'https://login.example.com/realms/factory');
+    await waitUntil('an issuer alone is accepted', async () => !(await hasClass(tokenUrl, 'input-error')));
+
+    await method.selectOption('private_key_jwt');
+    await typeInto('#node-config-input-apiUrl', 'https://api.example.com');
+    await typeInto('#node-config-input-clientId', 'line-7');
+    await page.locator('#node-config-input-privateKey').fill('-----BEGIN PRIVATE KEY-----\neditor-test-key\n-----END PRIVATE KEY-----');
+    await typeInto('#node-config-input-keyId', 'key-1');
+    await closeConfig('ok');
+    const configId = await page.locator('#node-input-oauth2').inputValue();
+    assert.notEqual(configId, '_ADD_');
+    assert.equal(await nodeValue(configId, 'clientAuth'), 'private_key_jwt');
+    assert.equal(await nodeValue(configId, 'valid'), true, JSON.stringify(await nodeValue(configId, 'validationErrors')));
+    await closeNode('ok');
+    assert.equal(await nodeValue('req1', 'valid'), true, JSON.stringify(await nodeValue('req1', 'validationErrors')));
+    assertNoProblems();
+  });
+
   it('the help sidebar shows the help of get token', async () => {
     await importNodes([tokenNode('tok1', 'insights-hub-app', 200, 120)]);
     await openNode('tok1');

@@ -4,6 +4,7 @@ import { ErrorCode } from '../../src/core/errors.js';
 import requestNode from '../../src/nodes/iiot-request.js';
 import tokenNode from '../../src/nodes/iiot-token.js';
 import * as oauth2 from '../../src/platforms/oauth2.js';
+import * as discovery from '../../src/platforms/oauth2-discovery.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import type { NodeMessage } from '../../src/nodes/node-red.js';
 import { FlowHarness as H } from '../helpers/flow.js';
@@ -74,10 +75,10 @@ describe('OAuth 2.0 client credentials', function () {
     });
   }
 
-  it('a scope the server does not know: TOKEN_ENDPOINT_ERROR quoting invalid_scope', async () => {
+  it('a scope the server does not know: SCOPE_INVALID quoting invalid_scope', async () => {
     const answer = await whoami({ scope: 'admin' });
     assert.ok('error' in answer, JSON.stringify(answer));
-    assert.equal(answer.error.code, 'TOKEN_ENDPOINT_ERROR');
+    assert.equal(answer.error.code, 'SCOPE_INVALID');
     assert.match(answer.error.message, /\(400\).*invalid_scope: unknown scope: admin/);
   });
 
@@ -98,6 +99,10 @@ describe('OAuth 2.0 client credentials', function () {
 
 describe('OAuth 2.0 token request and answer (no network)', () => {
   const settings = oauth2.validateSettings({
+    issuer: '',
+    privateKey: '',
+    keyId: '',
+    signingAlg: '',
     tokenUrl: 'https://login.example/oauth2/token',
     apiUrl: 'https://api.example',
     clientId: 'client one',
@@ -114,8 +119,9 @@ describe('OAuth 2.0 token request and answer (no network)', () => {
     url: settings.tokenUrl,
   });
 
-  it('HTTP Basic carries each part form-encoded (RFC 6749 2.3.1); the body carries no secret', () => {
-    const request = oauth2.buildTokenRequest(settings);
+  it('HTTP Basic carries each part form-encoded (RFC 6749 2.3.1); the body carries no secret', async () => {
+    const client = { clientId: settings.clientId, clientSecret: settings.clientSecret, keyId: '', signingAlg: '' };
+    const request = await oauth2.buildTokenRequest(settings, client, oauth2.tokenEndpointOf(settings, client, undefined));
     const basic = Buffer.from(request.headers!.authorization!.replace(/^Basic /, ''), 'base64').toString('utf8');
     assert.equal(basic, 'client+one:s3cret%3Awith%26chars');
     assert.equal(request.body, 'grant_type=client_credentials&scope=read&resource=r1');
@@ -138,7 +144,90 @@ describe('OAuth 2.0 token request and answer (no network)', () => {
     assert.equal(token.expiresAt, oauth2.DEFAULT_LIFETIME_S * 1000);
   });
 
-  it('refuses a client authentication other than body or basic', () => {
+  it('refuses a client authentication it does not know', () => {
     assert.throws(() => oauth2.validateSettings({ ...settings, clientAuth: 'jwt' as 'body' }), { code: ErrorCode.CONFIG_INVALID });
+  });
+});
+
+describe('OAuth 2.0 provider errors and discovery rules (no network)', () => {
+  const answer = (status: number, body: unknown, url = 'https://as.example/token'): HttpResponse => ({
+    statusCode: status,
+    headers: { 'content-type': 'application/json' },
+    body: Buffer.from(JSON.stringify(body)),
+    url,
+  });
+
+  // oidc-provider answers neither of these to a client credentials request (errors.test.ts in test/conformance), so they are read here.
+  it('unauthorized_client and invalid_grant: codes of their own, quoting the error_description as the server wrote it', () => {
+    assert.throws(() => oauth2.readTokenResponse(answer(400, { error: 'unauthorized_client', error_description: 'Grant "client_credentials" off' }), 0), {
+      code: 'CLIENT_UNAUTHORIZED',
+      message: /client credentials grant \(400\).*the server said: "unauthorized_client: Grant "client_credentials" off"/,
+    });
+    assert.throws(() => oauth2.readTokenResponse(answer(400, { error: 'invalid_grant', error_description: 'audience unknown' }), 0), {
+      code: 'GRANT_INVALID',
+      message: /the server said: "invalid_grant: audience unknown"/,
+    });
+    // Some servers answer invalid_client with 400 (RFC 6749 5.2 allows it): still a rejection of the credentials.
+    assert.throws(() => oauth2.readTokenResponse(answer(400, { error: 'invalid_client' }), 0, 'private_key_jwt'), {
+      code: ErrorCode.AUTH_REJECTED,
+      message: /does not know this key/,
+    });
+  });
+
+  it('metadata addresses: RFC 8414 3.1 inserts the well-known segment before the path; OIDC Discovery 4.1 appends it', () => {
+    assert.deepEqual(discovery.metadataUrls('https://as.example'), [
+      'https://as.example/.well-known/oauth-authorization-server',
+      'https://as.example/.well-known/openid-configuration',
+    ]);
+    assert.deepEqual(discovery.metadataUrls('https://as.example/realms/line-7'), [
+      'https://as.example/.well-known/oauth-authorization-server/realms/line-7',
+      'https://as.example/realms/line-7/.well-known/openid-configuration',
+    ]);
+  });
+
+  it('the issuer: https, or http on loopback only; no query or fragment', () => {
+    assert.equal(discovery.checkIssuer(' https://as.example/t1 '), 'https://as.example/t1');
+    for (const ok of ['http://127.0.0.1:8080', 'http://localhost:9000/realm', 'http://[::1]:3000']) assert.equal(discovery.checkIssuer(ok), ok);
+    for (const bad of ['http://as.example', 'https://as.example/?tenant=1', 'https://as.example/#x', 'ftp://as.example']) {
+      assert.throws(() => discovery.checkIssuer(bad), { code: ErrorCode.CONFIG_INVALID }, bad);
+    }
+  });
+
+  it('metadata: its issuer identical to the configured one, endpoints https unless the issuer is on loopback; the mTLS alias read', () => {
+    const issuer = 'https://as.example/t1';
+    const meta = discovery.readMetadata(
+      answer(200, {
+        issuer,
+        token_endpoint: 'https://as.example/t1/token',
+        mtls_endpoint_aliases: { token_endpoint: 'https://mtls.as.example/t1/token' },
+        token_endpoint_auth_methods_supported: ['private_key_jwt', 'tls_client_auth'],
+      }),
+      issuer,
+    );
+    assert.deepEqual(meta, {
+      issuer,
+      tokenEndpoint: 'https://as.example/t1/token',
+      mtlsTokenEndpoint: 'https://mtls.as.example/t1/token',
+      authMethods: ['private_key_jwt', 'tls_client_auth'],
+      signingAlgs: [],
+    });
+    assert.deepEqual(discovery.readMetadata(answer(200, { issuer, token_endpoint: `${issuer}/token` }), issuer).authMethods, ['client_secret_basic']);
+    assert.throws(() => discovery.readMetadata(answer(200, { issuer: `${issuer}/`, token_endpoint: `${issuer}/token` }), issuer), {
+      code: ErrorCode.CONFIG_INVALID,
+      message: /RFC 8414 3.3/,
+    });
+    assert.throws(() => discovery.readMetadata(answer(200, { issuer, token_endpoint: 'http://as.example/t1/token' }), issuer), {
+      code: ErrorCode.CONFIG_INVALID,
+      message: /plain http token_endpoint/,
+    });
+    assert.throws(
+      () => discovery.readMetadata(answer(200, { issuer, token_endpoint: `${issuer}/token`, mtls_endpoint_aliases: { token_endpoint: 'http://x/t' } }), issuer),
+      {
+        code: ErrorCode.CONFIG_INVALID,
+        message: /mtls_endpoint_aliases.token_endpoint/,
+      },
+    );
+    const local = 'http://127.0.0.1:4000';
+    assert.equal(discovery.readMetadata(answer(200, { issuer: local, token_endpoint: `${local}/token` }), local).tokenEndpoint, `${local}/token`);
   });
 });

@@ -1,0 +1,310 @@
+import { createHash, generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { once } from 'node:events';
+import path from 'node:path';
+import { Agent, request } from 'undici';
+
+/**
+ * panva's oidc-provider (OpenID Certified; a devDependency), started in this
+ * process on a free loopback port, with one client per client
+ * authentication, and a resource server that accepts a bearer token only
+ * when oidc-provider's introspection (RFC 7662) says it is active. A front
+ * server before the provider counts what reaches it and can serve the
+ * metadata at RFC 8414's path-inserted address, or not.
+ */
+
+export const FIXTURES = path.join(__dirname, '..', '..', '..', '..', 'test', 'fixtures', 'tls');
+export const fixture = (name: string): string => fs.readFileSync(path.join(FIXTURES, name), 'utf8');
+
+export interface ConformanceClient {
+  clientId: string;
+  clientSecret?: string;
+  /** PEM (PKCS#8) of the client's private key, for private_key_jwt. */
+  privateKey?: string;
+}
+
+export interface AuthorizationServerOptions {
+  /** The issuer's path, e.g. "/tenant-a"; '' for the origin itself. */
+  mountPath?: string;
+  /**
+   * Serve the metadata also at RFC 8414 3.1's path-inserted address,
+   * `/.well-known/oauth-authorization-server<path>`: oidc-provider appends
+   * both well-known names to its issuer (lib/helpers/initialize_app.js), which
+   * for an issuer with a path is only OpenID Connect Discovery's form.
+   */
+  rfc8414?: boolean;
+  /** https with client certificates requested (for RFC 8705 mutual TLS), else http. */
+  tls?: boolean;
+}
+
+/** What oidc-provider saw of one client assertion, from its assertJwtClientAuthClaimsAndHeader hook. */
+export interface SeenAssertion {
+  clientId: string;
+  header: Record<string, unknown>;
+  payload: Record<string, unknown>;
+}
+
+export interface AuthorizationServer {
+  issuer: string;
+  /** The resource server's base URL (https with `tls`): GET <api>/items needs an active token, over its certificate when bound. */
+  apiUrl: string;
+  clients: Record<'basic' | 'post' | 'jwt' | 'pkjwt' | 'pkjwtEc' | 'pkjwtCert' | 'tls' | 'selfSigned' | 'noGrant', ConformanceClient>;
+  /** Token requests oidc-provider granted, per client id. */
+  granted(clientId: string): number;
+  /** Token requests it refused, per client id (or '' when it knew no client). */
+  refused(clientId: string): number;
+  /** Requests that reached the front server, per method and path (`GET /.well-known/...`). */
+  hits(what: string): number;
+  /** Every assertion oidc-provider accepted the signature and claims of, oldest first. */
+  assertions: SeenAssertion[];
+  /** Requests the resource server accepted (`bound`: with a certificate-bound token over its certificate), and refused with 401. */
+  api: { accepted: number; refused: number; bound: number };
+  /** The next `count` metadata requests are answered 503 (a server briefly down). */
+  failMetadata(count: number): void;
+  /** Access tokens oidc-provider issues from now on live this long. */
+  setTokenTtl(seconds: number): void;
+  /** Revokes an access token at the provider (it then introspects as inactive). */
+  revoke(accessToken: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const SECRET = (name: string) => `conformance-${name}-secret-${'x'.repeat(24)}-${process.pid}`;
+const pem = (key: KeyObject) => key.export({ format: 'pem', type: 'pkcs8' }).toString();
+
+export async function startAuthorizationServer(options: AuthorizationServerOptions = {}): Promise<AuthorizationServer> {
+  const { default: Provider } = await import('oidc-provider');
+  const mountPath = options.mountPath ?? '';
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const clientCert = new X509Certificate(fixture('oauth2-client.pem'));
+  const selfSigned = new X509Certificate(fixture('oauth2-self-signed.pem'));
+  const clients: AuthorizationServer['clients'] = {
+    basic: { clientId: 'cc-basic', clientSecret: SECRET('basic') },
+    post: { clientId: 'cc-post', clientSecret: SECRET('post') },
+    jwt: { clientId: 'cc-jwt', clientSecret: SECRET('jwt') },
+    pkjwt: { clientId: 'cc-pkjwt', privateKey: pem(rsa.privateKey) },
+    pkjwtEc: { clientId: 'cc-pkjwt-ec', privateKey: pem(ec.privateKey) },
+    pkjwtCert: { clientId: 'cc-pkjwt-cert', privateKey: `${fixture('oauth2-client.key')}${fixture('oauth2-client.pem')}` },
+    tls: { clientId: 'cc-tls' },
+    selfSigned: { clientId: 'cc-self-signed' },
+    noGrant: { clientId: 'cc-no-grant', clientSecret: SECRET('no-grant') },
+  };
+  const rs = { clientId: 'resource-server', clientSecret: SECRET('rs') };
+  const cc = { grant_types: ['client_credentials'], response_types: [], redirect_uris: [], scope: 'read' };
+  const jwk = (key: KeyObject, kid?: string, cert?: X509Certificate) => ({
+    ...key.export({ format: 'jwk' }),
+    ...(kid ? { kid } : {}),
+    ...(cert ? { x5c: [cert.raw.toString('base64')] } : {}),
+  });
+  let ttl = 300;
+  let metadataFailures = 0;
+  const assertions: SeenAssertion[] = [];
+
+  // The front server's address is the issuer's, so it listens first; the provider comes with the first request.
+  let handle: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_req, res) => res.writeHead(503).end();
+  const counts = new Map<string, number>();
+  // Not the helpers' servers: they read the body, which oidc-provider must read itself.
+  const tlsOptions = {
+    key: fixture('oauth2-server.key'),
+    cert: fixture('oauth2-server.pem'),
+    ca: fixture('oauth2-ca.pem'),
+    requestCert: true,
+    rejectUnauthorized: false,
+  };
+  const front = await listen(options.tls ? https.createServer(tlsOptions, (req, res) => handle(req, res)) : http.createServer((req, res) => handle(req, res)));
+  const issuer = `${options.tls ? 'https' : 'http'}://127.0.0.1:${front.port}${mountPath}`;
+
+  const provider = new Provider(issuer, {
+    clients: [
+      { ...cc, client_id: clients.basic.clientId, client_secret: clients.basic.clientSecret, token_endpoint_auth_method: 'client_secret_basic' },
+      { ...cc, client_id: clients.post.clientId, client_secret: clients.post.clientSecret, token_endpoint_auth_method: 'client_secret_post' },
+      { ...cc, client_id: clients.jwt.clientId, client_secret: clients.jwt.clientSecret, token_endpoint_auth_method: 'client_secret_jwt' },
+      { ...cc, client_id: clients.pkjwt.clientId, token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk(rsa.publicKey, 'rsa-1')] } },
+      { ...cc, client_id: clients.pkjwtEc.clientId, token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk(ec.publicKey, 'ec-1')] } },
+      {
+        ...cc,
+        client_id: clients.pkjwtCert.clientId,
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks: { keys: [jwk(clientCert.publicKey, undefined, clientCert)] },
+      },
+      {
+        ...cc,
+        client_id: clients.tls.clientId,
+        token_endpoint_auth_method: 'tls_client_auth',
+        tls_client_auth_subject_dn: clientCert.subject,
+        tls_client_certificate_bound_access_tokens: options.tls === true,
+      },
+      {
+        ...cc,
+        client_id: clients.selfSigned.clientId,
+        token_endpoint_auth_method: 'self_signed_tls_client_auth',
+        jwks: { keys: [jwk(selfSigned.publicKey, undefined, selfSigned)] },
+        tls_client_certificate_bound_access_tokens: options.tls === true,
+      },
+      {
+        client_id: clients.noGrant.clientId,
+        client_secret: clients.noGrant.clientSecret,
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: ['https://client.example/cb'],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+      { client_id: rs.clientId, client_secret: rs.clientSecret, grant_types: [], response_types: [], redirect_uris: [] },
+    ],
+    // `write` is known but no client may have it; a scope the provider does not know is dropped silently.
+    scopes: ['read', 'write'],
+    clientAuthMethods: [
+      'client_secret_basic',
+      'client_secret_post',
+      'client_secret_jwt',
+      'private_key_jwt',
+      ...(options.tls ? ['tls_client_auth', 'self_signed_tls_client_auth'] : []),
+    ],
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      mTLS: {
+        enabled: options.tls === true,
+        tlsClientAuth: true,
+        selfSignedTlsClientAuth: true,
+        certificateBoundAccessTokens: true,
+        getCertificate: (ctx: { socket: TLSSocket }) => {
+          const peer = ctx.socket.getPeerCertificate?.(true);
+          return peer?.raw ? new X509Certificate(peer.raw).toString() : undefined;
+        },
+        certificateAuthorized: (ctx: { socket: TLSSocket }) => ctx.socket.authorized,
+        certificateSubjectMatches: (ctx: { socket: TLSSocket }, property: string, expected: string) =>
+          property === 'tls_client_auth_subject_dn' && ctx.socket.getPeerX509Certificate?.()?.subject === expected,
+      },
+    },
+    ttl: { ClientCredentials: () => ttl },
+    assertJwtClientAuthClaimsAndHeader: async (
+      _ctx: unknown,
+      payload: Record<string, unknown>,
+      header: Record<string, unknown>,
+      client: { clientId: string },
+    ) => {
+      assertions.push({ clientId: client.clientId, header, payload });
+    },
+  });
+  const bump = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
+  const granted = new Map<string, number>();
+  const refused = new Map<string, number>();
+  provider.on('grant.success', (ctx: { oidc: { client?: { clientId: string } } }) => bump(granted, ctx.oidc.client?.clientId ?? ''));
+  provider.on('grant.error', (ctx: { oidc: { client?: { clientId: string } } }) => bump(refused, ctx.oidc.client?.clientId ?? ''));
+
+  const callback = provider.callback();
+  const wellKnown = `/.well-known/oauth-authorization-server${mountPath}`;
+  handle = (req, res) => {
+    const original = req.url ?? '/';
+    const pathname = original.split('?')[0]!;
+    bump(counts, `${req.method} ${pathname}`);
+    if (pathname.includes('/.well-known/') && metadataFailures > 0) {
+      metadataFailures -= 1;
+      res.writeHead(503).end();
+      return;
+    }
+    let local: string | undefined;
+    if (options.rfc8414 && pathname === wellKnown) local = '/.well-known/openid-configuration';
+    else if (mountPath === '') local = original;
+    else if (pathname === mountPath || pathname.startsWith(`${mountPath}/`)) local = original.slice(mountPath.length) || '/';
+    if (local === undefined) {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not_found"}');
+      return;
+    }
+    // oidc-provider builds its URLs from the part of originalUrl before url: the mount path.
+    (req as http.IncomingMessage & { originalUrl: string }).originalUrl = `${mountPath}${local}`;
+    req.url = local;
+    callback(req, res);
+  };
+
+  const dispatcher = new Agent({ connect: { ca: fixture('oauth2-ca.pem') } });
+  const introspectionUrl = `${issuer}/token/introspection`;
+  const api = { accepted: 0, refused: 0, bound: 0 };
+  // Over https (with tls), the resource server asks for a client certificate and holds a
+  // certificate-bound token (RFC 8705 3) to it: the token's cnf must name the certificate presented.
+  const serve = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const token = /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    let active: Record<string, unknown> = { active: false };
+    if (token) {
+      const answer = await request(introspectionUrl, {
+        method: 'POST',
+        dispatcher,
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `Basic ${Buffer.from(`${rs.clientId}:${rs.clientSecret}`).toString('base64')}`,
+        },
+        body: new URLSearchParams({ token, token_type_hint: 'access_token' }).toString(),
+      });
+      active = (await answer.body.json()) as Record<string, unknown>;
+    }
+    const bound = (active.cnf as { 'x5t#S256'?: string } | undefined)?.['x5t#S256'];
+    const peer = (req.socket as TLSSocket).getPeerX509Certificate?.();
+    const presented = peer ? createHash('sha256').update(peer.raw).digest('base64url') : undefined;
+    if (active.active !== true || (bound !== undefined && bound !== presented)) {
+      api.refused += 1;
+      res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"', 'content-type': 'application/json' }).end('{"error":"invalid_token"}');
+      return;
+    }
+    api.accepted += 1;
+    if (bound !== undefined) api.bound += 1;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: [1, 2, 3], client_id: active.client_id, scope: active.scope }));
+  };
+  const resourceServer = options.tls
+    ? https.createServer(tlsOptions, (req, res) => void serve(req, res))
+    : http.createServer((req, res) => void serve(req, res));
+  const resource = await listen(resourceServer);
+  const apiUrl = `${options.tls ? 'https' : 'http'}://127.0.0.1:${resource.port}`;
+
+  return {
+    issuer,
+    apiUrl,
+    clients,
+    granted: (clientId) => granted.get(clientId) ?? 0,
+    refused: (clientId) => refused.get(clientId) ?? 0,
+    hits: (what) => counts.get(what) ?? 0,
+    assertions,
+    api,
+    failMetadata: (count) => {
+      metadataFailures = count;
+    },
+    setTokenTtl: (seconds) => {
+      ttl = seconds;
+    },
+    async revoke(accessToken) {
+      const token = await provider.ClientCredentials.find(accessToken);
+      if (!token) throw new Error('oidc-provider knows no such access token');
+      await token.destroy();
+    },
+    async stop() {
+      await resource.stop();
+      await front.stop();
+      await dispatcher.close();
+    },
+  };
+}
+
+/** Listens on a free loopback port; stop() ends every connection it accepted. */
+async function listen(server: http.Server): Promise<{ port: number; stop(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  server.on(server instanceof https.Server ? 'secureConnection' : 'connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as AddressInfo).port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
