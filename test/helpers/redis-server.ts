@@ -57,6 +57,9 @@ export class RedisServer {
       'always',
       '--save',
       '',
+      // A replica's full sync starts at once, not after Redis's usual 5 s wait for more replicas.
+      '--repl-diskless-sync-delay',
+      '0',
       '--logfile',
       path.join(this.dir, 'redis.log'),
       '--daemonize',
