@@ -180,6 +180,8 @@ export class AgentRecord {
       await this.ensureClaimed();
       // Still failing: the stored credentials keep working meanwhile, so go on.
       if (this.unsaved) await this.save(this.unsaved).catch(() => undefined);
+      // Written but not acknowledged: a failover may have lost them, and an onboarding must not start over without them.
+      for (const change of this.unacknowledged) await this.update(change).catch(() => undefined);
       return task();
     });
   }
