@@ -130,6 +130,8 @@ export class AgentLifecycle implements TokenProvider {
     if (this.record.awaitingReplicas(state)) {
       // New credentials wait for the replicas: acknowledged now, they are used; else the previous ones are.
       state = await this.record.exclusive(async () => this.acknowledged((await this.record.load())?.state ?? state));
+    } else if (this.replicaWait) {
+      this.replicaWait = undefined; // another instance had them acknowledged
     } else if (this.rotationDue(state)) {
       try {
         state = await this.rotateIfDue(http);
