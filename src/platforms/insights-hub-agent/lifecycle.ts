@@ -32,7 +32,9 @@ import { type AgentRegistration, type AgentState, boardingConfigId, registration
  * makes them, and the others pick the new registration up from the store.
  * Every write names the version it read; a refused write is re-read and
  * re-applied (record.ts), and credentials the platform issued are merged in,
- * never dropped.
+ * never dropped. Where the store has replicas that may be promoted (Redis
+ * Sentinel), new credentials are used only once enough of them acknowledged
+ * the registration (see `acknowledged`).
  */
 export interface AgentLifecycleOptions {
   store: RecordStore;
@@ -414,7 +416,7 @@ export class AgentLifecycle implements TokenProvider {
       if (!fresh || fresh === before) break;
       state = fresh.state;
     }
-    if (!firstError && state.registrations.length > 0) throw this.replicaWait ? unreplicatedError(state, this.replicaWait) : unreplicatedError(state);
+    if (!firstError && state.registrations.length > 0) throw unreplicatedError(state, this.replicaWait);
     throw firstError ?? new IiotAuthError(AgentErrorCode.AGENT_STATE_ERROR, `agent ${state.clientId} has no registration`);
   }
 
