@@ -248,17 +248,21 @@ describe('agent state on Redis with Sentinel: failover during every step', funct
         armed = false;
         await failover;
 
-        for (const p of participants) p.outcome = await outcome(p);
+        await Promise.all(participants.map(async (p) => (p.outcome = await outcome(p))));
         // Not locked out also means the agent can rotate again (its RAT still works), and take tokens with the new keys.
-        for (const p of participants.filter((q) => q.outcome === 'ok')) {
-          const rotated = await p.agent.rotate(p.http).then(
-            () => undefined,
-            (err: unknown) => `locked out (${isIiotAuthError(err) ? err.code : String(err)}) at the next rotation`,
-          );
-          p.outcome = rotated ?? (await outcome(p));
-          const platform = sandbox.agents.status(p.clientId);
-          if (p.outcome === 'ok') assert.equal(platform.activeRegistration!.number, platform.registrations, `${p.name}: the new registration is in use`);
-        }
+        await Promise.all(
+          participants
+            .filter((q) => q.outcome === 'ok')
+            .map(async (p) => {
+              const rotated = await p.agent.rotate(p.http).then(
+                () => undefined,
+                (err: unknown) => `locked out (${isIiotAuthError(err) ? err.code : String(err)}) at the next rotation`,
+              );
+              p.outcome = rotated ?? (await outcome(p));
+              const platform = sandbox.agents.status(p.clientId);
+              if (p.outcome === 'ok') assert.equal(platform.activeRegistration!.number, platform.registrations, `${p.name}: the new registration is in use`);
+            }),
+        );
         for (const p of participants) {
           matrix.push(`${c.killAt.padEnd(20)} ${c.phase.padEnd(7)} ${p.profile.padEnd(13)} minReplicas ${p.minReplicas}: ${p.outcome}`);
         }
