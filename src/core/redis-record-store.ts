@@ -229,13 +229,14 @@ export class RedisRecordStore implements RecordStore {
         this.words.unreplicatedCode,
         `the new credentials of ${id} are written to ${this.where} but ${why}: they are not used until ${this.minReplicas} replica(s) hold them (${this.words.redisSetting}.minReplicas), and are tried again shortly; check that the replicas run and replicate (INFO replication on the primary)`,
       );
-    let ack: Client & { connect(): Promise<unknown> };
+    let ack: (Client & { connect(): Promise<unknown> }) | undefined;
     try {
       ack = await this.primaryConnection();
     } catch (err) {
       const reason = err instanceof IiotAuthError ? `no connection within ${this.timeoutMs} ms` : describeRedisError(err);
       throw unreplicated(`the primary could not be reached to wait for its replicas (${reason})`);
     }
+    if (!ack) throw unreplicated('Sentinel names no primary now (a failover is under way)');
     try {
       const marked = ack.sendCommand(['EVAL', ACKNOWLEDGE, '1', this.key('record', id), version], { timeout: this.timeoutMs });
       const waited = ack.sendCommand(['WAIT', String(this.minReplicas), String(this.replicaTimeoutMs)], { timeout: this.replicaTimeoutMs + this.timeoutMs });
@@ -437,15 +438,15 @@ export class RedisRecordStore implements RecordStore {
     return client;
   }
 
-  /** A new connection to the primary, not reconnecting: for one `acknowledge`. */
-  private async primaryConnection(): Promise<Client & { connect(): Promise<unknown> }> {
+  /** A new connection to the primary, not reconnecting: for one `acknowledge`; undefined when Sentinel names none now. */
+  private async primaryConnection(): Promise<(Client & { connect(): Promise<unknown> }) | undefined> {
     const what = `${this.where} did not answer`;
     const redis = this.redisModule(what);
     let options: Record<string, unknown>;
     if (this.options.sentinel) {
       await this.ready(what);
       const primary = this.client?.getMasterNode?.();
-      if (!primary) throw new Error('no primary (a failover is under way)');
+      if (!primary) return undefined;
       options = this.nodeOptions({ host: primary.host, port: primary.port, reconnectStrategy: false });
     } else {
       options = { url: this.options.url, ...this.nodeOptions({ reconnectStrategy: false }) };

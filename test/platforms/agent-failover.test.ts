@@ -290,7 +290,8 @@ describe('agent state on Redis with Sentinel: failover during every step', funct
     });
   }
 
-  it('the matrix shows the lock-outs without acknowledgements, and none with them', () => {
+  it('the matrix shows the lock-outs without acknowledgements, and none with them', function () {
+    if (matrix.length < CASES.length * 4) this.skip(); // a part of the matrix was run (mocha --grep)
     const locked = (replicas: number) => matrix.filter((row) => row.includes(`minReplicas ${replicas}`) && row.includes('locked out'));
     assert.equal(locked(1).length, 0, matrix.join('\n'));
     assert.ok(locked(0).length > 0, matrix.join('\n'));
