@@ -37,6 +37,8 @@ const writes = new KeyedMutex();
 
 export class FileRecordStore implements RecordStore {
   readonly shared = false;
+  /** A write that returned is on disk (fsync), and there are no replicas to wait for. */
+  readonly minReplicas = 0;
   private fence = 0;
 
   constructor(
@@ -154,6 +156,8 @@ export class FileRecordStore implements RecordStore {
       throw recordError(this.words.failureCode, `could not rename ${file} after copying it (${codeOf(err)}): rename or remove it by hand`, err);
     }
   }
+
+  async acknowledge(): Promise<void> {}
 
   async close(): Promise<void> {}
 

@@ -20,6 +20,8 @@ export interface RecordWords {
   failureCode: ErrorCode;
   /** The code of a record another process holds. */
   lockedCode: ErrorCode;
+  /** The code of a write too few replicas acknowledged (see `RecordStore.acknowledge`). */
+  unreplicatedCode: ErrorCode;
 }
 
 /**
@@ -72,6 +74,21 @@ export interface RecordStore {
    * throws a RecordConflict, any other failure an error with the words' failureCode.
    */
   write(id: string, value: Record<string, unknown>, expected: RecordVersion | undefined, lease?: RecordLease): Promise<RecordVersion>;
+  /**
+   * How many replicas must hold a write before anything outside the store
+   * depends on it (Redis: `minReplicas`); 0 where a write that returned is
+   * durable by itself (the file store: fsync), and `acknowledge` has nothing to do.
+   */
+  readonly minReplicas: number;
+  /**
+   * Resolves once `minReplicas` replicas hold the record at `version` (Redis:
+   * `WAIT`), for a write that something outside the store will depend on: a
+   * failover to a replica that never received it would bring back what came
+   * before. Throws with the words' unreplicatedCode when fewer acknowledged it
+   * in time, or when the record is no longer at `version` (another instance
+   * wrote it, or a failover lost it: read it again); the write itself stays.
+   */
+  acknowledge(id: string, version: RecordVersion): Promise<void>;
   /** Takes the record's lock, renewed while held; undefined when another holder kept it for longer than `waitMs`. */
   lock(id: string, options: LockOptions): Promise<RecordLease | undefined>;
   /**

@@ -16,26 +16,45 @@ import {
  * The record store on Redis, for several Node-RED instances (or containers
  * without a volume) sharing records. Per record id, under the key prefix:
  *
- *   record:<id>  a hash: value (JSON), version (unique per write)
+ *   record:<id>  a hash: value (JSON), version (unique per write), acknowledged (the version last acknowledged)
  *   lock:<id>    "<fence>:<owner>", set NX with an expiry, renewed while held
  *   fence:<id>   the counter the fences come from
  *
  * Writes are one Lua script: compare the version, check the lease (fencing),
  * set. Durability is Redis's: with AOF and `appendfsync always` a write that
- * returned survives a crash of Redis. The client (@redis/client) is loaded
- * only when this store is used.
+ * returned survives a crash of Redis. With replicas (and Sentinel, which
+ * promotes one when the primary fails), a write that matters is acknowledged
+ * by `minReplicas` of them (`WAIT`) before anything depends on it, since
+ * replication is asynchronous. The client (@redis/client) is loaded only when
+ * this store is used; with Sentinel it is `createSentinel`, which finds the
+ * primary, and follows a failover by itself.
  */
 export interface RedisStoreOptions {
-  /** redis://[user:password@]host:port[/db] or rediss:// for TLS. */
-  url: string;
+  /** redis://[user:password@]host:port[/db] or rediss:// for TLS; without `sentinel`. */
+  url?: string;
+  /** The Sentinels to ask for the primary of the master group `name`; instead of `url`. */
+  sentinel?: RedisSentinelOptions;
   keyPrefix?: string;
-  /** Used when the URL has none (from an environment variable, never from a flow). */
+  /** Used when the URL has none (from an environment variable, never from a flow); with Sentinel, the data nodes'. */
   password?: string;
   username?: string;
-  /** How long an operation waits for Redis before it fails, ms. */
+  /** How long an operation waits for Redis (with Sentinel: also for a failover) before it fails, ms. */
   timeoutMs?: number;
   /** Extra TLS options for rediss:// (a CA, say). */
   tls?: Record<string, unknown>;
+  /** How many replicas acknowledge a write that matters (`acknowledge`); default 1 with Sentinel, else 0. */
+  minReplicas?: number;
+  /** How long `acknowledge` waits for them, ms (default 2000). */
+  replicaTimeoutMs?: number;
+}
+
+export interface RedisSentinelOptions {
+  nodes: Array<{ host: string; port: number }>;
+  /** The master group's name, as in `sentinel monitor <name> …`. */
+  name: string;
+  /** The Sentinels' own ACL user and password, when they have one. */
+  username?: string;
+  password?: string;
 }
 
 const WRITE = `
@@ -64,41 +83,93 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('RENAME', KEYS[1], KEYS[2])
 return 1`;
 
+/** Marks the record acknowledged if it is still at the version to acknowledge: a write that WAIT then covers. */
+const ACKNOWLEDGE = `
+if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 'changed' end
+redis.call('HSET', KEYS[1], 'acknowledged', ARGV[1])
+return 'ok'`;
+
+/** What the store uses of a client and of a Sentinel client alike. */
 interface Client {
   isReady: boolean;
-  connect(): Promise<unknown>;
-  destroy(): void;
+  destroy(): unknown;
   on(event: string, listener: (...args: unknown[]) => void): unknown;
   once(event: string, listener: (...args: unknown[]) => void): unknown;
   off(event: string, listener: (...args: unknown[]) => void): unknown;
-  sendCommand(args: string[]): Promise<unknown>;
+  sendCommand(args: string[], options?: { timeout?: number }): Promise<unknown>;
+  /** Sentinel only: the primary it uses now. */
+  getMasterNode?(): { host: string; port: number } | undefined;
+}
+
+interface RedisModule {
+  createClient(options: Record<string, unknown>): Client & { connect(): Promise<unknown> };
+  createSentinel(options: Record<string, unknown>): {
+    isReady: boolean;
+    connect(): Promise<unknown>;
+    destroy(): Promise<void>;
+    on(event: string, listener: (...args: unknown[]) => void): unknown;
+    once(event: string, listener: (...args: unknown[]) => void): unknown;
+    off(event: string, listener: (...args: unknown[]) => void): unknown;
+    sendCommand(isReadonly: boolean, args: string[], options?: { timeout?: number }): Promise<unknown>;
+    getMasterNode(): { host: string; port: number } | undefined;
+  };
 }
 
 export class RedisRecordStore implements RecordStore {
   readonly shared = true;
   readonly where: string;
+  readonly minReplicas: number;
+  private readonly replicaTimeoutMs: number;
   private readonly prefix: string;
   private readonly timeoutMs: number;
   private client?: Client | undefined;
+  /** The first connection (with Sentinel, the discovery of the primary); undefined once it is up or failed. */
+  private connecting?: Promise<void> | undefined;
   private closed = false;
 
   constructor(
     private readonly options: RedisStoreOptions,
     private readonly words: RecordWords,
   ) {
-    let url: URL;
-    try {
-      url = new URL(options.url);
-    } catch {
-      throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `${words.redisSetting}.url is not a URL: write redis://host:6379 (or rediss:// for TLS)`);
+    const setting = words.redisSetting;
+    if (options.sentinel) {
+      const { nodes, name } = options.sentinel;
+      if (options.url)
+        throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `${setting} has both url and sentinels: keep one (with Sentinel, the primary is found by name)`);
+      if (!Array.isArray(nodes) || nodes.length === 0 || !nodes.every(isNode)) {
+        throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `${setting}.sentinels must list the Sentinels as [{ host: "10.0.0.5", port: 26379 }, …]`);
+      }
+      if (typeof name !== 'string' || !name) {
+        throw new IiotAuthError(
+          ErrorCode.CONFIG_INVALID,
+          `${setting}.name is missing: the master group's name, as in "sentinel monitor <name> …" (often "mymaster")`,
+        );
+      }
+      this.where = `Redis Sentinel "${name}" at ${nodes.map((n) => `${n.host}:${n.port}`).join(', ')}`;
+    } else {
+      let url: URL;
+      try {
+        url = new URL(options.url ?? '');
+      } catch {
+        throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `${setting}.url is not a URL: write redis://host:6379 (or rediss:// for TLS)`);
+      }
+      if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+        throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `${setting}.url must start with redis:// or rediss://, not ${url.protocol}//`);
+      }
+      // Never the password: the URL as it may appear in a message.
+      this.where = `Redis at ${url.protocol}//${url.host}${url.pathname && url.pathname !== '/' ? url.pathname : ''}`;
     }
-    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
-      throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `${words.redisSetting}.url must start with redis:// or rediss://, not ${url.protocol}//`);
-    }
-    // Never the password: the URL as it may appear in a message.
-    this.where = `Redis at ${url.protocol}//${url.host}${url.pathname && url.pathname !== '/' ? url.pathname : ''}`;
     this.prefix = options.keyPrefix ?? 'iiot-auth:';
-    this.timeoutMs = Math.max(100, options.timeoutMs ?? 5000);
+    // With Sentinel an operation may meet a failover: it waits for the new primary rather than fail.
+    this.timeoutMs = Math.max(100, options.timeoutMs ?? (options.sentinel ? 20_000 : 5000));
+    this.minReplicas = options.minReplicas ?? (options.sentinel ? 1 : 0);
+    if (!Number.isInteger(this.minReplicas) || this.minReplicas < 0) {
+      throw new IiotAuthError(
+        ErrorCode.CONFIG_INVALID,
+        `${setting}.minReplicas must be a whole number, 0 or more (the replicas that acknowledge new credentials)`,
+      );
+    }
+    this.replicaTimeoutMs = Math.max(10, options.replicaTimeoutMs ?? 2000);
   }
 
   private key(kind: 'record' | 'lock' | 'fence' | 'moved', id: string): string {
@@ -143,6 +214,45 @@ export class RedisRecordStore implements RecordStore {
     return next;
   }
 
+  /**
+   * On a connection of its own to the primary, opened for this and closed
+   * after: WAIT counts only the writes of its own connection (a connection
+   * that was re-opened to a new primary would count nothing and answer at
+   * once), and blocks it while it waits. The record is marked acknowledged
+   * if it is still at `version`, and WAIT waits for that write, which the
+   * replicas receive after the record's.
+   */
+  async acknowledge(id: string, version: RecordVersion): Promise<void> {
+    if (this.minReplicas === 0) return;
+    const unreplicated = (why: string) =>
+      recordError(
+        this.words.unreplicatedCode,
+        `the new credentials of ${id} are written to ${this.where} but ${why}: they are not used until ${this.minReplicas} replica(s) hold them (${this.words.redisSetting}.minReplicas), and are tried again shortly; check that the replicas run and replicate (INFO replication on the primary)`,
+      );
+    let ack: (Client & { connect(): Promise<unknown> }) | undefined;
+    try {
+      ack = await this.primaryConnection();
+    } catch (err) {
+      const reason = err instanceof IiotAuthError ? `no connection within ${this.timeoutMs} ms` : describeRedisError(err);
+      throw unreplicated(`the primary could not be reached to wait for its replicas (${reason})`);
+    }
+    if (!ack) throw unreplicated('Sentinel names no primary now (a failover is under way)');
+    try {
+      const marked = ack.sendCommand(['EVAL', ACKNOWLEDGE, '1', this.key('record', id), version], { timeout: this.timeoutMs });
+      const waited = ack.sendCommand(['WAIT', String(this.minReplicas), String(this.replicaTimeoutMs)], { timeout: this.replicaTimeoutMs + this.timeoutMs });
+      const [result, replicas] = await Promise.all([marked, waited]);
+      if (result !== 'ok') throw unreplicated('the record changed before the replicas acknowledged it (another instance wrote it, or a failover lost it)');
+      if (typeof replicas !== 'number' || replicas < this.minReplicas) {
+        throw unreplicated(`${Number(replicas) || 0} of ${this.minReplicas} replica(s) acknowledged them within ${this.replicaTimeoutMs} ms`);
+      }
+    } catch (err) {
+      if (err instanceof IiotAuthError) throw err;
+      throw unreplicated(`the wait for the replicas failed (${describeRedisError(err)})`);
+    } finally {
+      ack.destroy();
+    }
+  }
+
   async lock(id: string, options: LockOptions): Promise<RecordLease | undefined> {
     const ttlMs = Math.max(1000, Math.round(options.ttlMs));
     const owner = randomUUID();
@@ -181,7 +291,7 @@ export class RedisRecordStore implements RecordStore {
     this.closed = true;
     const client = this.client;
     this.client = undefined;
-    client?.destroy();
+    await Promise.resolve(client?.destroy()).catch(() => undefined);
   }
 
   /** @internal used by leases */
@@ -202,13 +312,15 @@ export class RedisRecordStore implements RecordStore {
   private async command(args: string[], failure?: string): Promise<unknown> {
     const what = failure ?? `${this.where} did not answer`;
     if (this.closed) throw this.failure(`${what}: the store was closed (the node was stopped)`);
+    const deadline = Date.now() + this.timeoutMs;
     const client = await this.ready(what);
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([
-        client.sendCommand(args),
+        // Sentinel's client waits for the new primary during a failover, within the time left.
+        client.sendCommand(args, { timeout: Math.max(1, deadline - Date.now()) }),
         new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error('timeout')), this.timeoutMs);
+          timer = setTimeout(() => reject(new Error('timeout')), Math.max(1, deadline - Date.now()));
         }),
       ]);
     } catch (err) {
@@ -219,49 +331,117 @@ export class RedisRecordStore implements RecordStore {
     }
   }
 
-  /** The connected client, connecting on first use; reconnects go on in the background. */
+  /** The connected client, connecting on first use; reconnects (and with Sentinel, failovers) go on in the background. */
   private async ready(what: string): Promise<Client> {
     const client = this.client ?? this.connect(what);
-    if (client.isReady) return client;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        client.off('ready', onReady);
-        reject(
-          this.failure(
-            `${what}: cannot connect to ${this.where} within ${this.timeoutMs} ms; the stored credentials are kept: check that Redis runs, the URL and the password (${this.words.redisSetting})`,
-          ),
-        );
-      }, this.timeoutMs);
-      const onReady = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      client.once('ready', onReady);
-    });
+    if (this.connecting) await this.bounded(this.connecting, what);
+    // With Sentinel, a command itself waits for the primary (and asks the Sentinels again).
+    if (client.isReady || this.options.sentinel) return client;
+    await this.bounded(
+      new Promise<void>((resolve) => {
+        client.once('ready', () => resolve());
+      }),
+      what,
+    );
     return client;
   }
 
-  private connect(what: string): Client {
-    let redis: { createClient(options: Record<string, unknown>): Client };
+  private async bounded(waiting: Promise<void>, what: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        waiting,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                this.failure(
+                  `${what}: cannot connect to ${this.where} within ${this.timeoutMs} ms; the stored credentials are kept: check that Redis runs, the ${this.options.sentinel ? 'Sentinels, the name' : 'URL'} and the password (${this.words.redisSetting})`,
+                ),
+              ),
+            this.timeoutMs,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private redisModule(what: string): RedisModule {
     try {
       // Loaded only here: installs that keep their records in files never load it.
-      redis = require('@redis/client') as typeof redis;
+      return require('@redis/client') as RedisModule;
     } catch {
       throw this.failure(`${what}: the Redis client (@redis/client) is not installed: reinstall node-red-contrib-iiot-auth`);
     }
-    const { url, password, username, tls } = this.options;
-    const client = redis.createClient({
-      url,
+  }
+
+  /** Options of a connection to a data node (the primary), as given or as Sentinel names it. */
+  private nodeOptions(socket: Record<string, unknown>): Record<string, unknown> {
+    const { password, username, tls } = this.options;
+    return {
       ...(password ? { password } : {}),
       ...(username ? { username } : {}),
       // Fail at once while disconnected (the caller decides), instead of queueing for ever.
       disableOfflineQueue: true,
-      socket: {
-        connectTimeout: this.timeoutMs,
-        reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 4), 1000),
-        ...(tls ?? {}),
-      },
-    });
+      socket: { connectTimeout: this.timeoutMs, ...socket, ...(tls ?? {}) },
+    };
+  }
+
+  private connect(what: string): Client {
+    const redis = this.redisModule(what);
+    const reconnectStrategy = (retries: number) => Math.min(100 * 2 ** Math.min(retries, 4), 1000);
+    const { sentinel } = this.options;
+    if (sentinel) {
+      const client = redis.createSentinel({
+        name: sentinel.name,
+        sentinelRootNodes: sentinel.nodes.map(({ host, port }) => ({ host, port })),
+        nodeClientOptions: this.nodeOptions({ reconnectStrategy }),
+        sentinelClientOptions: {
+          ...(sentinel.password ? { password: sentinel.password } : {}),
+          ...(sentinel.username ? { username: sentinel.username } : {}),
+          socket: { connectTimeout: this.timeoutMs },
+        },
+        // A command that meets a failover asks the Sentinels again about once a second, for as long as the caller waits.
+        maxCommandRediscovers: Math.ceil(this.timeoutMs / 1000) + 1,
+        commandOptions: { timeout: this.timeoutMs },
+      });
+      // Without a listener an 'error' event would crash Node-RED; failures reach the callers instead.
+      client.on('error', () => undefined);
+      const wrapped: Client = {
+        get isReady() {
+          return client.isReady;
+        },
+        destroy: () => client.destroy(),
+        on: (event, listener) => client.on(event, listener),
+        once: (event, listener) => client.once(event, listener),
+        off: (event, listener) => client.off(event, listener),
+        sendCommand: (args, options) => client.sendCommand(false, args, options),
+        getMasterNode: () => client.getMasterNode(),
+      };
+      this.client = wrapped;
+      const connecting = client.connect().then(
+        () => {
+          if (this.connecting === connecting) this.connecting = undefined;
+        },
+        (err: unknown) => {
+          // Sentinel's client gives up after its first attempts: the next command starts over.
+          if (this.client === wrapped) {
+            this.client = undefined;
+            this.connecting = undefined;
+          }
+          throw this.failure(
+            `${what}: cannot find the primary through ${this.where} (${describeRedisError(err)}); the stored credentials are kept: check that the Sentinels run and know the name`,
+          );
+        },
+      );
+      connecting.catch(() => undefined);
+      this.connecting = connecting;
+      return wrapped;
+    }
+    const { url } = this.options;
+    const client = redis.createClient({ url, ...this.nodeOptions({ reconnectStrategy }) });
     // Without a listener an 'error' event would crash Node-RED; failures reach the callers instead.
     client.on('error', () => undefined);
     // A failed connect reaches the first command's caller as its error.
@@ -269,6 +449,38 @@ export class RedisRecordStore implements RecordStore {
     this.client = client;
     return client;
   }
+
+  /** A new connection to the primary, not reconnecting: for one `acknowledge`; undefined when Sentinel names none now. */
+  private async primaryConnection(): Promise<(Client & { connect(): Promise<unknown> }) | undefined> {
+    const what = `${this.where} did not answer`;
+    const redis = this.redisModule(what);
+    let options: Record<string, unknown>;
+    if (this.options.sentinel) {
+      await this.ready(what);
+      const primary = this.client?.getMasterNode?.();
+      if (!primary) return undefined;
+      options = this.nodeOptions({ host: primary.host, port: primary.port, reconnectStrategy: false });
+    } else {
+      options = { url: this.options.url, ...this.nodeOptions({ reconnectStrategy: false }) };
+    }
+    const client = redis.createClient(options);
+    client.on('error', () => undefined);
+    try {
+      await this.bounded(
+        client.connect().then(() => undefined),
+        what,
+      );
+    } catch (err) {
+      client.destroy();
+      throw err;
+    }
+    return client;
+  }
+}
+
+function isNode(node: unknown): node is { host: string; port: number } {
+  const { host, port } = (node ?? {}) as { host?: unknown; port?: unknown };
+  return typeof host === 'string' && host !== '' && Number.isInteger(port) && (port as number) > 0 && (port as number) < 65536;
 }
 
 class RedisLease implements RecordLease {

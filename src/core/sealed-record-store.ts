@@ -62,6 +62,15 @@ export class SealedRecordStore implements RecordStore {
     return this.inner.shared;
   }
 
+  get minReplicas(): number {
+    return this.inner.minReplicas;
+  }
+
+  /** The record's version is the inner store's: acknowledging it needs no key. */
+  acknowledge(id: string, version: RecordVersion): Promise<void> {
+    return this.inner.acknowledge(id, version);
+  }
+
   /** The id of the key that seals new writes; undefined when records are written in plain text. */
   get currentKeyId(): string | undefined {
     return this.options.keys?.current.id;

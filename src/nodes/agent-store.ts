@@ -18,11 +18,20 @@ import { settingsOf } from './runtime.js';
  */
 export interface RedisStoreSettings {
   url?: string;
+  /** Redis Sentinel instead of `url`: the Sentinels to ask for the primary of the master group `name`. */
+  sentinels?: Array<{ host: string; port: number }>;
+  name?: string;
+  /** The Sentinels' own ACL user, and the environment variable that holds their password. */
+  sentinelUsername?: string;
+  sentinelPasswordEnv?: string;
   keyPrefix?: string;
-  /** The name of an environment variable that holds the password (when the URL has none). */
+  /** The name of an environment variable that holds the password (when the URL has none; with Sentinel, the data nodes'). */
   passwordEnv?: string;
   username?: string;
   timeoutMs?: number;
+  /** Replicas that must acknowledge new credentials before they are used (default 1 with Sentinel, else 0). */
+  minReplicas?: number;
+  replicaTimeoutMs?: number;
 }
 
 export interface AgentStoreSettings {
@@ -42,6 +51,7 @@ export const AGENT_RECORD_WORDS: RecordWords = Object.freeze({
   redisSetting: 'iiotAuth.agentStore.redis',
   failureCode: AgentErrorCode.AGENT_STATE_ERROR,
   lockedCode: AgentErrorCode.AGENT_LOCKED,
+  unreplicatedCode: AgentErrorCode.AGENT_STATE_UNREPLICATED,
 });
 
 /** One mutex per process: two nodes, or a redeploy racing a rotation, never rotate one agent twice at once. */
@@ -95,32 +105,49 @@ export function agentStores(RED: NodeAPI): AgentStores {
 }
 
 function redisStore(settings: RedisStoreSettings): { redis: RecordStore; release: () => Promise<void> } {
-  if (typeof settings.url !== 'string' || !settings.url) {
+  const sentinel = settings.sentinels !== undefined || settings.name !== undefined;
+  if (!sentinel && (typeof settings.url !== 'string' || !settings.url)) {
     throw new IiotAuthError(
       ErrorCode.CONFIG_INVALID,
-      'iiotAuth.agentStore.redis.url is missing: set it in settings.js, e.g. "redis://127.0.0.1:6379" (rediss:// for TLS)',
+      'iiotAuth.agentStore.redis.url is missing: set it in settings.js, e.g. "redis://127.0.0.1:6379" (rediss:// for TLS), or name the Sentinels (sentinels and name)',
     );
   }
-  let password: string | undefined;
-  if (settings.passwordEnv) {
-    password = process.env[settings.passwordEnv];
-    if (!password) {
-      throw new IiotAuthError(
-        ErrorCode.CONFIG_INVALID,
-        `the environment variable ${settings.passwordEnv} (iiotAuth.agentStore.redis.passwordEnv) is not set: set it for Node-RED, or put the password in the URL`,
-      );
-    }
-  }
-  const key = JSON.stringify([settings.url, settings.keyPrefix, settings.passwordEnv, settings.username, settings.timeoutMs]);
+  const password = secretFromEnv(settings.passwordEnv, 'passwordEnv', sentinel ? '' : ', or put the password in the URL');
+  const sentinelPassword = secretFromEnv(settings.sentinelPasswordEnv, 'sentinelPasswordEnv', '');
+  const key = JSON.stringify([
+    settings.url,
+    settings.sentinels,
+    settings.name,
+    settings.sentinelUsername,
+    settings.sentinelPasswordEnv,
+    settings.keyPrefix,
+    settings.passwordEnv,
+    settings.username,
+    settings.timeoutMs,
+    settings.minReplicas,
+    settings.replicaTimeoutMs,
+  ]);
   let entry = redisStores.get(key);
   if (!entry) {
     const store = new RedisRecordStore(
       {
-        url: settings.url,
+        ...(settings.url !== undefined ? { url: settings.url } : {}),
+        ...(sentinel
+          ? {
+              sentinel: {
+                nodes: settings.sentinels ?? [],
+                name: settings.name ?? '',
+                ...(settings.sentinelUsername ? { username: settings.sentinelUsername } : {}),
+                ...(sentinelPassword ? { password: sentinelPassword } : {}),
+              },
+            }
+          : {}),
         ...(settings.keyPrefix !== undefined ? { keyPrefix: settings.keyPrefix } : {}),
         ...(password ? { password } : {}),
         ...(settings.username ? { username: settings.username } : {}),
         ...(settings.timeoutMs !== undefined ? { timeoutMs: settings.timeoutMs } : {}),
+        ...(settings.minReplicas !== undefined ? { minReplicas: settings.minReplicas } : {}),
+        ...(settings.replicaTimeoutMs !== undefined ? { replicaTimeoutMs: settings.replicaTimeoutMs } : {}),
       },
       AGENT_RECORD_WORDS,
     );
@@ -142,4 +169,17 @@ function redisStore(settings: RedisStoreSettings): { redis: RecordStore; release
       }
     },
   };
+}
+
+/** A password from the environment variable a setting names; undefined when the setting is absent. */
+function secretFromEnv(variable: string | undefined, setting: string, orElse: string): string | undefined {
+  if (!variable) return undefined;
+  const value = process.env[variable];
+  if (!value) {
+    throw new IiotAuthError(
+      ErrorCode.CONFIG_INVALID,
+      `the environment variable ${variable} (iiotAuth.agentStore.redis.${setting}) is not set: set it for Node-RED${orElse}`,
+    );
+  }
+  return value;
 }

@@ -19,6 +19,7 @@ import {
   type AgentState,
 } from '../../src/platforms/insights-hub-agent/state.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { waitFor } from '../helpers/wait.js';
 
 function registration(n: number): AgentRegistration {
   return {
@@ -271,6 +272,73 @@ for (const kind of ['file', 'redis'] as const) {
     }
   });
 }
+
+describe('acknowledged writes (WAIT for replicas)', function () {
+  this.timeout(30_000);
+  let primary: RedisServer;
+  let replica: RedisServer;
+  const opened: RecordStore[] = [];
+  before(async () => {
+    primary = await RedisServer.start();
+    replica = await RedisServer.start({ replicaOf: primary.port });
+    const online = async () => String(await primary.query('INFO', 'replication')).includes(`port=${replica.port},state=online`);
+    await waitFor(online, { timeoutMs: 10_000, intervalMs: 50, what: 'the replica to be in sync' });
+  });
+  after(async () => {
+    while (opened.length) await opened.pop()!.close();
+    await replica?.stop();
+    await primary?.stop();
+  });
+  function open(minReplicas: number, prefix: string): RedisRecordStore {
+    const store = new RedisRecordStore({ url: primary.url, keyPrefix: prefix, minReplicas, replicaTimeoutMs: 300 }, AGENT_RECORD_WORDS);
+    opened.push(store);
+    return store;
+  }
+  const unreplicated = (pattern: RegExp) => (err: Error & { code: string }) => {
+    assert.equal(err.code, AgentErrorCode.AGENT_STATE_UNREPLICATED);
+    assert.match(err.message, pattern);
+    return true;
+  };
+
+  it('resolves once the replica holds the record at that version; refuses a version that is no longer current', async () => {
+    const store = open(1, 'ack1:');
+    const version = await store.write('agent1', { format: 1 }, undefined);
+    await store.acknowledge('agent1', version);
+    const mark = await replica.query('HGET', 'ack1:record:agent1', 'acknowledged');
+    assert.equal(mark, version, 'the replica holds the acknowledged version');
+    const newer = await store.write('agent1', { format: 1, n: 2 }, version);
+    await assert.rejects(store.acknowledge('agent1', version), unreplicated(/the record changed before the replicas acknowledged it/));
+    await store.acknowledge('agent1', newer);
+  });
+
+  it('too few replicas within replicaTimeoutMs: AGENT_STATE_UNREPLICATED that says how many and what to do; the write stays', async () => {
+    const store = open(2, 'ack2:');
+    const version = await store.write('agent1', { format: 1 }, undefined);
+    await assert.rejects(
+      store.acknowledge('agent1', version),
+      unreplicated(/1 of 2 replica\(s\) acknowledged them within 300 ms.*check that the replicas run/),
+    );
+    assert.equal(await store.version('agent1'), version);
+    replica.pause();
+    try {
+      await assert.rejects(open(1, 'ack2:').acknowledge('agent1', version), unreplicated(/0 of 1 replica\(s\)/));
+    } finally {
+      replica.resume();
+    }
+  });
+
+  it('nothing to wait for with minReplicas 0, and on the file store', async () => {
+    const store = open(0, 'ack3:');
+    assert.equal(store.minReplicas, 0);
+    replica.pause();
+    try {
+      await store.acknowledge('agent1', await store.write('agent1', { format: 1 }, undefined));
+    } finally {
+      replica.resume();
+    }
+    assert.equal(new FileRecordStore(os.tmpdir(), AGENT_RECORD_WORDS).minReplicas, 0);
+  });
+});
 
 describe('KeyedMutex', () => {
   it('runs tasks of one key one at a time, other keys in parallel, and survives a failing task', async () => {

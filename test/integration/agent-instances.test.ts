@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { callAgent, deployAgentFlow } from '../helpers/agent-flows.js';
 import { NodeRedProcess } from '../helpers/node-red-process.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { TEST_BACKOFF } from '../helpers/settings.js';
@@ -39,53 +40,14 @@ describe('one agent shared by Node-RED processes through Redis', function () {
     });
   }
 
-  /** GET /agent?action=… runs the onboard agent node; the answer is {ok, kept} or {ok: false, code, message}. */
-  function flows(boardingConfig: string): Record<string, unknown>[] {
-    return [
-      { id: 'tab1', type: 'tab', label: 'agent' },
-      { id: 'agc1', type: 'iiot-insights-hub-agent', profile: 'SHARED_SECRET', app: '', credentials: { boardingConfig } },
-      { id: 'in1', type: 'http in', z: 'tab1', url: '/agent', method: 'get', wires: [['act1']] },
-      { id: 'act1', type: 'change', z: 'tab1', rules: [{ t: 'set', p: 'action', pt: 'msg', to: 'req.query.action', tot: 'msg' }], wires: [['ag1']] },
-      { id: 'ag1', type: 'iiot-agent', z: 'tab1', insightsHubAgent: 'agc1', action: 'msg', wires: [['ok1']] },
-      {
-        id: 'ok1',
-        type: 'change',
-        z: 'tab1',
-        rules: [{ t: 'set', p: 'payload', pt: 'msg', to: '{"ok": true, "kept": payload.registrationsKept}', tot: 'jsonata' }],
-        wires: [['res1']],
-      },
-      { id: 'catch1', type: 'catch', z: 'tab1', scope: ['ag1'], uncaught: false, wires: [['err1']] },
-      {
-        id: 'err1',
-        type: 'change',
-        z: 'tab1',
-        rules: [{ t: 'set', p: 'payload', pt: 'msg', to: '{"ok": false, "code": error.code, "message": error.message}', tot: 'jsonata' }],
-        wires: [['res1']],
-      },
-      { id: 'res1', type: 'http response', z: 'tab1', statusCode: '', wires: [] },
-    ];
-  }
-
-  /** Waits until the deployed flow answers (a deploy returns before the flows have started). */
-  async function deployed(red: NodeRedProcess, boardingConfig: string): Promise<void> {
-    await red.deploy(flows(boardingConfig));
-    const answers = async () => (await fetch(`${red.base}/agent?action=status`)).headers.get('content-type')?.includes('json');
-    await waitFor(answers, { timeoutMs: 10_000, intervalMs: 100, what: () => `the flow to start:\n${red.output}` });
-  }
-
-  async function call(red: NodeRedProcess, action: string): Promise<{ ok: boolean; kept?: number; code?: string; message?: string }> {
-    const res = await fetch(`${red.base}/agent?action=${action}`);
-    return (await res.json()) as { ok: boolean; kept?: number; code?: string; message?: string };
-  }
-
   it('two processes take tokens while one rotates: one onboarding, one rotation, no error; a restarted container keeps the agent', async () => {
     const record = sandbox.agents.create({ securityProfile: 'SHARED_SECRET' });
     const boardingConfig = JSON.stringify(sandbox.agents.boardingConfiguration(record.id));
     const [a, b] = await Promise.all([start(), start()]);
-    await Promise.all([deployed(a!, boardingConfig), deployed(b!, boardingConfig)]);
+    await Promise.all([deployAgentFlow(a!, boardingConfig), deployAgentFlow(b!, boardingConfig)]);
 
     // Both start at once: one onboards, the other waits for its lock and reads the result.
-    const first = await Promise.all([call(a!, 'token'), call(b!, 'token')]);
+    const first = await Promise.all([callAgent(a!, 'token'), callAgent(b!, 'token')]);
     assert.deepEqual(
       first.map((r) => r.ok),
       [true, true],
@@ -100,7 +62,7 @@ describe('one agent shared by Node-RED processes through Redis', function () {
     const load = (red: NodeRedProcess, name: 'a' | 'b') =>
       (async () => {
         while (!stop) {
-          const r = await call(red, 'token');
+          const r = await callAgent(red, 'token');
           if (r.ok) served[name] += 1;
           else errors.push({ instance: name, ...r });
           await new Promise((done) => setTimeout(done, 20)); // a pace, not a wait: steady load, not a flood
@@ -108,7 +70,7 @@ describe('one agent shared by Node-RED processes through Redis', function () {
       })();
     const loads = [load(a!, 'a'), load(b!, 'b')];
     await waitFor(() => served.a >= 5 && served.b >= 5, { what: () => `both instances to serve tokens: ${JSON.stringify({ served, errors })}` });
-    const rotated = await call(a!, 'rotate');
+    const rotated = await callAgent(a!, 'rotate');
     assert.equal(rotated.ok, true, JSON.stringify(rotated));
     const servedAtRotation = { ...served };
     // Past the lifetime of every token taken before the rotation (the sandbox rounds a token's iat up to the
@@ -142,16 +104,16 @@ describe('one agent shared by Node-RED processes through Redis', function () {
     assert.equal(sandbox.calls('agents.register'), 1, 'never onboarded again');
     assert.equal(sandbox.agents.status(record.id).activeRegistration!.number, 2, 'the new registration is the one in use');
     // B picked the new registration up from Redis.
-    assert.equal((await call(b!, 'status')).kept, 2);
+    assert.equal((await callAgent(b!, 'status')).kept, 2);
 
     // A container restart: A goes, a new one with a fresh user directory and the same Redis takes over.
     await a!.stop();
     running.splice(running.indexOf(a!), 1);
     const c = await start();
-    await deployed(c, boardingConfig);
-    const afterRestart = await call(c, 'token');
+    await deployAgentFlow(c, boardingConfig);
+    const afterRestart = await callAgent(c, 'token');
     assert.equal(afterRestart.ok, true, JSON.stringify(afterRestart));
-    assert.equal((await call(c, 'status')).kept, 2);
+    assert.equal((await callAgent(c, 'status')).kept, 2);
     assert.equal(sandbox.calls('agents.register'), 1, 'the restarted container did not onboard');
 
     // No secret in anything the processes printed.

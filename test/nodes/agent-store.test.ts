@@ -42,6 +42,33 @@ describe('agent store settings', () => {
     }
   });
 
+  it('Sentinel when sentinels and name are set: the store names them, never a password, and waits for one replica by default', async () => {
+    process.env.IIOT_TEST_SENTINEL_PASSWORD = 'sentinel-pa55';
+    try {
+      const redis = {
+        sentinels: [
+          { host: '10.0.0.5', port: 26379 },
+          { host: '10.0.0.6', port: 26379 },
+        ],
+        name: 'mymaster',
+        sentinelPasswordEnv: 'IIOT_TEST_SENTINEL_PASSWORD',
+      };
+      const stores = agentStores(red({ agentStore: { redis } }));
+      assert.ok(stores.store instanceof RedisRecordStore);
+      assert.equal(stores.store.where, 'Redis Sentinel "mymaster" at 10.0.0.5:26379, 10.0.0.6:26379');
+      assert.equal(stores.store.minReplicas, 1);
+      await stores.release();
+      const none = agentStores(red({ agentStore: { redis: { ...redis, minReplicas: 0 } } }));
+      assert.equal(none.store.minReplicas, 0);
+      await none.release();
+      const plain = agentStores(red({ agentStore: { redis: { url: 'redis://h:1' } } }));
+      assert.equal(plain.store.minReplicas, 0, 'a single server has no replicas to wait for by default');
+      await plain.release();
+    } finally {
+      delete process.env.IIOT_TEST_SENTINEL_PASSWORD;
+    }
+  });
+
   it('a misconfiguration is CONFIG_INVALID that says what to fix, never quoting a password', () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ redis: { url: 'redis://h:1', passwordEnv: 'IIOT_TEST_NOT_SET' } }, /environment variable IIOT_TEST_NOT_SET .* is not set/],
@@ -49,6 +76,15 @@ describe('agent store settings', () => {
       [{ redis: { url: 'http://:secret-pw@h:1' } }, /must start with redis:\/\/ or rediss:\/\//],
       [{ redis: { url: 'not a url secret-pw' } }, /is not a URL/],
       [{ use: 'redis' }, /iiotAuth\.agentStore\.redis is not set/],
+      [{ redis: { sentinels: [{ host: 'h', port: 26379 }] } }, /redis\.name is missing: the master group's name/],
+      [{ redis: { name: 'mymaster' } }, /redis\.sentinels must list the Sentinels as \[\{ host: "10\.0\.0\.5", port: 26379 \}/],
+      [{ redis: { name: 'mymaster', sentinels: [{ host: 'h', port: 'x' }] } }, /redis\.sentinels must list the Sentinels/],
+      [{ redis: { name: 'm', sentinels: [{ host: 'h', port: 1 }], url: 'redis://:secret-pw@h:1' } }, /has both url and sentinels: keep one/],
+      [
+        { redis: { name: 'm', sentinels: [{ host: 'h', port: 1 }], sentinelPasswordEnv: 'IIOT_TEST_NOT_SET' } },
+        /IIOT_TEST_NOT_SET \(iiotAuth\.agentStore\.redis\.sentinelPasswordEnv\) is not set/,
+      ],
+      [{ redis: { url: 'redis://h:1', minReplicas: -1 } }, /minReplicas must be a whole number, 0 or more/],
       [{ use: 'disk' }, /write "file" or "redis"/],
     ];
     for (const [agentStore, message] of cases) {

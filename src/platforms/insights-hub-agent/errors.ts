@@ -19,6 +19,12 @@ export const AGENT_ERROR_CODES = {
     action:
       'the message says which and what to do; the stored credentials are kept, and a corrupt state, or one that cannot be decrypted, is never overwritten: restore it from the backup, or set the key it was encrypted with',
   },
+  AGENT_STATE_UNREPLICATED: {
+    meaning:
+      'Redis with replicas (`minReplicas`, default 1 with Sentinel): new credentials (an onboarding or rotation answer) are written, but too few replicas acknowledged them within `replicaTimeoutMs`, so they are not used yet (a failover could lose them); a rotation goes on with the previous credentials',
+    action:
+      'check that the replicas run and replicate (`INFO replication` on the primary); the acknowledgement is tried again with the next token, and nothing is lost meanwhile',
+  },
   AGENT_LOCKED: {
     meaning: 'file store: another Node-RED process uses this agent. Redis: another instance has been onboarding or rotating it for longer than 30 s',
     action: 'file store: give each process its own agent, or use Redis. Redis: try again; the lock of a crashed instance expires after 10 s',

@@ -17,7 +17,7 @@ import {
 } from './protocol.js';
 import { adoptionRefusedError, decideAdoption, newerInStoreError, type SdkAdoption } from './adoption.js';
 import { AgentRecord, type Change } from './record.js';
-import { type AgentRegistration, type AgentState, boardingConfigId, STATE_FORMAT, type SecurityProfile, type VersionedState } from './state.js';
+import { type AgentRegistration, type AgentState, boardingConfigId, registrationId, STATE_FORMAT, type SecurityProfile, type VersionedState } from './state.js';
 
 /**
  * The order of an agent's steps, so that no failure loses its credentials:
@@ -32,7 +32,9 @@ import { type AgentRegistration, type AgentState, boardingConfigId, STATE_FORMAT
  * makes them, and the others pick the new registration up from the store.
  * Every write names the version it read; a refused write is re-read and
  * re-applied (record.ts), and credentials the platform issued are merged in,
- * never dropped.
+ * never dropped. Where the store has replicas that may be promoted (Redis
+ * Sentinel), new credentials are used only once enough of them acknowledged
+ * the registration (see `acknowledged`).
  */
 export interface AgentLifecycleOptions {
   store: RecordStore;
@@ -78,6 +80,16 @@ export interface AgentStatus {
   rotationPossible: boolean;
   /** Set when the registration was adopted from an SDK state file: when, and who owns the agent now. */
   adoption?: { from: 'sdk-state-file'; at: string; note: string };
+  /** Set while new credentials wait for the store's replicas (AGENT_STATE_UNREPLICATED): since when, and why. */
+  waitingForReplicas?: ReplicaWait;
+}
+
+/** New credentials not used yet because too few of the store's replicas acknowledged them. */
+export interface ReplicaWait {
+  since: string;
+  /** The last attempt's error: its code (AGENT_STATE_UNREPLICATED, or AGENT_STATE_ERROR when the store was unreachable) and message. */
+  code: string;
+  message: string;
 }
 
 export class AgentLifecycle implements TokenProvider {
@@ -87,6 +99,7 @@ export class AgentLifecycle implements TokenProvider {
   private readonly rotationMargin: number;
   private readonly boardingId: string;
   private readonly record: AgentRecord;
+  private replicaWait?: ReplicaWait | undefined;
 
   constructor(private readonly options: AgentLifecycleOptions) {
     this.baseUrl = options.boarding.baseUrl;
@@ -108,10 +121,20 @@ export class AgentLifecycle implements TokenProvider {
     return this.options.boarding.clientId;
   }
 
+  /** New credentials waiting for the store's replicas, and why; undefined when none wait. */
+  get waitingForReplicas(): ReplicaWait | undefined {
+    return this.replicaWait;
+  }
+
   /** The engine's entry: onboards on first use, rotates when due, then gets a token. */
   async fetchToken(http: HttpClient): Promise<Token> {
     let state = await this.onboard(http).then((r) => r.state);
-    if (this.rotationDue(state)) {
+    if (this.record.awaitingReplicas(state)) {
+      // New credentials wait for the replicas: acknowledged now, they are used; else the previous ones are.
+      state = await this.record.exclusive(async () => this.acknowledged((await this.record.load())?.state ?? state));
+    } else if (this.replicaWait) {
+      this.replicaWait = undefined; // another instance had them acknowledged
+    } else if (this.rotationDue(state)) {
       try {
         state = await this.rotateIfDue(http);
       } catch (err) {
@@ -208,13 +231,13 @@ export class AgentLifecycle implements TokenProvider {
       // with RSA the key we saved is registered, so the agent can still get tokens.
       if (isIiotAuthError(err) && err.code === AgentErrorCode.IAT_USED && key) {
         const recovered = await this.recoverLostOnboarding(http, intent, key, lease);
-        if (recovered) return { state: recovered, alreadyOnboarded: false };
+        if (recovered) return { state: await this.acknowledged(recovered), alreadyOnboarded: false };
       }
       throw err;
     }
     const state = await this.saveRegistration(registration, lease, intent);
     await this.step('onboard:saved');
-    return { state, alreadyOnboarded: false };
+    return { state: await this.acknowledged(state), alreadyOnboarded: false };
   }
 
   /** True when an SDK state file holds a registration the store should take (see decideAdoption). */
@@ -285,7 +308,7 @@ export class AgentLifecycle implements TokenProvider {
       ({ state, version } = await this.record.write(state, version, lease));
     }
     await this.step('rotate:saved-intent');
-    const candidates = state.registrations.filter((r) => r.registrationAccessToken);
+    const candidates = byTrust(state.registrations).filter((r) => r.registrationAccessToken);
     if (candidates.length === 0) {
       throw new IiotAuthError(
         AgentErrorCode.AGENT_STATE_ERROR,
@@ -294,6 +317,8 @@ export class AgentLifecycle implements TokenProvider {
     }
     let lastError: unknown;
     for (const previous of candidates) {
+      // A RAT used is a registration used: one awaiting the replicas only once the platform refused the others.
+      if (previous.awaitingReplicas && !lastError) continue;
       const res = await http.send(buildRotateRequest(previous, profile, key));
       await this.step('rotate:answered');
       let registration: AgentRegistration;
@@ -306,9 +331,9 @@ export class AgentLifecycle implements TokenProvider {
       }
       const next = await this.saveRegistration(registration, lease);
       await this.step('rotate:saved');
-      return next;
+      return await this.acknowledged(next);
     }
-    throw lastError;
+    throw lastError ?? unreplicatedError(state);
   }
 
   /**
@@ -324,7 +349,7 @@ export class AgentLifecycle implements TokenProvider {
 
   async status(): Promise<AgentStatus> {
     const state = (await this.record.shared(() => this.record.load()))?.state;
-    const current = state && state.boardingConfigId === this.boardingId && !state.offboardedAt ? state.registrations[0] : undefined;
+    const current = state && state.boardingConfigId === this.boardingId && !state.offboardedAt ? byTrust(state.registrations)[0] : undefined;
     const status: AgentStatus = {
       clientId: this.clientId,
       onboarded: !!current,
@@ -334,6 +359,7 @@ export class AgentLifecycle implements TokenProvider {
     };
     if (current && current.clientSecretExpiresAt > 0) status.clientSecretExpiresAt = new Date(current.clientSecretExpiresAt * 1000).toISOString();
     if (current && state?.lastRotationAt) status.lastRotationAt = state.lastRotationAt;
+    if (this.replicaWait) status.waitingForReplicas = { ...this.replicaWait };
     if (current && state?.adoptedAt) {
       const rotated = state.lastRotationAt && state.lastRotationAt >= state.adoptedAt;
       status.adoption = {
@@ -369,9 +395,11 @@ export class AgentLifecycle implements TokenProvider {
     let firstError: unknown;
     const tried = new Set<string>();
     for (let round = 0; round < 2; round += 1) {
-      for (const registration of state.registrations) {
+      for (const registration of byTrust(state.registrations)) {
         const id = registrationId(registration);
         if (tried.has(id)) continue;
+        // New credentials that wait for the replicas: used only once the platform refused the others (it has moved on to them).
+        if (registration.awaitingReplicas && !firstError) continue;
         tried.add(id);
         try {
           const token = await this.probe(http, registration, state);
@@ -388,6 +416,7 @@ export class AgentLifecycle implements TokenProvider {
       if (!fresh || fresh === before) break;
       state = fresh.state;
     }
+    if (!firstError && state.registrations.length > 0) throw unreplicatedError(state, this.replicaWait);
     throw firstError ?? new IiotAuthError(AgentErrorCode.AGENT_STATE_ERROR, `agent ${state.clientId} has no registration`);
   }
 
@@ -477,9 +506,41 @@ export class AgentLifecycle implements TokenProvider {
     };
   }
 
-  /** Stores a registration the platform has just issued (see AgentRecord.save), resolving with the stored state. */
+  /**
+   * Stores a registration the platform has just issued (see AgentRecord.save), resolving with the stored state.
+   * Where the store has replicas to wait for, it is marked: no instance uses it until they acknowledged it.
+   */
   private async saveRegistration(registration: AgentRegistration, lease: RecordLease, intent?: AgentState): Promise<AgentState> {
-    return (await this.record.save(this.addRegistration(registration, intent), lease)) ?? (await this.requireOnboarded()).state;
+    const saved: AgentRegistration = this.record.acknowledges ? { ...registration, awaitingReplicas: true } : registration;
+    return (await this.record.save(this.addRegistration(saved, intent), lease)) ?? (await this.requireOnboarded()).state;
+  }
+
+  /**
+   * New credentials are used for a token (or a rotation) only once the
+   * store's replicas hold them: a failover to a replica without them would
+   * bring back credentials the platform let go when the new ones were used,
+   * and lock the agent out. Called under the mutex, after writing a
+   * registration and before a token. Resolves with the state to use: with
+   * the new registration acknowledged, or, when too few replicas answered,
+   * as stored, whose older registrations the token takes meanwhile (the
+   * acknowledgement is tried again with the next token). Throws
+   * AGENT_STATE_UNREPLICATED when no acknowledged registration is left (an
+   * onboarding).
+   */
+  private async acknowledged(state: AgentState): Promise<AgentState> {
+    if (!this.record.awaitingReplicas(state)) return state;
+    try {
+      const acknowledged = (await this.record.acknowledge()) ?? state;
+      this.replicaWait = undefined;
+      return acknowledged;
+    } catch (err) {
+      const unreplicated = isIiotAuthError(err) && err.code === AgentErrorCode.AGENT_STATE_UNREPLICATED;
+      if (!unreplicated && !(isIiotAuthError(err) && err.code === AgentErrorCode.AGENT_STATE_ERROR)) throw err;
+      this.replicaWait = { since: this.replicaWait?.since ?? new Date(this.now()).toISOString(), code: err.code, message: err.message };
+      const stored = (await this.record.load().catch(() => undefined))?.state ?? state;
+      if (stored.registrations.some((r) => !r.awaitingReplicas)) return stored;
+      throw err;
+    }
   }
 
   /** A new RSA key for the RSA_3072 profile (it takes seconds to make); nothing for a shared secret. */
@@ -521,12 +582,21 @@ export class AgentLifecycle implements TokenProvider {
   }
 }
 
-/** What tells two registrations apart (the platform issues a new registration access token or key each time). */
-function registrationId(registration: AgentRegistration): string {
-  return `${registration.receivedAt}|${registration.registrationAccessToken}|${registration.keyId ?? ''}`;
-}
-
 function expiryText(state: AgentState): string {
   const expires = state.registrations[0]?.clientSecretExpiresAt;
   return expires ? new Date(expires * 1000).toISOString().slice(0, 10) : 'its credentials expire';
+}
+
+/** Registrations acknowledged by the store's replicas first (newest first), then those still waiting for them. */
+function byTrust(registrations: AgentRegistration[]): AgentRegistration[] {
+  return [...registrations.filter((r) => !r.awaitingReplicas), ...registrations.filter((r) => r.awaitingReplicas)];
+}
+
+function unreplicatedError(state: AgentState, wait?: ReplicaWait): IiotAuthError {
+  return new IiotAuthError(
+    AgentErrorCode.AGENT_STATE_UNREPLICATED,
+    wait?.code === AgentErrorCode.AGENT_STATE_UNREPLICATED
+      ? wait.message
+      : `the new credentials of agent ${state.clientId} wait for the store's replicas to acknowledge them before they are used: check that the Redis replicas run and replicate`,
+  );
 }

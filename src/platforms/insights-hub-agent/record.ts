@@ -1,7 +1,7 @@
 import { IiotAuthError } from '../../core/errors.js';
 import { isRecordConflict, type KeyedMutex, type RecordLease, type RecordStore } from '../../core/record-store.js';
 import { AgentErrorCode } from './errors.js';
-import { type AgentState, readAgentState, type VersionedState, writeAgentState } from './state.js';
+import { type AgentState, readAgentState, registrationId, type VersionedState, writeAgentState } from './state.js';
 
 /** A change to the stored state, applied to what the store holds when it is written; undefined: nothing to do. */
 export type Change = (current: AgentState | undefined) => AgentState | undefined;
@@ -32,6 +32,12 @@ export class AgentRecord {
   private cachedState?: VersionedState | undefined;
   /** A change whose write failed (new credentials): written before anything else happens, and never used until it is. */
   private unsaved?: Change | undefined;
+  /**
+   * Changes with new credentials that were written but not yet acknowledged
+   * by the store's replicas: written again before they are acknowledged,
+   * since a failover may have lost them.
+   */
+  private unacknowledged: Change[] = [];
 
   constructor(private readonly options: AgentRecordOptions) {}
 
@@ -104,11 +110,50 @@ export class AgentRecord {
     try {
       const state = await this.update(change, lease);
       this.unsaved = undefined;
+      if (this.acknowledges) this.unacknowledged.push(change);
       return state;
     } catch (err) {
       this.unsaved = change;
       throw err;
     }
+  }
+
+  /** True when new credentials wait for the store's replicas before they are used (Redis with `minReplicas`). */
+  get acknowledges(): boolean {
+    return this.options.store.minReplicas > 0;
+  }
+
+  /** True when new credentials wait for the replicas: marked so in the state, or written by this process and not acknowledged yet. */
+  awaitingReplicas(state: AgentState | undefined): boolean {
+    return this.unacknowledged.length > 0 || !!state?.registrations.some((r) => r.awaitingReplicas);
+  }
+
+  /**
+   * Has the store's replicas acknowledge the new credentials: the changes
+   * this process wrote are written again where a failover lost them, the
+   * stored version is acknowledged (RecordStore.acknowledge), then the marks
+   * of the registrations it held are cleared, in a write of its own: lost in
+   * a failover, a mark only makes a registration wait for another
+   * acknowledgement. Resolves with the state; throws the store's error when
+   * too few replicas acknowledged (the credentials stay marked, unused).
+   */
+  async acknowledge(): Promise<AgentState | undefined> {
+    for (const change of this.unacknowledged) await this.update(change);
+    const current = await this.load();
+    const marked = new Set(current?.state.registrations.filter((r) => r.awaitingReplicas).map(registrationId));
+    if (current && marked.size > 0) await this.options.store.acknowledge(this.clientId, current.version);
+    this.unacknowledged = [];
+    if (marked.size === 0) return current?.state;
+    const cleared = await this.update((state) => {
+      if (!state?.registrations.some((r) => r.awaitingReplicas && marked.has(registrationId(r)))) return undefined;
+      const registrations = state.registrations.map((r) => {
+        if (!marked.has(registrationId(r))) return r;
+        const { awaitingReplicas: _, ...acknowledged } = r;
+        return acknowledged;
+      });
+      return { ...state, registrations };
+    });
+    return cleared ?? (await this.load())?.state;
   }
 
   /** The agent's lock in the store, for a change with effects on the platform; AGENT_LOCKED after waiting. */
@@ -135,6 +180,8 @@ export class AgentRecord {
       await this.ensureClaimed();
       // Still failing: the stored credentials keep working meanwhile, so go on.
       if (this.unsaved) await this.save(this.unsaved).catch(() => undefined);
+      // Written but not acknowledged: a failover may have lost them, and an onboarding must not start over without them.
+      for (const change of this.unacknowledged) await this.update(change).catch(() => undefined);
       return task();
     });
   }

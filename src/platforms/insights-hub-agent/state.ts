@@ -31,6 +31,12 @@ export interface AgentRegistration {
   receivedAt: string;
   /** True once these credentials produced an access token (the platform then forgets older ones). */
   confirmed: boolean;
+  /**
+   * Set while too few of the store's replicas are known to hold this
+   * registration (Redis with `minReplicas`): it is not used for a token or a
+   * rotation yet, unless every other registration is refused.
+   */
+  awaitingReplicas?: true;
 }
 
 /** An RSA key sent to the platform (or about to be) before its registration answer is stored. */
@@ -73,6 +79,11 @@ export const AGENT_SECRET_FIELDS: readonly string[] = Object.freeze([
   'registrations.*.privateKey',
   'pendingKey.privateKey',
 ]);
+
+/** What tells two registrations apart (the platform issues a new registration access token or key each time). */
+export function registrationId(registration: AgentRegistration): string {
+  return `${registration.receivedAt}|${registration.registrationAccessToken}|${registration.keyId ?? ''}`;
+}
 
 /** A state as read, with the version a write must name. */
 export interface VersionedState {
