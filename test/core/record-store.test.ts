@@ -289,8 +289,9 @@ describe('acknowledged writes (WAIT for replicas)', function () {
     await replica?.stop();
     await primary?.stop();
   });
-  function open(minReplicas: number, prefix: string): RedisRecordStore {
-    const store = new RedisRecordStore({ url: primary.url, keyPrefix: prefix, minReplicas, replicaTimeoutMs: 300 }, AGENT_RECORD_WORDS);
+  /** A wait that should succeed gets a long limit (a loaded machine delays the replica's answer); one meant to run out, a short one. */
+  function open(minReplicas: number, prefix: string, replicaTimeoutMs = 10_000): RedisRecordStore {
+    const store = new RedisRecordStore({ url: primary.url, keyPrefix: prefix, minReplicas, replicaTimeoutMs }, AGENT_RECORD_WORDS);
     opened.push(store);
     return store;
   }
@@ -312,7 +313,7 @@ describe('acknowledged writes (WAIT for replicas)', function () {
   });
 
   it('too few replicas within replicaTimeoutMs: AGENT_STATE_UNREPLICATED that says how many and what to do; the write stays', async () => {
-    const store = open(2, 'ack2:');
+    const store = open(2, 'ack2:', 300);
     const version = await store.write('agent1', { format: 1 }, undefined);
     await assert.rejects(
       store.acknowledge('agent1', version),
@@ -321,7 +322,7 @@ describe('acknowledged writes (WAIT for replicas)', function () {
     assert.equal(await store.version('agent1'), version);
     replica.pause();
     try {
-      await assert.rejects(open(1, 'ack2:').acknowledge('agent1', version), unreplicated(/0 of 1 replica\(s\)/));
+      await assert.rejects(open(1, 'ack2:', 300).acknowledge('agent1', version), unreplicated(/0 of 1 replica\(s\)/));
     } finally {
       replica.resume();
     }
