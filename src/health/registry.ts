@@ -105,7 +105,8 @@ export interface SubscriberMemory {
 }
 
 export class HealthRegistry {
-  private readonly now: () => number;
+  /** The registry's clock (injectable): the events node's warnings use it too. */
+  readonly now: () => number;
   private readonly timers: Timers;
   private readonly lockedOutCodes: ReadonlySet<string>;
   private readonly tracked = new Map<string, Tracked>();
