@@ -154,7 +154,7 @@ describe('health model', () => {
       lockedOutCodes: LOCKED_OUT_CODES,
     };
     const now = Date.parse('2026-12-01T00:00:00Z');
-    const cases: Array<[string, Partial<HealthInputs>, string, RegExp]> = [
+    const cases: [string, Partial<HealthInputs>, string, RegExp][] = [
       ['no token yet', { credential: { state: 'empty', failures: 0 } }, 'ok', /no token yet/],
       [
         'a valid token',
