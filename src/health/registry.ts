@@ -181,9 +181,12 @@ export class HealthRegistry {
   /** A connection's observer: API requests and 429 waits. */
   connectionObserver(id: string): ConnectionObserver {
     const count = (name: 'apiRequests' | 'rateLimitWaits') => {
-      if (!this.tracked.has(id)) return;
-      this.statsOf(id).counts[name] += 1;
-      this.update(id);
+      const tracked = this.tracked.get(id);
+      if (!tracked) return;
+      const stats = this.statsOf(id);
+      stats.counts[name] += 1;
+      // Only a counter changed: no new state, so no need to derive the entry for every message; published coalesced.
+      if (!tracked.closed) this.countsChanged(id, stats);
     };
     return { apiRequest: () => count('apiRequests'), rateLimitWait: () => count('rateLimitWaits') };
   }
@@ -370,15 +373,21 @@ export class HealthRegistry {
       return;
     }
     if (counts === stats.countsText || stats.countsTimer !== undefined) return;
-    const wait = stats.lastPublishAt + COUNTS_COALESCE_MS - now;
+    if (stats.lastPublishAt + COUNTS_COALESCE_MS <= now) this.send(entry, stats, now);
+    else this.countsChanged(id, stats);
+  }
+
+  /** Counter-only change: published with the next change of the view, or at most COUNTS_COALESCE_MS after the last publish. */
+  private countsChanged(id: string, stats: Stats): void {
+    if (stats.countsTimer !== undefined) return;
+    const wait = stats.lastPublishAt + COUNTS_COALESCE_MS - this.now();
     if (wait <= 0) {
-      this.send(entry, stats, now);
+      this.update(id);
       return;
     }
     stats.countsTimer = this.timers.set(() => {
       stats.countsTimer = undefined;
-      const tracked = this.tracked.get(id);
-      if (tracked && !tracked.closed) this.send(this.derive(id, tracked), stats, this.now());
+      this.update(id);
     }, wait);
   }
 

@@ -54,10 +54,9 @@ export default function register(RED: EventsNodeApi): void {
         health.told(memory, event);
         send(event);
       },
+      // An agent's secret or rotation point may have moved: warn now if due, and set the timer anew.
       entry: (entry) => {
-        if (started && entry.agent && wanted(entry)) {
-          for (const event of expiryWarnings([entry], health.now(), windowMs, memory.warned)) send(event);
-        }
+        if (started && entry.agent && wanted(entry)) checkWarnings();
       },
     });
     if (RED.events) RED.events.on('flows:started', start);

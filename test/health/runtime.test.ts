@@ -68,11 +68,14 @@ describe('health in a Node-RED runtime', function () {
   after(() => fs.rmSync(stateDir, { recursive: true, force: true }));
 
   /** The flow with an events node watching its config node; the events it sends are collected. */
-  async function load(f: PlatformFlow | { ids: { config: string }; nodes: FlowNode[]; credentials: Record<string, Record<string, string>> }) {
+  async function load(
+    f: PlatformFlow | { ids: { config: string }; nodes: FlowNode[]; credentials: Record<string, Record<string, string>> },
+    eventsConfig: Record<string, unknown> = {},
+  ) {
     const ids = { events: uid('ev'), eventsOut: uid('evout') };
     const nodes: FlowNode[] = [
       ...f.nodes,
-      { id: ids.events, type: 'iiot-auth-events', scope: 'selected', configs: [f.ids.config], wires: [[ids.eventsOut]] },
+      { id: ids.events, type: 'iiot-auth-events', scope: 'selected', configs: [f.ids.config], ...eventsConfig, wires: [[ids.eventsOut]] },
       { id: ids.eventsOut, type: 'helper' },
     ];
     await H.load(modules, nodes, f.credentials);
@@ -246,6 +249,23 @@ describe('health in a Node-RED runtime', function () {
     assertNothingLeaked(oauth2.secrets(sandbox), 'renew');
   });
 
+  it('the selected config nodes only: a second one failing sends nothing', async () => {
+    const f = platformFlow(oauth2, sandbox);
+    const other = uid('cfg');
+    const ev = await load({
+      ...f,
+      nodes: [...f.nodes, { id: other, type: oauth2.configType, ...oauth2.config(sandbox) }],
+      credentials: { ...f.credentials, [other]: oauth2.credentials(sandbox) },
+    });
+    sandbox.fault('oauth2.token', TOKEN_ENDPOINT_DOWN);
+    assert.equal((await post(other, 'renew')).status, 502);
+    await waitForState(other, 'failing');
+    assert.deepEqual(await ev.topics(), []);
+    assert.equal((await message(f)).kind, 'error');
+    assert.deepEqual(await ev.topics(), ['token/failing']);
+    assert.equal((ev.events[0]!.payload as HealthEntry).id, f.ids.config);
+  });
+
   it('the actions: JSON only (415), an unknown id (404 NOT_FOUND), rotate on a non-agent (400)', async () => {
     const f = platformFlow(oauth2, sandbox);
     await load(f);
@@ -346,6 +366,32 @@ describe('health in a Node-RED runtime', function () {
       assert.equal((await entry(f.ids.config)).agent?.lastRotationFailure, undefined);
       assert.deepEqual(await ev.topics(), ['agent/rotation-failed', 'agent/rotated']);
       assertNothingLeaked(agentSecrets(agentId, iat), 'rotation refused');
+    });
+
+    it("an idle agent whose rotation point passed with its secret inside the window: agent/secret-expiring once, from the node's timer alone", async () => {
+      const lifetime = sandbox.lifetimes.agentClientSecret;
+      sandbox.lifetimes.agentClientSecret = 10; // the rotation point 6.5 to 7.5 s after onboarding, the expiry at 10 s
+      try {
+        const record = sandbox.agents.create({ securityProfile: 'SHARED_SECRET' });
+        const boarding = sandbox.agents.boardingConfiguration(record.id);
+        const flow = agentFlow(sandbox, JSON.stringify(boarding), { withApp: false });
+        const f = { ...flow, ids: { ...flow.ids, config: flow.ids.agentConfig } };
+        const ev = await load(f, { warnWithin: '1', warnUnit: 'hours' });
+        assert.equal((await outcomeOf(f.ids, () => H.node(f.ids.token).receive({}))).kind, 'output');
+        const e = await entry(f.ids.config);
+        const expires = Date.parse(e.agent!.clientSecretExpiresAt!);
+        assert.ok(Date.parse(e.agent!.rotateAt!) > Date.now(), 'not warned yet: the rotation would renew it');
+        assert.deepEqual(await ev.topics(), []);
+        // No message from here on: only the events node's timer can notice.
+        await waitFor(() => ev.events.length > 0, { what: 'the warning', timeoutMs: 20_000 });
+        await waitFor(() => Date.now() > expires + 1000, { what: 'the secret to expire', timeoutMs: 20_000 });
+        assert.deepEqual(await ev.topics(), ['agent/secret-expiring']);
+        const warned = ev.events[0]!.payload as HealthEntry;
+        assert.equal(warned.agent?.clientSecretExpiresAt, e.agent!.clientSecretExpiresAt);
+        assertNothingLeaked(agentSecrets(record.id, boarding.content.iat), 'secret expiring');
+      } finally {
+        sandbox.lifetimes.agentClientSecret = lifetime;
+      }
     });
 
     it('offboarded: the next token request is refused for good: locked-out, agent/locked-out once', async () => {
