@@ -149,6 +149,11 @@ export class HealthRegistry {
         tracked.stopObserving?.();
         tracked.closed = true;
         if (removed) this.remove(source.id);
+        else {
+          // Stopped (a redeploy, or Node-RED stopping): no timer of its own outlives it; starting again derives the entry anew.
+          const stats = this.stats.get(source.id);
+          if (stats) this.clearTimers(stats);
+        }
       },
     };
   }
