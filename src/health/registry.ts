@@ -360,8 +360,10 @@ export class HealthRegistry {
       stats.lastTransition = { event, seq: this.seq };
       this.emit(event);
     }
-    if (!tracked.closed) this.publish(id, entry, stats, now);
-    this.scheduleClock(id, entry, stats, now);
+    if (!tracked.closed) {
+      this.publish(id, entry, stats, now);
+      this.scheduleClock(id, entry, stats, now);
+    }
     for (const listener of this.listeners) call(() => listener.entry?.(entry));
     return entry;
   }

@@ -213,6 +213,20 @@ describe('health in a Node-RED runtime', function () {
     assertNothingLeaked(oauth2.secrets(sandbox), '401 storm on the API');
   });
 
+  it('a 429 waited out is counted, the request goes on: no event', async () => {
+    const f = platformFlow(oauth2, sandbox);
+    const ev = await load(f);
+    sandbox.fault('oauth2.items', { kind: 'status', status: 429, headers: { 'retry-after': '0' }, times: 2 });
+    const outcome = await message(f);
+    assert.equal(outcome.kind, 'output');
+    assert.equal(outcome.msg.statusCode, 200);
+    const e = await entry(f.ids.config);
+    assert.equal(e.counts.rateLimitWaits, 2);
+    assert.equal(e.counts.apiRequests, 1);
+    assert.match(await metrics(), new RegExp(`iiot_auth_rate_limit_waits_total\\{platform="oauth2",config="${f.ids.config}",name=""\\} 2`));
+    assert.deepEqual(await ev.topics(), []);
+  });
+
   it('a config node without credentials: not-configured, token/not-configured told when the events node starts; renew answers 409 with its code', async () => {
     const f = platformFlow(oauth2, sandbox, { credentials: {} });
     const ev = await load(f);
