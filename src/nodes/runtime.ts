@@ -63,7 +63,8 @@ export class IiotAuthRuntime {
     this.tokenRequests = new HostLimiter(positiveSetting(RED, this.settings, 'tokenRequestsPerHost') ?? 8);
     this.connectionsPerOrigin = positiveSetting(RED, this.settings, 'connectionsPerOrigin');
     this.connectionIdleMs = positiveSetting(RED, this.settings, 'connectionIdleMs');
-    registerHealthRoutes(RED, this.health);
+    // A runtime without an admin API (httpAdminRoot: false) has nowhere to serve them.
+    if (typeof RED.httpAdmin?.get === 'function' && typeof RED.auth?.needsPermission === 'function') registerHealthRoutes(RED, this.health);
   }
 
   /** An HTTP client with the TLS and proxy config nodes a config node references. */
