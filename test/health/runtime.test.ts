@@ -364,6 +364,26 @@ describe('health in a Node-RED runtime', function () {
       assertNothingLeaked(agentSecrets(agentId, iat), 'agent rotate');
     });
 
+    it('deployed again (a restart): the entry shows the stored agent at once, read from the store, with no request to the platform', async () => {
+      const { f } = await onboardedAgent();
+      await H.unload(); // the test helper's next load is a fresh runtime: nothing cached
+      sandbox.resetCalls();
+      await H.load(modules, f.nodes, f.credentials);
+      const e = await waitFor(
+        async () => {
+          const found = await entry(f.ids.config);
+          return found.agent?.onboarded ? found : undefined;
+        },
+        { what: 'the stored agent in the entry' },
+      );
+      assert.ok(e.agent?.clientSecretExpiresAt && e.agent.rotateAt);
+      assert.equal(e.tokenExpiresAt, undefined, 'no token taken');
+      assert.deepEqual(
+        ['agents.token', 'agents.register', 'agents.rotate'].map((name) => sandbox.calls(name as 'agents.token')),
+        [0, 0, 0],
+      );
+    });
+
     it('rotation refused: rotate now answers with the code, agent/rotation-failed once for two refusals; then agent/rotated', async () => {
       const { f, ev, agentId, iat } = await onboardedAgent();
       sandbox.fault('agents.rotate', { kind: 'status', status: 500, body: '{"error":"server_error"}' });
