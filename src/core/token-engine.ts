@@ -23,7 +23,8 @@ export interface TokenEngineOptions {
 
 /** What happened to a credential, pushed to the engine's observer. */
 export type CredentialEvent =
-  | { kind: 'fetch-started' /** A usable token was still held: a renewal. */; renewal: boolean }
+  /** `renewal`: a usable token was still held. */
+  | { kind: 'fetch-started'; renewal: boolean }
   | { kind: 'fetch-succeeded' }
   | { kind: 'fetch-failed'; error: unknown }
   /** An API's 401 dropped the token: the next message logs in again. */
