@@ -20,7 +20,7 @@ export type HealthTopic =
 export interface HealthEvent {
   topic: HealthTopic;
   entry: HealthEntry;
-  /** The settled state before; undefined for the first state a credential had. */
+  /** The settled state before a transition; undefined for a credential's first state, a rotation and a warning. */
   previous: SettledState | undefined;
   /** Epoch ms. */
   at: number;

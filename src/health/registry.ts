@@ -327,6 +327,7 @@ export class HealthRegistry {
     return deriveEntry(this.inputs(id, tracked), this.now());
   }
 
+  /** A rotation is news of its own, not a change of state: no `previous`. */
   private onAgentEvent(id: string, event: AgentEvent): void {
     const tracked = this.tracked.get(id);
     if (!tracked) return;
@@ -335,11 +336,11 @@ export class HealthRegistry {
     if (!entry) return;
     if (event.kind === 'rotated') {
       stats.rotationFailing = false;
-      this.emit({ topic: 'agent/rotated', entry, previous: stats.settled, at: this.now() });
+      this.emit({ topic: 'agent/rotated', entry, previous: undefined, at: this.now() });
     } else if (!stats.rotationFailing) {
       // Retried with each token request while due: told once until a rotation succeeds.
       stats.rotationFailing = true;
-      this.emit({ topic: 'agent/rotation-failed', entry, previous: stats.settled, at: this.now() });
+      this.emit({ topic: 'agent/rotation-failed', entry, previous: undefined, at: this.now() });
     }
   }
 

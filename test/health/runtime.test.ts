@@ -361,6 +361,7 @@ describe('health in a Node-RED runtime', function () {
       assert.equal(sandbox.calls('agents.rotate'), 1);
       assert.equal(sandbox.agents.status(agentId).activeRegistration!.number, 2, 'the rotated credentials produced a token');
       assert.deepEqual(await ev.topics(), ['agent/rotated']);
+      assert.equal(ev.events[0]!.previous, undefined, 'a rotation is not a change of state');
       assertNothingLeaked(agentSecrets(agentId, iat), 'agent rotate');
     });
 
