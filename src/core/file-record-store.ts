@@ -36,6 +36,7 @@ const heldLocks = new Map<string, { users: number; release: Promise<() => Promis
 const writes = new KeyedMutex();
 
 export class FileRecordStore implements RecordStore {
+  readonly kind = 'file';
   readonly shared = false;
   /** A write that returned is on disk (fsync), and there are no replicas to wait for. */
   readonly minReplicas = 0;

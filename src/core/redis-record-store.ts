@@ -116,6 +116,7 @@ interface RedisModule {
 }
 
 export class RedisRecordStore implements RecordStore {
+  readonly kind = 'redis';
   readonly shared = true;
   readonly where: string;
   readonly minReplicas: number;

@@ -54,6 +54,10 @@ export class SealedRecordStore implements RecordStore {
     this.keys = keysById(options.keys);
   }
 
+  get kind(): RecordStore['kind'] {
+    return this.inner.kind;
+  }
+
   get where(): string {
     return this.inner.where;
   }
