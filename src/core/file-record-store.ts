@@ -35,6 +35,7 @@ const heldLocks = new Map<string, { users: number; release: Promise<() => Promis
 const writes = new KeyedMutex();
 
 export class FileRecordStore implements RecordStore {
+  readonly kind = 'file';
   readonly shared = false;
   private fence = 0;
 

@@ -35,6 +35,13 @@ export interface PlatformConnectionOptions {
   redactor: Redactor;
   /** The platform's renewal policy; the engine's default when absent. */
   renewal?: RenewalPolicy;
+  /** Told of each API request and each 429 waited out: what a health view counts. */
+  observer?: ConnectionObserver;
+}
+
+export interface ConnectionObserver {
+  apiRequest(): void;
+  rateLimitWait(): void;
 }
 
 export class PlatformConnection {
@@ -87,11 +94,22 @@ export class PlatformConnection {
   }
 
   /**
+   * A new token now (a user asked for it), past the cache and any back-off;
+   * joins the token request in flight, never a second one.
+   */
+  renew(): Promise<Token> {
+    const { provider, http } = this.options;
+    if (this.closed) return Promise.reject(closedError());
+    return this.credential.renew(() => provider.fetchToken(http));
+  }
+
+  /**
    * An API call with the platform's auth. `timeoutMs` bounds the whole call:
    * waiting for a token, the request, a retry after 401 or 429.
    */
   async request(req: ApiRequest): Promise<ApiResponse> {
     const url = this.urls.resolve(req.url);
+    this.options.observer?.apiRequest();
     try {
       return await this.requestWithin(req, url);
     } catch (err) {
@@ -113,6 +131,7 @@ export class PlatformConnection {
     const startedAt = Date.now();
     const left = (ms: number) => Math.max(1, startedAt + ms - Date.now());
     const signal = expired && req.signal ? AbortSignal.any([expired, req.signal]) : (expired ?? req.signal);
+    const { observer } = this.options;
     const tokenWithin = () => {
       const token = this.getToken();
       return timeoutMs === undefined ? token : withinDeadline(token, left(timeoutMs), timeoutMs, this.baseUrl);
@@ -129,6 +148,7 @@ export class PlatformConnection {
         timeoutMs: timeoutMs === undefined ? undefined : left(timeoutMs),
         maxResponseBytes: req.maxResponseBytes,
         signal,
+        onRetryWait: observer ? (status: number) => (status === 429 ? observer.rateLimitWait() : undefined) : undefined,
       });
     let response = await send(token);
     if (this.refusesPermission(response)) return response;

@@ -54,6 +54,8 @@ export interface LockOptions {
 }
 
 export interface RecordStore {
+  /** Which kind of store, for a health view. */
+  readonly kind: 'file' | 'redis';
   /** Where the records are, for messages (never a password). */
   readonly where: string;
   /**

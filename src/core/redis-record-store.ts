@@ -75,6 +75,7 @@ interface Client {
 }
 
 export class RedisRecordStore implements RecordStore {
+  readonly kind = 'redis';
   readonly shared = true;
   readonly where: string;
   private readonly prefix: string;

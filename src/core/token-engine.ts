@@ -17,7 +17,20 @@ export interface TokenEngineOptions {
   backoffInitialMs?: number;
   /** Longest wait between failed token requests. */
   backoffMaxMs?: number;
+  /** Told of each token request and each change of a credential as it happens: what a health view counts (no token in it). */
+  observer?: CredentialObserver;
 }
+
+/** What happened to a credential, pushed to the engine's observer. */
+export type CredentialEvent =
+  | { kind: 'fetch-started' /** A usable token was still held: a renewal. */; renewal: boolean }
+  | { kind: 'fetch-succeeded' }
+  | { kind: 'fetch-failed'; error: unknown }
+  /** An API's 401 dropped the token: the next message logs in again. */
+  | { kind: 'relogin' }
+  | { kind: 'dropped' };
+
+export type CredentialObserver = (id: string, event: CredentialEvent) => void;
 
 export type TokenFetcher = () => Promise<Token>;
 
@@ -46,6 +59,12 @@ export interface Credential {
   readonly fingerprint: string;
   /** A usable token, fetched by `fetch` when needed; concurrent callers share one fetch. */
   get(fetch: TokenFetcher): Promise<Token>;
+  /**
+   * A new token now, whatever the cache holds and past any back-off (a user
+   * asked for it): joins the token request in flight if one runs, so a
+   * second press never makes a second request.
+   */
+  renew(fetch: TokenFetcher): Promise<Token>;
   /** The cached token when it is usable, without starting any fetch or renewal. */
   peek(): Token | undefined;
   /**
@@ -122,8 +141,10 @@ export class TokenEngine {
   private readonly random: () => number;
   private readonly backoffInitialMs: number;
   private readonly backoffMaxMs: number;
+  private readonly observer: CredentialObserver | undefined;
 
   constructor(options: TokenEngineOptions = {}) {
+    this.observer = options.observer;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
     this.backoffInitialMs = options.backoffInitialMs ?? 1_000;
@@ -144,11 +165,14 @@ export class TokenEngine {
       id,
       fingerprint,
       get: (fetch) => this.get(id, fingerprint, renewal, fetch),
+      renew: (fetch) => this.refresh(id, this.entryOf(id, fingerprint, renewal), fetch),
       peek: () => this.peek(id, fingerprint),
-      rejected: (tokenValue) => this.rejected(this.current(id, fingerprint), tokenValue),
+      rejected: (tokenValue) => this.rejected(id, this.current(id, fingerprint), tokenValue),
       accepted: (tokenValue) => this.accepted(this.current(id, fingerprint), tokenValue),
       drop: () => {
-        if (this.current(id, fingerprint)) this.entries.delete(id);
+        if (!this.current(id, fingerprint)) return;
+        this.entries.delete(id);
+        this.tell(id, { kind: 'dropped' });
       },
       get state() {
         return engine.stateOf(engine.current(id, fingerprint));
@@ -162,12 +186,27 @@ export class TokenEngine {
     return entry?.fingerprint === fingerprint ? entry : undefined;
   }
 
-  private async get(id: string, fingerprint: string, renewal: RenewalPolicy, fetch: TokenFetcher): Promise<Token> {
+  /** The entry of this credential, made when there is none. */
+  private entryOf(id: string, fingerprint: string, renewal: RenewalPolicy): Entry {
     let entry = this.current(id, fingerprint);
     if (!entry) {
       entry = { fingerprint, renewal, renewAt: 0, staleAt: 0, failures: 0, retryAt: 0, rejections: 0, reloginAt: 0, lastReloginAt: 0 };
       this.entries.set(id, entry);
     }
+    return entry;
+  }
+
+  /** Tells the observer; its failure is its own and never the engine's. */
+  private tell(id: string, event: CredentialEvent): void {
+    try {
+      this.observer?.(id, event);
+    } catch {
+      // a health view must not break token requests
+    }
+  }
+
+  private async get(id: string, fingerprint: string, renewal: RenewalPolicy, fetch: TokenFetcher): Promise<Token> {
+    const entry = this.entryOf(id, fingerprint, renewal);
     const now = this.now();
     if (entry.token && now < entry.renewAt) return entry.token;
     if (entry.token && now < entry.staleAt) {
@@ -186,7 +225,7 @@ export class TokenEngine {
     return entry?.token && this.now() < entry.staleAt ? entry.token : undefined;
   }
 
-  private rejected(entry: Entry | undefined, tokenValue: string): boolean {
+  private rejected(id: string, entry: Entry | undefined, tokenValue: string): boolean {
     if (!entry) return true;
     if (entry.token?.value !== tokenValue) return true; // already replaced (or being replaced): retry with the current one
     const now = this.now();
@@ -199,6 +238,7 @@ export class TokenEngine {
     entry.token = undefined;
     entry.renewAt = 0;
     entry.staleAt = 0;
+    this.tell(id, { kind: 'relogin' });
     return true;
   }
 
@@ -228,20 +268,33 @@ export class TokenEngine {
 
   private refresh(id: string, entry: Entry, fetch: TokenFetcher): Promise<Token> {
     if (entry.inflight) return entry.inflight;
+    const renewal = !!entry.token && this.now() < entry.staleAt;
+    const current = () => this.entries.get(id) === entry;
+    let settled = false;
     const inflight = (async () => {
       try {
         const token = sanitise(await fetch());
-        if (this.entries.get(id) === entry) this.store(entry, token);
+        settled = true;
+        entry.inflight = undefined;
+        if (current()) {
+          this.store(entry, token);
+          this.tell(id, { kind: 'fetch-succeeded' });
+        }
         return token;
       } catch (err) {
-        // A client closed under a running request (a redeploy) says nothing about the credential.
-        if (this.entries.get(id) === entry && !(isIiotAuthError(err) && err.code === ErrorCode.CLOSED)) this.recordFailure(entry, err);
-        throw err;
-      } finally {
+        settled = true;
         entry.inflight = undefined;
+        // A client closed under a running request (a redeploy) says nothing about the credential.
+        if (current() && !(isIiotAuthError(err) && err.code === ErrorCode.CLOSED)) {
+          this.recordFailure(entry, err);
+          this.tell(id, { kind: 'fetch-failed', error: err });
+        }
+        throw err;
       }
     })();
-    entry.inflight = inflight;
+    // A fetch that failed at once (before its first await) has settled already: nothing in flight.
+    if (!settled) entry.inflight = inflight;
+    this.tell(id, { kind: 'fetch-started', renewal });
     return inflight;
   }
 

@@ -3,6 +3,8 @@ import { fingerprint, PlatformConnection } from '../core/platform-connection.js'
 import { Redactor } from '../core/redact.js';
 import type { ConfigInput, PlatformDeclaration, ProviderSetup } from '../platforms/declaration.js';
 import { PLATFORM_DECLARATIONS } from '../platforms/index.js';
+import type { HttpClient } from '../core/http/index.js';
+import type { AgentHealthSource } from '../health/registry.js';
 import type { Node, NodeAPI, NodeDefinition } from './node-red.js';
 import { runtimeOf } from './runtime.js';
 
@@ -15,6 +17,8 @@ import { runtimeOf } from './runtime.js';
 export interface PlatformConfigNode extends Node {
   connection?: PlatformConnection;
   configError?: IiotAuthError;
+  /** An agent's life cycle, for the health view (set by its set-up). */
+  agentHealth?: AgentHealthSource & { rotateNow(http: HttpClient): Promise<unknown> };
 }
 
 export type { ProviderSetup };
@@ -30,15 +34,19 @@ export function registerPlatformConfigNode(
     configureFromDeclaration(declaration, definition, credentials),
 ): void {
   const { configType: type, credentials } = declaration;
+  // The runtime's state, and with it the health routes, exist as soon as a module of ours is loaded.
+  runtimeOf(RED);
   RED.nodes.registerType(
     type,
     function (this: PlatformConfigNode, definition: NodeDefinition) {
       RED.nodes.createNode(this, definition);
+      const { health } = runtimeOf(RED);
+      let redactor = new Redactor();
       const creds: Record<string, string> = {};
       for (const [key, value] of Object.entries(this.credentials ?? {})) if (typeof value === 'string') creds[key] = value;
       try {
         const { provider, fingerprintParts, secrets, basicPairs } = setup(definition, creds, this);
-        const redactor = new Redactor().add(...secrets);
+        redactor = new Redactor().add(...secrets);
         for (const [id, secret] of basicPairs ?? []) redactor.addBasic(id, secret);
         this.connection = new PlatformConnection({
           id: this.id,
@@ -48,6 +56,7 @@ export function registerPlatformConfigNode(
           engine: runtimeOf(RED).engine,
           redactor,
           renewal: declaration.renewal,
+          observer: health.connectionObserver(this.id),
         });
       } catch (err) {
         this.configError =
@@ -61,7 +70,23 @@ export function registerPlatformConfigNode(
         // Log once at deploy, so the problem shows even before a message arrives.
         this.warn(this.configError.message);
       }
+      const { connection, agentHealth } = this;
+      const entry = health.register({
+        id: this.id,
+        type,
+        platform: declaration.id,
+        platformLabel: declaration.label,
+        name: typeof definition.name === 'string' ? definition.name : '',
+        configError: this.configError,
+        credential: connection?.credential,
+        redact: (text) => redactor.redact(text),
+        agent: agentHealth,
+        renew: connection ? () => connection.renew() : undefined,
+        // Then a token with the new credentials: "rotate now" ends with a token, or with the reason there is none.
+        rotate: connection && agentHealth ? () => agentHealth.rotateNow(connection.http).then(() => connection.renew()) : undefined,
+      });
       this.on('close', (removed: boolean, done: () => void) => {
+        entry.close(removed);
         const closing = this.connection ? this.connection.close(removed) : Promise.resolve();
         closing.then(done, done);
       });

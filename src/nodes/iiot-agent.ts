@@ -63,7 +63,7 @@ export default function register(RED: NodeAPI): void {
             break;
           }
           case 'rotate':
-            await agent.rotate(connection.http);
+            await agent.rotateNow(connection.http);
             await connection.renewToken(); // the new credentials must produce a token before the old ones are let go
             msg.payload = await agent.status();
             break;

@@ -44,6 +44,7 @@ export default function register(RED: NodeAPI): void {
     });
     const agentNode = node as AgentConfigNode;
     agentNode.agent = agent;
+    agentNode.agentHealth = agent;
     const app = textProperty(definition, 'app');
     if (app) agentNode.appConfigId = app;
     return {

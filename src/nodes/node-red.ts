@@ -45,8 +45,11 @@ export interface NodeAPI {
   };
   settings: Record<string, unknown> & { userDir?: string };
   httpAdmin: {
+    get(path: string, ...handlers: Array<(req: AdminRequest, res: AdminResponse, next: () => void) => void>): void;
     post(path: string, ...handlers: Array<(req: AdminRequest, res: AdminResponse, next: () => void) => void>): void;
   };
+  /** Messages to the editors (Node-RED's comms); absent in a runtime without an editor. */
+  comms?: { publish(topic: string, data: unknown, retain: boolean): void };
   auth: { needsPermission(permission: string): (req: AdminRequest, res: AdminResponse, next: () => void) => void };
   _(key: string, substitutions?: Record<string, unknown>): string;
   log: { info(m: string): void; warn(m: string): void; error(m: string): void };
@@ -67,9 +70,12 @@ export interface HttpProxyNode {
 /** An editor admin API request and response (express underneath). */
 export interface AdminRequest {
   body?: Record<string, unknown>;
+  params?: Record<string, string | undefined>;
   headers?: Record<string, string | string[] | undefined>;
 }
 export interface AdminResponse {
   status(code: number): AdminResponse;
   json(body: unknown): void;
+  set(name: string, value: string): AdminResponse;
+  send(body: string): void;
 }

@@ -1,7 +1,9 @@
 import { HostLimiter } from '../core/host-limiter.js';
 import { HttpClient, type HttpClientOptions, type TlsOptions } from '../core/http/index.js';
 import { TokenEngine } from '../core/token-engine.js';
+import { HealthRegistry } from '../health/registry.js';
 import { RATE_LIMIT_HEADERS, SECRET_HEADERS } from '../platforms/index.js';
+import { registerHealthRoutes } from './health-routes.js';
 import type { HttpProxyNode, NodeAPI, NodeDefinition, TlsConfigNode } from './node-red.js';
 
 /** The package's settings in settings.js (`iiotAuth: {...}`), read once per runtime. */
@@ -35,13 +37,16 @@ export function settingsOf(RED: NodeAPI): IiotAuthSettings {
 
 /**
  * What the package keeps per Node-RED runtime, made when the runtime loads
- * its first node of ours: the settings, the token engine (a thousand
- * messages, one token request) and the limiter of token requests per host,
- * shared by every config node of that runtime.
+ * its first node module of ours: the settings, the token engine (a thousand
+ * messages, one token request), the limiter of token requests per host and
+ * the health registry (with its admin routes), shared by every config node
+ * of that runtime.
  */
 export class IiotAuthRuntime {
   readonly settings: IiotAuthSettings;
   readonly engine: TokenEngine;
+  /** Every config node's health (src/health), fed by the engine and the connections; its admin routes are registered with it. */
+  readonly health: HealthRegistry;
   private readonly tokenRequests: HostLimiter;
   private readonly connectionsPerOrigin: number | undefined;
   private readonly connectionIdleMs: number | undefined;
@@ -49,13 +54,16 @@ export class IiotAuthRuntime {
   constructor(RED: NodeAPI) {
     this.settings = settingsOf(RED);
     const { backoffInitialMs, backoffMaxMs } = this.settings;
+    this.health = new HealthRegistry();
     this.engine = new TokenEngine({
+      observer: this.health.engineObserver,
       ...(backoffInitialMs !== undefined ? { backoffInitialMs } : {}),
       ...(backoffMaxMs !== undefined ? { backoffMaxMs } : {}),
     });
     this.tokenRequests = new HostLimiter(positiveSetting(RED, this.settings, 'tokenRequestsPerHost') ?? 8);
     this.connectionsPerOrigin = positiveSetting(RED, this.settings, 'connectionsPerOrigin');
     this.connectionIdleMs = positiveSetting(RED, this.settings, 'connectionIdleMs');
+    registerHealthRoutes(RED, this.health);
   }
 
   /** An HTTP client with the TLS and proxy config nodes a config node references. */

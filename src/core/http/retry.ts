@@ -27,6 +27,7 @@ export async function withRetries(req: HttpRequest, send: () => Promise<HttpResp
     if (attempt >= policy.maxRetries) return response;
     const wait = retryAfterMs(response.headers, Date.now(), rateLimitHeaders) ?? 1000 * 2 ** attempt;
     if (wait > policy.maxWaitMs) return response;
+    req.onRetryWait?.(response.statusCode, wait);
     try {
       await sleep(wait, req.signal);
     } catch {

@@ -66,6 +66,8 @@ export interface HttpRequest {
    */
   carriesSecret?: { what: string; advice?: string };
   signal?: AbortSignal | undefined;
+  /** Told before each wait for a 429 or 503 answer that is retried (a health view counts them). */
+  onRetryWait?: ((statusCode: number, waitMs: number) => void) | undefined;
   /** `url`, already parsed by the caller: saves parsing it again. */
   parsedUrl?: URL | undefined;
 }

@@ -17,7 +17,7 @@ import {
 } from './protocol.js';
 import { adoptionRefusedError, decideAdoption, newerInStoreError, type SdkAdoption } from './adoption.js';
 import { AgentRecord, type Change } from './record.js';
-import { type AgentRegistration, type AgentState, boardingConfigId, STATE_FORMAT, type SecurityProfile, type VersionedState } from './state.js';
+import { type AgentRegistration, type AgentState, boardingConfigId, readAgentState, STATE_FORMAT, type SecurityProfile, type VersionedState } from './state.js';
 
 /**
  * The order of an agent's steps, so that no failure loses its credentials:
@@ -80,6 +80,29 @@ export interface AgentStatus {
   adoption?: { from: 'sdk-state-file'; at: string; note: string };
 }
 
+/**
+ * What a health view shows of an agent, read without I/O from the state the
+ * life cycle last read or wrote: no secret in it. Times are epoch ms.
+ */
+export interface AgentSummary {
+  clientId: string;
+  onboarded: boolean;
+  profile: SecurityProfile;
+  clientSecretExpiresAt?: number;
+  /** When the next rotation is due (the rotation policy's point, drawn once per agent). */
+  rotateAt?: number;
+  lastRotationAt?: number;
+  /** The last rotation that failed, until one succeeds; `error` is not redacted yet. */
+  lastRotationFailure?: { at: number; error: unknown };
+  registrationsKept: number;
+  rotationPossible: boolean;
+  store: { kind: 'file' | 'redis'; where: string };
+  adoption?: AgentStatus['adoption'];
+}
+
+/** Rotations as they end, for a health view. */
+export type AgentEvent = { kind: 'rotated' } | { kind: 'rotation-failed'; error: unknown };
+
 export class AgentLifecycle implements TokenProvider {
   readonly baseUrl: string;
   private readonly now: () => number;
@@ -87,6 +110,12 @@ export class AgentLifecycle implements TokenProvider {
   private readonly rotationMargin: number;
   private readonly boardingId: string;
   private readonly record: AgentRecord;
+  private readonly listeners = new Set<(event: AgentEvent) => void>();
+  private lastRotationFailure?: { at: number; error: unknown } | undefined;
+  /** The stored state as read for the health view before the agent's first operation (read only: no claim, no lock). */
+  private glimpsed?: AgentState | undefined;
+  /** The rotation a user asked for, while it runs: a second request joins it. */
+  private requestedRotation?: Promise<AgentState> | undefined;
 
   constructor(private readonly options: AgentLifecycleOptions) {
     this.baseUrl = options.boarding.baseUrl;
@@ -157,6 +186,20 @@ export class AgentLifecycle implements TokenProvider {
         await lease.release();
       }
     });
+  }
+
+  /** rotate(), joining the one already running for an earlier request: one rotation however often it is asked for at once. */
+  rotateNow(http: HttpClient): Promise<AgentState> {
+    this.requestedRotation ??= this.rotate(http).finally(() => {
+      this.requestedRotation = undefined;
+    });
+    return this.requestedRotation;
+  }
+
+  /** Calls `listener` after each rotation; returns the function that stops it. */
+  observe(listener: (event: AgentEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /**
@@ -277,7 +320,32 @@ export class AgentLifecycle implements TokenProvider {
     }
   }
 
+  /** A rotation's steps, and its end told to the listeners. */
   private async rotateWith(http: HttpClient, lease: RecordLease, key: AgentKey | undefined): Promise<AgentState> {
+    let state: AgentState;
+    try {
+      state = await this.rotationSteps(http, lease, key);
+    } catch (error) {
+      this.lastRotationFailure = { at: this.now(), error };
+      this.tell({ kind: 'rotation-failed', error });
+      throw error;
+    }
+    this.lastRotationFailure = undefined;
+    this.tell({ kind: 'rotated' });
+    return state;
+  }
+
+  private tell(event: AgentEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // a health view must not break a rotation
+      }
+    }
+  }
+
+  private async rotationSteps(http: HttpClient, lease: RecordLease, key: AgentKey | undefined): Promise<AgentState> {
     const { profile } = this.options;
     let { state, version } = await this.requireOnboarded();
     if (key) {
@@ -334,30 +402,62 @@ export class AgentLifecycle implements TokenProvider {
     };
     if (current && current.clientSecretExpiresAt > 0) status.clientSecretExpiresAt = new Date(current.clientSecretExpiresAt * 1000).toISOString();
     if (current && state?.lastRotationAt) status.lastRotationAt = state.lastRotationAt;
-    if (current && state?.adoptedAt) {
-      const rotated = state.lastRotationAt && state.lastRotationAt >= state.adoptedAt;
-      status.adoption = {
-        from: 'sdk-state-file',
-        at: state.adoptedAt,
-        note: rotated
-          ? `adopted from an SDK state file; this Node-RED has rotated the credentials since, so the SDK's copy (.mc/${this.clientId}.json) no longer works: this Node-RED alone owns the agent now`
-          : `adopted from an SDK state file; the credentials are rotated with the next token, after which the SDK's copy (.mc/${this.clientId}.json) stops working: do not run the SDK or node-red-contrib-mindconnect with it`,
-      };
-    }
+    if (current && state?.adoptedAt) status.adoption = adoptionOf(state.adoptedAt, state.lastRotationAt, this.clientId);
     return status;
   }
 
   /** True when the current credentials are within the rotation margin of their expiry. */
   rotationDue(state: AgentState): boolean {
+    const at = this.rotationPoint(state);
+    return at !== undefined && this.now() >= at;
+  }
+
+  /** When the current credentials are due for rotation (epoch ms); undefined when they cannot be rotated. */
+  private rotationPoint(state: AgentState): number | undefined {
     const current = state.registrations[0];
-    if (!current?.registrationAccessToken || current.clientSecretExpiresAt <= 0) return false;
+    if (!current?.registrationAccessToken || current.clientSecretExpiresAt <= 0) return undefined;
     // Adopted and not rotated yet: the SDK's copy still works, so the agent has two owners.
-    if (state.adoptedAt && !(state.lastRotationAt && state.lastRotationAt >= state.adoptedAt)) return true;
+    if (state.adoptedAt && !(state.lastRotationAt && state.lastRotationAt >= state.adoptedAt)) return Date.parse(state.adoptedAt);
     const received = Date.parse(current.receivedAt);
     const expires = current.clientSecretExpiresAt * 1000;
     const lifetime = Math.max(0, expires - received);
     const margin = lifetime * this.rotationMargin;
-    return this.now() >= expires - margin;
+    return expires - margin;
+  }
+
+  /**
+   * Reads the stored state for summary() before the agent's first operation:
+   * a plain read (no claim, no lock, so another process using the agent is
+   * not kept away), never a request to the platform. True when it found one.
+   */
+  async glimpse(): Promise<boolean> {
+    if (this.record.cached) return true;
+    const found = await readAgentState(this.options.store, this.clientId);
+    this.glimpsed = found?.state;
+    return !!found;
+  }
+
+  /** The health view's summary, from the state last read or written (no I/O). */
+  summary(): AgentSummary {
+    const { store, profile } = this.options;
+    const state = this.record.cached?.state ?? this.glimpsed;
+    const current = state && state.boardingConfigId === this.boardingId && !state.offboardedAt ? state.registrations[0] : undefined;
+    const summary: AgentSummary = {
+      clientId: this.clientId,
+      onboarded: !!current,
+      profile,
+      registrationsKept: state && current ? state.registrations.length : 0,
+      rotationPossible: !!current?.registrationAccessToken,
+      store: { kind: store.kind, where: store.where },
+    };
+    if (!state || !current) return summary;
+    if (current.clientSecretExpiresAt > 0) summary.clientSecretExpiresAt = current.clientSecretExpiresAt * 1000;
+    const rotateAt = this.rotationPoint(state);
+    if (rotateAt !== undefined) summary.rotateAt = rotateAt;
+    if (state.lastRotationAt) summary.lastRotationAt = Date.parse(state.lastRotationAt);
+    if (this.lastRotationFailure) summary.lastRotationFailure = this.lastRotationFailure;
+    if (state.adoptedAt) summary.adoption = adoptionOf(state.adoptedAt, state.lastRotationAt, this.clientId);
+    return summary;
   }
 
   /**
@@ -524,6 +624,18 @@ export class AgentLifecycle implements TokenProvider {
 /** What tells two registrations apart (the platform issues a new registration access token or key each time). */
 function registrationId(registration: AgentRegistration): string {
   return `${registration.receivedAt}|${registration.registrationAccessToken}|${registration.keyId ?? ''}`;
+}
+
+/** Where an adopted registration stands: when, and who owns the agent now. */
+function adoptionOf(adoptedAt: string, lastRotationAt: string | undefined, clientId: string): NonNullable<AgentStatus['adoption']> {
+  const rotated = lastRotationAt && lastRotationAt >= adoptedAt;
+  return {
+    from: 'sdk-state-file',
+    at: adoptedAt,
+    note: rotated
+      ? `adopted from an SDK state file; this Node-RED has rotated the credentials since, so the SDK's copy (.mc/${clientId}.json) no longer works: this Node-RED alone owns the agent now`
+      : `adopted from an SDK state file; the credentials are rotated with the next token, after which the SDK's copy (.mc/${clientId}.json) stops working: do not run the SDK or node-red-contrib-mindconnect with it`,
+  };
 }
 
 function expiryText(state: AgentState): string {
