@@ -75,6 +75,14 @@
         const date = new Date(iso);
         return Number.isFinite(date.getTime()) ? date.toLocaleString(lang()) : '';
     }
+    /** The runtime's English lines name times in ISO 8601: shown in the editor's local time. */
+    function localTimes(text) {
+        return (text || '').replace(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z/g, (iso) => {
+            const date = new Date(iso);
+            // Today's: the time alone.
+            return date.toDateString() === new Date().toDateString() ? date.toLocaleTimeString(lang()) : absolute(iso) || iso;
+        });
+    }
     /** A time shown relative, the absolute one in its tooltip; re-rendered by the timer. */
     function time(iso) {
         return $('<span class="iiot-auth-health-time">').attr('data-time', iso).attr('title', absolute(iso)).text(relative(iso));
@@ -98,7 +106,7 @@
     function failure(f) {
         return $('<span>')
             .append($('<code class="iiot-auth-health-code">').text(f.code))
-            .append(document.createTextNode(` ${f.message} `))
+            .append(document.createTextNode(` ${localTimes(f.message)} `))
             .append($('<span class="iiot-auth-health-when">').append('(').append(time(f.at)).append(')'));
     }
     /** The node's name, else its label in the editor (as the workspace shows it), else its id. */
@@ -137,9 +145,12 @@
             .append($('<span class="iiot-auth-health-name">').text(labelOf(entry)))
             .append($('<span class="iiot-auth-health-platform">').text(entry.platformLabel))
             .appendTo(cell);
+        // The runtime's line says why (in English); for "ok" the rows below say it all, so it is the tooltip only.
+        const quiet = entry.state === 'ok';
         $('<div class="iiot-auth-health-state">')
+            .attr('title', quiet ? localTimes(entry.stateText) : null)
             .append($('<span class="iiot-auth-health-state-word">').text(stateWord(entry.state)))
-            .append(entry.stateText ? $('<span class="iiot-auth-health-state-text">').text(` · ${entry.stateText}`) : null)
+            .append(entry.stateText && !quiet ? $('<span class="iiot-auth-health-state-text">').text(` · ${localTimes(entry.stateText)}`) : null)
             .appendTo(cell);
 
         if (entry.tokenExpiresAt) {
@@ -177,7 +188,13 @@
                 row(body, t('label.lastRotationFailure'), failure(agent.lastRotationFailure));
             }
             if (agent.store) {
-                row(body, t('label.store'), $('<span class="iiot-auth-health-store">').text(`${t(`store.${agent.store.kind}`)} ${agent.store.where}`));
+                row(
+                    body,
+                    t('label.store'),
+                    $('<span class="iiot-auth-health-store">').text(
+                        agent.store.kind === 'file' ? `${t('store.file')} ${agent.store.where}` : agent.store.where,
+                    ),
+                );
             }
             if (agent.lockHolder) {
                 row(body, t('label.lockHolder'), $('<span>').text(agent.lockHolder));
@@ -245,7 +262,22 @@
             $('<div class="red-ui-search-empty iiot-auth-health-empty">').text(t('empty')).appendTo(list);
             return;
         }
-        const table = $('<table class="red-ui-info-table iiot-auth-health-table">').appendTo(list);
+        // How many are in each state, the troubled ones first: a long list's problems at a glance.
+        const summary = $('<div class="iiot-auth-health-summary">').appendTo(list);
+        ['locked-out', 'failing', 'backing-off', 'not-configured', 'renewing', 'ok'].forEach((state) => {
+            const n = Array.from(entries.values()).filter((e) => e.state === state).length;
+            if (n) {
+                $('<span class="iiot-auth-health-summary-item">')
+                    .attr('data-state', state)
+                    .append(dot(state))
+                    .append(document.createTextNode(` ${n} ${stateWord(state)}`))
+                    .appendTo(summary);
+            }
+        });
+        // Fixed layout takes the widths from the first row, a header spanning both columns: hence the colgroup.
+        const table = $('<table class="red-ui-info-table iiot-auth-health-table">')
+            .append('<colgroup><col class="iiot-auth-health-col-label"><col></colgroup>')
+            .appendTo(list);
         sorted().forEach((entry) => {
             table.append(renderEntry(entry));
         });
@@ -374,11 +406,14 @@
                     '.iiot-auth-health-table tbody.iiot-auth-health-entry:hover { background: var(--red-ui-secondary-background-hover); }',
                     '.iiot-auth-health-table tr.iiot-auth-health-header td { padding: 10px 3px 4px; border-top: 2px solid var(--red-ui-secondary-border-color); }',
                     '.iiot-auth-health-table tr.iiot-auth-health-detail td { padding: 1px 3px; vertical-align: top; overflow-wrap: anywhere; }',
-                    '.iiot-auth-health-table tr.iiot-auth-health-detail td:first-child { color: var(--red-ui-secondary-text-color); width: 40%; }',
+                    '.iiot-auth-health-table tr.iiot-auth-health-detail td:first-child { color: var(--red-ui-secondary-text-color); }',
+                    '.iiot-auth-health-col-label { width: 42%; }',
                     '.iiot-auth-health-table tr.iiot-auth-health-footer td { padding: 3px 3px 8px; }',
                     '.iiot-auth-health-counts { font-size: 12px; line-height: 16px; }',
                     '.iiot-auth-health-buttons:not(:empty) { margin-top: 5px; }',
                     '.iiot-auth-health-buttons button { margin-right: 6px; }',
+                    '.iiot-auth-health-summary { display: flex; flex-wrap: wrap; gap: 4px 12px; padding: 8px 3px 6px; }',
+                    '.iiot-auth-health-summary-item { display: inline-flex; align-items: center; gap: 2px; }',
                     '.iiot-auth-health-title { display: flex; align-items: center; gap: 6px; }',
                     '.iiot-auth-health-name { font-weight: 600; color: var(--red-ui-primary-text-color); overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }',
                     '.iiot-auth-health-platform { margin-left: auto; flex-shrink: 0; font-size: 12px; color: var(--red-ui-secondary-text-color); }',
@@ -422,6 +457,8 @@
             id: TAB,
             label: t('tab.label'),
             name: t('tab.name'),
+            // The package's padlock (its nodes' icon) as a mask in the theme's colour; Font Awesome's where an image cannot be used.
+            icon: 'icons/node-red-contrib-iiot-auth/iiot-auth.svg',
             iconClass: 'fa fa-lock',
             content: content,
             toolbar: toolbar,
@@ -454,9 +491,11 @@
                 line.append(dot('not-configured')).append($('<span class="iiot-auth-health-line-text">').text(t('dialog.not-deployed')));
                 return;
             }
+            const quiet = entry.state === 'ok';
             const text = $('<span class="iiot-auth-health-line-text">')
+                .attr('title', quiet ? localTimes(entry.stateText) : null)
                 .append($('<strong>').text(stateWord(entry.state)))
-                .append(document.createTextNode(entry.stateText ? ` · ${entry.stateText}` : ''));
+                .append(document.createTextNode(entry.stateText && !quiet ? ` · ${localTimes(entry.stateText)}` : ''));
             if (entry.tokenExpiresAt) {
                 text.append(document.createTextNode(` · ${t('dialog.token-expires')} `)).append(time(entry.tokenExpiresAt));
             }
