@@ -36,7 +36,8 @@ export const HEALTH_TOPICS: Readonly<Record<HealthTopic, string>> = Object.freez
   'agent/locked-out': 'the agent is locked out: every registration refused, the secret expired, the IAT used, or offboarded',
   'agent/rotated': "the agent's keys were rotated",
   'agent/rotation-failed': 'a rotation failed (the current credentials still work until they expire); sent once until a rotation succeeds',
-  'agent/secret-expiring': "the agent's client secret expires within the warning window; at most once a day per agent",
+  'agent/secret-expiring':
+    "the agent's client secret expires within the warning window and no rotation will renew it in time (its rotation is due but has not happened, say an idle agent, or it cannot rotate); at most once a day per agent",
 });
 
 export type SettledState = Exclude<HealthState, 'renewing'>;
@@ -67,16 +68,19 @@ export const DAY_MS = 24 * 60 * 60 * 1000;
 export const DEFAULT_WARNING_WINDOW_MS = 3 * DAY_MS;
 
 /**
- * The `agent/secret-expiring` warnings of one events node: an agent whose
+ * The `agent/secret-expiring` warnings of one events node. An agent whose
  * client secret expires within the window (and has not expired yet) is
- * warned about, then not again for a day. `warned` is kept by the caller
- * across redeploys of the node.
+ * warned about once its rotation, which would renew the secret, is due and
+ * has not happened (an idle agent takes no tokens, so nothing rotates it),
+ * or when it cannot rotate; then not again for a day. A secret the rotation
+ * will renew in time is no news. `warned` is kept by the caller across
+ * redeploys of the node.
  */
 export function expiryWarnings(entries: readonly HealthEntry[], now: number, windowMs: number, warned: Map<string, number>): HealthEvent[] {
   const events: HealthEvent[] = [];
   for (const entry of entries) {
-    const expires = entry.agent?.clientSecretExpiresAt ? Date.parse(entry.agent.clientSecretExpiresAt) : Number.NaN;
-    if (!Number.isFinite(expires) || expires <= now || expires - now > windowMs) continue;
+    const from = warningFrom(entry, windowMs);
+    if (from === undefined || now < from || now >= expiryOf(entry)) continue;
     const last = warned.get(entry.id);
     if (last !== undefined && now - last < DAY_MS) continue;
     warned.set(entry.id, now);
@@ -85,16 +89,28 @@ export function expiryWarnings(entries: readonly HealthEntry[], now: number, win
   return events;
 }
 
-/** When the next warning could fall due: the earliest secret entering its window, or a day after a warning. */
+function expiryOf(entry: HealthEntry): number {
+  return entry.agent?.clientSecretExpiresAt ? Date.parse(entry.agent.clientSecretExpiresAt) : Number.NaN;
+}
+
+/** From when a warning is due: the window's start, or the rotation point when that is later. */
+function warningFrom(entry: HealthEntry, windowMs: number): number | undefined {
+  const expires = expiryOf(entry);
+  if (!Number.isFinite(expires)) return undefined;
+  const rotateAt = entry.agent?.rotateAt ? Date.parse(entry.agent.rotateAt) : Number.NaN;
+  return Math.max(expires - windowMs, Number.isFinite(rotateAt) ? rotateAt : Number.NEGATIVE_INFINITY);
+}
+
+/** When the next warning could fall due (epoch ms): a secret entering its window, or a day after a warning. */
 export function nextWarningCheck(entries: readonly HealthEntry[], now: number, windowMs: number, warned: Map<string, number>): number | undefined {
   let next: number | undefined;
   const consider = (at: number) => {
     if (at > now && (next === undefined || at < next)) next = at;
   };
   for (const entry of entries) {
-    const expires = entry.agent?.clientSecretExpiresAt ? Date.parse(entry.agent.clientSecretExpiresAt) : Number.NaN;
-    if (!Number.isFinite(expires) || expires <= now) continue;
-    consider(expires - windowMs);
+    const from = warningFrom(entry, windowMs);
+    if (from === undefined || expiryOf(entry) <= now) continue;
+    consider(from);
     const last = warned.get(entry.id);
     if (last !== undefined) consider(last + DAY_MS);
   }

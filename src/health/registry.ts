@@ -105,7 +105,8 @@ export interface SubscriberMemory {
 }
 
 export class HealthRegistry {
-  private readonly now: () => number;
+  /** The registry's clock (injectable): the events node's warnings use it too. */
+  readonly now: () => number;
   private readonly timers: Timers;
   private readonly lockedOutCodes: ReadonlySet<string>;
   private readonly tracked = new Map<string, Tracked>();
@@ -148,6 +149,11 @@ export class HealthRegistry {
         tracked.stopObserving?.();
         tracked.closed = true;
         if (removed) this.remove(source.id);
+        else {
+          // Stopped (a redeploy, or Node-RED stopping): no timer of its own outlives it; starting again derives the entry anew.
+          const stats = this.stats.get(source.id);
+          if (stats) this.clearTimers(stats);
+        }
       },
     };
   }
@@ -180,9 +186,12 @@ export class HealthRegistry {
   /** A connection's observer: API requests and 429 waits. */
   connectionObserver(id: string): ConnectionObserver {
     const count = (name: 'apiRequests' | 'rateLimitWaits') => {
-      if (!this.tracked.has(id)) return;
-      this.statsOf(id).counts[name] += 1;
-      this.update(id);
+      const tracked = this.tracked.get(id);
+      if (!tracked) return;
+      const stats = this.statsOf(id);
+      stats.counts[name] += 1;
+      // Only a counter changed: no new state, so no need to derive the entry for every message; published coalesced.
+      if (!tracked.closed) this.countsChanged(id, stats);
     };
     return { apiRequest: () => count('apiRequests'), rateLimitWait: () => count('rateLimitWaits') };
   }
@@ -351,8 +360,10 @@ export class HealthRegistry {
       stats.lastTransition = { event, seq: this.seq };
       this.emit(event);
     }
-    if (!tracked.closed) this.publish(id, entry, stats, now);
-    this.scheduleClock(id, entry, stats, now);
+    if (!tracked.closed) {
+      this.publish(id, entry, stats, now);
+      this.scheduleClock(id, entry, stats, now);
+    }
     for (const listener of this.listeners) call(() => listener.entry?.(entry));
     return entry;
   }
@@ -369,15 +380,21 @@ export class HealthRegistry {
       return;
     }
     if (counts === stats.countsText || stats.countsTimer !== undefined) return;
-    const wait = stats.lastPublishAt + COUNTS_COALESCE_MS - now;
+    if (stats.lastPublishAt + COUNTS_COALESCE_MS <= now) this.send(entry, stats, now);
+    else this.countsChanged(id, stats);
+  }
+
+  /** Counter-only change: published with the next change of the view, or at most COUNTS_COALESCE_MS after the last publish. */
+  private countsChanged(id: string, stats: Stats): void {
+    if (stats.countsTimer !== undefined) return;
+    const wait = stats.lastPublishAt + COUNTS_COALESCE_MS - this.now();
     if (wait <= 0) {
-      this.send(entry, stats, now);
+      this.update(id);
       return;
     }
     stats.countsTimer = this.timers.set(() => {
       stats.countsTimer = undefined;
-      const tracked = this.tracked.get(id);
-      if (tracked && !tracked.closed) this.send(this.derive(id, tracked), stats, this.now());
+      this.update(id);
     }, wait);
   }
 

@@ -18,6 +18,8 @@ export interface Node {
   on(event: 'input', listener: (msg: NodeMessage, send: (msg: NodeMessage | NodeMessage[]) => void, done: (err?: Error) => void) => void): void;
   on(event: 'close', listener: (removed: boolean, done: () => void) => void): void;
   status(status: NodeStatus): void;
+  /** Sends a message without an input (a node that starts messages of its own). */
+  send(msg: NodeMessage | NodeMessage[]): void;
   log(message: string): void;
   warn(message: string): void;
   error(message: string | Error, msg?: NodeMessage): void;

@@ -324,4 +324,55 @@ describe('TokenEngine', () => {
     await tick();
     assert.ok(n <= 8, `token requests in 10 s: ${n}`);
   });
+
+  it('renew(): a new token now, past the cache and the back-off, joining the fetch in flight (a second press never sends a second request)', async () => {
+    const f = controllableFetcher(clock, 60_000);
+    const first = a.get(f.fetch);
+    await tick();
+    const presses = [a.renew(f.fetch), a.renew(f.fetch)];
+    await tick();
+    assert.equal(f.calls, 1, 'joined the fetch in flight');
+    f.resolveNext('one');
+    assert.deepEqual(
+      (await Promise.all([first, ...presses])).map((t) => t.value),
+      ['one', 'one', 'one'],
+    );
+    const renewed = a.renew(f.fetch);
+    await tick();
+    assert.equal(f.calls, 2, 'a valid cached token does not stop a renew');
+    f.rejectNext(new IiotAuthError(ErrorCode.TOKEN_ENDPOINT_ERROR, 'down'));
+    await assert.rejects(renewed, { code: ErrorCode.TOKEN_ENDPOINT_ERROR });
+    assert.equal(a.state.state, 'valid', 'the token held still works');
+    const again = a.renew(f.fetch);
+    await tick();
+    assert.equal(f.calls, 3, 'nor does the back-off');
+    f.resolveNext('two');
+    assert.equal((await again).value, 'two');
+  });
+
+  it('tells its observer of each token request (renewal or not), its outcome, a re-login and a drop; a throwing observer breaks nothing', async () => {
+    const told: string[] = [];
+    engine = new TokenEngine({
+      now: clock.now,
+      random: () => 0.5,
+      observer: (id, event) => {
+        told.push(`${id}:${event.kind}${event.kind === 'fetch-started' ? `(${event.renewal ? 'renewal' : 'first'})` : ''}`);
+        throw new Error('an observer failing');
+      },
+    });
+    const b = engine.credential('b', 'fp');
+    const f = controllableFetcher(clock, 60_000);
+    const got = b.get(f.fetch);
+    await tick();
+    f.resolveNext('one');
+    assert.equal((await got).value, 'one');
+    clock.advance(50_000); // past the renewal point
+    await b.get(f.fetch);
+    await tick();
+    f.rejectNext(new IiotAuthError(ErrorCode.HTTP_TIMEOUT, 'slow'));
+    await tick();
+    assert.equal(b.rejected('one'), true);
+    b.drop();
+    assert.deepEqual(told, ['b:fetch-started(first)', 'b:fetch-succeeded', 'b:fetch-started(renewal)', 'b:fetch-failed', 'b:relogin', 'b:dropped']);
+  });
 });

@@ -57,6 +57,7 @@ const ACTION_NODES = [
   { type: 'iiot-request', label: 'authenticated request' },
   { type: 'iiot-agent', label: 'onboard agent' },
   { type: 'iiot-app-registration', label: 'app registration' },
+  { type: 'iiot-auth-events', label: 'auth events' },
 ];
 const CONFIG_NODES = ['iiot-insights-hub-app', 'iiot-insights-hub-agent', 'iiot-cisco-ei', 'iiot-datatrails', 'iiot-mbp'];
 const PLATFORM_ROWS = ['insights-hub-app', 'insights-hub-agent', 'cisco-ei', 'datatrails', 'mbp'];
@@ -289,7 +290,9 @@ describe('the editor in a real browser (Chromium)', function () {
   it('the action nodes dragged from the palette open their dialogs; so do the config dialogs no other test opens', async () => {
     const canvas = page.locator('#red-ui-workspace-chart');
     for (const [i, { type }] of ACTION_NODES.entries()) {
-      await page.locator(`.red-ui-palette-node[data-palette-type="${type}"]`).dragTo(canvas, { targetPosition: { x: 150 + 220 * i, y: 100 } });
+      await page
+        .locator(`.red-ui-palette-node[data-palette-type="${type}"]`)
+        .dragTo(canvas, { targetPosition: { x: 150 + 220 * (i % 4), y: 100 + 120 * Math.floor(i / 4) } });
     }
     const added = await page.evaluate(
       (types) => types.map((t) => RED.nodes.filterNodes({ type: t }).map((n) => n.id)),
@@ -297,10 +300,10 @@ describe('the editor in a real browser (Chromium)', function () {
     );
     assert.deepEqual(
       added.map((ids) => ids.length),
-      [1, 1, 1, 1],
+      [1, 1, 1, 1, 1],
       'one node of each type is on the workspace',
     );
-    const [token, request, agent, registration] = added.map((ids) => ids[0]!);
+    const [token, request, agent, registration, events] = added.map((ids) => ids[0]!);
     // Fresh from the palette (defaults only), every one lacks its config node.
     for (const id of [token, request, agent, registration]) assert.equal(await nodeValue(id, 'valid'), false, `${id} is invalid`);
     assert.equal(await nodeValue(request, 'platform'), 'insights-hub-app');
@@ -322,6 +325,14 @@ describe('the editor in a real browser (Chromium)', function () {
       await openNode(id);
       await closeNode('cancel');
     }
+    // auth events watches every credential by default: valid as it comes; "the selected ones" shows the list (none yet).
+    assert.equal(await nodeValue(events!, 'valid'), true);
+    await openNode(events!);
+    assert.equal(await page.locator('.iiot-auth-events-configs').isVisible(), false);
+    await page.locator('#node-input-scope').selectOption('selected');
+    assert.equal(await page.locator('.iiot-auth-events-configs').isVisible(), true);
+    assert.match(await page.locator('#node-input-configs-list').innerText(), /No config node of this package yet/);
+    await closeNode('cancel');
     assert.equal(
       await page.evaluate(() => {
         let n = 0;

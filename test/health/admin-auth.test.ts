@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { type NodeRedProcess, startNodeRed } from '../editor/node-red.js';
+import type { HealthEntry } from '../../src/health/model.js';
+
+/**
+ * The health routes behind Node-RED's adminAuth (a real Node-RED process
+ * with this package installed): nothing without a login; a user who may
+ * only read sees the entries and the metrics but may not act; a user with
+ * write permission may renew. No secret in any answer or in the log.
+ */
+describe('health routes with adminAuth (a real Node-RED)', function () {
+  this.timeout(90_000);
+  let red: NodeRedProcess | undefined;
+  let sandbox: Sandbox;
+  const ADMIN_PASSWORD = 'admin-password-for-health';
+  const VIEWER_PASSWORD = 'viewer-password-for-health';
+  const CONFIG_ID = 'health-o2-config';
+
+  before(async () => {
+    sandbox = await startSandbox();
+    // bcryptjs comes with Node-RED; adminAuth wants bcrypt hashes.
+    const nodeRed = path.dirname(require.resolve(process.env.NODE_RED_PATH ? path.join(process.env.NODE_RED_PATH, 'package.json') : 'node-red/package.json'));
+    const bcrypt = require(require.resolve('bcryptjs', { paths: [nodeRed] })) as { hashSync(s: string, rounds: number): string };
+    red = await startNodeRed({
+      adminAuth: {
+        type: 'credentials',
+        users: [
+          { username: 'admin', password: bcrypt.hashSync(ADMIN_PASSWORD, 4), permissions: '*' },
+          { username: 'viewer', password: bcrypt.hashSync(VIEWER_PASSWORD, 4), permissions: 'read' },
+        ],
+      },
+    });
+  });
+  after(async () => {
+    await red?.stop();
+    await sandbox?.stop();
+  });
+
+  async function login(username: string, password: string, scope: string): Promise<string> {
+    const res = await fetch(`${red!.base}/auth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ client_id: 'node-red-admin', grant_type: 'password', scope, username, password }),
+    });
+    assert.equal(res.status, 200);
+    return ((await res.json()) as { access_token: string }).access_token;
+  }
+  const auth = (token: string | undefined): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {});
+  const get = (route: string, token?: string) => fetch(`${red!.base}${route}`, { headers: auth(token) });
+  const post = (route: string, token?: string) =>
+    fetch(`${red!.base}${route}`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth(token) }, body: '{}' });
+
+  it('no login: 401 everywhere; read permission: entries and metrics, no actions (401); write permission: renew', async () => {
+    const admin = await login('admin', ADMIN_PASSWORD, '*');
+    const demo = sandbox.demo.oauth2;
+    const deployed = await fetch(`${red!.base}/flows`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'node-red-deployment-type': 'full', ...auth(admin) },
+      body: JSON.stringify([
+        {
+          id: CONFIG_ID,
+          type: 'iiot-oauth2',
+          name: 'line "7"',
+          tokenUrl: `${sandbox.url}/oauth2/token`,
+          apiUrl: `${sandbox.url}/oauth2/api`,
+          clientAuth: 'body',
+          scope: 'read',
+          credentials: { clientId: demo.clientId, clientSecret: demo.clientSecret },
+        },
+      ]),
+    });
+    assert.ok(deployed.ok, await deployed.text());
+
+    for (const route of ['/iiot-auth/health', '/iiot-auth/metrics']) assert.equal((await get(route)).status, 401, route);
+    assert.equal((await post(`/iiot-auth/health/${CONFIG_ID}/renew`)).status, 401);
+
+    const viewer = await login('viewer', VIEWER_PASSWORD, 'read');
+    const health = await get('/iiot-auth/health', viewer);
+    assert.equal(health.status, 200);
+    const body = (await health.json()) as { generatedAt: string; credentials: HealthEntry[] };
+    assert.ok(!Number.isNaN(Date.parse(body.generatedAt)));
+    const entry = body.credentials.find((e) => e.id === CONFIG_ID);
+    assert.equal(entry?.state, 'ok');
+    assert.equal(entry?.name, 'line "7"');
+    const metrics = await get('/iiot-auth/metrics', viewer);
+    assert.equal(metrics.status, 200);
+    const text = await metrics.text();
+    assert.ok(text.includes(`config="${CONFIG_ID}",name="line \\"7\\""`), text);
+    assert.equal((await post(`/iiot-auth/health/${CONFIG_ID}/renew`, viewer)).status, 401);
+    assert.equal((await post(`/iiot-auth/health/${CONFIG_ID}/rotate`, viewer)).status, 401);
+    assert.equal(sandbox.calls('oauth2.token'), 0, 'nothing was requested for them');
+
+    const renewed = await post(`/iiot-auth/health/${CONFIG_ID}/renew`, admin);
+    assert.equal(renewed.status, 200);
+    const after = (await renewed.json()) as HealthEntry;
+    assert.equal(after.state, 'ok');
+    assert.ok(after.tokenExpiresAt);
+    assert.equal(sandbox.calls('oauth2.token'), 1);
+    const unknown = await post('/iiot-auth/health/nothing-here/renew', admin);
+    assert.equal(unknown.status, 404);
+    assert.equal(((await unknown.json()) as { code: string }).code, 'NOT_FOUND');
+
+    for (const secret of [demo.clientSecret]) {
+      assert.ok(!JSON.stringify([body, text, after]).includes(secret), 'no secret in the answers');
+      assert.ok(!red!.output().includes(secret), 'nor in the log');
+    }
+  });
+});
