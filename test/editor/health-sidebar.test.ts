@@ -449,6 +449,15 @@ describe('the health sidebar in a real browser (Chromium)', function () {
     assert.match(await entry(OAUTH2).locator('.iiot-auth-health-state-word').innerText(), /^(wartet auf Wiederholung|gestört)$/);
     assert.ok((await entry(OAUTH2).innerText()).includes('Letzter Fehler'));
     await screenshot('health-sidebar-fault-de.png', OAUTH2);
+    // The config node's dialog says the same in its health line.
+    await entry(OAUTH2).locator('.iiot-auth-health-name').click();
+    await trayOpened();
+    const line = page.locator('#node-config-dialog-edit-form .iiot-auth-health-line');
+    await waitUntil('the dialog shows the failure', async () => /Letzter Fehler: TOKEN_ENDPOINT_ERROR/.test(await line.innerText()));
+    assert.match(await line.innerText(), /^(wartet auf Wiederholung|gestört) · /);
+    await assertNoLeaks('in German, the dialog during the fault');
+    await page.locator('#node-config-dialog-cancel').click();
+    await page.locator('#node-config-dialog-ok').waitFor({ state: 'detached' });
     await assertNoLeaks('in German');
     sandbox!.clearFaults();
     assert.equal((await act(OAUTH2, 'renew')).status, 200);
