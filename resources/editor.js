@@ -10,7 +10,8 @@
  *   IiotAuthEditor.configNode(type)  a config node's validators (required
  *                                    credentials, http(s) URLs), hostOf, its
  *                                    TLS and proxy properties and its dialog
- *                                    hooks (config.hooks()).
+ *                                    hooks (config.hooks(): also the dialog's
+ *                                    health line, resources/health-sidebar.js).
  *
  * The rows themselves (a config node's TLS and proxy rows, an action node's
  * row per platform) are in each template, written by scripts/build.js from
@@ -171,21 +172,31 @@
                         return more[name].apply(node, args);
                     }
                 };
+                // The dialog's read-only health line (resources/health-sidebar.js) while it is open.
+                let stopHealthLine = () => {};
+                const closed = () => {
+                    editingCredentials = null;
+                    stopHealthLine();
+                    stopHealthLine = () => {};
+                };
                 return {
                     oneditprepare: function (...args) {
                         editingCredentials = this.id;
+                        if (window.IiotAuthHealth) {
+                            stopHealthLine = window.IiotAuthHealth.dialogLine(this.id);
+                        }
                         return call('oneditprepare', this, args);
                     },
                     oneditsave: function (...args) {
-                        editingCredentials = null;
+                        closed();
                         return call('oneditsave', this, args);
                     },
                     oneditcancel: function (...args) {
-                        editingCredentials = null;
+                        closed();
                         return call('oneditcancel', this, args);
                     },
                     oneditdelete: function (...args) {
-                        editingCredentials = null;
+                        closed();
                         return call('oneditdelete', this, args);
                     },
                 };
