@@ -187,6 +187,10 @@
             if (agent.lastRotationFailure) {
                 row(body, t('label.lastRotationFailure'), failure(agent.lastRotationFailure));
             }
+            if (agent.waitingForReplicas) {
+                const wait = agent.waitingForReplicas;
+                row(body, t('label.waitingForReplicas'), failure({ code: wait.code, message: wait.message, at: wait.since }));
+            }
             if (agent.store) {
                 row(
                     body,

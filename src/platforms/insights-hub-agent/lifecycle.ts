@@ -17,7 +17,16 @@ import {
 } from './protocol.js';
 import { adoptionRefusedError, decideAdoption, newerInStoreError, type SdkAdoption } from './adoption.js';
 import { AgentRecord, type Change } from './record.js';
-import { type AgentRegistration, type AgentState, boardingConfigId, readAgentState, registrationId, STATE_FORMAT, type SecurityProfile, type VersionedState } from './state.js';
+import {
+  type AgentRegistration,
+  type AgentState,
+  boardingConfigId,
+  readAgentState,
+  registrationId,
+  STATE_FORMAT,
+  type SecurityProfile,
+  type VersionedState,
+} from './state.js';
 
 /**
  * The order of an agent's steps, so that no failure loses its credentials:
