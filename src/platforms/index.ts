@@ -3,6 +3,7 @@ import { DATATRAILS } from './datatrails.js';
 import type { PlatformDeclaration } from './declaration.js';
 import { INSIGHTS_HUB_AGENT } from './insights-hub-agent/declaration.js';
 import { INSIGHTS_HUB_APP } from './insights-hub-app.js';
+import { INSIGHTS_HUB_SERVICE } from './insights-hub-service.js';
 import { MBP } from './mbp.js';
 import { OAUTH2 } from './oauth2.js';
 
@@ -11,7 +12,7 @@ import { OAUTH2 } from './oauth2.js';
  * Adding a platform: its module under src/platforms/ exports a declaration,
  * and it gets one line here (docs/architecture.md).
  */
-export const PLATFORM_DECLARATIONS = [INSIGHTS_HUB_APP, INSIGHTS_HUB_AGENT, CISCO_EI, DATATRAILS, MBP, OAUTH2] as const;
+export const PLATFORM_DECLARATIONS = [INSIGHTS_HUB_APP, INSIGHTS_HUB_AGENT, INSIGHTS_HUB_SERVICE, CISCO_EI, DATATRAILS, MBP, OAUTH2] as const;
 
 /** The action nodes' `platform` values: one per declaration. */
 export type PlatformId = (typeof PLATFORM_DECLARATIONS)[number]['id'];

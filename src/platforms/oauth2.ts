@@ -19,6 +19,7 @@ import {
   usesTls,
 } from './oauth2-client-auth.js';
 import { checkIssuer, discover, type ServerMetadata } from './oauth2-discovery.js';
+import { readResources } from './oauth2-resource.js';
 import { objectBody, readBearerToken, serverSaid, tokenEndpointError } from './response.js';
 
 export { basicPair };
@@ -48,6 +49,8 @@ export interface OAuth2Settings {
   signingAlg: string;
   scope: string;
   audience: string;
+  /** Resource indicators (RFC 8707): absolute URIs separated by spaces; each is sent as a `resource` parameter. */
+  resource: string;
   clientAuth: ClientAuthSetting;
   /** Further form parameters of the token request, `name=value&name=value`. */
   extraParams: string;
@@ -68,6 +71,12 @@ export const OAUTH2_ERROR_CODES = {
   SCOPE_INVALID: {
     meaning: 'the authorization server answered `invalid_scope`: a scope of the config node is unknown, or not granted to this client',
     action: 'correct the scope in the config node, or grant it to the client at the server; the message quotes the server',
+  },
+  RESOURCE_INVALID: {
+    meaning:
+      'the authorization server answered `invalid_target` (RFC 8707): it does not know a resource of the config node, does not allow it for this client, or takes fewer resources in one request',
+    action:
+      "write the API's identifier exactly as the server registered it in the config node's resource (or ask for one resource per config node), or allow the resource for the client at the server; the message quotes the server",
   },
   GRANT_INVALID: {
     meaning: 'the authorization server answered `invalid_grant`: the grant (or a resource or audience it names) is not valid for this client',
@@ -123,8 +132,11 @@ export function validateSettings(settings: OAuth2Settings, tls = false): OAuth2S
       'the OAuth 2.0 config needs the issuer (its metadata names the token endpoint) or the token URL: enter one',
     );
   }
+  const resources = readResources(settings.resource);
   const extra = new URLSearchParams(settings.extraParams.trim().replace(/^[?&]/, ''));
-  const clash = [...new Set([...extra.keys()].filter((name) => RESERVED.includes(name)))];
+  // A `resource` among the extra parameters still works (flows from before the field), unless the field is set too.
+  const reserved = resources.length > 0 ? [...RESERVED, 'resource'] : RESERVED;
+  const clash = [...new Set([...extra.keys()].filter((name) => reserved.includes(name)))];
   if (clash.length > 0) {
     throw new IiotAuthError(
       ErrorCode.CONFIG_INVALID,
@@ -140,6 +152,7 @@ export function validateSettings(settings: OAuth2Settings, tls = false): OAuth2S
     keyId: settings.keyId.trim(),
     scope: settings.scope.trim(),
     audience: settings.audience.trim(),
+    resource: resources.join(' '),
     extraParams: extra.toString(),
   };
 }
@@ -169,6 +182,7 @@ export async function buildTokenRequest(settings: OAuth2Settings, client: Client
   await authenticate(endpoint.method, client, endpoint.url, form, headers, endpoint.signingAlgs);
   if (settings.scope) form.set('scope', settings.scope);
   if (settings.audience) form.set('audience', settings.audience);
+  for (const resource of settings.resource.split(' ').filter(Boolean)) form.append('resource', resource);
   for (const [name, value] of new URLSearchParams(settings.extraParams)) form.append(name, value);
   return {
     method: 'POST',
@@ -194,8 +208,8 @@ const REJECTED: Readonly<Record<ClientAuthMethod, string>> = {
     "the server does not accept the TLS config node's client certificate for this client: register the certificate for the client at the server",
 };
 
-export function readTokenResponse(res: HttpResponse, now: number, method: ClientAuthMethod = 'body', scope = ''): Token {
-  if (res.statusCode !== 200) throw providerError(res, method, scope);
+export function readTokenResponse(res: HttpResponse, now: number, method: ClientAuthMethod = 'body', scope = '', resource = ''): Token {
+  if (res.statusCode !== 200) throw providerError(res, method, scope, resource);
   const token = readBearerToken(res, now, WHAT, REJECTED[method], DEFAULT_LIFETIME_S);
   const type = tokenType(res);
   // Only a bearer token can be sent as one; a DPoP or MAC token needs proof this node does not make.
@@ -214,7 +228,7 @@ export function readTokenResponse(res: HttpResponse, now: number, method: Client
  * server's `error_description` quoted as it wrote it; the rest as every
  * platform's token endpoint.
  */
-function providerError(res: HttpResponse, method: ClientAuthMethod, scope: string): IiotAuthError {
+function providerError(res: HttpResponse, method: ClientAuthMethod, scope: string, resource: string): IiotAuthError {
   const error = objectBody(res)?.error;
   const status = res.statusCode;
   const said = serverSaid(res);
@@ -233,6 +247,12 @@ function providerError(res: HttpResponse, method: ClientAuthMethod, scope: strin
         return new IiotAuthError(
           OAuth2ErrorCode.SCOPE_INVALID,
           `${WHAT} refused the scope "${scope}" (${status}): correct the scope in the config node, or grant it to the client at the server${said}`,
+          options,
+        );
+      case 'invalid_target':
+        return new IiotAuthError(
+          OAuth2ErrorCode.RESOURCE_INVALID,
+          `${WHAT} refused the resource ${resource ? `"${resource}"` : '(none sent: an audience or extra parameter named one)'} (${status}): write the API's identifier as the server registered it, or allow it for the client at the server${said}`,
           options,
         );
       case 'invalid_grant':
@@ -274,7 +294,7 @@ export function oauth2Provider(settings: OAuth2Settings, client: ClientCredentia
     async fetchToken(http: HttpClient): Promise<Token> {
       const endpoint = tokenEndpointOf(settings, client, await metadataOf(http));
       const res = await http.send(await buildTokenRequest(settings, client, endpoint));
-      return readTokenResponse(res, Date.now(), endpoint.method, settings.scope);
+      return readTokenResponse(res, Date.now(), endpoint.method, settings.scope, settings.resource);
     },
   };
 }
@@ -284,7 +304,7 @@ export const OAUTH2 = declarePlatform({
   label: 'OAuth 2.0',
   configType: 'iiot-oauth2',
   property: 'oauth2',
-  fields: ['issuer', 'tokenUrl', 'apiUrl', 'scope', 'audience', 'clientAuth', 'keyId', 'signingAlg', 'extraParams'],
+  fields: ['issuer', 'tokenUrl', 'apiUrl', 'scope', 'audience', 'resource', 'clientAuth', 'keyId', 'signingAlg', 'extraParams'],
   credentials: { clientId: { type: 'text' }, clientSecret: { type: 'password' }, privateKey: { type: 'password' } },
   headers: ['authorization'],
   errorCodes: OAUTH2_ERROR_CODES,
@@ -301,6 +321,7 @@ export const OAUTH2 = declarePlatform({
         signingAlg: text('signingAlg'),
         scope: text('scope'),
         audience: text('audience'),
+        resource: text('resource'),
         // Flows from before the property: the body, as then.
         clientAuth: (text('clientAuth') || 'body') as ClientAuthSetting,
         extraParams: text('extraParams'),

@@ -18,7 +18,7 @@ function portFrom(args: string[], env: NodeJS.ProcessEnv): number {
 }
 
 function banner(sandbox: Sandbox, boarding: BoardingConfiguration): string {
-  const { insightsHubApp, ciscoEi, dataTrails, mbp, oauth2 } = sandbox.demo;
+  const { insightsHubApp, insightsHubService, ciscoEi, dataTrails, mbp, oauth2 } = sandbox.demo;
   const rows = (title: string, fields: Record<string, string>): string =>
     [title, ...Object.entries(fields).map(([name, value]) => `  ${name.padEnd(14)} ${value}`)].join('\n');
   return [
@@ -29,6 +29,7 @@ function banner(sandbox: Sandbox, boarding: BoardingConfiguration): string {
       agent: boarding.content.clientId,
       boarding: JSON.stringify(boarding),
     }),
+    rows('Insights Hub service credentials', { gateway: sandbox.url, ...insightsHubService }),
     rows('Cisco EI', {
       server: sandbox.url,
       username: ciscoEi.username,

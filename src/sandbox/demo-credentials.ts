@@ -20,6 +20,11 @@ export function demoCredentials(): DemoCredentials {
       hostTenant: 'sandboxhost',
       userTenant: 'sandboxuser',
     },
+    insightsHubService: {
+      clientId: 'sandboxhost-svc-demo',
+      clientSecret: 'svcsecret-Sandbox-3Hn8Kd2Pq5Xz',
+      tenant: 'sandboxhost',
+    },
     ciscoEi: {
       username: 'apiuser@sandbox.example',
       password: 'eipass-Sandbox-WileyCoyote21',

@@ -31,6 +31,8 @@ function parseSpaceAuthKey(value: string | undefined): [string, string] | undefi
 export interface InsightsHubPlatform extends Platform {
   /** The claims of a valid app token this Technical Token Manager issued, else undefined (Agent Management's app side uses it). */
   verifyToken(token: string): Promise<JWTPayload | undefined>;
+  /** Signs a token with this issuer's current key (the one `/token_keys` shows): the service credentials' piam issues them. */
+  issueToken(claims: JWTPayload, lifetimeSeconds: number): Promise<{ token: string; jti: string }>;
 }
 
 export async function createInsightsHub(context: SandboxContext): Promise<InsightsHubPlatform> {
@@ -132,9 +134,11 @@ export async function createInsightsHub(context: SandboxContext): Promise<Insigh
     ],
     authenticates: async (request) => {
       const token = bearerToken(request);
-      return token !== undefined && (await issuer.verify(token)) !== undefined;
+      // The app's tokens only: the service credentials' share the issuer.
+      return token !== undefined && (await issuer.verify(token))?.client_id === app.clientId;
     },
     verifyToken: (token) => issuer.verify(token),
+    issueToken: (claims, lifetimeSeconds) => issuer.issue(claims, lifetimeSeconds),
     revoke: () => issuer.rotate(),
     settle: () => issuer.settle(),
   };

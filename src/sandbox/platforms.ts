@@ -6,6 +6,7 @@ import { createDataTrails } from './datatrails.js';
 import type { Platform, SandboxContext } from './http-kit.js';
 import { createInsightsHub, type InsightsHubPlatform } from './insights-hub.js';
 import { createInsightsHubAgents } from './insights-hub-agent/sandbox-agent-routes.js';
+import { createInsightsHubService } from './insights-hub-service.js';
 import { createMbp } from './mbp.js';
 import { createOAuth2 } from './oauth2.js';
 
@@ -17,6 +18,7 @@ interface Started {
 const CREATORS = {
   insightsHub: (context: SandboxContext) => createInsightsHub(context),
   agents: (context: SandboxContext, started: Started) => createInsightsHubAgents(context, async (token) => (await started.insightsHub).verifyToken(token)),
+  insightsHubService: async (context: SandboxContext, started: Started) => createInsightsHubService(context, await started.insightsHub),
   ciscoEi: (context: SandboxContext) => createCiscoEi(context),
   dataTrails: (context: SandboxContext) => createDataTrails(context),
   mbp: (context: SandboxContext) => createMbp(context),

@@ -6,6 +6,8 @@ import type { SandboxAgents } from './insights-hub-agent/sandbox-agent-types.js'
 /** Lifetimes in seconds. Every one is read at the moment a token or session is issued, so tests can change them at run time. */
 export interface Lifetimes {
   insightsHubAppToken: number;
+  /** Insights Hub service credentials: the token's `expires_in` and `exp - iat`. */
+  insightsHubServiceToken: number;
   ciscoEiAccessToken: number;
   ciscoEiRefreshToken: number;
   dataTrailsToken: number;
@@ -26,6 +28,7 @@ export interface Lifetimes {
 /** The real services' defaults (docs/protocols.md). */
 export const DEFAULT_LIFETIMES: Readonly<Lifetimes> = Object.freeze({
   insightsHubAppToken: 1800,
+  insightsHubServiceToken: 1800,
   ciscoEiAccessToken: 300,
   ciscoEiRefreshToken: 1800,
   dataTrailsToken: 3600,
@@ -41,6 +44,7 @@ export const ENDPOINT_NAMES = [
   'insightsHub.token',
   'insightsHub.users',
   'insightsHub.tokenKeys',
+  'insightsHubService.token',
   'agents.register',
   'agents.rotate',
   'agents.token',
@@ -68,7 +72,7 @@ export const ENDPOINT_NAMES = [
 export type EndpointName = (typeof ENDPOINT_NAMES)[number];
 
 /** The platforms whose credentials the echo endpoint recognises, named as the nodes' `platform` property names them (DESIGN.md). */
-export type PlatformName = 'insights-hub-app' | 'insights-hub-agent' | 'cisco-ei' | 'datatrails' | 'mbp' | 'oauth2';
+export type PlatformName = 'insights-hub-app' | 'insights-hub-agent' | 'insights-hub-service' | 'cisco-ei' | 'datatrails' | 'mbp' | 'oauth2';
 
 /**
  * A fault replaces (or, for `delay`, precedes) the normal answer of one endpoint.
@@ -108,6 +112,8 @@ export interface DemoCredentials {
     hostTenant: string;
     userTenant: string;
   };
+  /** Service credentials of one tenant (the tenant names the piam host, which the sandbox's own address has not). */
+  insightsHubService: { clientId: string; clientSecret: string; tenant: string };
   ciscoEi: {
     username: string;
     password: string;

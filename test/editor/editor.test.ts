@@ -3,6 +3,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page, type Locator } from 'playwright-core';
+import { PLATFORM_DECLARATIONS } from '../../src/platforms/index.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { startNodeRed, type NodeRedProcess } from './node-red.js';
 
@@ -59,8 +60,9 @@ const ACTION_NODES = [
   { type: 'iiot-app-registration', label: 'app registration' },
   { type: 'iiot-auth-events', label: 'auth events' },
 ];
-const CONFIG_NODES = ['iiot-insights-hub-app', 'iiot-insights-hub-agent', 'iiot-cisco-ei', 'iiot-datatrails', 'iiot-mbp'];
-const PLATFORM_ROWS = ['insights-hub-app', 'insights-hub-agent', 'cisco-ei', 'datatrails', 'mbp'];
+const CONFIG_NODES = PLATFORM_DECLARATIONS.map((p) => p.configType);
+/** Every platform's row in the action nodes' dialogs, from the declarations. */
+const PLATFORM_ROWS = PLATFORM_DECLARATIONS.map((p) => p.id);
 
 /** An Insights Hub app config node, complete (what a user would have entered). */
 const IH_APP = {
@@ -541,6 +543,57 @@ describe('the editor in a real browser (Chromium)', function () {
     const configId = await page.locator('#node-input-oauth2').inputValue();
     assert.notEqual(configId, '_ADD_');
     assert.equal(await nodeValue(configId, 'clientAuth'), 'private_key_jwt');
+    assert.equal(await nodeValue(configId, 'valid'), true, JSON.stringify(await nodeValue(configId, 'validationErrors')));
+    await closeNode('ok');
+    assert.equal(await nodeValue('req1', 'valid'), true, JSON.stringify(await nodeValue('req1', 'validationErrors')));
+    assertNoProblems();
+  });
+
+  it('OAuth 2.0 resource and Insights Hub service credentials dialogs: a resource without scheme or with #fragment flagged; the gateway a URL or a region, the tenant a name', async () => {
+    await importNodes([{ ...requestNode('req1', 200, 120), platform: 'oauth2', oauth2: '' }]);
+    await openNode('req1');
+    await page.locator('#node-input-btn-oauth2-add').click();
+    const resource = page.locator('#node-config-input-resource');
+    await resource.waitFor({ state: 'visible' });
+    for (const [value, flagged] of [
+      ['api.example.com', true],
+      ['https://api.example.com/ https://historian.example/v2', false],
+      ['https://api.example.com/#items', true],
+      ['', false],
+    ] as const) {
+      await typeInto('#node-config-input-resource', value);
+      await waitUntil(`"${value}" is ${flagged ? 'flagged' : 'accepted'}`, async () => (await hasClass(resource, 'input-error')) === flagged);
+    }
+    await closeConfig('cancel');
+    await page.locator('#node-input-platform').selectOption('insights-hub-service');
+    await waitUntil('only the service credentials row is shown', async () => JSON.stringify(await shownPlatformRows()) === '["insights-hub-service"]');
+    await page.locator('#node-input-btn-insightsHubService-add').click();
+    const gateway = page.locator('#node-config-input-gateway');
+    const tenant = page.locator('#node-config-input-tenant');
+    await gateway.waitFor({ state: 'visible' });
+    assert.equal(await gateway.inputValue(), 'https://gateway.eu1.mindsphere.io');
+    for (const [value, flagged] of [
+      ['gateway.example', true],
+      ['eu2', false],
+      ['https://gateway.eu1.mindsphere.io', false],
+    ] as const) {
+      await typeInto('#node-config-input-gateway', value);
+      await waitUntil(`gateway "${value}" is ${flagged ? 'flagged' : 'accepted'}`, async () => (await hasClass(gateway, 'input-error')) === flagged);
+    }
+    for (const [value, flagged] of [
+      ['', true],
+      ['evil.example', true],
+      ['acme', false],
+    ] as const) {
+      await typeInto('#node-config-input-tenant', value);
+      await waitUntil(`tenant "${value}" is ${flagged ? 'flagged' : 'accepted'}`, async () => (await hasClass(tenant, 'input-error')) === flagged);
+    }
+    await typeInto('#node-config-input-clientId', 'acme-svc');
+    await page.locator('#node-config-input-clientSecret').fill('editor-test-service-secret');
+    await closeConfig('ok');
+    const configId = await page.locator('#node-input-insightsHubService').inputValue();
+    assert.notEqual(configId, '_ADD_');
+    assert.equal(await nodeValue(configId, 'tenant'), 'acme');
     assert.equal(await nodeValue(configId, 'valid'), true, JSON.stringify(await nodeValue(configId, 'validationErrors')));
     await closeNode('ok');
     assert.equal(await nodeValue('req1', 'valid'), true, JSON.stringify(await nodeValue('req1', 'validationErrors')));

@@ -29,7 +29,7 @@ function declared(id: string): Pick<PlatformCase, 'platform' | 'configType' | 'p
  * platform protects, the sandbox's endpoint names, and its secrets.
  */
 export interface PlatformCase {
-  platform: 'insights-hub-app' | 'cisco-ei' | 'datatrails' | 'mbp' | 'oauth2' | 'insights-hub-agent';
+  platform: 'insights-hub-app' | 'insights-hub-service' | 'cisco-ei' | 'datatrails' | 'mbp' | 'oauth2' | 'insights-hub-agent';
   configType: string;
   property: string;
   apiPath: string;
@@ -59,6 +59,18 @@ export const PLATFORM_CASES: PlatformCase[] = [
     credentials: (s) => ({ clientId: s.demo.insightsHubApp.clientId, clientSecret: s.demo.insightsHubApp.clientSecret }),
     wrongCredentials: (s) => ({ clientId: s.demo.insightsHubApp.clientId, clientSecret: 'wrong-ih-secret-0000' }),
     secrets: (s) => [s.demo.insightsHubApp.clientSecret],
+  },
+  {
+    ...declared('insights-hub-service'),
+    apiPath: '/api/identitymanagement/v3/Users',
+    tokenEndpoint: 'insightsHubService.token',
+    apiEndpoint: 'insightsHub.users',
+    lifetime: 'insightsHubServiceToken',
+    baseUrl: (s) => s.url,
+    config: (s) => ({ gateway: s.url, tenant: s.demo.insightsHubService.tenant }),
+    credentials: (s) => ({ clientId: s.demo.insightsHubService.clientId, clientSecret: s.demo.insightsHubService.clientSecret }),
+    wrongCredentials: (s) => ({ clientId: s.demo.insightsHubService.clientId, clientSecret: 'wrong-svc-secret-0000' }),
+    secrets: (s) => [s.demo.insightsHubService.clientSecret],
   },
   {
     ...declared('cisco-ei'),

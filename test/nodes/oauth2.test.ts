@@ -109,6 +109,7 @@ describe('OAuth 2.0 token request and answer (no network)', () => {
     clientSecret: 's3cret:with&chars',
     scope: ' read ',
     audience: '',
+    resource: '',
     clientAuth: 'basic',
     extraParams: '?resource=r1',
   });
@@ -144,6 +145,35 @@ describe('OAuth 2.0 token request and answer (no network)', () => {
     assert.equal(token.expiresAt, oauth2.DEFAULT_LIFETIME_S * 1000);
   });
 
+  it('resource indicators (RFC 8707): one `resource` parameter per URI, after scope and audience', async () => {
+    const withResources = oauth2.validateSettings({
+      ...settings,
+      extraParams: '',
+      audience: 'aud-1',
+      resource: ' https://api.example/line-7\n https://historian.example:8443/v2  https://api.example/line-7 ',
+    });
+    assert.equal(withResources.resource, 'https://api.example/line-7 https://historian.example:8443/v2');
+    const client = { clientId: 'c', clientSecret: 's', keyId: '', signingAlg: '' };
+    const request = await oauth2.buildTokenRequest(withResources, client, oauth2.tokenEndpointOf(withResources, client, undefined));
+    assert.deepEqual(new URLSearchParams(request.body as string).getAll('resource'), ['https://api.example/line-7', 'https://historian.example:8443/v2']);
+    assert.equal(new URLSearchParams(request.body as string).get('audience'), 'aud-1');
+  });
+
+  it('a resource that is not an absolute URI, or has a fragment, or set twice (field and extra parameters): CONFIG_INVALID saying what to write', () => {
+    assert.throws(() => oauth2.validateSettings({ ...settings, resource: 'api/line-7' }), {
+      code: ErrorCode.CONFIG_INVALID,
+      message: /the resource "api\/line-7" is not an absolute URI: write the API's identifier/,
+    });
+    assert.throws(() => oauth2.validateSettings({ ...settings, resource: 'https://api.example/#items' }), {
+      code: ErrorCode.CONFIG_INVALID,
+      message: /has a fragment \(#…\), which RFC 8707 forbids: remove it/,
+    });
+    assert.throws(() => oauth2.validateSettings({ ...settings, resource: 'https://api.example/' }), {
+      code: ErrorCode.CONFIG_INVALID,
+      message: /the extra token parameters set resource, which the node sets itself/,
+    });
+  });
+
   it('refuses a client authentication it does not know', () => {
     assert.throws(() => oauth2.validateSettings({ ...settings, clientAuth: 'jwt' as 'body' }), { code: ErrorCode.CONFIG_INVALID });
   });
@@ -167,6 +197,13 @@ describe('OAuth 2.0 provider errors and discovery rules (no network)', () => {
       code: 'GRANT_INVALID',
       message: /the server said: "invalid_grant: audience unknown"/,
     });
+    assert.throws(
+      () => oauth2.readTokenResponse(answer(400, { error: 'invalid_target', error_description: 'no such API' }), 0, 'basic', '', 'https://x.example/'),
+      {
+        code: 'RESOURCE_INVALID',
+        message: /refused the resource "https:\/\/x.example\/" \(400\).*the server said: "invalid_target: no such API"/,
+      },
+    );
     // Some servers answer invalid_client with 400 (RFC 6749 5.2 allows it): still a rejection of the credentials.
     assert.throws(() => oauth2.readTokenResponse(answer(400, { error: 'invalid_client' }), 0, 'private_key_jwt'), {
       code: ErrorCode.AUTH_REJECTED,

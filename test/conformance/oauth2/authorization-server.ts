@@ -6,13 +6,17 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { once } from 'node:events';
 import path from 'node:path';
-import { Agent, request } from 'undici';
+import { createRemoteJWKSet, customFetch, jwtVerify } from 'jose';
+import { Agent, fetch as undiciFetch, request } from 'undici';
 
 /**
  * panva's oidc-provider (OpenID Certified; a devDependency), started in this
  * process on a free loopback port, with one client per client
  * authentication, and a resource server that accepts a bearer token only
- * when oidc-provider's introspection (RFC 7662) says it is active. A front
+ * when oidc-provider's introspection (RFC 7662) says it is active, or, for a
+ * JWT access token (issued for a resource indicator, RFC 8707), when its
+ * signature verifies with the provider's JWKS and its `aud` is that
+ * resource (RFC 9068 4). A front
  * server before the provider counts what reaches it and can serve the
  * metadata at RFC 8414's path-inserted address, or not.
  */
@@ -52,6 +56,12 @@ export interface AuthorizationServer {
   issuer: string;
   /** The resource server's base URL (https with `tls`): GET <api>/items needs an active token, over its certificate when bound. */
   apiUrl: string;
+  /**
+   * The resource server's identifier (RFC 8707), `<apiUrl>/`: a token request naming it gets a JWT access
+   * token with this `aud` and the scope `read`, which the resource server takes. The provider knows every
+   * resource under it (other audiences, which the resource server refuses) and no other (`invalid_target`).
+   */
+  resource: string;
   clients: Record<'basic' | 'post' | 'jwt' | 'pkjwt' | 'pkjwtEc' | 'pkjwtCert' | 'tls' | 'selfSigned' | 'noGrant', ConformanceClient>;
   /** Token requests oidc-provider granted, per client id. */
   granted(clientId: string): number;
@@ -61,8 +71,11 @@ export interface AuthorizationServer {
   hits(what: string): number;
   /** Every assertion oidc-provider accepted the signature and claims of, oldest first. */
   assertions: SeenAssertion[];
-  /** Requests the resource server accepted (`bound`: with a certificate-bound token over its certificate), and refused with 401. */
-  api: { accepted: number; refused: number; bound: number };
+  /**
+   * Requests the resource server accepted (`bound`: with a certificate-bound token over its certificate; `jwt`: with a JWT
+   * access token it verified itself), and refused with 401.
+   */
+  api: { accepted: number; refused: number; bound: number; jwt: number };
   /** The next `count` metadata requests are answered 503 (a server briefly down). */
   failMetadata(count: number): void;
   /** Access tokens oidc-provider issues from now on live this long. */
@@ -76,7 +89,10 @@ const SECRET = (name: string) => `conformance-${name}-secret-${'x'.repeat(24)}-$
 const pem = (key: KeyObject) => key.export({ format: 'pem', type: 'pkcs8' }).toString();
 
 export async function startAuthorizationServer(options: AuthorizationServerOptions = {}): Promise<AuthorizationServer> {
-  const { default: Provider } = await import('oidc-provider');
+  const oidc = await import('oidc-provider');
+  const { default: Provider } = oidc;
+  // Exported by the module, not named in its typings.
+  const { InvalidTarget } = (oidc as unknown as { errors: { InvalidTarget: new () => Error } }).errors;
   const mountPath = options.mountPath ?? '';
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -117,6 +133,13 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
   };
   const front = await listen(options.tls ? https.createServer(tlsOptions, (req, res) => handle(req, res)) : http.createServer((req, res) => handle(req, res)));
   const issuer = `${options.tls ? 'https' : 'http'}://127.0.0.1:${front.port}${mountPath}`;
+  // The resource server listens before the provider is made: its address is the resource indicator the provider knows.
+  let serve: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> = async (_req, res) => void res.writeHead(503).end();
+  const resource = await listen(
+    options.tls ? https.createServer(tlsOptions, (req, res) => void serve(req, res)) : http.createServer((req, res) => void serve(req, res)),
+  );
+  const apiUrl = `${options.tls ? 'https' : 'http'}://127.0.0.1:${resource.port}`;
+  const resourceIndicator = `${apiUrl}/`;
 
   const provider = new Provider(issuer, {
     clients: [
@@ -168,6 +191,14 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
+      // RFC 8707: resources on the resource server's origin get JWT access tokens (RFC 9068) for their own audience; any other is invalid_target.
+      resourceIndicators: {
+        enabled: true,
+        getResourceServerInfo: (_ctx: unknown, indicator: string) => {
+          if (!indicator.startsWith(resourceIndicator)) throw new InvalidTarget();
+          return { scope: 'read', audience: indicator, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+        },
+      },
       revocation: { enabled: true },
       mTLS: {
         enabled: options.tls === true,
@@ -226,13 +257,28 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
 
   const dispatcher = new Agent({ connect: { ca: fixture('oauth2-ca.pem') } });
   const introspectionUrl = `${issuer}/token/introspection`;
-  const api = { accepted: 0, refused: 0, bound: 0 };
+  const api = { accepted: 0, refused: 0, bound: 0, jwt: 0 };
+  // The JWKS over the same dispatcher (the conformance CA) as the introspection.
+  const jwks = createRemoteJWKSet(new URL(`${issuer}/jwks`), {
+    [customFetch]: (url: string, init: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher }) as unknown as Promise<Response>,
+  });
+  /** A JWT access token's claims, checked as RFC 9068 4 says: signature, issuer, audience (the resource), type at+jwt. */
+  const verifiedJwt = async (token: string): Promise<Record<string, unknown>> => {
+    try {
+      const { payload } = await jwtVerify(token, jwks, { issuer, audience: resourceIndicator, typ: 'at+jwt' });
+      api.jwt += 1;
+      return { ...payload, active: true };
+    } catch {
+      return { active: false };
+    }
+  };
   // Over https (with tls), the resource server asks for a client certificate and holds a
   // certificate-bound token (RFC 8705 3) to it: the token's cnf must name the certificate presented.
-  const serve = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+  serve = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const token = /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     let active: Record<string, unknown> = { active: false };
-    if (token) {
+    if (token?.split('.').length === 3) active = await verifiedJwt(token);
+    else if (token) {
       const answer = await request(introspectionUrl, {
         method: 'POST',
         dispatcher,
@@ -254,17 +300,15 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     }
     api.accepted += 1;
     if (bound !== undefined) api.bound += 1;
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: [1, 2, 3], client_id: active.client_id, scope: active.scope }));
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ items: [1, 2, 3], client_id: active.client_id, scope: active.scope, ...(active.aud ? { aud: active.aud } : {}) }));
   };
-  const resourceServer = options.tls
-    ? https.createServer(tlsOptions, (req, res) => void serve(req, res))
-    : http.createServer((req, res) => void serve(req, res));
-  const resource = await listen(resourceServer);
-  const apiUrl = `${options.tls ? 'https' : 'http'}://127.0.0.1:${resource.port}`;
 
   return {
     issuer,
     apiUrl,
+    resource: resourceIndicator,
     clients,
     granted: (clientId) => granted.get(clientId) ?? 0,
     refused: (clientId) => refused.get(clientId) ?? 0,
