@@ -46,6 +46,7 @@ export interface NodeAPI {
   settings: Record<string, unknown> & { userDir?: string };
   httpAdmin: {
     post(path: string, ...handlers: Array<(req: AdminRequest, res: AdminResponse, next: () => void) => void>): void;
+    get(path: string, ...handlers: Array<(req: AdminRequest, res: AdminResponse, next: () => void) => void>): void;
   };
   auth: { needsPermission(permission: string): (req: AdminRequest, res: AdminResponse, next: () => void) => void };
   _(key: string, substitutions?: Record<string, unknown>): string;
@@ -68,8 +69,15 @@ export interface HttpProxyNode {
 export interface AdminRequest {
   body?: Record<string, unknown>;
   headers?: Record<string, string | string[] | undefined>;
+  params?: Record<string, string | undefined>;
+  query?: Record<string, unknown>;
+  protocol?: string;
+  /** The editor user (with adminAuth). */
+  user?: { username?: string };
 }
 export interface AdminResponse {
   status(code: number): AdminResponse;
   json(body: unknown): void;
+  set?(name: string, value: string): AdminResponse;
+  send?(body: string): void;
 }

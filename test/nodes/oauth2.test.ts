@@ -111,6 +111,7 @@ describe('OAuth 2.0 token request and answer (no network)', () => {
     audience: '',
     clientAuth: 'basic',
     extraParams: '?resource=r1',
+    grant: 'clientCredentials',
   });
   const answer = (status: number, body: unknown): HttpResponse => ({
     statusCode: status,
