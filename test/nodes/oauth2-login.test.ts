@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { UnsecuredJWT } from 'jose';
+import { authorizationUrl, idTokenClaims, LOGIN_TTL_MS, PendingLogins } from '../../src/platforms/oauth2-login.js';
+import { validateSettings } from '../../src/platforms/oauth2.js';
+
+/** The login's pieces without a network: state and verifier, the authorization URL, the ID token's display claims. */
+describe('OAuth 2.0 login (no network)', () => {
+  it('a state is taken once, and not after ten minutes; the challenge is the S256 of a verifier of 43 characters', () => {
+    let now = 1_000_000;
+    const logins = new PendingLogins(() => now);
+    const first = logins.start('cfg', 'http://127.0.0.1:1880/iiot-auth/oauth2/callback', 'admin');
+    const login = logins.take(first.state);
+    assert.ok(login);
+    assert.equal(login.configId, 'cfg');
+    assert.equal(login.user, 'admin');
+    assert.equal(login.verifier.length, 43);
+    assert.equal(createHash('sha256').update(login.verifier).digest('base64url'), first.challenge);
+    assert.equal(logins.take(first.state), undefined, 'one use');
+
+    const second = logins.start('cfg', 'http://x/iiot-auth/oauth2/callback', '');
+    now += LOGIN_TTL_MS - 1;
+    const third = logins.start('cfg', 'http://x/iiot-auth/oauth2/callback', '');
+    now += 1;
+    assert.equal(logins.take(second.state), undefined, 'expired');
+    assert.ok(logins.take(third.state), 'still fresh');
+    assert.equal(logins.take('forged'), undefined);
+    assert.notEqual(second.state, third.state);
+  });
+
+  it('the authorization URL: code, S256 challenge, state, redirect URI, scope; prompt=consent with offline_access; the endpoint keeps its own query', () => {
+    const settings = validateSettings({
+      issuer: 'https://as.example',
+      tokenUrl: '',
+      apiUrl: 'https://api.example',
+      clientId: 'c1',
+      clientSecret: 's',
+      privateKey: '',
+      keyId: '',
+      signingAlg: '',
+      scope: 'openid offline_access',
+      audience: '',
+      clientAuth: 'basic',
+      extraParams: '',
+      grant: 'authorizationCode',
+    });
+    const url = new URL(authorizationUrl('https://as.example/auth?tenant=a', settings, 'https://nr.example/iiot-auth/oauth2/callback', 'st', 'ch'));
+    const p = Object.fromEntries(url.searchParams);
+    assert.deepEqual(p, {
+      tenant: 'a',
+      response_type: 'code',
+      client_id: 'c1',
+      redirect_uri: 'https://nr.example/iiot-auth/oauth2/callback',
+      scope: 'openid offline_access',
+      state: 'st',
+      code_challenge: 'ch',
+      code_challenge_method: 'S256',
+      prompt: 'consent',
+    });
+    assert.throws(() => validateSettings({ ...settings, issuer: '', tokenUrl: 'https://as.example/token' }), {
+      code: 'CONFIG_INVALID',
+      message: /needs the issuer/,
+    });
+  });
+
+  it("the ID token's sub and name, for display; anything else is nothing", () => {
+    const jwt = new UnsecuredJWT({ sub: 'alice', name: 'Alice A.' }).encode();
+    assert.deepEqual(idTokenClaims(jwt), { sub: 'alice', name: 'Alice A.' });
+    assert.deepEqual(idTokenClaims('not a jwt'), {});
+    assert.deepEqual(idTokenClaims(undefined), {});
+  });
+});
