@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import type { HttpClient } from '../core/http/index.js';
-import { isRecordConflict, type KeyedMutex, type RecordStore, type StoredRecord } from '../core/record-store.js';
+import { isRecordConflict, type KeyedMutex, type RecordLease, type RecordStore, type RecordVersion, type StoredRecord } from '../core/record-store.js';
 import type { Token, TokenProvider } from '../core/token.js';
 import type { ClientCredentials } from './oauth2-client-auth.js';
 import { discover, type ServerMetadata } from './oauth2-discovery.js';
@@ -260,20 +260,36 @@ export class OAuth2LoginClient {
             ...(typeof body.scope === 'string' ? { scope: body.scope } : {}),
             lastUsedAt: new Date(now).toISOString(),
           };
-          try {
-            const version = await this.store.write(this.recordId, { ...next }, record.version, lease);
-            if (this.store.minReplicas > 0 && rotated !== session.refreshToken) await this.store.acknowledge(this.recordId, version);
-          } catch (err) {
-            // A new login replaced the record meanwhile: its refresh token wins, and this access token is as good as any.
-            if (isRecordConflict(err) && err.reason === 'changed') return token;
-            throw err;
-          }
+          await this.keep(record.version, next, lease, rotated !== session.refreshToken);
           return token;
         }
       } finally {
         await lease.release();
       }
     });
+  }
+
+  /**
+   * Writes the refreshed session. A lock that expired meanwhile (this process
+   * stalled) does not lose a rotated refresh token: the record is written
+   * anyway if nobody changed it since it was read. A record that changed (a
+   * new login) wins: its refresh token is the one to keep.
+   */
+  private async keep(version: RecordVersion, next: OAuth2Session, lease: RecordLease, rotated: boolean): Promise<void> {
+    let written: RecordVersion;
+    try {
+      written = await this.store.write(this.recordId, { ...next }, version, lease);
+    } catch (err) {
+      if (!isRecordConflict(err)) throw err;
+      if (err.reason === 'changed') return;
+      try {
+        written = await this.store.write(this.recordId, { ...next }, version);
+      } catch (again) {
+        if (isRecordConflict(again)) return;
+        throw again;
+      }
+    }
+    if (this.store.minReplicas > 0 && rotated) await this.store.acknowledge(this.recordId, written);
   }
 
   private metadataForTokens(http: HttpClient): Promise<ServerMetadata> | undefined {
