@@ -54,7 +54,7 @@ describe('agent store settings', () => {
         sentinelPasswordEnv: 'IIOT_TEST_SENTINEL_PASSWORD',
       };
       const stores = agentStores(red({ agentStore: { redis } }));
-      assert.ok(stores.store instanceof RedisRecordStore);
+      assert.ok(inner(stores.store) instanceof RedisRecordStore);
       assert.equal(stores.store.where, 'Redis Sentinel "mymaster" at 10.0.0.5:26379, 10.0.0.6:26379');
       assert.equal(stores.store.minReplicas, 1);
       await stores.release();
