@@ -104,7 +104,7 @@ export function agentStores(RED: NodeAPI): AgentStores {
   return { store, importFrom, release };
 }
 
-function redisStore(settings: RedisStoreSettings): { redis: RecordStore; release: () => Promise<void> } {
+export function redisStore(settings: RedisStoreSettings, words: RecordWords = AGENT_RECORD_WORDS): { redis: RecordStore; release: () => Promise<void> } {
   const sentinel = settings.sentinels !== undefined || settings.name !== undefined;
   if (!sentinel && (typeof settings.url !== 'string' || !settings.url)) {
     throw new IiotAuthError(
@@ -115,6 +115,7 @@ function redisStore(settings: RedisStoreSettings): { redis: RecordStore; release
   const password = secretFromEnv(settings.passwordEnv, 'passwordEnv', sentinel ? '' : ', or put the password in the URL');
   const sentinelPassword = secretFromEnv(settings.sentinelPasswordEnv, 'sentinelPasswordEnv', '');
   const key = JSON.stringify([
+    words.owner,
     settings.url,
     settings.sentinels,
     settings.name,
@@ -149,7 +150,7 @@ function redisStore(settings: RedisStoreSettings): { redis: RecordStore; release
         ...(settings.minReplicas !== undefined ? { minReplicas: settings.minReplicas } : {}),
         ...(settings.replicaTimeoutMs !== undefined ? { replicaTimeoutMs: settings.replicaTimeoutMs } : {}),
       },
-      AGENT_RECORD_WORDS,
+      words,
     );
     entry = { store, users: 0 };
     redisStores.set(key, entry);

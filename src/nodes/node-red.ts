@@ -49,6 +49,7 @@ export interface NodeAPI {
   httpAdmin: {
     get(path: string, ...handlers: Array<(req: AdminRequest, res: AdminResponse, next: () => void) => void>): void;
     post(path: string, ...handlers: Array<(req: AdminRequest, res: AdminResponse, next: () => void) => void>): void;
+    get(path: string, ...handlers: Array<(req: AdminRequest, res: AdminResponse, next: () => void) => void>): void;
   };
   /** Messages to the editors (Node-RED's comms); absent in a runtime without an editor. */
   comms?: { publish(topic: string, data: unknown, retain: boolean): void };
@@ -74,6 +75,10 @@ export interface AdminRequest {
   body?: Record<string, unknown>;
   params?: Record<string, string | undefined>;
   headers?: Record<string, string | string[] | undefined>;
+  query?: Record<string, unknown>;
+  protocol?: string;
+  /** The editor user (with adminAuth). */
+  user?: { username?: string };
 }
 export interface AdminResponse {
   status(code: number): AdminResponse;

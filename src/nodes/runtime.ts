@@ -28,6 +28,8 @@ export interface IiotAuthSettings {
   agentLockStaleMs?: number;
   /** Agent state on Redis instead of files: `{ redis: { url, keyPrefix, passwordEnv } }` (see agent-store.ts). */
   agentStore?: Record<string, unknown>;
+  /** Where the OAuth 2.0 config nodes' logins (refresh tokens) live as files; default <userDir>/iiot-auth/oauth2. */
+  oauth2StateDir?: string;
 }
 
 export function settingsOf(RED: NodeAPI): IiotAuthSettings {

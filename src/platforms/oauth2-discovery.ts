@@ -17,6 +17,8 @@ export interface ServerMetadata {
   signingAlgs: readonly string[];
   /** RFC 8705 5: the token endpoint for clients that authenticate with their TLS certificate, when it differs. */
   mtlsTokenEndpoint?: string;
+  /** RFC 8414 2: where the browser goes for the authorization code grant; absent for a server without it. */
+  authorizationEndpoint?: string;
 }
 
 const WHAT = "the OAuth 2.0 server's metadata";
@@ -106,6 +108,7 @@ export function readMetadata(res: HttpResponse, issuer: string): ServerMetadata 
   if (tokenEndpoint === undefined) {
     throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `${WHAT} at ${where} names no token_endpoint: enter the token URL in the config node`);
   }
+  const authorizationEndpoint = endpoint(body, 'authorization_endpoint', issuer, where);
   const aliases = isJsonObject(body.mtls_endpoint_aliases) ? body.mtls_endpoint_aliases : {};
   const mtlsTokenEndpoint = endpoint(aliases, 'token_endpoint', issuer, where, 'mtls_endpoint_aliases.token_endpoint');
   return {
@@ -114,6 +117,7 @@ export function readMetadata(res: HttpResponse, issuer: string): ServerMetadata 
     authMethods: strings(body.token_endpoint_auth_methods_supported) ?? ['client_secret_basic'],
     signingAlgs: strings(body.token_endpoint_auth_signing_alg_values_supported) ?? [],
     ...(mtlsTokenEndpoint ? { mtlsTokenEndpoint } : {}),
+    ...(authorizationEndpoint ? { authorizationEndpoint } : {}),
   };
 }
 

@@ -3,7 +3,7 @@ import type { HttpClient, HttpRequest, HttpResponse } from '../core/http/index.j
 import type { Token, TokenProvider } from '../core/token.js';
 import { checkBaseUrl } from '../core/url.js';
 import { listOf } from '../core/words.js';
-import { declarePlatform } from './declaration.js';
+import { type ConfigInput, declarePlatform, type ProviderSetup } from './declaration.js';
 import {
   authenticate,
   basicPair,
@@ -54,7 +54,12 @@ export interface OAuth2Settings {
   clientAuth: ClientAuthSetting;
   /** Further form parameters of the token request, `name=value&name=value`. */
   extraParams: string;
+  /** How tokens come: the client's own (client credentials), or a user's login in the editor, then the refresh token (./oauth2-login.ts). */
+  grant: OAuth2Grant;
 }
+
+export const OAUTH2_GRANTS = ['clientCredentials', 'authorizationCode'] as const;
+export type OAuth2Grant = (typeof OAUTH2_GRANTS)[number];
 
 /** Used only when an answer carries neither expires_in nor a JWT exp. */
 export const DEFAULT_LIFETIME_S = 3600;
@@ -81,6 +86,12 @@ export const OAUTH2_ERROR_CODES = {
   GRANT_INVALID: {
     meaning: 'the authorization server answered `invalid_grant`: the grant (or a resource or audience it names) is not valid for this client',
     action: "check the audience, resource and extra parameters against the server's configuration; the message quotes the server",
+  },
+  LOGIN_STORE_ERROR: {
+    meaning:
+      'the stored login of an OAuth 2.0 config node with the authorization code grant (its refresh token) cannot be read or written: disk full or permissions, Redis down, another Node-RED instance holding its lock, too few replicas, or it is encrypted and the key is missing or wrong',
+    action:
+      'the message names the store and the cause: fix it (the same settings as agent state: iiotAuth.agentStore, iiotAuth.oauth2StateDir); if the stored login is lost, log in again in the config dialog',
   },
 } as const satisfies ErrorCodeTable;
 
@@ -121,6 +132,15 @@ export function validateSettings(settings: OAuth2Settings, tls = false): OAuth2S
     throw new IiotAuthError(
       ErrorCode.CONFIG_INVALID,
       `the client authentication ${method} needs the client certificate of a TLS config node: choose one (with certificate and key) in the config node`,
+    );
+  }
+  if (!OAUTH2_GRANTS.includes(settings.grant)) {
+    throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `the OAuth 2.0 grant must be one of ${OAUTH2_GRANTS.join(', ')}: choose one in the config node`);
+  }
+  if (settings.grant === 'authorizationCode' && !settings.issuer.trim()) {
+    throw new IiotAuthError(
+      ErrorCode.CONFIG_INVALID,
+      'the authorization code grant needs the issuer (its metadata names the authorization endpoint the login opens): enter it in the config node',
     );
   }
   if (settings.signingAlg && !SIGNING_ALGS.includes(settings.signingAlg as (typeof SIGNING_ALGS)[number])) {
@@ -176,14 +196,28 @@ export function tokenEndpointOf(settings: OAuth2Settings, client: ClientCredenti
   return { url, method, signingAlgs: metadata?.signingAlgs ?? [] };
 }
 
-export async function buildTokenRequest(settings: OAuth2Settings, client: ClientCredentials, endpoint: TokenEndpoint): Promise<HttpRequest> {
-  const form = new URLSearchParams({ grant_type: 'client_credentials' });
+/**
+ * A token request: the client credentials grant by default; `grant` gives
+ * another grant's parameters (refresh token, authorization code). The code
+ * exchange carries only its own parameters: the scope was asked for at the
+ * authorization endpoint.
+ */
+export async function buildTokenRequest(
+  settings: OAuth2Settings,
+  client: ClientCredentials,
+  endpoint: TokenEndpoint,
+  grant: Record<string, string> = { grant_type: 'client_credentials' },
+): Promise<HttpRequest> {
+  const form = new URLSearchParams(grant);
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
   await authenticate(endpoint.method, client, endpoint.url, form, headers, endpoint.signingAlgs);
-  if (settings.scope) form.set('scope', settings.scope);
-  if (settings.audience) form.set('audience', settings.audience);
-  for (const resource of settings.resource.split(' ').filter(Boolean)) form.append('resource', resource);
-  for (const [name, value] of new URLSearchParams(settings.extraParams)) form.append(name, value);
+  // The code exchange names only the code (RFC 6749 4.1.3): scope and the rest were settled at the login.
+  if (grant.grant_type !== 'authorization_code') {
+    if (settings.scope) form.set('scope', settings.scope);
+    if (settings.audience) form.set('audience', settings.audience);
+    for (const resource of settings.resource.split(' ').filter(Boolean)) form.append('resource', resource);
+    for (const [name, value] of new URLSearchParams(settings.extraParams)) form.append(name, value);
+  }
   return {
     method: 'POST',
     url: endpoint.url,
@@ -208,8 +242,15 @@ const REJECTED: Readonly<Record<ClientAuthMethod, string>> = {
     "the server does not accept the TLS config node's client certificate for this client: register the certificate for the client at the server",
 };
 
-export function readTokenResponse(res: HttpResponse, now: number, method: ClientAuthMethod = 'body', scope = '', resource = ''): Token {
-  if (res.statusCode !== 200) throw providerError(res, method, scope, resource);
+export function readTokenResponse(
+  res: HttpResponse,
+  now: number,
+  method: ClientAuthMethod = 'body',
+  scope = '',
+  grant = 'client credentials',
+  resource = '',
+): Token {
+  if (res.statusCode !== 200) throw providerError(res, method, scope, grant, resource);
   const token = readBearerToken(res, now, WHAT, REJECTED[method], DEFAULT_LIFETIME_S);
   const type = tokenType(res);
   // Only a bearer token can be sent as one; a DPoP or MAC token needs proof this node does not make.
@@ -228,7 +269,7 @@ export function readTokenResponse(res: HttpResponse, now: number, method: Client
  * server's `error_description` quoted as it wrote it; the rest as every
  * platform's token endpoint.
  */
-function providerError(res: HttpResponse, method: ClientAuthMethod, scope: string, resource: string): IiotAuthError {
+export function providerError(res: HttpResponse, method: ClientAuthMethod, scope: string, grant = 'client credentials', resource = ''): IiotAuthError {
   const error = objectBody(res)?.error;
   const status = res.statusCode;
   const said = serverSaid(res);
@@ -240,7 +281,7 @@ function providerError(res: HttpResponse, method: ClientAuthMethod, scope: strin
       case 'unauthorized_client':
         return new IiotAuthError(
           OAuth2ErrorCode.CLIENT_UNAUTHORIZED,
-          `${WHAT} does not let this client use the client credentials grant (${status}): allow it for the client at the server${said}`,
+          `${WHAT} does not let this client use the ${grant} grant (${status}): allow it for the client at the server${said}`,
           options,
         );
       case 'invalid_scope':
@@ -294,7 +335,7 @@ export function oauth2Provider(settings: OAuth2Settings, client: ClientCredentia
     async fetchToken(http: HttpClient): Promise<Token> {
       const endpoint = tokenEndpointOf(settings, client, await metadataOf(http));
       const res = await http.send(await buildTokenRequest(settings, client, endpoint));
-      return readTokenResponse(res, Date.now(), endpoint.method, settings.scope, settings.resource);
+      return readTokenResponse(res, Date.now(), endpoint.method, settings.scope, 'client credentials', settings.resource);
     },
   };
 }
@@ -304,11 +345,22 @@ export const OAUTH2 = declarePlatform({
   label: 'OAuth 2.0',
   configType: 'iiot-oauth2',
   property: 'oauth2',
-  fields: ['issuer', 'tokenUrl', 'apiUrl', 'scope', 'audience', 'resource', 'clientAuth', 'keyId', 'signingAlg', 'extraParams'],
+  fields: ['issuer', 'tokenUrl', 'apiUrl', 'scope', 'audience', 'resource', 'clientAuth', 'keyId', 'signingAlg', 'extraParams', 'grant'],
   credentials: { clientId: { type: 'text' }, clientSecret: { type: 'password' }, privateKey: { type: 'password' } },
   headers: ['authorization'],
   errorCodes: OAUTH2_ERROR_CODES,
-  configure: ({ text, credentials }) => {
+  configure: (input) => {
+    const { settings, client } = oauth2Client(input);
+    return {
+      provider: oauth2Provider(settings, client),
+      ...setupParts(settings),
+    };
+  },
+});
+
+/** The settings and client of a config node, checked. */
+export function oauth2Client({ text, credentials }: ConfigInput): { settings: OAuth2Settings; client: ClientCredentials } {
+  {
     const settings = validateSettings(
       {
         issuer: text('issuer'),
@@ -325,6 +377,8 @@ export const OAUTH2 = declarePlatform({
         // Flows from before the property: the body, as then.
         clientAuth: (text('clientAuth') || 'body') as ClientAuthSetting,
         extraParams: text('extraParams'),
+        // Flows from before the property: client credentials, as then.
+        grant: (text('grant') || 'clientCredentials') as OAuth2Grant,
       },
       text('tls') !== '',
     );
@@ -337,11 +391,15 @@ export const OAUTH2 = declarePlatform({
       keyId: settings.keyId,
       signingAlg: settings.signingAlg,
     };
-    return {
-      provider: oauth2Provider(settings, client),
-      fingerprintParts: { ...settings },
-      secrets: [settings.clientSecret, settings.privateKey],
-      basicPairs: [basicPair(settings), [settings.clientId, settings.clientSecret]],
-    };
-  },
-});
+    return { settings, client };
+  }
+}
+
+/** What every OAuth 2.0 config node's set-up shares, whatever its grant. */
+export function setupParts(settings: OAuth2Settings): Omit<ProviderSetup, 'provider'> {
+  return {
+    fingerprintParts: { ...settings },
+    secrets: [settings.clientSecret, settings.privateKey],
+    basicPairs: [basicPair(settings), [settings.clientId, settings.clientSecret]],
+  };
+}

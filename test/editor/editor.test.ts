@@ -600,6 +600,69 @@ describe('the editor in a real browser (Chromium)', function () {
     assertNoProblems();
   });
 
+  it('OAuth 2.0 login: the dialog\'s "Log in" through oidc-provider\'s own login and consent pages; the dialog then shows who is logged in', async () => {
+    const { startAuthorizationServer } = await import('../conformance/oauth2/authorization-server.js');
+    const as = await startAuthorizationServer({ loginRedirectUri: `${red!.base}/iiot-auth/oauth2/callback` });
+    const previous = await (await fetch(`${red!.base}/flows`)).json();
+    try {
+      const deployed = await fetch(`${red!.base}/flows`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'node-red-deployment-type': 'full' },
+        body: JSON.stringify([
+          { id: 'flowtab1', type: 'tab', label: 'login' },
+          {
+            id: 'o2login',
+            type: 'iiot-oauth2',
+            name: 'login test',
+            issuer: as.issuer,
+            apiUrl: as.apiUrl,
+            grant: 'authorizationCode',
+            clientAuth: 'basic',
+            scope: 'openid offline_access profile',
+            credentials: { clientId: as.clients.code.clientId, clientSecret: as.clients.code.clientSecret },
+          },
+          { ...tokenNode('tokl', 'oauth2', 200, 120), z: 'flowtab1', oauth2: 'o2login' },
+        ]),
+      });
+      assert.ok(deployed.ok, await deployed.text());
+      await openEditor();
+      await openNode('tokl');
+      await page.locator('#node-input-btn-oauth2-edit').click();
+      const grant = page.locator('#node-config-input-grant');
+      await grant.waitFor({ state: 'visible' });
+      assert.equal(await grant.inputValue(), 'authorizationCode');
+      const status = page.locator('.iiot-o2-login-status');
+      await waitUntil('the dialog says nobody is logged in', async () => (await status.innerText()).includes('Not logged in'));
+      assert.match(await page.locator('.iiot-o2-callback').innerText(), /\/iiot-auth\/oauth2\/callback$/);
+
+      const popupOpened = page.waitForEvent('popup');
+      await page.locator('.iiot-o2-login-button').click();
+      const popup = await popupOpened;
+      // oidc-provider's development login page (any login, any password), then its consent page.
+      await popup.locator('input[name="login"]').fill('alice');
+      await popup.locator('input[name="password"]').fill('any');
+      await popup.locator('button[type="submit"]').click();
+      await popup.locator('input[name="prompt"][value="consent"]').waitFor({ state: 'attached' });
+      const closed = popup.waitForEvent('close');
+      await popup.locator('button[type="submit"]').click();
+      await closed;
+      await waitUntil('the dialog shows the user logged in', async () => /Logged in as User alice/.test(await status.innerText()));
+      assert.match(await status.innerText(), /offline_access/);
+      assert.equal(as.grantedOf(as.clients.code.clientId, 'authorization_code'), 1);
+      for (const rt of as.refreshTokens) assert.ok(!red!.output().includes(rt), 'no refresh token in the output');
+      await closeConfig('cancel');
+      await closeNode('cancel');
+      assertNoProblems();
+    } finally {
+      await fetch(`${red!.base}/flows`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'node-red-deployment-type': 'full' },
+        body: JSON.stringify(previous),
+      });
+      await as.stop();
+    }
+  });
+
   it('the help sidebar shows the help of get token', async () => {
     await importNodes([tokenNode('tok1', 'insights-hub-app', 200, 120)]);
     await openNode('tok1');

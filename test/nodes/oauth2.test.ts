@@ -112,6 +112,7 @@ describe('OAuth 2.0 token request and answer (no network)', () => {
     resource: '',
     clientAuth: 'basic',
     extraParams: '?resource=r1',
+    grant: 'clientCredentials',
   });
   const answer = (status: number, body: unknown): HttpResponse => ({
     statusCode: status,

@@ -43,6 +43,12 @@ export interface AuthorizationServerOptions {
   rfc8414?: boolean;
   /** https with client certificates requested (for RFC 8705 mutual TLS), else http. */
   tls?: boolean;
+  /**
+   * The `code` client (authorization code + refresh token, PKCE required,
+   * refresh tokens rotated) with this redirect URI, and oidc-provider's own
+   * login and consent pages (devInteractions): any login, any password.
+   */
+  loginRedirectUri?: string;
 }
 
 /** What oidc-provider saw of one client assertion, from its assertJwtClientAuthClaimsAndHeader hook. */
@@ -62,7 +68,17 @@ export interface AuthorizationServer {
    * resource under it (other audiences, which the resource server refuses) and no other (`invalid_target`).
    */
   resource: string;
-  clients: Record<'basic' | 'post' | 'jwt' | 'pkjwt' | 'pkjwtEc' | 'pkjwtCert' | 'tls' | 'selfSigned' | 'noGrant', ConformanceClient>;
+  clients: Record<'basic' | 'post' | 'jwt' | 'pkjwt' | 'pkjwtEc' | 'pkjwtCert' | 'tls' | 'selfSigned' | 'noGrant' | 'code', ConformanceClient>;
+  /** Grants of one type oidc-provider granted, per client id (`refresh_token`, `authorization_code`). */
+  grantedOf(clientId: string, grantType: string): number;
+  /** Every refresh token oidc-provider issued, oldest first. */
+  refreshTokens: string[];
+  /** Every access token oidc-provider issued with a refresh token grant, oldest first. */
+  refreshedAccessTokens: string[];
+  /** Grants oidc-provider revoked (on a refresh token's reuse, say). */
+  revokedGrants: number;
+  /** Runs before the resource server answers an accepted call, with the token used (for checks at the moment of use). */
+  onAccepted?: ((accessToken: string) => Promise<void>) | undefined;
   /** Token requests oidc-provider granted, per client id. */
   granted(clientId: string): number;
   /** Token requests it refused, per client id (or '' when it knew no client). */
@@ -108,6 +124,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     tls: { clientId: 'cc-tls' },
     selfSigned: { clientId: 'cc-self-signed' },
     noGrant: { clientId: 'cc-no-grant', clientSecret: SECRET('no-grant') },
+    code: { clientId: 'code-pkce', clientSecret: SECRET('code') },
   };
   const rs = { clientId: 'resource-server', clientSecret: SECRET('rs') };
   const cc = { grant_types: ['client_credentials'], response_types: [], redirect_uris: [], scope: 'read' };
@@ -177,9 +194,28 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
         token_endpoint_auth_method: 'client_secret_basic',
       },
       { client_id: rs.clientId, client_secret: rs.clientSecret, grant_types: [], response_types: [], redirect_uris: [] },
+      ...(options.loginRedirectUri
+        ? [
+            {
+              client_id: clients.code.clientId,
+              client_secret: clients.code.clientSecret,
+              grant_types: ['authorization_code', 'refresh_token'],
+              response_types: ['code'],
+              redirect_uris: [options.loginRedirectUri],
+              token_endpoint_auth_method: 'client_secret_basic',
+            },
+          ]
+        : []),
     ],
+    // PKCE for every client (not only public ones), S256 the only method oidc-provider 9 knows.
+    pkce: { required: () => true },
+    rotateRefreshToken: true,
+    // The name in the ID token itself, as Entra ID puts it there (not only at the userinfo endpoint).
+    conformIdTokenClaims: false,
+    findAccount: (_ctx: unknown, sub: string) => ({ accountId: sub, claims: () => ({ sub, name: `User ${sub}` }) }),
+    claims: { openid: ['sub'], profile: ['name'] },
     // `write` is known but no client may have it; a scope the provider does not know is dropped silently.
-    scopes: ['read', 'write'],
+    scopes: ['read', 'write', 'openid', 'offline_access', 'profile'],
     clientAuthMethods: [
       'client_secret_basic',
       'client_secret_post',
@@ -188,7 +224,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
       ...(options.tls ? ['tls_client_auth', 'self_signed_tls_client_auth'] : []),
     ],
     features: {
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: options.loginRedirectUri !== undefined },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       // RFC 8707: resources on the resource server's origin get JWT access tokens (RFC 9068) for their own audience; any other is invalid_target.
@@ -227,7 +263,23 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
   const bump = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
   const granted = new Map<string, number>();
   const refused = new Map<string, number>();
-  provider.on('grant.success', (ctx: { oidc: { client?: { clientId: string } } }) => bump(granted, ctx.oidc.client?.clientId ?? ''));
+  const byType = new Map<string, number>();
+  const refreshTokens: string[] = [];
+  const refreshedAccessTokens: string[] = [];
+  let revokedGrants = 0;
+  provider.on('grant.revoked', () => {
+    revokedGrants += 1;
+  });
+  provider.on(
+    'grant.success',
+    (ctx: { oidc: { client?: { clientId: string }; params?: { grant_type?: string } }; body?: { refresh_token?: string; access_token?: string } }) => {
+      bump(granted, ctx.oidc.client?.clientId ?? '');
+      const type = ctx.oidc.params?.grant_type ?? '';
+      bump(byType, `${ctx.oidc.client?.clientId ?? ''} ${type}`);
+      if (ctx.body?.refresh_token) refreshTokens.push(ctx.body.refresh_token);
+      if (type === 'refresh_token' && ctx.body?.access_token) refreshedAccessTokens.push(ctx.body.access_token);
+    },
+  );
   provider.on('grant.error', (ctx: { oidc: { client?: { clientId: string } } }) => bump(refused, ctx.oidc.client?.clientId ?? ''));
 
   const callback = provider.callback();
@@ -298,6 +350,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
       res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"', 'content-type': 'application/json' }).end('{"error":"invalid_token"}');
       return;
     }
+    if (server.onAccepted && token) await server.onAccepted(token);
     api.accepted += 1;
     if (bound !== undefined) api.bound += 1;
     res
@@ -305,11 +358,17 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
       .end(JSON.stringify({ items: [1, 2, 3], client_id: active.client_id, scope: active.scope, ...(active.aud ? { aud: active.aud } : {}) }));
   };
 
-  return {
+  const server: AuthorizationServer = {
     issuer,
     apiUrl,
     resource: resourceIndicator,
     clients,
+    grantedOf: (clientId, grantType) => byType.get(`${clientId} ${grantType}`) ?? 0,
+    refreshTokens,
+    refreshedAccessTokens,
+    get revokedGrants() {
+      return revokedGrants;
+    },
     granted: (clientId) => granted.get(clientId) ?? 0,
     refused: (clientId) => refused.get(clientId) ?? 0,
     hits: (what) => counts.get(what) ?? 0,
@@ -332,6 +391,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
       await dispatcher.close();
     },
   };
+  return server;
 }
 
 /** Listens on a free loopback port; stop() ends every connection it accepted. */
