@@ -23,8 +23,10 @@ export default function register(RED: EventsNodeApi): void {
   RED.nodes.registerType('iiot-auth-events', function (this: Node, definition: NodeDefinition) {
     RED.nodes.createNode(this, definition);
     const { health } = runtimeOf(RED);
-    const selected = definition.scope === 'selected' ? new Set(idsOf(definition.configs)) : undefined;
-    const windowMs = warningWindowMs(definition.warnWithin, definition.warnUnit);
+    // No config node ticked: all of them (DESIGN.md: `configs`, empty for all).
+    const ids = idsOf(definition.configs);
+    const selected = ids.length > 0 ? new Set(ids) : undefined;
+    const windowMs = warningWindowMs(definition.warnDays);
     const memory = health.memory(this.id);
     const wanted = (entry: HealthEntry) => !selected || selected.has(entry.id);
     let timer: NodeJS.Timeout | undefined;
@@ -76,9 +78,9 @@ function idsOf(value: unknown): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 }
 
-/** The warning window from the node's settings: a positive number of hours or days; 3 days otherwise. */
-export function warningWindowMs(amount: unknown, unit: unknown): number {
-  const value = typeof amount === 'number' ? amount : typeof amount === 'string' && amount.trim() ? Number(amount) : Number.NaN;
+/** The warning window from the node's `warnDays`: a positive number of days (0.5 is 12 hours); 3 days otherwise. */
+export function warningWindowMs(days: unknown): number {
+  const value = typeof days === 'number' ? days : typeof days === 'string' && days.trim() ? Number(days) : Number.NaN;
   if (!Number.isFinite(value) || value <= 0) return DEFAULT_WARNING_WINDOW_MS;
-  return value * (unit === 'hours' ? HOUR_MS : DAY_MS);
+  return value * DAY_MS;
 }

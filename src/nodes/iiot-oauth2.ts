@@ -40,7 +40,7 @@ export default function register(RED: NodeAPI): void {
       env: process.env,
     };
     const { settings, client } = oauth2Client(input);
-    if (settings.grant !== 'authorizationCode') return { provider: oauth2Provider(settings, client), ...setupParts(settings) };
+    if (settings.grant !== 'authorization_code') return { provider: oauth2Provider(settings, client), ...setupParts(settings) };
     const { store, release } = oauth2Store(RED);
     const login = new OAuth2LoginClient(node.id, settings, client, store, loginMutex);
     (node as OAuth2ConfigNode).oauth2Login = login;
@@ -82,9 +82,9 @@ export default function register(RED: NodeAPI): void {
   RED.httpAdmin.get('/iiot-auth/oauth2/:id/login', RED.auth.needsPermission('iiot-oauth2.read'), (req: AdminRequest, res: AdminResponse) => {
     const node = loginOf(req.params?.id);
     if (!node) return refuse(res, 404, ErrorCode.NOT_FOUND, 'no deployed OAuth 2.0 config node has this id: deploy it first');
-    if (!node.oauth2Login) return void res.json({ loggedIn: false, grant: 'clientCredentials' });
+    if (!node.oauth2Login) return void res.json({ loggedIn: false, grant: 'client_credentials' });
     void node.oauth2Login.status().then(
-      (status) => res.json({ ...status, grant: 'authorizationCode' }),
+      (status) => res.json({ ...status, grant: 'authorization_code' }),
       (err: unknown) => refuse(res, 500, isIiotAuthError(err) ? err.code : ErrorCode.INTERNAL_ERROR, messageOf(err)),
     );
   });

@@ -58,7 +58,7 @@ export interface OAuth2Settings {
   grant: OAuth2Grant;
 }
 
-export const OAUTH2_GRANTS = ['clientCredentials', 'authorizationCode'] as const;
+export const OAUTH2_GRANTS = ['client_credentials', 'authorization_code'] as const;
 export type OAuth2Grant = (typeof OAUTH2_GRANTS)[number];
 
 /** Used only when an answer carries neither expires_in nor a JWT exp. */
@@ -137,7 +137,7 @@ export function validateSettings(settings: OAuth2Settings, tls = false): OAuth2S
   if (!OAUTH2_GRANTS.includes(settings.grant)) {
     throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `the OAuth 2.0 grant must be one of ${OAUTH2_GRANTS.join(', ')}: choose one in the config node`);
   }
-  if (settings.grant === 'authorizationCode' && !settings.issuer.trim()) {
+  if (settings.grant === 'authorization_code' && !settings.issuer.trim()) {
     throw new IiotAuthError(
       ErrorCode.CONFIG_INVALID,
       'the authorization code grant needs the issuer (its metadata names the authorization endpoint the login opens): enter it in the config node',
@@ -378,7 +378,7 @@ export function oauth2Client({ text, credentials }: ConfigInput): { settings: OA
         clientAuth: (text('clientAuth') || 'body') as ClientAuthSetting,
         extraParams: text('extraParams'),
         // Flows from before the property: client credentials, as then.
-        grant: (text('grant') || 'clientCredentials') as OAuth2Grant,
+        grant: (text('grant') || 'client_credentials') as OAuth2Grant,
       },
       text('tls') !== '',
     );

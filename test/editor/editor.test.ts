@@ -327,13 +327,14 @@ describe('the editor in a real browser (Chromium)', function () {
       await openNode(id);
       await closeNode('cancel');
     }
-    // auth events watches every credential by default: valid as it comes; "the selected ones" shows the list (none yet).
+    // auth events watches every credential by default (none ticked): valid as it comes; the list says there is none yet.
     assert.equal(await nodeValue(events!, 'valid'), true);
     await openNode(events!);
-    assert.equal(await page.locator('.iiot-auth-events-configs').isVisible(), false);
-    await page.locator('#node-input-scope').selectOption('selected');
-    assert.equal(await page.locator('.iiot-auth-events-configs').isVisible(), true);
     assert.match(await page.locator('#node-input-configs-list').innerText(), /No config node of this package yet/);
+    assert.match(await page.locator('.iiot-auth-events-configs').innerText(), /None ticked: all config nodes/);
+    await typeInto('#node-input-warnDays', '0');
+    await waitUntil('a warning window of 0 days is flagged', async () => hasClass(page.locator('#node-input-warnDays'), 'input-error'));
+    await typeInto('#node-input-warnDays', '3');
     await closeNode('cancel');
     assert.equal(
       await page.evaluate(() => {
@@ -616,7 +617,7 @@ describe('the editor in a real browser (Chromium)', function () {
             name: 'login test',
             issuer: as.issuer,
             apiUrl: as.apiUrl,
-            grant: 'authorizationCode',
+            grant: 'authorization_code',
             clientAuth: 'basic',
             scope: 'openid offline_access profile',
             credentials: { clientId: as.clients.code.clientId, clientSecret: as.clients.code.clientSecret },
@@ -630,7 +631,7 @@ describe('the editor in a real browser (Chromium)', function () {
       await page.locator('#node-input-btn-oauth2-edit').click();
       const grant = page.locator('#node-config-input-grant');
       await grant.waitFor({ state: 'visible' });
-      assert.equal(await grant.inputValue(), 'authorizationCode');
+      assert.equal(await grant.inputValue(), 'authorization_code');
       const status = page.locator('.iiot-o2-login-status');
       await waitUntil('the dialog says nobody is logged in', async () => (await status.innerText()).includes('Not logged in'));
       assert.match(await page.locator('.iiot-o2-callback').innerText(), /\/iiot-auth\/oauth2\/callback$/);

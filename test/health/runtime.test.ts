@@ -75,7 +75,7 @@ describe('health in a Node-RED runtime', function () {
     const ids = { events: uid('ev'), eventsOut: uid('evout') };
     const nodes: FlowNode[] = [
       ...f.nodes,
-      { id: ids.events, type: 'iiot-auth-events', scope: 'selected', configs: [f.ids.config], ...eventsConfig, wires: [[ids.eventsOut]] },
+      { id: ids.events, type: 'iiot-auth-events', configs: [f.ids.config], ...eventsConfig, wires: [[ids.eventsOut]] },
       { id: ids.eventsOut, type: 'helper' },
     ];
     await H.load(modules, nodes, f.credentials);
@@ -411,7 +411,7 @@ describe('health in a Node-RED runtime', function () {
         const boarding = sandbox.agents.boardingConfiguration(record.id);
         const flow = agentFlow(sandbox, JSON.stringify(boarding), { withApp: false });
         const f = { ...flow, ids: { ...flow.ids, config: flow.ids.agentConfig } };
-        const ev = await load(f, { warnWithin: '1', warnUnit: 'hours' });
+        const ev = await load(f, { warnDays: 1 / 24 }); // one hour
         assert.equal((await outcomeOf(f.ids, () => H.node(f.ids.token).receive({}))).kind, 'output');
         const e = await entry(f.ids.config);
         const expires = Date.parse(e.agent!.clientSecretExpiresAt!);

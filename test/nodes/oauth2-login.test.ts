@@ -50,7 +50,7 @@ describe('OAuth 2.0 login (no network)', () => {
       resource: '',
       clientAuth: 'basic',
       extraParams: '',
-      grant: 'authorizationCode',
+      grant: 'authorization_code',
     });
     const url = new URL(authorizationUrl('https://as.example/auth?tenant=a', settings, 'https://nr.example/iiot-auth/oauth2/callback', 'st', 'ch'));
     const p = Object.fromEntries(url.searchParams);
@@ -95,7 +95,7 @@ describe('OAuth 2.0 login (no network)', () => {
         resource: '',
         clientAuth: 'basic',
         extraParams: '',
-        grant: 'authorizationCode',
+        grant: 'authorization_code',
       });
       // A store whose lock is lost before the first write with it.
       class StallingStore extends FileRecordStore {

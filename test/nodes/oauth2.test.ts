@@ -112,7 +112,7 @@ describe('OAuth 2.0 token request and answer (no network)', () => {
     resource: '',
     clientAuth: 'basic',
     extraParams: '?resource=r1',
-    grant: 'clientCredentials',
+    grant: 'client_credentials',
   });
   const answer = (status: number, body: unknown): HttpResponse => ({
     statusCode: status,
@@ -199,7 +199,15 @@ describe('OAuth 2.0 provider errors and discovery rules (no network)', () => {
       message: /the server said: "invalid_grant: audience unknown"/,
     });
     assert.throws(
-      () => oauth2.readTokenResponse(answer(400, { error: 'invalid_target', error_description: 'no such API' }), 0, 'basic', '', 'https://x.example/'),
+      () =>
+        oauth2.readTokenResponse(
+          answer(400, { error: 'invalid_target', error_description: 'no such API' }),
+          0,
+          'basic',
+          '',
+          'client credentials',
+          'https://x.example/',
+        ),
       {
         code: 'RESOURCE_INVALID',
         message: /refused the resource "https:\/\/x.example\/" \(400\).*the server said: "invalid_target: no such API"/,

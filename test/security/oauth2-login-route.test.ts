@@ -48,7 +48,7 @@ describe('security: the OAuth 2.0 login routes with adminAuth (a real Node-RED)'
           type: 'iiot-oauth2',
           issuer: as.issuer,
           apiUrl: as.apiUrl,
-          grant: 'authorizationCode',
+          grant: 'authorization_code',
           clientAuth: 'basic',
           scope: 'openid offline_access profile',
           credentials: { clientId: as.clients.code.clientId, clientSecret: as.clients.code.clientSecret },
@@ -85,7 +85,7 @@ describe('security: the OAuth 2.0 login routes with adminAuth (a real Node-RED)'
     const viewer = await token('viewer', VIEWER_PASSWORD, 'read');
     assert.equal((await start(viewer)).status, 401);
     assert.equal((await status(undefined)).status, 401);
-    assert.deepEqual(await (await status(viewer)).json(), { loggedIn: false, grant: 'authorizationCode' });
+    assert.deepEqual(await (await status(viewer)).json(), { loggedIn: false, grant: 'authorization_code' });
 
     // A forged state: refused, and no login kept.
     const forged = await fetch(`${red!.base}/iiot-auth/oauth2/callback?code=x&state=${randomBytes(32).toString('base64url')}`);

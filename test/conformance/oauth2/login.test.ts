@@ -44,7 +44,7 @@ describe('OAuth 2.0 conformance (oidc-provider): authorization code with PKCE, r
   });
   const flow = (): OAuth2Flow =>
     oauth2Flow({
-      config: { issuer: as.issuer, apiUrl: as.apiUrl, grant: 'authorizationCode', clientAuth: 'basic', scope: SCOPE },
+      config: { issuer: as.issuer, apiUrl: as.apiUrl, grant: 'authorization_code', clientAuth: 'basic', scope: SCOPE },
       credentials: credentialsOf(as.clients.code),
     });
   const secrets = () => [as.clients.code.clientSecret!, ...as.refreshTokens];
@@ -262,7 +262,7 @@ describe('OAuth 2.0 conformance (oidc-provider): authorization code with PKCE, r
         resource: '',
         clientAuth: 'basic',
         extraParams: '',
-        grant: 'authorizationCode',
+        grant: 'authorization_code',
       });
       const other = new OAuth2LoginClient(
         f.ids.config,
