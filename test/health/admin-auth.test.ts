@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { type NodeRedProcess, startNodeRed } from '../editor/node-red.js';
+import { adminUsers } from '../helpers/admin-auth.js';
 import type { HealthEntry } from '../../src/health/model.js';
 
 /**
@@ -16,21 +16,13 @@ describe('health routes with adminAuth (a real Node-RED)', function () {
   let sandbox: Sandbox;
   const ADMIN_PASSWORD = 'admin-password-for-health';
   const VIEWER_PASSWORD = 'viewer-password-for-health';
+  const users = adminUsers(ADMIN_PASSWORD, VIEWER_PASSWORD);
   const CONFIG_ID = 'health-o2-config';
 
   before(async () => {
     sandbox = await startSandbox();
-    // bcryptjs comes with Node-RED; adminAuth wants bcrypt hashes.
-    const nodeRed = path.dirname(require.resolve(process.env.NODE_RED_PATH ? path.join(process.env.NODE_RED_PATH, 'package.json') : 'node-red/package.json'));
-    const bcrypt = require(require.resolve('bcryptjs', { paths: [nodeRed] })) as { hashSync(s: string, rounds: number): string };
     red = await startNodeRed({
-      adminAuth: {
-        type: 'credentials',
-        users: [
-          { username: 'admin', password: bcrypt.hashSync(ADMIN_PASSWORD, 4), permissions: '*' },
-          { username: 'viewer', password: bcrypt.hashSync(VIEWER_PASSWORD, 4), permissions: 'read' },
-        ],
-      },
+      adminAuth: users.settings,
     });
   });
   after(async () => {
@@ -38,22 +30,14 @@ describe('health routes with adminAuth (a real Node-RED)', function () {
     await sandbox?.stop();
   });
 
-  async function login(username: string, password: string, scope: string): Promise<string> {
-    const res = await fetch(`${red!.base}/auth/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ client_id: 'node-red-admin', grant_type: 'password', scope, username, password }),
-    });
-    assert.equal(res.status, 200);
-    return ((await res.json()) as { access_token: string }).access_token;
-  }
+  const login = (who: 'admin' | 'viewer') => users.token(red!.base, who);
   const auth = (token: string | undefined): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {});
   const get = (route: string, token?: string) => fetch(`${red!.base}${route}`, { headers: auth(token) });
   const post = (route: string, token?: string) =>
     fetch(`${red!.base}${route}`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth(token) }, body: '{}' });
 
   it('no login: 401 everywhere; read permission: entries and metrics, no actions (401); write permission: renew', async () => {
-    const admin = await login('admin', ADMIN_PASSWORD, '*');
+    const admin = await login('admin');
     const demo = sandbox.demo.oauth2;
     const deployed = await fetch(`${red!.base}/flows`, {
       method: 'POST',
@@ -76,7 +60,7 @@ describe('health routes with adminAuth (a real Node-RED)', function () {
     for (const route of ['/iiot-auth/health', '/iiot-auth/metrics']) assert.equal((await get(route)).status, 401, route);
     assert.equal((await post(`/iiot-auth/health/${CONFIG_ID}/renew`)).status, 401);
 
-    const viewer = await login('viewer', VIEWER_PASSWORD, 'read');
+    const viewer = await login('viewer');
     const health = await get('/iiot-auth/health', viewer);
     assert.equal(health.status, 200);
     const body = (await health.json()) as { generatedAt: string; credentials: HealthEntry[] };

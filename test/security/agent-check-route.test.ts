@@ -6,6 +6,7 @@ import { AGENT_CHECK_ROUTE } from '../../src/nodes/insights-hub-agent-check.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H } from '../helpers/flow.js';
 import { startNodeRed, type NodeRedProcess } from '../editor/node-red.js';
+import { adminUsers } from '../helpers/admin-auth.js';
 import { ALL_MODULES, assertNoLeaks, securitySuite } from './harness.js';
 
 /**
@@ -187,38 +188,22 @@ describe('security: the agent configuration check with adminAuth (a real Node-RE
   let red: NodeRedProcess | undefined;
   const ADMIN_PASSWORD = 'admin-password-for-the-check';
   const VIEWER_PASSWORD = 'viewer-password-for-the-check';
+  const users = adminUsers(ADMIN_PASSWORD, VIEWER_PASSWORD);
   const IAT = 'eyJhbGciOiJub25lIn0.eyJleHAiOjQxMDI0NDQ4MDB9.iat-signature-never-echoed';
   const text = JSON.stringify({
     content: { baseUrl: 'https://southgate.example', iat: IAT, clientCredentialProfile: ['SHARED_SECRET'], clientId: 'agent-1', tenant: 't1' },
   });
 
   before(async () => {
-    // bcryptjs comes with Node-RED; adminAuth wants bcrypt hashes.
-    const nodeRed = path.dirname(require.resolve(process.env.NODE_RED_PATH ? path.join(process.env.NODE_RED_PATH, 'package.json') : 'node-red/package.json'));
-    const bcrypt = require(require.resolve('bcryptjs', { paths: [nodeRed] })) as { hashSync(s: string, rounds: number): string };
     red = await startNodeRed({
-      adminAuth: {
-        type: 'credentials',
-        users: [
-          { username: 'admin', password: bcrypt.hashSync(ADMIN_PASSWORD, 4), permissions: '*' },
-          { username: 'viewer', password: bcrypt.hashSync(VIEWER_PASSWORD, 4), permissions: 'read' },
-        ],
-      },
+      adminAuth: users.settings,
     });
   });
   after(async () => {
     await red?.stop();
   });
 
-  async function login(username: string, password: string, scope: string): Promise<string> {
-    const res = await fetch(`${red!.base}/auth/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ client_id: 'node-red-admin', grant_type: 'password', scope, username, password }),
-    });
-    assert.equal(res.status, 200);
-    return ((await res.json()) as { access_token: string }).access_token;
-  }
+  const login = (who: 'admin' | 'viewer') => users.token(red!.base, who);
   const post = (token: string | undefined) =>
     fetch(`${red!.base}${AGENT_CHECK_ROUTE}`, {
       method: 'POST',
@@ -228,8 +213,8 @@ describe('security: the agent configuration check with adminAuth (a real Node-RE
 
   it("without a login, and for a user who may only read: 401 (Node-RED's answer to a missing permission); with write permission: the answer", async () => {
     assert.equal((await post(undefined)).status, 401);
-    assert.equal((await post(await login('viewer', VIEWER_PASSWORD, 'read'))).status, 401);
-    const res = await post(await login('admin', ADMIN_PASSWORD, '*'));
+    assert.equal((await post(await login('viewer'))).status, 401);
+    const res = await post(await login('admin'));
     assert.equal(res.status, 200);
     const answer = (await res.json()) as { boardingConfig: { kind: string; clientId: string } };
     assert.equal(answer.boardingConfig.kind, 'boarding-configuration');

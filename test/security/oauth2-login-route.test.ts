@@ -5,6 +5,7 @@ import path from 'node:path';
 import { type AuthorizationServer, startAuthorizationServer } from '../conformance/oauth2/authorization-server.js';
 import { loginAtProvider } from '../conformance/oauth2/login-driver.js';
 import { type NodeRedProcess, startNodeRed } from '../editor/node-red.js';
+import { adminUsers } from '../helpers/admin-auth.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -21,27 +22,19 @@ describe('security: the OAuth 2.0 login routes with adminAuth (a real Node-RED)'
   let as: AuthorizationServer | undefined;
   const ADMIN_PASSWORD = 'admin-password-for-the-login';
   const VIEWER_PASSWORD = 'viewer-password-for-the-login';
+  const users = adminUsers(ADMIN_PASSWORD, VIEWER_PASSWORD);
   const configId = 'o2login0001';
   const KEY = randomBytes(32).toString('base64');
 
   before(async () => {
-    // bcryptjs comes with Node-RED; adminAuth wants bcrypt hashes.
-    const nodeRed = path.dirname(require.resolve(process.env.NODE_RED_PATH ? path.join(process.env.NODE_RED_PATH, 'package.json') : 'node-red/package.json'));
-    const bcrypt = require(require.resolve('bcryptjs', { paths: [nodeRed] })) as { hashSync(s: string, rounds: number): string };
     red = await startNodeRed({
-      adminAuth: {
-        type: 'credentials',
-        users: [
-          { username: 'admin', password: bcrypt.hashSync(ADMIN_PASSWORD, 4), permissions: '*' },
-          { username: 'viewer', password: bcrypt.hashSync(VIEWER_PASSWORD, 4), permissions: 'read' },
-        ],
-      },
+      adminAuth: users.settings,
       iiotAuth: { agentStore: { encryption: { key: KEY } } },
     });
     as = await startAuthorizationServer({ loginRedirectUri: `${red.base}/iiot-auth/oauth2/callback` });
     const deployed = await fetch(`${red.base}/flows`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'node-red-deployment-type': 'full', authorization: `Bearer ${await token('admin', ADMIN_PASSWORD, '*')}` },
+      headers: { 'content-type': 'application/json', 'node-red-deployment-type': 'full', authorization: `Bearer ${await token('admin')}` },
       body: JSON.stringify([
         {
           id: configId,
@@ -62,15 +55,7 @@ describe('security: the OAuth 2.0 login routes with adminAuth (a real Node-RED)'
     await as?.stop();
   });
 
-  async function token(username: string, password: string, scope: string): Promise<string> {
-    const res = await fetch(`${red!.base}/auth/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ client_id: 'node-red-admin', grant_type: 'password', scope, username, password }),
-    });
-    assert.equal(res.status, 200);
-    return ((await res.json()) as { access_token: string }).access_token;
-  }
+  const token = (who: 'admin' | 'viewer') => users.token(red!.base, who);
   const start = (bearer: string | undefined) =>
     fetch(`${red!.base}/iiot-auth/oauth2/${configId}/login`, {
       method: 'POST',
@@ -82,7 +67,7 @@ describe('security: the OAuth 2.0 login routes with adminAuth (a real Node-RED)'
 
   it('start: 401 without a login and for a reader; the callback works without a token only with the state a writer started, once', async () => {
     assert.equal((await start(undefined)).status, 401);
-    const viewer = await token('viewer', VIEWER_PASSWORD, 'read');
+    const viewer = await token('viewer');
     assert.equal((await start(viewer)).status, 401);
     assert.equal((await status(undefined)).status, 401);
     assert.deepEqual(await (await status(viewer)).json(), { loggedIn: false, grant: 'authorization_code' });
@@ -92,7 +77,7 @@ describe('security: the OAuth 2.0 login routes with adminAuth (a real Node-RED)'
     assert.equal(forged.status, 400);
 
     // The writer's start: the redirect URI is the editor's own callback route, computed from the request.
-    const started = await start(await token('admin', ADMIN_PASSWORD, '*'));
+    const started = await start(await token('admin'));
     assert.equal(started.status, 200);
     const { authorizationUrl, redirectUri } = (await started.json()) as { authorizationUrl: string; redirectUri: string };
     assert.equal(redirectUri, `${red!.base}/iiot-auth/oauth2/callback`);
