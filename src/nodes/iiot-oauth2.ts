@@ -159,8 +159,8 @@ function page(res: AdminResponse, status: number, origin: string | undefined, re
     ? `<script>try{if(window.opener){window.opener.postMessage(${data},${JSON.stringify(origin)});${result.ok ? 'window.close();' : ''}}}catch(e){}</script>`
     : '';
   res.status(status);
-  res.set?.('content-type', 'text/html; charset=utf-8');
-  res.set?.('cache-control', 'no-store');
-  res.set?.('referrer-policy', 'no-referrer');
-  res.send?.(`<!DOCTYPE html><html><head><meta charset="utf-8"><title>OAuth 2.0 login</title></head><body><p>${escapeHtml(said)}</p>${script}</body></html>`);
+  res.set('content-type', 'text/html; charset=utf-8');
+  res.set('cache-control', 'no-store');
+  res.set('referrer-policy', 'no-referrer');
+  res.send(`<!DOCTYPE html><html><head><meta charset="utf-8"><title>OAuth 2.0 login</title></head><body><p>${escapeHtml(said)}</p>${script}</body></html>`);
 }
