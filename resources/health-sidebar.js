@@ -405,7 +405,9 @@
             .text(
                 [
                     '.iiot-auth-health-content { height: 100%; overflow-y: auto; box-sizing: border-box; padding: 0 8px; }',
-                    '.iiot-auth-health-table { font-size: 13px; }',
+                    // Set here, not left to red-ui-info-table: its layout and margins differ between Node-RED versions, and an
+                    // automatic layout lets a long error code push the value column past the sidebar's edge.
+                    '.iiot-auth-health-table { font-size: 13px; table-layout: fixed; width: 100%; margin: 0 0 10px; }',
                     '.iiot-auth-health-table tbody.iiot-auth-health-entry { cursor: pointer; }',
                     '.iiot-auth-health-table tbody.iiot-auth-health-entry:hover { background: var(--red-ui-secondary-background-hover); }',
                     '.iiot-auth-health-table tr.iiot-auth-health-header td { padding: 10px 3px 4px; border-top: 2px solid var(--red-ui-secondary-border-color); }',
@@ -429,7 +431,7 @@
                     '.iiot-auth-health-dot-yellow { background: var(--red-ui-node-status-colors-yellow); border-color: #c9a800; }',
                     '.iiot-auth-health-dot-red { background: var(--red-ui-node-status-colors-red); border-color: var(--red-ui-node-status-colors-red); }',
                     '.iiot-auth-health-dot-grey { background: var(--red-ui-node-status-colors-grey); border-color: #aaa; }',
-                    '.iiot-auth-health-code { font-size: 12px; padding: 0 2px; }',
+                    '.iiot-auth-health-code { font-size: 12px; padding: 0 2px; white-space: normal; overflow-wrap: anywhere; word-break: break-all; }',
                     '.iiot-auth-health-when, .iiot-auth-health-counts { color: var(--red-ui-secondary-text-color); }',
                     '.iiot-auth-health-line { display: flex; align-items: baseline; gap: 6px; padding: 6px 8px; margin-bottom: 12px;',
                     '  border: 1px solid var(--red-ui-secondary-border-color); border-radius: 4px; background: var(--red-ui-secondary-background); }',
