@@ -271,11 +271,18 @@ export class TokenEngine {
     if (entry.inflight) return entry.inflight;
     const renewal = !!entry.token && this.now() < entry.staleAt;
     const current = () => this.entries.get(id) === entry;
-    let settled = false;
+    // Called now (a caller sees its request start at once), but a fetch that throws at once settles only
+    // after `inflight` is set below, like any other failure, so it is cleared and never left behind.
+    let started: Promise<Token>;
+    try {
+      started = Promise.resolve(fetch());
+    } catch (err) {
+      started = Promise.reject(err);
+    }
     const inflight = (async () => {
       try {
-        const token = sanitise(await fetch());
-        settled = true;
+        const token = sanitise(await started);
+        // Cleared before the observer is told, so the state it reads is no longer "fetching".
         entry.inflight = undefined;
         if (current()) {
           this.store(entry, token);
@@ -283,7 +290,6 @@ export class TokenEngine {
         }
         return token;
       } catch (err) {
-        settled = true;
         entry.inflight = undefined;
         // A client closed under a running request (a redeploy) says nothing about the credential.
         if (current() && !(isIiotAuthError(err) && err.code === ErrorCode.CLOSED)) {
@@ -293,8 +299,7 @@ export class TokenEngine {
         throw err;
       }
     })();
-    // A fetch that failed at once (before its first await) has settled already: nothing in flight.
-    if (!settled) entry.inflight = inflight;
+    entry.inflight = inflight;
     this.tell(id, { kind: 'fetch-started', renewal });
     return inflight;
   }
