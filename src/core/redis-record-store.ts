@@ -312,7 +312,6 @@ export class RedisRecordStore implements RecordStore {
    */
   private async command(args: string[], failure?: string): Promise<unknown> {
     const what = failure ?? `${this.where} did not answer`;
-    if (this.closed) throw this.failure(`${what}: the store was closed (the node was stopped)`);
     const deadline = Date.now() + this.timeoutMs;
     const client = await this.ready(what);
     let timer: NodeJS.Timeout | undefined;
@@ -334,16 +333,25 @@ export class RedisRecordStore implements RecordStore {
 
   /** The connected client, connecting on first use; reconnects (and with Sentinel, failovers) go on in the background. */
   private async ready(what: string): Promise<Client> {
+    // After close() no connection opens again: nothing would ever close it (an acknowledgement finishing late, say).
+    if (this.closed) throw this.failure(`${what}: the store was closed (the node was stopped)`);
     const client = this.client ?? this.connect(what);
     if (this.connecting) await this.bounded(this.connecting, what);
     // With Sentinel, a command itself waits for the primary (and asks the Sentinels again).
     if (client.isReady || this.options.sentinel) return client;
-    await this.bounded(
-      new Promise<void>((resolve) => {
-        client.once('ready', () => resolve());
-      }),
-      what,
-    );
+    let onReady: (() => void) | undefined;
+    try {
+      await this.bounded(
+        new Promise<void>((resolve) => {
+          onReady = resolve;
+          client.once('ready', onReady);
+        }),
+        what,
+      );
+    } finally {
+      // A wait that timed out must not leave its listener behind: one per command while Redis is down.
+      if (onReady) client.off('ready', onReady);
+    }
     return client;
   }
 

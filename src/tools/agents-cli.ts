@@ -204,7 +204,7 @@ async function reseal(store: SealedRecordStore, err: (line: string) => void): Pr
       }
       await exclusively(store, id, async () => {
         const stored = await store.read(id);
-        if (stored) await store.write(id, stored.value, stored.version);
+        if (stored) await durably(store, id, await store.write(id, stored.value, stored.version));
       });
       counts.add('resealed');
     } catch (e) {
@@ -227,7 +227,7 @@ async function copy(from: SealedRecordStore, to: SealedRecordStore, err: (line: 
       const copied = await exclusively(to, id, async () => {
         const target = await to.read(id);
         if (target && !isNewer(source.value, target.value)) return false;
-        await to.write(id, source.value, target?.version);
+        await durably(to, id, await to.write(id, source.value, target?.version));
         return true;
       });
       counts.add(copied ? 'copied' : KEPT);
@@ -302,6 +302,15 @@ export async function run(argv: string[], out: (line: string) => void, err: (lin
   } finally {
     await stores?.release();
   }
+}
+
+/**
+ * Waits for the store's replicas to hold the write (Redis with `minReplicas`):
+ * a record re-sealed or copied is reported done only when a failover cannot
+ * bring back the copy before it, which an old key may no longer open.
+ */
+async function durably(store: RecordStore, id: string, version: string): Promise<void> {
+  if (store.minReplicas > 0) await store.acknowledge(id, version);
 }
 
 if (require.main === module) {

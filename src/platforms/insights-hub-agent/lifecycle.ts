@@ -172,16 +172,17 @@ export class AgentLifecycle implements TokenProvider {
     if (this.record.awaitingReplicas(state)) {
       // New credentials wait for the replicas: acknowledged now, they are used; else the previous ones are.
       state = await this.record.exclusive(async () => this.acknowledged((await this.record.load())?.state ?? state));
-    } else if (this.replicaWait) {
-      this.replicaWait = undefined; // another instance had them acknowledged
-    } else if (this.rotationDue(state)) {
-      try {
-        state = await this.rotateIfDue(http);
-      } catch (err) {
-        // The current credentials still work: a failed rotation is retried
-        // with the next token; a locked-out agent shows up as a token error.
-        if (!isIiotAuthError(err) || (err.code === AgentErrorCode.AGENT_STATE_ERROR && !isRecordConflict(err))) throw err;
-        state = (await this.record.shared(() => this.record.load()))?.state ?? state;
+    } else {
+      this.replicaWait = undefined; // none wait (another instance may have had them acknowledged)
+      if (this.rotationDue(state)) {
+        try {
+          state = await this.rotateIfDue(http);
+        } catch (err) {
+          // The current credentials still work: a failed rotation is retried
+          // with the next token; a locked-out agent shows up as a token error.
+          if (!isIiotAuthError(err) || (err.code === AgentErrorCode.AGENT_STATE_ERROR && !isRecordConflict(err))) throw err;
+          state = (await this.record.shared(() => this.record.load()))?.state ?? state;
+        }
       }
     }
     return this.tokenFrom(http, state);
@@ -428,7 +429,7 @@ export class AgentLifecycle implements TokenProvider {
 
   async status(): Promise<AgentStatus> {
     const state = (await this.record.shared(() => this.record.load()))?.state;
-    const current = state && state.boardingConfigId === this.boardingId && !state.offboardedAt ? byTrust(state.registrations)[0] : undefined;
+    const current = this.inUse(state);
     const status: AgentStatus = {
       clientId: this.clientId,
       onboarded: !!current,
@@ -443,6 +444,11 @@ export class AgentLifecycle implements TokenProvider {
     return status;
   }
 
+  /** The registration this agent uses: none when the state is another boarding's or offboarded; never one still waiting for replicas while another is there. */
+  private inUse(state: AgentState | undefined): AgentRegistration | undefined {
+    return state && state.boardingConfigId === this.boardingId && !state.offboardedAt ? byTrust(state.registrations)[0] : undefined;
+  }
+
   /** True when the current credentials are within the rotation margin of their expiry. */
   rotationDue(state: AgentState): boolean {
     const at = this.rotationPoint(state);
@@ -451,7 +457,8 @@ export class AgentLifecycle implements TokenProvider {
 
   /** When the current credentials are due for rotation (epoch ms); undefined when they cannot be rotated. */
   private rotationPoint(state: AgentState): number | undefined {
-    const current = state.registrations[0];
+    // The registration in use: new credentials still waiting for the replicas are not (yet).
+    const current = byTrust(state.registrations)[0];
     if (!current?.registrationAccessToken || current.clientSecretExpiresAt <= 0) return undefined;
     // Adopted and not rotated yet: the SDK's copy still works, so the agent has two owners.
     if (state.adoptedAt && !(state.lastRotationAt && state.lastRotationAt >= state.adoptedAt)) return Date.parse(state.adoptedAt);
@@ -478,7 +485,7 @@ export class AgentLifecycle implements TokenProvider {
   summary(): AgentSummary {
     const { store, profile } = this.options;
     const state = this.record.cached?.state ?? this.glimpsed;
-    const current = state && state.boardingConfigId === this.boardingId && !state.offboardedAt ? state.registrations[0] : undefined;
+    const current = this.inUse(state);
     const summary: AgentSummary = {
       clientId: this.clientId,
       onboarded: !!current,
