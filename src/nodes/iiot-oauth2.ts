@@ -3,7 +3,7 @@ import { KeyedMutex } from '../core/record-store.js';
 import { authorizationUrl, OAuth2LoginClient, PendingLogins, refreshTokenProvider } from '../platforms/oauth2-login.js';
 import { OAUTH2, oauth2Client, oauth2Provider, setupParts } from '../platforms/oauth2.js';
 import { acceptsJsonOnly } from './admin-route.js';
-import { type PlatformConfigNode, registerPlatformConfigNode } from './config-node.js';
+import { type PlatformConfigNode, registerPlatformConfigNode, textProperty } from './config-node.js';
 import type { AdminRequest, AdminResponse, NodeAPI } from './node-red.js';
 import { oauth2Store } from './oauth2-store.js';
 
@@ -34,7 +34,7 @@ const loginMutex = new KeyedMutex();
 export default function register(RED: NodeAPI): void {
   registerPlatformConfigNode(RED, OAUTH2, (definition, credentials, node) => {
     const input = {
-      text: (key: string) => (typeof definition[key] === 'string' ? (definition[key] as string).trim() : ''),
+      text: (key: string) => textProperty(definition, key),
       flag: (key: string) => definition[key] === true || definition[key] === 'true',
       credentials,
       env: process.env,
@@ -44,8 +44,10 @@ export default function register(RED: NodeAPI): void {
     const { store, release } = oauth2Store(RED);
     const login = new OAuth2LoginClient(node.id, settings, client, store, loginMutex);
     (node as OAuth2ConfigNode).oauth2Login = login;
-    node.on('close', (_removed: boolean, done: () => void) => {
-      release().then(done, done);
+    node.on('close', (removed: boolean, done: () => void) => {
+      // A deleted config node takes its refresh token along; a redeployed one keeps its login.
+      const forgotten = removed ? login.forget() : Promise.resolve();
+      forgotten.then(release).then(done, done);
     });
     return { provider: refreshTokenProvider(login), ...setupParts(settings) };
   });
@@ -75,7 +77,7 @@ export default function register(RED: NodeAPI): void {
         const { state, challenge } = pending.start(node.id, redirectUri, req.user?.username ?? '');
         res.json({ authorizationUrl: authorizationUrl(endpoint, login.settings, redirectUri, state, challenge), redirectUri });
       },
-      (err: unknown) => refuse(res, 502, isIiotAuthError(err) ? err.code : ErrorCode.INTERNAL_ERROR, messageOf(err)),
+      (err: unknown) => refuse(res, 502, isIiotAuthError(err) ? err.code : ErrorCode.INTERNAL_ERROR, node.connection?.redact(messageOf(err)) ?? messageOf(err)),
     );
   });
 
@@ -85,7 +87,7 @@ export default function register(RED: NodeAPI): void {
     if (!node.oauth2Login) return void res.json({ loggedIn: false, grant: 'client_credentials' });
     void node.oauth2Login.status().then(
       (status) => res.json({ ...status, grant: 'authorization_code' }),
-      (err: unknown) => refuse(res, 500, isIiotAuthError(err) ? err.code : ErrorCode.INTERNAL_ERROR, messageOf(err)),
+      (err: unknown) => refuse(res, 500, isIiotAuthError(err) ? err.code : ErrorCode.INTERNAL_ERROR, node.connection?.redact(messageOf(err)) ?? messageOf(err)),
     );
   });
 
@@ -112,7 +114,7 @@ export default function register(RED: NodeAPI): void {
     if (!text('code')) return page(res, 400, origin, { ok: false, message: 'the provider sent no code: nothing was stored; log in again' });
     void node.oauth2Login.finishLogin(node.connection.http, text('code'), login).then(
       (session) => page(res, 200, origin, { ok: true, sub: session.sub, name: session.name, scope: session.scope }),
-      (err: unknown) => page(res, 400, origin, { ok: false, message: messageOf(err) }),
+      (err: unknown) => page(res, 400, origin, { ok: false, message: node.connection?.redact(messageOf(err)) ?? messageOf(err) }),
     );
   });
 }

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
+import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import { FileRecordStore } from '../core/file-record-store.js';
 import type { RecordStore, RecordWords } from '../core/record-store.js';
 import { SealedRecordStore } from '../core/sealed-record-store.js';
@@ -32,6 +33,15 @@ export const OAUTH2_RECORD_WORDS: RecordWords = Object.freeze({
 
 const fileStores = new Map<string, FileRecordStore>();
 
+/**
+ * The logins' keys on Redis: under the agents' prefix, in a space of their
+ * own, so that what lists or re-seals agents (the iiot-auth-agents command)
+ * never takes a login for an agent.
+ */
+export function oauth2KeyPrefix(agentPrefix: string | undefined): string {
+  return `${agentPrefix ?? 'iiot-auth:'}oauth2:`;
+}
+
 export function oauth2StateDir(RED: NodeAPI): string {
   const configured = settingsOf(RED).oauth2StateDir;
   if (configured) return path.resolve(configured);
@@ -45,9 +55,14 @@ export function oauth2Store(RED: NodeAPI): { store: RecordStore; release: () => 
   const keys = parseSealingKeys(settings.encryption, AGENT_ENCRYPTION_SETTING);
   const seal = (store: RecordStore) =>
     new SealedRecordStore(store, { secretFields: SESSION_SECRET_FIELDS, keys, keySetting: AGENT_ENCRYPTION_SETTING }, OAUTH2_RECORD_WORDS);
-  const useRedis = settings.redis !== undefined && settings.use !== 'file';
-  if (useRedis && settings.redis) {
-    const { redis, release } = redisStore(settings.redis, OAUTH2_RECORD_WORDS);
+  if (settings.use === 'redis' && !settings.redis) {
+    throw new IiotAuthError(
+      ErrorCode.CONFIG_INVALID,
+      'iiotAuth.agentStore.use is "redis" but iiotAuth.agentStore.redis is not set: add { url: "redis://host:6379" } in settings.js',
+    );
+  }
+  if (settings.redis && settings.use !== 'file') {
+    const { redis, release } = redisStore({ ...settings.redis, keyPrefix: oauth2KeyPrefix(settings.redis.keyPrefix) }, OAUTH2_RECORD_WORDS);
     return { store: seal(redis), release };
   }
   const dir = oauth2StateDir(RED);

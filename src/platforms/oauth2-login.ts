@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import type { HttpClient } from '../core/http/index.js';
+import { Redactor } from '../core/redact.js';
 import { isRecordConflict, type KeyedMutex, type RecordLease, type RecordStore, type RecordVersion, type StoredRecord } from '../core/record-store.js';
 import type { Token, TokenProvider } from '../core/token.js';
 import type { ClientCredentials } from './oauth2-client-auth.js';
@@ -135,6 +136,8 @@ export function sessionOf(record: StoredRecord | undefined, settings: OAuth2Sett
 /** One runtime's logins and refreshes for one config node. */
 export class OAuth2LoginClient {
   private metadata: Promise<ServerMetadata> | undefined;
+  /** Every refresh token and code this client handled: a server that quotes one in an error must not put it in a message. */
+  private readonly tokens = new Redactor();
 
   constructor(
     readonly configId: string,
@@ -171,7 +174,14 @@ export class OAuth2LoginClient {
   }
 
   /** Exchanges the code of a callback (RFC 6749 4.1.3 with RFC 7636 4.5's verifier) and stores the refresh token. */
-  async finishLogin(http: HttpClient, code: string, login: PendingLogin, now = new Date()): Promise<OAuth2Session> {
+  finishLogin(http: HttpClient, code: string, login: PendingLogin, now = new Date()): Promise<OAuth2Session> {
+    this.tokens.add(code);
+    return this.exchangeCode(http, code, login, now).catch((err: unknown) => {
+      throw this.withoutTokens(err);
+    });
+  }
+
+  private async exchangeCode(http: HttpClient, code: string, login: PendingLogin, now: Date): Promise<OAuth2Session> {
     const endpoint = tokenEndpointOf(this.settings, this.client, await this.serverMetadata(http));
     const grant = { grant_type: 'authorization_code', code, redirect_uri: login.redirectUri, code_verifier: login.verifier };
     const res = await http.send(await buildTokenRequest(this.settings, this.client, endpoint, grant));
@@ -183,6 +193,7 @@ export class OAuth2LoginClient {
         `${WHAT} gave no refresh token: allow the refresh_token grant for the client at the server (OpenID Connect servers: add offline_access to the scope)`,
       );
     }
+    this.tokens.add(body.refresh_token);
     const session: OAuth2Session = {
       refreshToken: body.refresh_token,
       issuer: this.settings.issuer,
@@ -223,6 +234,12 @@ export class OAuth2LoginClient {
    * the record again; with the stored one, the login is over.
    */
   fetchToken(http: HttpClient): Promise<Token> {
+    return this.refresh(http).catch((err: unknown) => {
+      throw this.withoutTokens(err);
+    });
+  }
+
+  private refresh(http: HttpClient): Promise<Token> {
     return this.mutex.run(this.recordId, async () => {
       const lease = await this.store.lock(this.recordId, { ttlMs: 30_000, waitMs: 30_000 });
       if (!lease) {
@@ -236,6 +253,7 @@ export class OAuth2LoginClient {
             throw new IiotAuthError(ErrorCode.AUTH_REJECTED, `the OAuth 2.0 config node is not logged in: ${LOG_IN_AGAIN} ("Log in")`);
           }
           const endpoint = tokenEndpointOf(this.settings, this.client, await this.metadataForTokens(http));
+          this.tokens.add(session.refreshToken);
           const grant = { grant_type: 'refresh_token', refresh_token: session.refreshToken };
           const res = await http.send(await buildTokenRequest(this.settings, this.client, endpoint, grant));
           const now = Date.now();
@@ -243,6 +261,8 @@ export class OAuth2LoginClient {
             if (objectBody(res)?.error === 'invalid_grant') {
               const latest = sessionOf(await this.store.read(this.recordId), this.settings);
               if (latest && latest.refreshToken !== session.refreshToken && attempt < 2) continue;
+              // The login is over: the refused token is not sent again, and the dialog shows "not logged in".
+              await this.endSession(record, lease);
               throw new IiotAuthError(
                 ErrorCode.AUTH_REJECTED,
                 `${WHAT} no longer accepts the stored refresh token (invalid_grant: expired, revoked or used elsewhere): ${LOG_IN_AGAIN}`,
@@ -254,6 +274,7 @@ export class OAuth2LoginClient {
           const token = readTokenResponse(res, now, endpoint.method, this.settings.scope, 'refresh token', this.settings.resource);
           const body = objectBody(res) ?? {};
           const rotated = typeof body.refresh_token === 'string' && body.refresh_token ? body.refresh_token : session.refreshToken;
+          this.tokens.add(rotated);
           const next: OAuth2Session = {
             ...session,
             refreshToken: rotated,
@@ -290,6 +311,34 @@ export class OAuth2LoginClient {
       }
     }
     if (this.store.minReplicas > 0 && rotated) await this.store.acknowledge(this.recordId, written);
+  }
+
+  /**
+   * Forgets the stored login (the config node was deleted): its refresh
+   * token is not left behind in the store. A store that cannot be reached
+   * keeps it; nothing else depends on this.
+   */
+  async forget(): Promise<void> {
+    await this.endSession(await this.store.read(this.recordId).catch(() => undefined)).catch(() => undefined);
+  }
+
+  /** Clears the refresh token of the record as read (compare-and-set: a newer login is kept). */
+  private async endSession(record: StoredRecord | undefined, lease?: RecordLease): Promise<void> {
+    if (!record?.value.refreshToken) return;
+    await this.store.write(this.recordId, { ...record.value, refreshToken: '' }, record.version, lease).catch((err: unknown) => {
+      if (!isRecordConflict(err)) throw err;
+    });
+  }
+
+  /** The error with every refresh token and code this client handled replaced by "***". */
+  private withoutTokens(err: unknown): unknown {
+    if (!(err instanceof IiotAuthError)) return err;
+    const message = this.tokens.redact(err.message);
+    if (message === err.message) return err;
+    return new IiotAuthError(err.code, message, {
+      ...(err.statusCode !== undefined ? { statusCode: err.statusCode } : {}),
+      ...(err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {}),
+    });
   }
 
   private metadataForTokens(http: HttpClient): Promise<ServerMetadata> | undefined {

@@ -8,6 +8,7 @@ import {
   authenticate,
   basicPair,
   CLIENT_AUTH_METHODS,
+  chooseAlg,
   type ClientAuthMethod,
   type ClientAuthSetting,
   type ClientCredentials,
@@ -360,39 +361,39 @@ export const OAUTH2 = declarePlatform({
 
 /** The settings and client of a config node, checked. */
 export function oauth2Client({ text, credentials }: ConfigInput): { settings: OAuth2Settings; client: ClientCredentials } {
-  {
-    const settings = validateSettings(
-      {
-        issuer: text('issuer'),
-        tokenUrl: text('tokenUrl'),
-        apiUrl: text('apiUrl'),
-        clientId: credentials.clientId ?? '',
-        clientSecret: credentials.clientSecret ?? '',
-        privateKey: credentials.privateKey ?? '',
-        keyId: text('keyId'),
-        signingAlg: text('signingAlg'),
-        scope: text('scope'),
-        audience: text('audience'),
-        resource: text('resource'),
-        // Flows from before the property: the body, as then.
-        clientAuth: (text('clientAuth') || 'body') as ClientAuthSetting,
-        extraParams: text('extraParams'),
-        // Flows from before the property: client credentials, as then.
-        grant: (text('grant') || 'client_credentials') as OAuth2Grant,
-      },
-      text('tls') !== '',
-    );
-    const usesKey = settings.clientAuth === 'private_key_jwt' || (settings.clientAuth === 'auto' && settings.privateKey.trim() !== '');
-    const signingKey: SigningKey | undefined = usesKey ? readSigningKey(settings.privateKey) : undefined;
-    const client: ClientCredentials = {
-      clientId: settings.clientId,
-      clientSecret: settings.clientSecret,
-      signingKey,
-      keyId: settings.keyId,
-      signingAlg: settings.signingAlg,
-    };
-    return { settings, client };
-  }
+  const settings = validateSettings(
+    {
+      issuer: text('issuer'),
+      tokenUrl: text('tokenUrl'),
+      apiUrl: text('apiUrl'),
+      clientId: credentials.clientId ?? '',
+      clientSecret: credentials.clientSecret ?? '',
+      privateKey: credentials.privateKey ?? '',
+      keyId: text('keyId'),
+      signingAlg: text('signingAlg'),
+      scope: text('scope'),
+      audience: text('audience'),
+      resource: text('resource'),
+      // Flows from before the property: the body, as then.
+      clientAuth: (text('clientAuth') || 'body') as ClientAuthSetting,
+      extraParams: text('extraParams'),
+      // Flows from before the property: client credentials, as then.
+      grant: (text('grant') || 'client_credentials') as OAuth2Grant,
+    },
+    text('tls') !== '',
+  );
+  const usesKey = settings.clientAuth === 'private_key_jwt' || (settings.clientAuth === 'auto' && settings.privateKey.trim() !== '');
+  const signingKey: SigningKey | undefined = usesKey ? readSigningKey(settings.privateKey) : undefined;
+  // An algorithm the key cannot sign with is a setting to fix at deploy, not a token request that fails and backs off.
+  if (signingKey && settings.signingAlg) chooseAlg(signingKey, settings.signingAlg, []);
+  const client: ClientCredentials = {
+    clientId: settings.clientId,
+    clientSecret: settings.clientSecret,
+    signingKey,
+    keyId: settings.keyId,
+    signingAlg: settings.signingAlg,
+  };
+  return { settings, client };
 }
 
 /** What every OAuth 2.0 config node's set-up shares, whatever its grant. */

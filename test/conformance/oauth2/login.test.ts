@@ -10,7 +10,7 @@ import { KeyedMutex, type RecordStore } from '../../../src/core/record-store.js'
 import { RedisRecordStore } from '../../../src/core/redis-record-store.js';
 import { SealedRecordStore } from '../../../src/core/sealed-record-store.js';
 import { parseSealingKeys } from '../../../src/core/sealing-keys.js';
-import { OAUTH2_RECORD_WORDS } from '../../../src/nodes/oauth2-store.js';
+import { OAUTH2_RECORD_WORDS, oauth2KeyPrefix } from '../../../src/nodes/oauth2-store.js';
 import { OAuth2LoginClient, SESSION_SECRET_FIELDS, sessionId } from '../../../src/platforms/oauth2-login.js';
 import { validateSettings } from '../../../src/platforms/oauth2.js';
 import { FlowHarness as H } from '../../helpers/flow.js';
@@ -226,6 +226,10 @@ describe('OAuth 2.0 conformance (oidc-provider): authorization code with PKCE, r
     assert.equal(outcome.kind, 'error');
     assert.equal(outcome.error?.code, 'AUTH_REJECTED');
     assert.match(outcome.error?.message ?? '', /invalid_grant.*log in again in the config dialog/);
+    // The login is over: the dialog's status says so, and the refused refresh token is not kept to be sent again.
+    const status = await H.request().get(`/iiot-auth/oauth2/${f.ids.config}/login`);
+    assert.equal(status.body.loggedIn, false);
+    assert.equal((await store.read(sessionId(f.ids.config)))!.value.refreshToken, '');
     assert.deepEqual(H.leaks(secrets()), []);
   });
 
@@ -246,7 +250,7 @@ describe('OAuth 2.0 conformance (oidc-provider): authorization code with PKCE, r
       const revoked = as.revokedGrants;
 
       // The second runtime: its own mutex, Redis connection, HTTP client and token requests, on the same record.
-      const redisStore = new RedisRecordStore({ url: redis.url, keyPrefix: 'login-test:' }, OAUTH2_RECORD_WORDS);
+      const redisStore = new RedisRecordStore({ url: redis.url, keyPrefix: oauth2KeyPrefix('login-test:') }, OAUTH2_RECORD_WORDS);
       const http = new HttpClient({ timeoutMs: 10_000 });
       const settingsOf = validateSettings({
         issuer: as.issuer,
