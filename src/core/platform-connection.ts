@@ -137,19 +137,27 @@ export class PlatformConnection {
       return timeoutMs === undefined ? token : withinDeadline(token, left(timeoutMs), timeoutMs, this.baseUrl);
     };
     let token = await tokenWithin();
-    const send = (current: Token) =>
-      this.options.http.send({
+    const sendOnce = async (current: Token) => {
+      // A token bound to a key (DPoP) needs a fresh proof for every request.
+      const headers = current.proof ? { ...current.headers, ...(await current.proof.headers(req.method, url)) } : current.headers;
+      return this.options.http.send({
         method: req.method,
         url: url.href,
         parsedUrl: url,
-        headers: withoutHeaders(req.headers, Object.keys(current.headers)), // auth wins
-        auth: { origin: url.origin, headers: current.headers },
+        headers: withoutHeaders(req.headers, Object.keys(headers)), // auth wins
+        auth: { origin: url.origin, headers },
         body: req.body,
         timeoutMs: timeoutMs === undefined ? undefined : left(timeoutMs),
         maxResponseBytes: req.maxResponseBytes,
         signal,
         onRetryWait: observer ? (status: number) => (status === 429 ? observer.rateLimitWait() : undefined) : undefined,
       });
+    };
+    // A proof refused only for the server's new nonce (RFC 9449 9) goes once more with it.
+    const send = async (current: Token) => {
+      const response = await sendOnce(current);
+      return current.proof?.retry(response, url) ? sendOnce(current) : response;
+    };
     let response = await send(token);
     if (this.refusesPermission(response)) return response;
     // The platform no longer accepts this token (revoked, server restarted,

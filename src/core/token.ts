@@ -1,7 +1,7 @@
 /** What a platform hands back when a credential is exchanged for access. */
 export interface Token {
-  /** "bearer" for OAuth-style access tokens, "session" for cookie sessions (a login). */
-  type: 'bearer' | 'session';
+  /** "bearer" for OAuth-style access tokens, "dpop" for those bound to a key (RFC 9449), "session" for cookie sessions (a login). */
+  type: 'bearer' | 'dpop' | 'session';
   /** The token or session id itself: a secret. */
   value: string;
   /** When the local clock obtained it, epoch milliseconds. */
@@ -10,6 +10,16 @@ export interface Token {
   expiresAt: number;
   /** Headers an API request needs, e.g. `authorization`. */
   headers: Record<string, string>;
+  /** For a token bound to a key: the proof each request needs besides `headers`. */
+  proof?: RequestProof;
+}
+
+/** Proof of possession of a token's key, made per request (a DPoP proof names the method and URL). */
+export interface RequestProof {
+  /** The headers that prove possession for this one request. */
+  headers(method: string, url: URL): Promise<Record<string, string>>;
+  /** True when the answer refused the proof only for a server nonce it now gave: the request is sent once more. */
+  retry(response: import('./http/index.js').HttpResponse, url: URL): boolean;
 }
 
 /**

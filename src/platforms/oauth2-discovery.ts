@@ -19,6 +19,8 @@ export interface ServerMetadata {
   mtlsTokenEndpoint?: string;
   /** RFC 8414 2: where the browser goes for the authorization code grant; absent for a server without it. */
   authorizationEndpoint?: string;
+  /** RFC 9449 5.1 `dpop_signing_alg_values_supported`: the server offers DPoP with these algorithms; empty when it does not. */
+  dpopAlgs: readonly string[];
 }
 
 const WHAT = "the OAuth 2.0 server's metadata";
@@ -116,6 +118,7 @@ export function readMetadata(res: HttpResponse, issuer: string): ServerMetadata 
     tokenEndpoint,
     authMethods: strings(body.token_endpoint_auth_methods_supported) ?? ['client_secret_basic'],
     signingAlgs: strings(body.token_endpoint_auth_signing_alg_values_supported) ?? [],
+    dpopAlgs: strings(body.dpop_signing_alg_values_supported) ?? [],
     ...(mtlsTokenEndpoint ? { mtlsTokenEndpoint } : {}),
     ...(authorizationEndpoint ? { authorizationEndpoint } : {}),
   };

@@ -7,7 +7,8 @@ import { isRecordConflict, type KeyedMutex, type RecordLease, type RecordStore, 
 import type { Token, TokenProvider } from '../core/token.js';
 import type { ClientCredentials } from './oauth2-client-auth.js';
 import { discover, type ServerMetadata } from './oauth2-discovery.js';
-import { buildTokenRequest, type OAuth2Settings, providerError, readTokenResponse, tokenEndpointOf } from './oauth2.js';
+import { DpopPolicy, DpopProver } from './oauth2-dpop.js';
+import { type OAuth2Settings, providerError, readTokenResponse, sendTokenRequest, tokenEndpointOf } from './oauth2.js';
 import { objectBody } from './response.js';
 
 /**
@@ -34,9 +35,12 @@ export interface OAuth2Session {
   name?: string;
   loggedInAt: string;
   lastUsedAt?: string;
+  /** The DPoP key (PKCS#8 PEM) the login's tokens are bound to, and its algorithm; absent without DPoP. */
+  dpopKey?: string;
+  dpopAlg?: string;
 }
 
-export const SESSION_SECRET_FIELDS = ['refreshToken'] as const;
+export const SESSION_SECRET_FIELDS = ['refreshToken', 'dpopKey'] as const;
 
 /** The record id of a config node's login. */
 export const sessionId = (configId: string): string => `oauth2-${configId}`;
@@ -138,6 +142,8 @@ export class OAuth2LoginClient {
   private metadata: Promise<ServerMetadata> | undefined;
   /** Every refresh token and code this client handled: a server that quotes one in an error must not put it in a message. */
   private readonly tokens = new Redactor();
+  /** The DPoP policy of the stored login's key, kept while that key is the stored one (its server nonces with it). */
+  private dpop: { key: string | undefined; policy: DpopPolicy } | undefined;
 
   constructor(
     readonly configId: string,
@@ -182,10 +188,13 @@ export class OAuth2LoginClient {
   }
 
   private async exchangeCode(http: HttpClient, code: string, login: PendingLogin, now: Date): Promise<OAuth2Session> {
-    const endpoint = tokenEndpointOf(this.settings, this.client, await this.serverMetadata(http));
+    const metadata = await this.serverMetadata(http);
+    const endpoint = tokenEndpointOf(this.settings, this.client, metadata);
     const grant = { grant_type: 'authorization_code', code, redirect_uri: login.redirectUri, code_verifier: login.verifier };
-    const res = await http.send(await buildTokenRequest(this.settings, this.client, endpoint, grant));
-    readTokenResponse(res, now.getTime(), endpoint.method, this.settings.scope, 'authorization code');
+    // A new login gets a new DPoP key: the refresh token may be bound to it (RFC 9449 5), so it is kept with it.
+    const dpop = new DpopPolicy(this.settings.dpop);
+    const { res, prover } = await sendTokenRequest(http, { settings: this.settings, client: this.client, endpoint, dpop, metadata }, grant);
+    readTokenResponse(res, now.getTime(), endpoint.method, this.settings.scope, 'authorization code', '', { prover, dpop: this.settings.dpop });
     const body = objectBody(res) ?? {};
     if (typeof body.refresh_token !== 'string' || !body.refresh_token) {
       throw new IiotAuthError(
@@ -201,6 +210,7 @@ export class OAuth2LoginClient {
       scope: typeof body.scope === 'string' ? body.scope : this.settings.scope,
       ...idTokenClaims(body.id_token),
       loggedInAt: now.toISOString(),
+      ...dpopFields(prover),
     };
     await this.mutex.run(this.recordId, async () => {
       const current = await this.store.read(this.recordId);
@@ -252,10 +262,12 @@ export class OAuth2LoginClient {
           if (!record || !session) {
             throw new IiotAuthError(ErrorCode.AUTH_REJECTED, `the OAuth 2.0 config node is not logged in: ${LOG_IN_AGAIN} ("Log in")`);
           }
-          const endpoint = tokenEndpointOf(this.settings, this.client, await this.metadataForTokens(http));
+          const metadata = await this.metadataForTokens(http);
+          const endpoint = tokenEndpointOf(this.settings, this.client, metadata);
           this.tokens.add(session.refreshToken);
           const grant = { grant_type: 'refresh_token', refresh_token: session.refreshToken };
-          const res = await http.send(await buildTokenRequest(this.settings, this.client, endpoint, grant));
+          const dpop = await this.dpopOf(session);
+          const { res, prover } = await sendTokenRequest(http, { settings: this.settings, client: this.client, endpoint, dpop, metadata }, grant);
           const now = Date.now();
           if (res.statusCode !== 200) {
             if (objectBody(res)?.error === 'invalid_grant') {
@@ -269,9 +281,12 @@ export class OAuth2LoginClient {
                 { statusCode: res.statusCode },
               );
             }
-            throw providerError(res, endpoint.method, this.settings.scope, 'refresh token', this.settings.resource);
+            throw providerError(res, endpoint.method, this.settings.scope, 'refresh token', this.settings.resource, this.settings.dpop);
           }
-          const token = readTokenResponse(res, now, endpoint.method, this.settings.scope, 'refresh token', this.settings.resource);
+          const token = readTokenResponse(res, now, endpoint.method, this.settings.scope, 'refresh token', this.settings.resource, {
+            prover,
+            dpop: this.settings.dpop,
+          });
           const body = objectBody(res) ?? {};
           const rotated = typeof body.refresh_token === 'string' && body.refresh_token ? body.refresh_token : session.refreshToken;
           this.tokens.add(rotated);
@@ -280,6 +295,8 @@ export class OAuth2LoginClient {
             refreshToken: rotated,
             ...(typeof body.scope === 'string' ? { scope: body.scope } : {}),
             lastUsedAt: new Date(now).toISOString(),
+            // A key made for this refresh (DPoP turned on after the login) is kept from now on.
+            ...dpopFields(prover),
           };
           await this.keep(record.version, next, lease, rotated !== session.refreshToken);
           return token;
@@ -341,10 +358,27 @@ export class OAuth2LoginClient {
     });
   }
 
+  /** The DPoP policy with the login's stored key (or none yet: one is made when DPoP is used, and stored). */
+  private async dpopOf(session: OAuth2Session): Promise<DpopPolicy> {
+    if (this.dpop && this.dpop.key === session.dpopKey) return this.dpop.policy;
+    const kept = session.dpopKey ? await DpopProver.restore({ key: session.dpopKey, alg: session.dpopAlg ?? '' }) : undefined;
+    if (session.dpopKey) this.tokens.add(session.dpopKey);
+    const policy = new DpopPolicy(this.settings.dpop, kept);
+    this.dpop = { key: session.dpopKey, policy };
+    return policy;
+  }
+
   private metadataForTokens(http: HttpClient): Promise<ServerMetadata> | undefined {
     if (this.settings.tokenUrl && this.settings.clientAuth !== 'auto') return undefined;
     return this.serverMetadata(http);
   }
+}
+
+/** The session fields that keep a DPoP key. */
+function dpopFields(prover: DpopProver | undefined): Pick<OAuth2Session, 'dpopKey' | 'dpopAlg'> {
+  if (!prover) return {};
+  const { key, alg } = prover.stored();
+  return { dpopKey: key, dpopAlg: alg };
 }
 
 /** The token provider of a config node with the authorization code grant. */

@@ -20,8 +20,9 @@ import {
   usesTls,
 } from './oauth2-client-auth.js';
 import { checkIssuer, discover, type ServerMetadata } from './oauth2-discovery.js';
+import { asksForDpop, DPOP_SETTINGS, DpopPolicy, type DpopProver, type DpopSetting } from './oauth2-dpop.js';
 import { readResources } from './oauth2-resource.js';
-import { objectBody, readBearerToken, serverSaid, tokenEndpointError } from './response.js';
+import { objectBody, oneLine, readBearerToken, serverSaid, tokenEndpointError } from './response.js';
 
 export { basicPair };
 
@@ -57,6 +58,8 @@ export interface OAuth2Settings {
   extraParams: string;
   /** How tokens come: the client's own (client credentials), or a user's login in the editor, then the refresh token (./oauth2-login.ts). */
   grant: OAuth2Grant;
+  /** Tokens bound to a key of the config node (RFC 9449, ./oauth2-dpop.ts): `auto` when the server offers or requires it. */
+  dpop: DpopSetting;
 }
 
 export const OAUTH2_GRANTS = ['client_credentials', 'authorization_code'] as const;
@@ -87,6 +90,12 @@ export const OAUTH2_ERROR_CODES = {
   GRANT_INVALID: {
     meaning: 'the authorization server answered `invalid_grant`: the grant (or a resource or audience it names) is not valid for this client',
     action: "check the audience, resource and extra parameters against the server's configuration; the message quotes the server",
+  },
+  DPOP_REJECTED: {
+    meaning:
+      'the authorization server or the API refused the DPoP proof (`invalid_dpop_proof`, or `use_dpop_nonce` again after the one retry with its nonce), or it wants DPoP and the config node is set to never use it',
+    action:
+      "set DPoP to auto or always in the config node when the server requires it; otherwise check this machine's clock (proofs carry the time) and that the server takes ES256 proofs; the message quotes the server",
   },
   LOGIN_STORE_ERROR: {
     meaning:
@@ -143,6 +152,9 @@ export function validateSettings(settings: OAuth2Settings, tls = false): OAuth2S
       ErrorCode.CONFIG_INVALID,
       'the authorization code grant needs the issuer (its metadata names the authorization endpoint the login opens): enter it in the config node',
     );
+  }
+  if (!DPOP_SETTINGS.includes(settings.dpop)) {
+    throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `DPoP must be one of ${DPOP_SETTINGS.join(', ')}: choose one in the config node`);
   }
   if (settings.signingAlg && !SIGNING_ALGS.includes(settings.signingAlg as (typeof SIGNING_ALGS)[number])) {
     throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `the signing algorithm must be one of ${SIGNING_ALGS.join(', ')}, or empty to pick it from the key`);
@@ -208,10 +220,12 @@ export async function buildTokenRequest(
   client: ClientCredentials,
   endpoint: TokenEndpoint,
   grant: Record<string, string> = { grant_type: 'client_credentials' },
+  prover?: DpopProver,
 ): Promise<HttpRequest> {
   const form = new URLSearchParams(grant);
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
   await authenticate(endpoint.method, client, endpoint.url, form, headers, endpoint.signingAlgs);
+  if (prover) headers.dpop = await prover.proof('POST', endpoint.url);
   // The code exchange names only the code (RFC 6749 4.1.3): scope and the rest were settled at the login.
   if (grant.grant_type !== 'authorization_code') {
     if (settings.scope) form.set('scope', settings.scope);
@@ -230,6 +244,29 @@ export async function buildTokenRequest(
   };
 }
 
+/**
+ * Sends a token request, with a DPoP proof when the config node uses DPoP;
+ * once more with the server's nonce when it asks for one (RFC 9449 8), or,
+ * with `auto`, with a proof when the server turned out to require DPoP. Each
+ * attempt is built anew: a client assertion or proof is never sent twice.
+ */
+export async function sendTokenRequest(
+  http: HttpClient,
+  parts: { settings: OAuth2Settings; client: ClientCredentials; endpoint: TokenEndpoint; dpop: DpopPolicy; metadata: ServerMetadata | undefined },
+  grant?: Record<string, string>,
+): Promise<{ res: HttpResponse; prover: DpopProver | undefined }> {
+  const { settings, client, endpoint, dpop, metadata } = parts;
+  let prover = await dpop.proverFor(metadata);
+  const send = async () => http.send(await buildTokenRequest(settings, client, endpoint, grant, prover));
+  let res = await send();
+  if (dpop.learnFrom(res, prover !== undefined)) {
+    prover = await dpop.proverFor(metadata);
+    res = await send();
+  }
+  if (prover?.noteAnswer(res, endpoint.url)) res = await send();
+  return { res, prover };
+}
+
 /** What to check when the server refuses the client's authentication, per method. */
 const REJECTED: Readonly<Record<ClientAuthMethod, string>> = {
   body: 'the client id or secret is wrong, or the server expects another client authentication (HTTP Basic, say); check them in the config node',
@@ -243,6 +280,12 @@ const REJECTED: Readonly<Record<ClientAuthMethod, string>> = {
     "the server does not accept the TLS config node's client certificate for this client: register the certificate for the client at the server",
 };
 
+/** How the token request was sent: with a DPoP proof of this prover, under this setting. */
+export interface TokenBinding {
+  prover: DpopProver | undefined;
+  dpop: DpopSetting;
+}
+
 export function readTokenResponse(
   res: HttpResponse,
   now: number,
@@ -250,15 +293,33 @@ export function readTokenResponse(
   scope = '',
   grant = 'client credentials',
   resource = '',
+  binding: TokenBinding = { prover: undefined, dpop: 'never' },
 ): Token {
-  if (res.statusCode !== 200) throw providerError(res, method, scope, grant, resource);
+  if (res.statusCode !== 200) throw providerError(res, method, scope, grant, resource, binding.dpop);
   const token = readBearerToken(res, now, WHAT, REJECTED[method], DEFAULT_LIFETIME_S);
-  const type = tokenType(res);
-  // Only a bearer token can be sent as one; a DPoP or MAC token needs proof this node does not make.
-  if (type !== undefined && type.toLowerCase() !== 'bearer') {
+  const type = tokenType(res)?.toLowerCase();
+  const { prover } = binding;
+  // A DPoP token (RFC 9449 5) is sent with its scheme and a proof per request; only a bearer token can go without.
+  if (type === 'dpop' && prover) {
+    return { ...token, type: 'dpop', headers: { authorization: `DPoP ${token.value}` }, proof: prover.forToken(token.value) };
+  }
+  if (type === 'dpop') {
+    throw new IiotAuthError(
+      OAuth2ErrorCode.DPOP_REJECTED,
+      `${WHAT} issued a DPoP token, which needs a proof with every request: set DPoP to auto or always in the config node`,
+    );
+  }
+  if (type !== undefined && type !== 'bearer') {
     throw new IiotAuthError(
       ErrorCode.TOKEN_RESPONSE_INVALID,
-      `${WHAT} issued a "${type.slice(0, 40)}" token, not a bearer token: configure the client at the server to get bearer tokens`,
+      `${WHAT} issued a "${oneLine(type, 40)}" token, not a bearer or DPoP token: configure the client at the server to get bearer tokens`,
+    );
+  }
+  // The user asked for bound tokens: a server that ignored the proof (RFC 9449 5: one without DPoP does) gives none.
+  if (binding.dpop === 'always') {
+    throw new IiotAuthError(
+      OAuth2ErrorCode.DPOP_REJECTED,
+      `${WHAT} issued a bearer token although the request carried a DPoP proof (DPoP is set to always): enable DPoP for the client at the server, or set DPoP to auto`,
     );
   }
   return token;
@@ -270,7 +331,14 @@ export function readTokenResponse(
  * server's `error_description` quoted as it wrote it; the rest as every
  * platform's token endpoint.
  */
-export function providerError(res: HttpResponse, method: ClientAuthMethod, scope: string, grant = 'client credentials', resource = ''): IiotAuthError {
+export function providerError(
+  res: HttpResponse,
+  method: ClientAuthMethod,
+  scope: string,
+  grant = 'client credentials',
+  resource = '',
+  dpop: DpopSetting = 'never',
+): IiotAuthError {
   const error = objectBody(res)?.error;
   const status = res.statusCode;
   const said = serverSaid(res);
@@ -297,7 +365,21 @@ export function providerError(res: HttpResponse, method: ClientAuthMethod, scope
           `${WHAT} refused the resource ${resource ? `"${resource}"` : '(none sent: an audience or extra parameter named one)'} (${status}): write the API's identifier as the server registered it, or allow it for the client at the server${said}`,
           options,
         );
+      case 'invalid_dpop_proof':
+      case 'use_dpop_nonce':
+        return new IiotAuthError(
+          OAuth2ErrorCode.DPOP_REJECTED,
+          `${WHAT} refused the DPoP proof (${error}, ${status}): check this machine's clock (proofs carry the time) and that the server takes ES256 proofs${said}`,
+          options,
+        );
       case 'invalid_grant':
+        if (dpop === 'never' && asksForDpop(res)) {
+          return new IiotAuthError(
+            OAuth2ErrorCode.DPOP_REJECTED,
+            `${WHAT} wants a DPoP proof from this client (${status}), and DPoP is set to never: set it to auto or always in the config node${said}`,
+            options,
+          );
+        }
         return new IiotAuthError(
           OAuth2ErrorCode.GRANT_INVALID,
           `${WHAT} refused the grant (${status}): check the audience, resource and extra parameters against the server's configuration${said}`,
@@ -319,6 +401,8 @@ function tokenType(res: HttpResponse): string | undefined {
  * request with a fresh client authentication.
  */
 export function oauth2Provider(settings: OAuth2Settings, client: ClientCredentials): TokenProvider {
+  // The config node's DPoP key lives as long as it does: the tokens it binds live only in memory too.
+  const dpop = new DpopPolicy(settings.dpop);
   let metadata: Promise<ServerMetadata> | undefined;
   const metadataOf = (http: HttpClient): Promise<ServerMetadata> | undefined => {
     if (!settings.issuer || (settings.tokenUrl && settings.clientAuth !== 'auto')) return undefined;
@@ -334,9 +418,10 @@ export function oauth2Provider(settings: OAuth2Settings, client: ClientCredentia
   return {
     baseUrl: settings.apiUrl,
     async fetchToken(http: HttpClient): Promise<Token> {
-      const endpoint = tokenEndpointOf(settings, client, await metadataOf(http));
-      const res = await http.send(await buildTokenRequest(settings, client, endpoint));
-      return readTokenResponse(res, Date.now(), endpoint.method, settings.scope, 'client credentials', settings.resource);
+      const metadata = await metadataOf(http);
+      const endpoint = tokenEndpointOf(settings, client, metadata);
+      const { res, prover } = await sendTokenRequest(http, { settings, client, endpoint, dpop, metadata });
+      return readTokenResponse(res, Date.now(), endpoint.method, settings.scope, 'client credentials', settings.resource, { prover, dpop: settings.dpop });
     },
   };
 }
@@ -346,7 +431,7 @@ export const OAUTH2 = declarePlatform({
   label: 'OAuth 2.0',
   configType: 'iiot-oauth2',
   property: 'oauth2',
-  fields: ['issuer', 'tokenUrl', 'apiUrl', 'scope', 'audience', 'resource', 'clientAuth', 'keyId', 'signingAlg', 'extraParams', 'grant'],
+  fields: ['issuer', 'tokenUrl', 'apiUrl', 'scope', 'audience', 'resource', 'clientAuth', 'keyId', 'signingAlg', 'extraParams', 'grant', 'dpop'],
   credentials: { clientId: { type: 'text' }, clientSecret: { type: 'password' }, privateKey: { type: 'password' } },
   headers: ['authorization'],
   errorCodes: OAUTH2_ERROR_CODES,
@@ -379,6 +464,8 @@ export function oauth2Client({ text, credentials }: ConfigInput): { settings: OA
       extraParams: text('extraParams'),
       // Flows from before the property: client credentials, as then.
       grant: (text('grant') || 'client_credentials') as OAuth2Grant,
+      // Flows from before the property: auto, which changes nothing unless the server offers or requires DPoP.
+      dpop: (text('dpop') || 'auto') as DpopSetting,
     },
     text('tls') !== '',
   );

@@ -51,6 +51,7 @@ describe('OAuth 2.0 login (no network)', () => {
       clientAuth: 'basic',
       extraParams: '',
       grant: 'authorization_code',
+      dpop: 'auto',
     });
     const url = new URL(authorizationUrl('https://as.example/auth?tenant=a', settings, 'https://nr.example/iiot-auth/oauth2/callback', 'st', 'ch'));
     const p = Object.fromEntries(url.searchParams);
@@ -96,6 +97,7 @@ describe('OAuth 2.0 login (no network)', () => {
         clientAuth: 'basic',
         extraParams: '',
         grant: 'authorization_code',
+        dpop: 'auto',
       });
       // A store whose lock is lost before the first write with it.
       class StallingStore extends FileRecordStore {

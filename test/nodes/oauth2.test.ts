@@ -113,6 +113,7 @@ describe('OAuth 2.0 token request and answer (no network)', () => {
     clientAuth: 'basic',
     extraParams: '?resource=r1',
     grant: 'client_credentials',
+    dpop: 'auto',
   });
   const answer = (status: number, body: unknown): HttpResponse => ({
     statusCode: status,
@@ -131,9 +132,13 @@ describe('OAuth 2.0 token request and answer (no network)', () => {
     assert.ok(request.carriesSecret);
   });
 
-  it('refuses a token that is not a bearer token, and one without access_token', () => {
-    assert.throws(() => oauth2.readTokenResponse(answer(200, { access_token: 'abc', token_type: 'DPoP' }), Date.now()), {
+  it('refuses a token that is neither bearer nor DPoP, a DPoP token without a proof sent, and one without access_token', () => {
+    assert.throws(() => oauth2.readTokenResponse(answer(200, { access_token: 'abc', token_type: 'MAC' }), Date.now()), {
       code: ErrorCode.TOKEN_RESPONSE_INVALID,
+    });
+    assert.throws(() => oauth2.readTokenResponse(answer(200, { access_token: 'abc', token_type: 'DPoP' }), Date.now()), {
+      code: 'DPOP_REJECTED',
+      message: /set DPoP to auto or always/,
     });
     assert.throws(() => oauth2.readTokenResponse(answer(200, { token_type: 'Bearer' }), Date.now()), { code: ErrorCode.TOKEN_RESPONSE_INVALID });
     const token = oauth2.readTokenResponse(answer(200, { access_token: 'abc', token_type: 'bearer', expires_in: 60 }), 1000);
@@ -256,6 +261,7 @@ describe('OAuth 2.0 provider errors and discovery rules (no network)', () => {
       mtlsTokenEndpoint: 'https://mtls.as.example/t1/token',
       authMethods: ['private_key_jwt', 'tls_client_auth'],
       signingAlgs: [],
+      dpopAlgs: [],
     });
     assert.deepEqual(discovery.readMetadata(answer(200, { issuer, token_endpoint: `${issuer}/token` }), issuer).authMethods, ['client_secret_basic']);
     assert.throws(() => discovery.readMetadata(answer(200, { issuer: `${issuer}/`, token_endpoint: `${issuer}/token` }), issuer), {

@@ -1,4 +1,4 @@
-import { createHash, generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
+import { createHash, generateKeyPairSync, type KeyObject, randomBytes, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -6,7 +6,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { once } from 'node:events';
 import path from 'node:path';
-import { createRemoteJWKSet, customFetch, jwtVerify } from 'jose';
+import { calculateJwkThumbprint, createRemoteJWKSet, customFetch, EmbeddedJWK, jwtVerify } from 'jose';
 import { Agent, fetch as undiciFetch, request } from 'undici';
 
 /**
@@ -16,7 +16,10 @@ import { Agent, fetch as undiciFetch, request } from 'undici';
  * when oidc-provider's introspection (RFC 7662) says it is active, or, for a
  * JWT access token (issued for a resource indicator, RFC 8707), when its
  * signature verifies with the provider's JWKS and its `aud` is that
- * resource (RFC 9068 4). A front
+ * resource (RFC 9068 4). A DPoP-bound token (RFC 9449) is taken only with
+ * the `DPoP` scheme and a proof the resource server checks as RFC 9449 7.1
+ * and 4.3 say (signature by the key the token's `cnf.jkt` names, htm, htu,
+ * ath, iat, a jti not seen before, and its nonce when it demands one). A front
  * server before the provider counts what reaches it and can serve the
  * metadata at RFC 8414's path-inserted address, or not.
  */
@@ -49,6 +52,8 @@ export interface AuthorizationServerOptions {
    * login and consent pages (devInteractions): any login, any password.
    */
   loginRedirectUri?: string;
+  /** The `code` client's access tokens are DPoP-bound (dpop_bound_access_tokens). */
+  codeDpop?: boolean;
 }
 
 /** What oidc-provider saw of one client assertion, from its assertJwtClientAuthClaimsAndHeader hook. */
@@ -68,7 +73,7 @@ export interface AuthorizationServer {
    * resource under it (other audiences, which the resource server refuses) and no other (`invalid_target`).
    */
   resource: string;
-  clients: Record<'basic' | 'post' | 'jwt' | 'pkjwt' | 'pkjwtEc' | 'pkjwtCert' | 'tls' | 'selfSigned' | 'noGrant' | 'code', ConformanceClient>;
+  clients: Record<'basic' | 'post' | 'jwt' | 'pkjwt' | 'pkjwtEc' | 'pkjwtCert' | 'tls' | 'selfSigned' | 'noGrant' | 'code' | 'dpop', ConformanceClient>;
   /** Grants of one type oidc-provider granted, per client id (`refresh_token`, `authorization_code`). */
   grantedOf(clientId: string, grantType: string): number;
   /** Every refresh token oidc-provider issued, oldest first. */
@@ -91,7 +96,11 @@ export interface AuthorizationServer {
    * Requests the resource server accepted (`bound`: with a certificate-bound token over its certificate; `jwt`: with a JWT
    * access token it verified itself), and refused with 401.
    */
-  api: { accepted: number; refused: number; bound: number; jwt: number };
+  api: { accepted: number; refused: number; bound: number; jwt: number; dpop: number; nonceChallenges: number; proofs: Record<string, unknown>[] };
+  /** oidc-provider's token endpoint demands a DPoP nonce (RFC 9449 8) from now on, or not. */
+  requireTokenNonce(on: boolean): void;
+  /** The resource server demands this DPoP nonce (RFC 9449 9) from now on; undefined: none. */
+  setApiNonce(nonce: string | undefined): void;
   /** The next `count` metadata requests are answered 503 (a server briefly down). */
   failMetadata(count: number): void;
   /** Access tokens oidc-provider issues from now on live this long. */
@@ -125,6 +134,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     selfSigned: { clientId: 'cc-self-signed' },
     noGrant: { clientId: 'cc-no-grant', clientSecret: SECRET('no-grant') },
     code: { clientId: 'code-pkce', clientSecret: SECRET('code') },
+    dpop: { clientId: 'cc-dpop', clientSecret: SECRET('dpop') },
   };
   const rs = { clientId: 'resource-server', clientSecret: SECRET('rs') };
   const cc = { grant_types: ['client_credentials'], response_types: [], redirect_uris: [], scope: 'read' };
@@ -134,6 +144,8 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     ...(cert ? { x5c: [cert.raw.toString('base64')] } : {}),
   });
   let ttl = 300;
+  let tokenNonce = false;
+  let apiNonce: string | undefined;
   let metadataFailures = 0;
   const assertions: SeenAssertion[] = [];
 
@@ -193,6 +205,13 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
         redirect_uris: ['https://client.example/cb'],
         token_endpoint_auth_method: 'client_secret_basic',
       },
+      {
+        ...cc,
+        client_id: clients.dpop.clientId,
+        client_secret: clients.dpop.clientSecret,
+        token_endpoint_auth_method: 'client_secret_basic',
+        dpop_bound_access_tokens: true,
+      },
       { client_id: rs.clientId, client_secret: rs.clientSecret, grant_types: [], response_types: [], redirect_uris: [] },
       ...(options.loginRedirectUri
         ? [
@@ -203,6 +222,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
               response_types: ['code'],
               redirect_uris: [options.loginRedirectUri],
               token_endpoint_auth_method: 'client_secret_basic',
+              dpop_bound_access_tokens: options.codeDpop === true,
             },
           ]
         : []),
@@ -236,6 +256,8 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
         },
       },
       revocation: { enabled: true },
+      // On by default in oidc-provider 9; nonces only while a test asks for them.
+      dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => tokenNonce },
       mTLS: {
         enabled: options.tls === true,
         tlsClientAuth: true,
@@ -309,7 +331,31 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
 
   const dispatcher = new Agent({ connect: { ca: fixture('oauth2-ca.pem') } });
   const introspectionUrl = `${issuer}/token/introspection`;
-  const api = { accepted: 0, refused: 0, bound: 0, jwt: 0 };
+  const api: AuthorizationServer['api'] = { accepted: 0, refused: 0, bound: 0, jwt: 0, dpop: 0, nonceChallenges: 0, proofs: [] };
+  const seenJtis = new Set<string>();
+  /**
+   * The DPoP proof of an API request for a token bound to `jkt` (RFC 9449 7.1, 4.3): 'ok', 'nonce' when it
+   * lacks the nonce the server demands, else what is wrong.
+   */
+  const checkProof = async (req: http.IncomingMessage, token: string, jkt: string): Promise<string> => {
+    const proof = req.headers.dpop;
+    if (typeof proof !== 'string') return 'no proof';
+    try {
+      const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256', 'PS256', 'RS256'] });
+      api.proofs.push(payload as Record<string, unknown>);
+      if (payload.htm !== req.method) return 'htm';
+      if (payload.htu !== `${apiUrl}${(req.url ?? '/').split('?')[0]}`) return 'htu';
+      if (payload.ath !== createHash('sha256').update(token).digest('base64url')) return 'ath';
+      if (typeof payload.iat !== 'number' || Math.abs(Date.now() / 1000 - payload.iat) > 60) return 'iat';
+      if (typeof payload.jti !== 'string' || seenJtis.has(payload.jti)) return 'jti replayed';
+      seenJtis.add(payload.jti);
+      if ((await calculateJwkThumbprint(protectedHeader.jwk!)) !== jkt) return 'another key';
+      if (apiNonce !== undefined && payload.nonce !== apiNonce) return 'nonce';
+      return 'ok';
+    } catch (err) {
+      return `invalid: ${(err as Error).message}`;
+    }
+  };
   // The JWKS over the same dispatcher (the conformance CA) as the introspection.
   const jwks = createRemoteJWKSet(new URL(`${issuer}/jwks`), {
     [customFetch]: (url: string, init: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher }) as unknown as Promise<Response>,
@@ -327,7 +373,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
   // Over https (with tls), the resource server asks for a client certificate and holds a
   // certificate-bound token (RFC 8705 3) to it: the token's cnf must name the certificate presented.
   serve = async (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const token = /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const [, scheme, token] = /^(Bearer|DPoP) (\S+)$/i.exec(req.headers.authorization ?? '') ?? [];
     let active: Record<string, unknown> = { active: false };
     if (token?.split('.').length === 3) active = await verifiedJwt(token);
     else if (token) {
@@ -345,11 +391,24 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     const bound = (active.cnf as { 'x5t#S256'?: string } | undefined)?.['x5t#S256'];
     const peer = (req.socket as TLSSocket).getPeerX509Certificate?.();
     const presented = peer ? createHash('sha256').update(peer.raw).digest('base64url') : undefined;
-    if (active.active !== true || (bound !== undefined && bound !== presented)) {
-      api.refused += 1;
-      res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"', 'content-type': 'application/json' }).end('{"error":"invalid_token"}');
+    // A DPoP-bound token goes only with its scheme and a good proof; a bearer token never with the DPoP scheme (RFC 9449 7.1).
+    const jkt = (active.cnf as { jkt?: string } | undefined)?.jkt;
+    const dpop = scheme?.toLowerCase() === 'dpop';
+    const proof = jkt !== undefined && dpop && token ? await checkProof(req, token, jkt) : 'none';
+    if (proof === 'nonce') {
+      api.nonceChallenges += 1;
+      res
+        .writeHead(401, { 'www-authenticate': 'DPoP error="use_dpop_nonce"', 'dpop-nonce': apiNonce ?? '', 'content-type': 'application/json' })
+        .end('{"error":"use_dpop_nonce"}');
       return;
     }
+    if (active.active !== true || (bound !== undefined && bound !== presented) || (jkt !== undefined) !== dpop || (dpop && proof !== 'ok')) {
+      api.refused += 1;
+      const challenge = dpop ? `DPoP error="${proof === 'none' ? 'invalid_token' : 'invalid_dpop_proof'}"` : 'Bearer error="invalid_token"';
+      res.writeHead(401, { 'www-authenticate': challenge, 'content-type': 'application/json' }).end(`{"error":"invalid_token","proof":"${proof}"}`);
+      return;
+    }
+    if (dpop) api.dpop += 1;
     if (server.onAccepted && token) await server.onAccepted(token);
     api.accepted += 1;
     if (bound !== undefined) api.bound += 1;
@@ -379,6 +438,12 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     },
     setTokenTtl: (seconds) => {
       ttl = seconds;
+    },
+    requireTokenNonce: (on) => {
+      tokenNonce = on;
+    },
+    setApiNonce: (nonce) => {
+      apiNonce = nonce;
     },
     async revoke(accessToken) {
       const token = await provider.ClientCredentials.find(accessToken);

@@ -267,6 +267,7 @@ describe('OAuth 2.0 conformance (oidc-provider): authorization code with PKCE, r
         clientAuth: 'basic',
         extraParams: '',
         grant: 'authorization_code',
+        dpop: 'auto',
       });
       const other = new OAuth2LoginClient(
         f.ids.config,

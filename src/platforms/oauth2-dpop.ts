@@ -1,0 +1,178 @@
+import { createHash, createPrivateKey, generateKeyPairSync, type KeyObject, randomUUID } from 'node:crypto';
+import { exportJWK, type JWK, SignJWT } from 'jose';
+import { ErrorCode, IiotAuthError } from '../core/errors.js';
+import type { HttpResponse } from '../core/http/index.js';
+import type { RequestProof } from '../core/token.js';
+import type { ServerMetadata } from './oauth2-discovery.js';
+import { objectBody } from './response.js';
+
+/**
+ * DPoP (RFC 9449): tokens bound to a key of the config node, so that a
+ * token copied from a log or a proxy is worth nothing without the key. Every
+ * request, to the token endpoint and to the API, carries a fresh proof: a
+ * JWT signed with that key that names the method and URL (`htm`, `htu`),
+ * when (`iat`), a one-time id (`jti`) and, at the API, the access token's
+ * hash (`ath`). A server may demand a nonce of its own (`DPoP-Nonce`): the
+ * last one of each origin is remembered, and a request the server refused
+ * only for lacking it is sent once more.
+ */
+export const DPOP_SETTINGS = ['auto', 'always', 'never'] as const;
+export type DpopSetting = (typeof DPOP_SETTINGS)[number];
+
+/** The algorithms proofs are signed with, best first: ES256 has the smallest keys and proofs, and every DPoP server takes it. */
+const DPOP_ALGS = ['ES256', 'PS256', 'RS256'] as const;
+type DpopAlg = (typeof DPOP_ALGS)[number];
+
+/** RFC 9449 8.1: a nonce is 1*NQCHAR; a longer one than this is not taken. */
+const NONCE = /^[\x21\x23-\x5b\x5d-\x7e]{1,1024}$/;
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('base64url');
+
+/** Makes the proofs of one key, and remembers the servers' nonces. */
+export class DpopProver {
+  private readonly nonces = new Map<string, string>();
+
+  private constructor(
+    private readonly key: KeyObject,
+    readonly alg: DpopAlg,
+    private readonly jwk: JWK,
+  ) {}
+
+  /** A new key for the first algorithm the server lists that this client signs with (ES256 when it lists none). */
+  static async generate(serverAlgs: readonly string[] = []): Promise<DpopProver> {
+    const alg = DPOP_ALGS.find((candidate) => serverAlgs.includes(candidate)) ?? 'ES256';
+    const pair = alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: 2048 });
+    return new DpopProver(pair.privateKey, alg, await exportJWK(pair.publicKey));
+  }
+
+  /** The prover of a key kept with a login (see `stored`). */
+  static async restore(stored: { key: string; alg: string }): Promise<DpopProver> {
+    const alg = DPOP_ALGS.find((candidate) => candidate === stored.alg);
+    let key: KeyObject | undefined;
+    try {
+      key = createPrivateKey({ key: stored.key, format: 'pem' });
+    } catch {
+      key = undefined;
+    }
+    if (!alg || !key) {
+      throw new IiotAuthError(
+        ErrorCode.CONFIG_INVALID,
+        "the stored login's DPoP key cannot be read (the store was edited or damaged): log in again in the config dialog",
+      );
+    }
+    const { d: _private, ...publicJwk } = await exportJWK(key);
+    return new DpopProver(key, alg, publicJwk);
+  }
+
+  /** The key as the login record keeps it (a secret field, sealed at rest when encryption is on). */
+  stored(): { key: string; alg: DpopAlg } {
+    return { key: this.key.export({ format: 'pem', type: 'pkcs8' }).toString(), alg: this.alg };
+  }
+
+  /** A proof for one request (RFC 9449 4.2); `accessToken` for a request to the API (7). */
+  proof(method: string, url: string | URL, accessToken?: string): Promise<string> {
+    const target = new URL(url);
+    target.search = '';
+    target.hash = '';
+    const nonce = this.nonces.get(target.origin);
+    return new SignJWT({
+      htm: method.toUpperCase(),
+      htu: target.href,
+      ...(accessToken === undefined ? {} : { ath: sha256(accessToken) }),
+      ...(nonce ? { nonce } : {}),
+    })
+      .setProtectedHeader({ alg: this.alg, typ: 'dpop+jwt', jwk: this.jwk })
+      .setIssuedAt()
+      .setJti(randomUUID())
+      .sign(this.key);
+  }
+
+  /**
+   * Remembers the nonce an answer carries (RFC 9449 8.2, 9). True when the
+   * server refused the proof only for lacking that nonce (`use_dpop_nonce`:
+   * in the body at the token endpoint, in `WWW-Authenticate` at an API) and
+   * the nonce is new, so the request is worth sending once more.
+   */
+  noteAnswer(res: HttpResponse, url: string | URL): boolean {
+    const value = res.headers['dpop-nonce'];
+    const nonce = typeof value === 'string' ? value.trim() : undefined;
+    if (!nonce || !NONCE.test(nonce)) return false;
+    const origin = new URL(url).origin;
+    const fresh = this.nonces.get(origin) !== nonce;
+    this.nonces.set(origin, nonce);
+    return fresh && asksForNonce(res);
+  }
+
+  /** What each API request with a token bound to this key needs. */
+  forToken(accessToken: string): RequestProof {
+    return {
+      headers: async (method, url) => ({ dpop: await this.proof(method, url, accessToken) }),
+      retry: (res, url) => this.noteAnswer(res, url),
+    };
+  }
+}
+
+function asksForNonce(res: HttpResponse): boolean {
+  if (res.statusCode === 400) return objectBody(res)?.error === 'use_dpop_nonce';
+  if (res.statusCode !== 401) return false;
+  const challenge = res.headers['www-authenticate'];
+  return /\berror\s*=\s*"?use_dpop_nonce\b/i.test(Array.isArray(challenge) ? challenge.join(', ') : (challenge ?? ''));
+}
+
+/** A token endpoint's refusal that says it wants DPoP proofs (RFC 9449 5, 7.1): an error of DPoP's, or one whose description names it. */
+export function asksForDpop(res: HttpResponse): boolean {
+  if (res.statusCode !== 400 && res.statusCode !== 401) return false;
+  const body = objectBody(res);
+  if (body?.error === 'invalid_dpop_proof' || body?.error === 'use_dpop_nonce') return true;
+  return typeof body?.error_description === 'string' && /\bDPoP\b/i.test(body.error_description);
+}
+
+/**
+ * Whether a config node's token requests carry proofs, and with which key:
+ * `always`; `never`; `auto` once the server refused a request without a
+ * proof for it (RFC 9449 7.1 lets a server require DPoP of a client). `auto`
+ * does not turn DPoP on because the metadata merely offers it
+ * (`dpop_signing_alg_values_supported`, which Keycloak and Okta publish by
+ * default): a bound token works only through the authenticated request
+ * node, with an API that takes DPoP, so flows with get token and a core
+ * http request node, and bearer-only APIs, would stop working. The metadata
+ * chooses the algorithm. One key per config node, made at its first use (or,
+ * for a login, the one kept with its refresh token).
+ */
+export class DpopPolicy {
+  private prover: Promise<DpopProver> | undefined;
+  private required: boolean;
+
+  constructor(
+    readonly setting: DpopSetting,
+    kept?: DpopProver,
+  ) {
+    if (kept) this.prover = Promise.resolve(kept);
+    // A key kept with a login was made because the server wanted DPoP: it still does.
+    this.required = kept !== undefined;
+  }
+
+  /** The prover for the next token request, or undefined for a request without DPoP. */
+  async proverFor(metadata: ServerMetadata | undefined): Promise<DpopProver | undefined> {
+    if (!this.wanted()) return undefined;
+    if (!this.prover) {
+      const making = DpopProver.generate(metadata?.dpopAlgs);
+      this.prover = making;
+      making.catch(() => {
+        if (this.prover === making) this.prover = undefined;
+      });
+    }
+    return this.prover;
+  }
+
+  private wanted(): boolean {
+    return this.setting === 'always' || (this.setting === 'auto' && this.required);
+  }
+
+  /** With `auto`: a refusal of a request without a proof that asks for DPoP turns it on; true when the request is worth sending again. */
+  learnFrom(res: HttpResponse, sentProof: boolean): boolean {
+    if (this.setting !== 'auto' || sentProof || this.required || !asksForDpop(res)) return false;
+    this.required = true;
+    return true;
+  }
+}
