@@ -1,4 +1,5 @@
-import { createHash, createPrivateKey, generateKeyPairSync, type KeyObject, randomUUID } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPair, type KeyObject, randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
 import { exportJWK, type JWK, SignJWT } from 'jose';
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import type { HttpResponse } from '../core/http/index.js';
@@ -26,6 +27,7 @@ type DpopAlg = (typeof DPOP_ALGS)[number];
 /** RFC 9449 8.1: a nonce is 1*NQCHAR; a longer one than this is not taken. */
 const NONCE = /^[\x21\x23-\x5b\x5d-\x7e]{1,1024}$/;
 
+const makeKeyPair = promisify(generateKeyPair);
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('base64url');
 
 /** Makes the proofs of one key, and remembers the servers' nonces. */
@@ -41,7 +43,8 @@ export class DpopProver {
   /** A new key for the first algorithm the server lists that this client signs with (ES256 when it lists none). */
   static async generate(serverAlgs: readonly string[] = []): Promise<DpopProver> {
     const alg = DPOP_ALGS.find((candidate) => serverAlgs.includes(candidate)) ?? 'ES256';
-    const pair = alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: 2048 });
+    // Made off the event loop: an RSA key takes a second, which a running flow must not wait for.
+    const pair = alg === 'ES256' ? await makeKeyPair('ec', { namedCurve: 'P-256' }) : await makeKeyPair('rsa', { modulusLength: 2048 });
     return new DpopProver(pair.privateKey, alg, await exportJWK(pair.publicKey));
   }
 
@@ -129,15 +132,17 @@ export function asksForDpop(res: HttpResponse): boolean {
 
 /**
  * Whether a config node's token requests carry proofs, and with which key:
- * `always`; `never`; `auto` once the server refused a request without a
- * proof for it (RFC 9449 7.1 lets a server require DPoP of a client). `auto`
- * does not turn DPoP on because the metadata merely offers it
- * (`dpop_signing_alg_values_supported`, which Keycloak and Okta publish by
- * default): a bound token works only through the authenticated request
- * node, with an API that takes DPoP, so flows with get token and a core
- * http request node, and bearer-only APIs, would stop working. The metadata
- * chooses the algorithm. One key per config node, made at its first use (or,
- * for a login, the one kept with its refresh token).
+ * `always`; `never`; `auto` once the server turned out to require DPoP of
+ * this client (RFC 9449 7.1 lets it). `auto` does not bind tokens because the
+ * metadata merely offers DPoP (`dpop_signing_alg_values_supported`, which
+ * Keycloak and Okta publish by default): a bound token works only through the
+ * authenticated request node and an API that takes DPoP, so flows with get
+ * token and a core http request node, and bearer-only APIs, would stop
+ * working. Servers seldom say why they refuse (oidc-provider answers a
+ * missing proof with a bare `invalid_grant`), so a refusal that may mean it
+ * is tried once more with a proof, and DPoP stays on when that one passes.
+ * One key per config node, made at its first use (or, for a login, the one
+ * kept with its refresh token).
  */
 export class DpopPolicy {
   private prover: Promise<DpopProver> | undefined;
@@ -153,8 +158,29 @@ export class DpopPolicy {
   }
 
   /** The prover for the next token request, or undefined for a request without DPoP. */
-  async proverFor(metadata: ServerMetadata | undefined): Promise<DpopProver | undefined> {
-    if (!this.wanted()) return undefined;
+  proverFor(metadata: ServerMetadata | undefined): Promise<DpopProver> | undefined {
+    const wanted = this.setting === 'always' || (this.setting === 'auto' && this.required);
+    return wanted ? this.key(metadata) : undefined;
+  }
+
+  /**
+   * With `auto`: a refusal of a request without a proof that may mean the
+   * server requires DPoP (it says so, or it offers DPoP and refused the
+   * grant or request as such): the prover to try once more with.
+   */
+  trialFor(res: HttpResponse, metadata: ServerMetadata | undefined): Promise<DpopProver> | undefined {
+    if (this.setting !== 'auto' || this.required) return undefined;
+    const error = objectBody(res)?.error;
+    const offered = (metadata?.dpopAlgs.length ?? 0) > 0 && res.statusCode === 400 && (error === 'invalid_grant' || error === 'invalid_request');
+    return asksForDpop(res) || offered ? this.key(metadata) : undefined;
+  }
+
+  /** The trial passed: this server requires DPoP, from now on every request carries a proof. */
+  confirm(): void {
+    this.required = true;
+  }
+
+  private key(metadata: ServerMetadata | undefined): Promise<DpopProver> {
     if (!this.prover) {
       const making = DpopProver.generate(metadata?.dpopAlgs);
       this.prover = making;
@@ -163,16 +189,5 @@ export class DpopPolicy {
       });
     }
     return this.prover;
-  }
-
-  private wanted(): boolean {
-    return this.setting === 'always' || (this.setting === 'auto' && this.required);
-  }
-
-  /** With `auto`: a refusal of a request without a proof that asks for DPoP turns it on; true when the request is worth sending again. */
-  learnFrom(res: HttpResponse, sentProof: boolean): boolean {
-    if (this.setting !== 'auto' || sentProof || this.required || !asksForDpop(res)) return false;
-    this.required = true;
-    return true;
   }
 }

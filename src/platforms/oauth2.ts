@@ -246,9 +246,10 @@ export async function buildTokenRequest(
 
 /**
  * Sends a token request, with a DPoP proof when the config node uses DPoP;
- * once more with the server's nonce when it asks for one (RFC 9449 8), or,
- * with `auto`, with a proof when the server turned out to require DPoP. Each
- * attempt is built anew: a client assertion or proof is never sent twice.
+ * once more with the server's nonce when it asks for one (RFC 9449 8), and,
+ * with `auto`, once more with a proof when a refusal may mean the server
+ * requires DPoP (see DpopPolicy). Each attempt is built anew: a client
+ * assertion or proof is never sent twice.
  */
 export async function sendTokenRequest(
   http: HttpClient,
@@ -256,15 +257,22 @@ export async function sendTokenRequest(
   grant?: Record<string, string>,
 ): Promise<{ res: HttpResponse; prover: DpopProver | undefined }> {
   const { settings, client, endpoint, dpop, metadata } = parts;
-  let prover = await dpop.proverFor(metadata);
-  const send = async () => http.send(await buildTokenRequest(settings, client, endpoint, grant, prover));
-  let res = await send();
-  if (dpop.learnFrom(res, prover !== undefined)) {
-    prover = await dpop.proverFor(metadata);
-    res = await send();
+  const attempt = async (prover: DpopProver | undefined) => {
+    const send = async () => http.send(await buildTokenRequest(settings, client, endpoint, grant, prover));
+    const res = await send();
+    return prover?.noteAnswer(res, endpoint.url) ? send() : res;
+  };
+  const prover = await dpop.proverFor(metadata);
+  const res = await attempt(prover);
+  const trial = prover || res.statusCode === 200 ? undefined : await dpop.trialFor(res, metadata);
+  if (!trial) return { res, prover };
+  const again = await attempt(trial);
+  if (again.statusCode === 200) {
+    dpop.confirm();
+    return { res: again, prover: trial };
   }
-  if (prover?.noteAnswer(res, endpoint.url)) res = await send();
-  return { res, prover };
+  // Not DPoP after all: the first refusal is the one to report, unless the second speaks of DPoP.
+  return asksForDpop(again) ? { res: again, prover: trial } : { res, prover: undefined };
 }
 
 /** What to check when the server refuses the client's authentication, per method. */
@@ -382,7 +390,7 @@ export function providerError(
         }
         return new IiotAuthError(
           OAuth2ErrorCode.GRANT_INVALID,
-          `${WHAT} refused the grant (${status}): check the audience, resource and extra parameters against the server's configuration${said}`,
+          `${WHAT} refused the grant (${status}): check the audience, resource and extra parameters against the server's configuration${dpop === 'never' ? '; if the server requires DPoP of this client, set DPoP to auto or always' : ''}${said}`,
           options,
         );
     }

@@ -13,7 +13,7 @@ import { type ConformanceClient, FIXTURES } from './authorization-server.js';
  */
 
 /** Node-RED's core node module at `relative` (under @node-red/nodes/core), of the Node-RED the tests run (NODE_RED_PATH). */
-function coreNode(relative: string): (RED: NodeAPI) => void {
+export function coreNode(relative: string): (RED: NodeAPI) => void {
   const red = path.dirname(require.resolve(process.env.NODE_RED_PATH ?? 'node-red'));
   return require(require.resolve(`@node-red/nodes/core/${relative}`, { paths: [red] })) as (RED: NodeAPI) => void;
 }
