@@ -139,7 +139,8 @@ export class PlatformConnection {
     let token = await tokenWithin();
     const sendOnce = async (current: Token) => {
       // A token bound to a key (DPoP) needs a fresh proof for every request.
-      const headers = current.proof ? { ...current.headers, ...(await current.proof.headers(req.method, url)) } : current.headers;
+      const { proof } = current;
+      const headers = proof ? { ...current.headers, ...(await proof.headers(req.method, url)) } : current.headers;
       return this.options.http.send({
         method: req.method,
         url: url.href,
@@ -151,6 +152,8 @@ export class PlatformConnection {
         maxResponseBytes: req.maxResponseBytes,
         signal,
         onRetryWait: observer ? (status: number) => (status === 429 ? observer.rateLimitWait() : undefined) : undefined,
+        // A retried request is a new request to a DPoP server: a proof's jti is good once (RFC 9449 11.1).
+        beforeRetry: proof ? async () => void Object.assign(headers, await proof.headers(req.method, url)) : undefined,
       });
     };
     // A proof refused only for the server's new nonce (RFC 9449 9) goes once more with it.

@@ -101,6 +101,8 @@ export interface AuthorizationServer {
   requireTokenNonce(on: boolean): void;
   /** The resource server demands this DPoP nonce (RFC 9449 9) from now on; undefined: none. */
   setApiNonce(nonce: string | undefined): void;
+  /** The next `count` accepted API calls are answered 429 (Retry-After: 0) instead, after their proof was checked and its jti recorded. */
+  rateLimitApi(count: number): void;
   /** The next `count` metadata requests are answered 503 (a server briefly down). */
   failMetadata(count: number): void;
   /** Access tokens oidc-provider issues from now on live this long. */
@@ -146,6 +148,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
   let ttl = 300;
   let tokenNonce = false;
   let apiNonce: string | undefined;
+  let rateLimited = 0;
   let metadataFailures = 0;
   const assertions: SeenAssertion[] = [];
 
@@ -408,6 +411,11 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
       res.writeHead(401, { 'www-authenticate': challenge, 'content-type': 'application/json' }).end(`{"error":"invalid_token","proof":"${proof}"}`);
       return;
     }
+    if (rateLimited > 0) {
+      rateLimited -= 1;
+      res.writeHead(429, { 'retry-after': '0', 'content-type': 'application/json' }).end('{"error":"slow_down"}');
+      return;
+    }
     if (dpop) api.dpop += 1;
     if (server.onAccepted && token) await server.onAccepted(token);
     api.accepted += 1;
@@ -444,6 +452,9 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     },
     setApiNonce: (nonce) => {
       apiNonce = nonce;
+    },
+    rateLimitApi: (count) => {
+      rateLimited = count;
     },
     async revoke(accessToken) {
       const token = await provider.ClientCredentials.find(accessToken);

@@ -100,6 +100,19 @@ describe('OAuth 2.0 conformance (oidc-provider): DPoP (RFC 9449)', function () {
       assert.match(missing.error?.message ?? '', /set msg\.url \(absolute\) and msg\.method/);
     });
 
+    it('a 429 retried by the node: the retry carries a new proof (the resource server refuses a jti it saw)', async () => {
+      const f = flowFor({ dpop: 'always' });
+      await H.load(MODULES, f.nodes, f.credentials);
+      const warm = await outcomeOf(f.ids, () => H.node(f.ids.request).receive({}));
+      assert.equal(warm.kind, 'output', JSON.stringify(warm.error));
+      const [dpop, refused, proofs] = [as.api.dpop, as.api.refused, as.api.proofs.length];
+      as.rateLimitApi(2);
+      const outcome = await outcomeOf(f.ids, () => H.node(f.ids.request).receive({}));
+      assert.equal(outcome.kind, 'output', JSON.stringify(outcome.error));
+      assert.equal(outcome.msg.statusCode, 200);
+      assert.deepEqual([as.api.dpop - dpop, as.api.refused - refused, as.api.proofs.length - proofs], [1, 0, 3], 'two 429s, then accepted; three proofs');
+    });
+
     it('always, with the token URL only (no metadata): proofs from the first request, for any client; the API takes the bound token', async () => {
       const client = as.clients.basic.clientId;
       const refused = as.refused(client);
