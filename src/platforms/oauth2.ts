@@ -58,7 +58,7 @@ export interface OAuth2Settings {
   extraParams: string;
   /** How tokens come: the client's own (client credentials), or a user's login in the editor, then the refresh token (./oauth2-login.ts). */
   grant: OAuth2Grant;
-  /** Tokens bound to a key of the config node (RFC 9449, ./oauth2-dpop.ts): `auto` when the server offers or requires it. */
+  /** Tokens bound to a key of the config node (RFC 9449, ./oauth2-dpop.ts): `auto` once the server turns out to require it. */
   dpop: DpopSetting;
 }
 
