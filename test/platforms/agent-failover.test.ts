@@ -191,21 +191,27 @@ describe('agent state on Redis with Sentinel: failover during every step', funct
     return self;
   }
 
-  /** Tokens after the failover: a few tries (a request may still meet the end of it); the code of the last refusal otherwise. */
-  async function outcome(p: Participant): Promise<string> {
-    let last: unknown;
-    for (let attempt = 0; attempt < 4; attempt += 1) {
+  /**
+   * 'ok' once `operation` succeeds, or what locked the agent out. A request may
+   * still meet the end of the failover (the client finding the new primary, a
+   * loaded machine): such errors are tried again every 250 ms for up to 10 s;
+   * a refusal by the platform (a lock-out) ends it at once.
+   */
+  async function settled(operation: () => Promise<unknown>): Promise<string> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
       try {
-        await p.agent.fetchToken(p.http);
+        await operation();
         return 'ok';
       } catch (err) {
-        last = err;
-        const code = isIiotAuthError(err) ? err.code : 'error';
-        if (code === AgentErrorCode.IAT_USED || code === 'AUTH_REJECTED' || code === AgentErrorCode.SECRET_EXPIRED) break;
+        const code = isIiotAuthError(err) ? err.code : String(err);
+        const lockedOut = code === AgentErrorCode.IAT_USED || code === 'AUTH_REJECTED' || code === AgentErrorCode.SECRET_EXPIRED;
+        if (lockedOut || Date.now() > deadline) return `locked out (${code})`;
+        await new Promise((resolve) => setTimeout(resolve, 250));
       }
     }
-    return `locked out (${isIiotAuthError(last) ? last.code : String(last)})`;
   }
+  const outcome = (p: Participant) => settled(() => p.agent.fetchToken(p.http));
 
   for (const c of CASES) {
     it(`${c.phase === 'onboard' ? 'onboarding' : 'rotation'}: replication held back at ${c.holdAt}, the primary killed at ${c.killAt}`, async () => {
@@ -261,11 +267,8 @@ describe('agent state on Redis with Sentinel: failover during every step', funct
           participants
             .filter((q) => q.outcome === 'ok')
             .map(async (p) => {
-              const rotated = await p.agent.rotate(p.http).then(
-                () => undefined,
-                (err: unknown) => `locked out (${isIiotAuthError(err) ? err.code : String(err)}) at the next rotation`,
-              );
-              p.outcome = rotated ?? (await outcome(p));
+              const rotated = await settled(() => p.agent.rotate(p.http));
+              p.outcome = rotated === 'ok' ? await outcome(p) : `${rotated} at the next rotation`;
               const platform = sandbox.agents.status(p.clientId);
               if (p.outcome === 'ok') assert.equal(platform.activeRegistration!.number, platform.registrations, `${p.name}: the new registration is in use`);
             }),
