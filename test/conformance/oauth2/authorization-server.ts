@@ -49,6 +49,8 @@ export interface AuthorizationServerOptions {
    * login and consent pages (devInteractions): any login, any password.
    */
   loginRedirectUri?: string;
+  /** Access tokens of the `code` clients live this long (seconds; oidc-provider's default is an hour). */
+  accessTokenTtl?: number;
 }
 
 /** What oidc-provider saw of one client assertion, from its assertJwtClientAuthClaimsAndHeader hook. */
@@ -68,13 +70,21 @@ export interface AuthorizationServer {
    * resource under it (other audiences, which the resource server refuses) and no other (`invalid_target`).
    */
   resource: string;
-  clients: Record<'basic' | 'post' | 'jwt' | 'pkjwt' | 'pkjwtEc' | 'pkjwtCert' | 'tls' | 'selfSigned' | 'noGrant' | 'code', ConformanceClient>;
+  /** `code` rotates refresh tokens with reuse detection; `codeReuse` (with `loginRedirectUri` too) keeps one refresh token, as a server that allows reuse. */
+  clients: Record<'basic' | 'post' | 'jwt' | 'pkjwt' | 'pkjwtEc' | 'pkjwtCert' | 'tls' | 'selfSigned' | 'noGrant' | 'code' | 'codeReuse', ConformanceClient>;
   /** Grants of one type oidc-provider granted, per client id (`refresh_token`, `authorization_code`). */
   grantedOf(clientId: string, grantType: string): number;
   /** Every refresh token oidc-provider issued, oldest first. */
   refreshTokens: string[];
   /** Every access token oidc-provider issued with a refresh token grant, oldest first. */
   refreshedAccessTokens: string[];
+  /** How often each refresh token was presented to the token endpoint, granted or refused. */
+  refreshTokenUses: Map<string, number>;
+  /**
+   * The answers to the next `count` refresh token grants are lost: oidc-provider
+   * grants (and rotates) as usual, then the connection is destroyed before a byte of the answer.
+   */
+  loseRefreshAnswers(count: number): void;
   /** Grants oidc-provider revoked (on a refresh token's reuse, say). */
   revokedGrants: number;
   /** Runs before the resource server answers an accepted call, with the token used (for checks at the moment of use). */
@@ -125,6 +135,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     selfSigned: { clientId: 'cc-self-signed' },
     noGrant: { clientId: 'cc-no-grant', clientSecret: SECRET('no-grant') },
     code: { clientId: 'code-pkce', clientSecret: SECRET('code') },
+    codeReuse: { clientId: 'code-pkce-reuse', clientSecret: SECRET('code-reuse') },
   };
   const rs = { clientId: 'resource-server', clientSecret: SECRET('rs') };
   const cc = { grant_types: ['client_credentials'], response_types: [], redirect_uris: [], scope: 'read' };
@@ -134,6 +145,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     ...(cert ? { x5c: [cert.raw.toString('base64')] } : {}),
   });
   let ttl = 300;
+  let lostRefreshAnswers = 0;
   let metadataFailures = 0;
   const assertions: SeenAssertion[] = [];
 
@@ -196,20 +208,21 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
       { client_id: rs.clientId, client_secret: rs.clientSecret, grant_types: [], response_types: [], redirect_uris: [] },
       ...(options.loginRedirectUri
         ? [
-            {
-              client_id: clients.code.clientId,
-              client_secret: clients.code.clientSecret,
+            ...[clients.code, clients.codeReuse].map((client) => ({
+              client_id: client.clientId,
+              client_secret: client.clientSecret,
               grant_types: ['authorization_code', 'refresh_token'],
               response_types: ['code'],
-              redirect_uris: [options.loginRedirectUri],
+              redirect_uris: [options.loginRedirectUri!],
               token_endpoint_auth_method: 'client_secret_basic',
-            },
+            })),
           ]
         : []),
     ],
     // PKCE for every client (not only public ones), S256 the only method oidc-provider 9 knows.
     pkce: { required: () => true },
-    rotateRefreshToken: true,
+    // Rotation with reuse detection, as RFC 9700 4.14.2 asks of public clients; codeReuse: none (the same token until it expires).
+    rotateRefreshToken: (ctx: { oidc: { client?: { clientId: string } } }) => ctx.oidc.client?.clientId !== clients.codeReuse.clientId,
     // The name in the ID token itself, as Entra ID puts it there (not only at the userinfo endpoint).
     conformIdTokenClaims: false,
     findAccount: (_ctx: unknown, sub: string) => ({ accountId: sub, claims: () => ({ sub, name: `User ${sub}` }) }),
@@ -250,7 +263,10 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
           property === 'tls_client_auth_subject_dn' && ctx.socket.getPeerX509Certificate?.()?.subject === expected,
       },
     },
-    ttl: { ClientCredentials: () => ttl },
+    ttl: {
+      ClientCredentials: () => ttl,
+      ...(options.accessTokenTtl !== undefined ? { AccessToken: () => options.accessTokenTtl! } : {}),
+    },
     assertJwtClientAuthClaimsAndHeader: async (
       _ctx: unknown,
       payload: Record<string, unknown>,
@@ -266,21 +282,38 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
   const byType = new Map<string, number>();
   const refreshTokens: string[] = [];
   const refreshedAccessTokens: string[] = [];
+  const refreshTokenUses = new Map<string, number>();
+  const countUse = (params: { grant_type?: string; refresh_token?: string } | undefined) => {
+    if (params?.grant_type === 'refresh_token' && typeof params.refresh_token === 'string') bump(refreshTokenUses, params.refresh_token);
+  };
   let revokedGrants = 0;
   provider.on('grant.revoked', () => {
     revokedGrants += 1;
   });
   provider.on(
     'grant.success',
-    (ctx: { oidc: { client?: { clientId: string }; params?: { grant_type?: string } }; body?: { refresh_token?: string; access_token?: string } }) => {
+    (ctx: {
+      oidc: { client?: { clientId: string }; params?: { grant_type?: string; refresh_token?: string } };
+      body?: { refresh_token?: string; access_token?: string };
+      req: http.IncomingMessage;
+    }) => {
+      countUse(ctx.oidc.params);
       bump(granted, ctx.oidc.client?.clientId ?? '');
       const type = ctx.oidc.params?.grant_type ?? '';
       bump(byType, `${ctx.oidc.client?.clientId ?? ''} ${type}`);
       if (ctx.body?.refresh_token) refreshTokens.push(ctx.body.refresh_token);
       if (type === 'refresh_token' && ctx.body?.access_token) refreshedAccessTokens.push(ctx.body.access_token);
+      // Granted and rotated, and the answer never leaves: as a connection lost after the server's work.
+      if (type === 'refresh_token' && lostRefreshAnswers > 0) {
+        lostRefreshAnswers -= 1;
+        ctx.req.socket.destroy();
+      }
     },
   );
-  provider.on('grant.error', (ctx: { oidc: { client?: { clientId: string } } }) => bump(refused, ctx.oidc.client?.clientId ?? ''));
+  provider.on('grant.error', (ctx: { oidc: { client?: { clientId: string }; params?: { grant_type?: string; refresh_token?: string } } }) => {
+    countUse(ctx.oidc.params);
+    bump(refused, ctx.oidc.client?.clientId ?? '');
+  });
 
   const callback = provider.callback();
   const wellKnown = `/.well-known/oauth-authorization-server${mountPath}`;
@@ -366,6 +399,10 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     grantedOf: (clientId, grantType) => byType.get(`${clientId} ${grantType}`) ?? 0,
     refreshTokens,
     refreshedAccessTokens,
+    refreshTokenUses,
+    loseRefreshAnswers: (count) => {
+      lostRefreshAnswers = count;
+    },
     get revokedGrants() {
       return revokedGrants;
     },
