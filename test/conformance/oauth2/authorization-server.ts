@@ -51,6 +51,8 @@ export interface AuthorizationServerOptions {
   loginRedirectUri?: string;
   /** Access tokens of the `code` clients live this long (seconds; oidc-provider's default is an hour). */
   accessTokenTtl?: number;
+  /** Every token request waits this long before oidc-provider takes it (a slow server: concurrent refreshes overlap). */
+  tokenDelayMs?: number;
 }
 
 /** What oidc-provider saw of one client assertion, from its assertJwtClientAuthClaimsAndHeader hook. */
@@ -337,7 +339,8 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     // oidc-provider builds its URLs from the part of originalUrl before url: the mount path.
     (req as http.IncomingMessage & { originalUrl: string }).originalUrl = `${mountPath}${local}`;
     req.url = local;
-    callback(req, res);
+    if (options.tokenDelayMs && req.method === 'POST' && pathname === `${mountPath}/token`) setTimeout(() => callback(req, res), options.tokenDelayMs);
+    else callback(req, res);
   };
 
   const dispatcher = new Agent({ connect: { ca: fixture('oauth2-ca.pem') } });

@@ -23,7 +23,7 @@ const CONFIG_ID = 'o2shared0001';
 const SCOPE = 'openid offline_access profile';
 const KEY = randomBytes(32).toString('base64');
 const ACCESS_TOKEN_TTL_S = 2;
-const REFRESHES = 24;
+const REFRESHES = 20;
 
 describe('OAuth 2.0 conformance (oidc-provider): two Node-RED processes sharing one login on Redis', function () {
   this.timeout(90_000);
@@ -109,7 +109,12 @@ describe('OAuth 2.0 conformance (oidc-provider): two Node-RED processes sharing 
 
   it('both refresh many times while messages flow in both: every message succeeds, no refresh token sent twice, no grant revoked, no secret printed; a restart needs no login', async () => {
     const [a, b] = await Promise.all([start(), start()]);
-    as = await startAuthorizationServer({ loginRedirectUri: `${a!.base}/iiot-auth/oauth2/callback`, accessTokenTtl: ACCESS_TOKEN_TTL_S });
+    as = await startAuthorizationServer({
+      loginRedirectUri: `${a!.base}/iiot-auth/oauth2/callback`,
+      accessTokenTtl: ACCESS_TOKEN_TTL_S,
+      // A slow token endpoint: a refresh takes long enough that the other process wants one meanwhile, and must wait for it.
+      tokenDelayMs: 250,
+    });
     const server = as;
     const client = server.clients.code.clientId;
     await Promise.all([deploy(a!, server), deploy(b!, server)]);
@@ -137,21 +142,22 @@ describe('OAuth 2.0 conformance (oidc-provider): two Node-RED processes sharing 
 
     // Messages in both, two at a time in each, until the provider granted REFRESHES refreshes. An access token lives
     // two seconds, so a process whose messages keep succeeding all along must have refreshed again and again itself.
-    const answers = { a: [] as Answer[], b: [] as Answer[] };
+    const served = { a: 0, b: 0 };
+    const failed = (answer: Answer) => !answer.ok || answer.status !== 200 || answer.items?.length !== 3;
     await waitFor(
       async () => {
-        const [a1, a2, b1, b2] = await Promise.all([items(a!), items(a!), items(b!), items(b!)]);
-        answers.a.push(a1!, a2!);
-        answers.b.push(b1!, b2!);
+        const round = await Promise.all([items(a!), items(a!), items(b!), items(b!)]);
+        // A failed message ends the wait at once, with what it said.
+        round.forEach((answer, i) => {
+          if (failed(answer)) throw new Error(`a message in ${i < 2 ? 'A' : 'B'} failed: ${JSON.stringify(answer)}`);
+        });
+        served.a += 2;
+        served.b += 2;
         return server.grantedOf(client, 'refresh_token') >= REFRESHES;
       },
       { timeoutMs: 30_000, intervalMs: 10, what: () => `${REFRESHES} refreshes (${server.grantedOf(client, 'refresh_token')} so far)` },
     );
-    for (const [name, list] of Object.entries(answers)) {
-      const failed = list.filter((answer) => !answer.ok || answer.status !== 200 || answer.items?.length !== 3);
-      assert.deepEqual(failed, [], `every message in ${name} succeeds`);
-    }
-    assert.ok(answers.a.length > REFRESHES && answers.b.length > REFRESHES);
+    assert.ok(served.a > REFRESHES && served.b > REFRESHES);
     assert.equal(server.revokedGrants, 0, 'oidc-provider revoked no grant');
     assert.equal(server.refused(client), 0, 'the provider refused no token request');
     const reused = [...server.refreshTokenUses].filter(([, uses]) => uses > 1);
