@@ -47,6 +47,8 @@ export const sessionId = (configId: string): string => `oauth2-${configId}`;
 
 export const LOG_IN_AGAIN = 'log in again in the config dialog';
 const WHAT = 'the OAuth 2.0 token endpoint';
+/** Failures of a token request that may have reached the server: only these can have lost the answer to a rotation. */
+const NOT_SENT: ReadonlySet<string> = new Set([ErrorCode.HTTP_CONNECTION_REFUSED, ErrorCode.HTTP_HOST_NOT_FOUND, ErrorCode.HTTP_TLS_ERROR, ErrorCode.CLOSED]);
 
 /** How long a started login may take before its state and verifier are forgotten. */
 export const LOGIN_TTL_MS = 10 * 60 * 1000;
@@ -144,6 +146,8 @@ export class OAuth2LoginClient {
   private readonly tokens = new Redactor();
   /** The DPoP policy of the stored login's key, kept while that key is the stored one (its server nonces with it). */
   private dpop: { key: string | undefined; policy: DpopPolicy } | undefined;
+  /** The last refresh request was sent and got no answer: the server may have rotated the token without us learning the new one. */
+  private answerLost = false;
 
   constructor(
     readonly configId: string,
@@ -267,7 +271,9 @@ export class OAuth2LoginClient {
           this.tokens.add(session.refreshToken);
           const grant = { grant_type: 'refresh_token', refresh_token: session.refreshToken };
           const dpop = await this.dpopOf(session);
-          const { res, prover } = await sendTokenRequest(http, { settings: this.settings, client: this.client, endpoint, dpop, metadata }, grant);
+          const { res, prover } = await this.sendRefresh(() =>
+            sendTokenRequest(http, { settings: this.settings, client: this.client, endpoint, dpop, metadata }, grant),
+          );
           const now = Date.now();
           if (res.statusCode !== 200) {
             if (objectBody(res)?.error === 'invalid_grant') {
@@ -275,9 +281,14 @@ export class OAuth2LoginClient {
               if (latest && latest.refreshToken !== session.refreshToken && attempt < 2) continue;
               // The login is over: the refused token is not sent again, and the dialog shows "not logged in".
               await this.endSession(record, lease);
+              // A rotating server without a grace period refuses the old token after a lost answer: say so, it is not a revocation.
+              const lost = this.answerLost
+                ? '; the answer to an earlier refresh was lost (no answer came), so the server had probably rotated the refresh token already'
+                : '';
+              this.answerLost = false;
               throw new IiotAuthError(
                 ErrorCode.AUTH_REJECTED,
-                `${WHAT} no longer accepts the stored refresh token (invalid_grant: expired, revoked or used elsewhere): ${LOG_IN_AGAIN}`,
+                `${WHAT} no longer accepts the stored refresh token (invalid_grant: expired, revoked or used elsewhere)${lost}: ${LOG_IN_AGAIN}`,
                 { statusCode: res.statusCode },
               );
             }
@@ -299,12 +310,23 @@ export class OAuth2LoginClient {
             ...dpopFields(prover),
           };
           await this.keep(record.version, next, lease, rotated !== session.refreshToken);
+          this.answerLost = false;
           return token;
         }
       } finally {
         await lease.release();
       }
     });
+  }
+
+  /** Sends a refresh request, remembering when it may have reached the server and its answer was lost. */
+  private async sendRefresh<T>(send: () => Promise<T>): Promise<T> {
+    try {
+      return await send();
+    } catch (err) {
+      if (!(err instanceof IiotAuthError && NOT_SENT.has(err.code))) this.answerLost = true;
+      throw err;
+    }
   }
 
   /**

@@ -264,7 +264,9 @@ export async function sendTokenRequest(
   };
   const prover = await dpop.proverFor(metadata);
   const res = await attempt(prover);
-  const trial = prover || res.statusCode === 200 ? undefined : await dpop.trialFor(res, metadata);
+  // Not for a refresh: its refusal is about the refresh token (a login's DPoP is settled at its code exchange), which is not sent twice for nothing.
+  const tryProof = !prover && res.statusCode !== 200 && grant?.grant_type !== 'refresh_token';
+  const trial = tryProof ? await dpop.trialFor(res, metadata) : undefined;
   if (!trial) return { res, prover };
   const again = await attempt(trial);
   if (again.statusCode === 200) {

@@ -54,6 +54,10 @@ export interface AuthorizationServerOptions {
   loginRedirectUri?: string;
   /** The `code` client's access tokens are DPoP-bound (dpop_bound_access_tokens). */
   codeDpop?: boolean;
+  /** Access tokens of the `code` clients live this long (seconds; oidc-provider's default is an hour). */
+  accessTokenTtl?: number;
+  /** Every token request waits this long before oidc-provider takes it (a slow server: concurrent refreshes overlap). */
+  tokenDelayMs?: number;
 }
 
 /** What oidc-provider saw of one client assertion, from its assertJwtClientAuthClaimsAndHeader hook. */
@@ -73,13 +77,24 @@ export interface AuthorizationServer {
    * resource under it (other audiences, which the resource server refuses) and no other (`invalid_target`).
    */
   resource: string;
-  clients: Record<'basic' | 'post' | 'jwt' | 'pkjwt' | 'pkjwtEc' | 'pkjwtCert' | 'tls' | 'selfSigned' | 'noGrant' | 'code' | 'dpop', ConformanceClient>;
+  /** `code` rotates refresh tokens with reuse detection; `codeReuse` (with `loginRedirectUri` too) keeps one refresh token, as a server that allows reuse. */
+  clients: Record<
+    'basic' | 'post' | 'jwt' | 'pkjwt' | 'pkjwtEc' | 'pkjwtCert' | 'tls' | 'selfSigned' | 'noGrant' | 'code' | 'codeReuse' | 'dpop',
+    ConformanceClient
+  >;
   /** Grants of one type oidc-provider granted, per client id (`refresh_token`, `authorization_code`). */
   grantedOf(clientId: string, grantType: string): number;
   /** Every refresh token oidc-provider issued, oldest first. */
   refreshTokens: string[];
   /** Every access token oidc-provider issued with a refresh token grant, oldest first. */
   refreshedAccessTokens: string[];
+  /** How often each refresh token was presented to the token endpoint, granted or refused. */
+  refreshTokenUses: Map<string, number>;
+  /**
+   * The answers to the next `count` refresh token grants are lost: oidc-provider
+   * grants (and rotates) as usual, then the connection is destroyed before a byte of the answer.
+   */
+  loseRefreshAnswers(count: number): void;
   /** Grants oidc-provider revoked (on a refresh token's reuse, say). */
   revokedGrants: number;
   /** Runs before the resource server answers an accepted call, with the token used (for checks at the moment of use). */
@@ -137,6 +152,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     noGrant: { clientId: 'cc-no-grant', clientSecret: SECRET('no-grant') },
     code: { clientId: 'code-pkce', clientSecret: SECRET('code') },
     dpop: { clientId: 'cc-dpop', clientSecret: SECRET('dpop') },
+    codeReuse: { clientId: 'code-pkce-reuse', clientSecret: SECRET('code-reuse') },
   };
   const rs = { clientId: 'resource-server', clientSecret: SECRET('rs') };
   const cc = { grant_types: ['client_credentials'], response_types: [], redirect_uris: [], scope: 'read' };
@@ -149,6 +165,7 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
   let tokenNonce = false;
   let apiNonce: string | undefined;
   let rateLimited = 0;
+  let lostRefreshAnswers = 0;
   let metadataFailures = 0;
   const assertions: SeenAssertion[] = [];
 
@@ -218,21 +235,22 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
       { client_id: rs.clientId, client_secret: rs.clientSecret, grant_types: [], response_types: [], redirect_uris: [] },
       ...(options.loginRedirectUri
         ? [
-            {
-              client_id: clients.code.clientId,
-              client_secret: clients.code.clientSecret,
+            ...[clients.code, clients.codeReuse].map((client) => ({
+              client_id: client.clientId,
+              client_secret: client.clientSecret,
               grant_types: ['authorization_code', 'refresh_token'],
               response_types: ['code'],
-              redirect_uris: [options.loginRedirectUri],
+              redirect_uris: [options.loginRedirectUri!],
               token_endpoint_auth_method: 'client_secret_basic',
               dpop_bound_access_tokens: options.codeDpop === true,
-            },
+            })),
           ]
         : []),
     ],
     // PKCE for every client (not only public ones), S256 the only method oidc-provider 9 knows.
     pkce: { required: () => true },
-    rotateRefreshToken: true,
+    // Rotation with reuse detection, as RFC 9700 4.14.2 asks of public clients; codeReuse: none (the same token until it expires).
+    rotateRefreshToken: (ctx: { oidc: { client?: { clientId: string } } }) => ctx.oidc.client?.clientId !== clients.codeReuse.clientId,
     // The name in the ID token itself, as Entra ID puts it there (not only at the userinfo endpoint).
     conformIdTokenClaims: false,
     findAccount: (_ctx: unknown, sub: string) => ({ accountId: sub, claims: () => ({ sub, name: `User ${sub}` }) }),
@@ -275,7 +293,10 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
           property === 'tls_client_auth_subject_dn' && ctx.socket.getPeerX509Certificate?.()?.subject === expected,
       },
     },
-    ttl: { ClientCredentials: () => ttl },
+    ttl: {
+      ClientCredentials: () => ttl,
+      ...(options.accessTokenTtl !== undefined ? { AccessToken: () => options.accessTokenTtl! } : {}),
+    },
     assertJwtClientAuthClaimsAndHeader: async (
       _ctx: unknown,
       payload: Record<string, unknown>,
@@ -291,21 +312,38 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
   const byType = new Map<string, number>();
   const refreshTokens: string[] = [];
   const refreshedAccessTokens: string[] = [];
+  const refreshTokenUses = new Map<string, number>();
+  const countUse = (params: { grant_type?: string; refresh_token?: string } | undefined) => {
+    if (params?.grant_type === 'refresh_token' && typeof params.refresh_token === 'string') bump(refreshTokenUses, params.refresh_token);
+  };
   let revokedGrants = 0;
   provider.on('grant.revoked', () => {
     revokedGrants += 1;
   });
   provider.on(
     'grant.success',
-    (ctx: { oidc: { client?: { clientId: string }; params?: { grant_type?: string } }; body?: { refresh_token?: string; access_token?: string } }) => {
+    (ctx: {
+      oidc: { client?: { clientId: string }; params?: { grant_type?: string; refresh_token?: string } };
+      body?: { refresh_token?: string; access_token?: string };
+      req: http.IncomingMessage;
+    }) => {
+      countUse(ctx.oidc.params);
       bump(granted, ctx.oidc.client?.clientId ?? '');
       const type = ctx.oidc.params?.grant_type ?? '';
       bump(byType, `${ctx.oidc.client?.clientId ?? ''} ${type}`);
       if (ctx.body?.refresh_token) refreshTokens.push(ctx.body.refresh_token);
       if (type === 'refresh_token' && ctx.body?.access_token) refreshedAccessTokens.push(ctx.body.access_token);
+      // Granted and rotated, and the answer never leaves: as a connection lost after the server's work.
+      if (type === 'refresh_token' && lostRefreshAnswers > 0) {
+        lostRefreshAnswers -= 1;
+        ctx.req.socket.destroy();
+      }
     },
   );
-  provider.on('grant.error', (ctx: { oidc: { client?: { clientId: string } } }) => bump(refused, ctx.oidc.client?.clientId ?? ''));
+  provider.on('grant.error', (ctx: { oidc: { client?: { clientId: string }; params?: { grant_type?: string; refresh_token?: string } } }) => {
+    countUse(ctx.oidc.params);
+    bump(refused, ctx.oidc.client?.clientId ?? '');
+  });
 
   const callback = provider.callback();
   const wellKnown = `/.well-known/oauth-authorization-server${mountPath}`;
@@ -329,7 +367,8 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     // oidc-provider builds its URLs from the part of originalUrl before url: the mount path.
     (req as http.IncomingMessage & { originalUrl: string }).originalUrl = `${mountPath}${local}`;
     req.url = local;
-    callback(req, res);
+    if (options.tokenDelayMs && req.method === 'POST' && pathname === `${mountPath}/token`) setTimeout(() => callback(req, res), options.tokenDelayMs);
+    else callback(req, res);
   };
 
   const dispatcher = new Agent({ connect: { ca: fixture('oauth2-ca.pem') } });
@@ -433,6 +472,10 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
     grantedOf: (clientId, grantType) => byType.get(`${clientId} ${grantType}`) ?? 0,
     refreshTokens,
     refreshedAccessTokens,
+    refreshTokenUses,
+    loseRefreshAnswers: (count) => {
+      lostRefreshAnswers = count;
+    },
     get revokedGrants() {
       return revokedGrants;
     },

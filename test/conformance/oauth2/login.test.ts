@@ -17,7 +17,8 @@ import { FlowHarness as H } from '../../helpers/flow.js';
 import { outcomeOf } from '../../helpers/outcome.js';
 import { RedisServer } from '../../helpers/redis-server.js';
 import { TEST_BACKOFF } from '../../helpers/settings.js';
-import { type AuthorizationServer, startAuthorizationServer } from './authorization-server.js';
+import { waitFor } from '../../helpers/wait.js';
+import { type AuthorizationServer, type ConformanceClient, startAuthorizationServer } from './authorization-server.js';
 import { credentialsOf, MODULES, type OAuth2Flow, oauth2Flow } from './flows.js';
 import { loginAtProvider } from './login-driver.js';
 
@@ -42,12 +43,12 @@ describe('OAuth 2.0 conformance (oidc-provider): authorization code with PKCE, r
   const settings = (extra: Record<string, unknown> = {}) => ({
     iiotAuth: { ...TEST_BACKOFF, oauth2StateDir: dir, agentStore: { encryption: { key: KEY }, ...extra } },
   });
-  const flow = (): OAuth2Flow =>
+  const flow = (client: ConformanceClient = as.clients.code): OAuth2Flow =>
     oauth2Flow({
       config: { issuer: as.issuer, apiUrl: as.apiUrl, grant: 'authorization_code', clientAuth: 'basic', scope: SCOPE },
-      credentials: credentialsOf(as.clients.code),
+      credentials: credentialsOf(client),
     });
-  const secrets = () => [as.clients.code.clientSecret!, ...as.refreshTokens];
+  const secrets = () => [as.clients.code.clientSecret!, as.clients.codeReuse.clientSecret!, ...as.refreshTokens];
 
   /** The dialog's "Log in", the provider's pages, and the callback: the callback's answer. */
   async function logIn(configId: string): Promise<{ status: number; text: string; callback: string }> {
@@ -69,6 +70,7 @@ describe('OAuth 2.0 conformance (oidc-provider): authorization code with PKCE, r
   });
   afterEach(async () => {
     as.onAccepted = undefined;
+    as.loseRefreshAnswers(0);
     await H.unload();
     await H.stop();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -231,6 +233,80 @@ describe('OAuth 2.0 conformance (oidc-provider): authorization code with PKCE, r
     assert.equal(status.body.loggedIn, false);
     assert.equal((await store.read(sessionId(f.ids.config)))!.value.refreshToken, '');
     assert.deepEqual(H.leaks(secrets()), []);
+  });
+
+  describe('a refresh whose answer was lost after the server rotated the token', () => {
+    /** The token node's message, sent again while the engine still answers with the lost answer's error (its backoff). */
+    const afterTheLostAnswer = (ids: OAuth2Flow['ids']) =>
+      waitFor(
+        async () => {
+          const outcome = await outcomeOf(ids, () => H.node(ids.token).receive({}));
+          return outcome.error?.code === 'HTTP_CONNECTION_RESET' ? undefined : outcome;
+        },
+        { timeoutMs: 10_000, intervalMs: 20, what: 'a token request after the backoff of the lost answer' },
+      );
+
+    it('with rotation and no grace period (oidc-provider): the old token is refused, the grant revoked; AUTH_REJECTED says the answer was lost and to log in again', async () => {
+      await H.start(settings());
+      const f = flow();
+      await H.load(MODULES, f.nodes, f.credentials);
+      assert.equal((await logIn(f.ids.config)).status, 200);
+      const store = sealedFile(new FileRecordStore(dir, OAUTH2_RECORD_WORDS));
+      const stored = async () => (await store.read(sessionId(f.ids.config)))?.value.refreshToken as string | undefined;
+      const old = await stored();
+      const client = as.clients.code.clientId;
+      const refreshes = as.grantedOf(client, 'refresh_token');
+      const revoked = as.revokedGrants;
+
+      as.loseRefreshAnswers(1);
+      const lost = await outcomeOf(f.ids, () => H.node(f.ids.token).receive({}));
+      assert.equal(lost.kind, 'error');
+      assert.equal(lost.error?.code, 'HTTP_CONNECTION_RESET', JSON.stringify(lost.error));
+      assert.equal(as.grantedOf(client, 'refresh_token'), refreshes + 1, 'the server granted the refresh and rotated the token');
+      assert.notEqual(as.refreshTokens.at(-1), old);
+      assert.equal(await stored(), old, 'the rotated token never arrived: the old one is still stored');
+
+      const refused = await afterTheLostAnswer(f.ids);
+      assert.equal(refused.kind, 'error');
+      assert.equal(refused.error?.code, 'AUTH_REJECTED');
+      assert.match(
+        refused.error?.message ?? '',
+        /invalid_grant.*the answer to an earlier refresh was lost .*had probably rotated the refresh token.*: log in again in the config dialog$/,
+      );
+      assert.equal(as.refreshTokenUses.get(old ?? ''), 2, 'the stored (old) token was sent again');
+      assert.equal(as.revokedGrants, revoked + 1, "oidc-provider's reuse detection revoked the grant");
+      assert.equal((await loginStatus(f.ids.config)).loggedIn, false);
+      assert.equal(await stored(), '', 'the refused token is not kept to be sent again');
+      assert.deepEqual(H.leaks(secrets()), []);
+    });
+
+    it('a server that allows reusing the refresh token: the next message refreshes with the stored token, no new login', async () => {
+      await H.start(settings());
+      const f = flow(as.clients.codeReuse);
+      await H.load(MODULES, f.nodes, f.credentials);
+      assert.equal((await logIn(f.ids.config)).status, 200);
+      const store = sealedFile(new FileRecordStore(dir, OAUTH2_RECORD_WORDS));
+      const stored = async () => (await store.read(sessionId(f.ids.config)))?.value.refreshToken as string | undefined;
+      const token = await stored();
+      const client = as.clients.codeReuse.clientId;
+      const revoked = as.revokedGrants;
+
+      as.loseRefreshAnswers(1);
+      const lost = await outcomeOf(f.ids, () => H.node(f.ids.token).receive({}));
+      assert.equal(lost.error?.code, 'HTTP_CONNECTION_RESET', JSON.stringify(lost.error));
+      const recovered = await afterTheLostAnswer(f.ids);
+      assert.equal(recovered.kind, 'output', JSON.stringify(recovered.error));
+      const api = await outcomeOf(f.ids, () => H.node(f.ids.request).receive({}));
+      assert.equal(api.kind, 'output', JSON.stringify(api.error));
+      assert.equal(api.msg.statusCode, 200);
+      assert.equal(as.refreshTokenUses.get(token ?? ''), 2, 'the same refresh token, sent again, was accepted');
+      assert.equal(as.grantedOf(client, 'refresh_token'), 2);
+      assert.equal(as.grantedOf(client, 'authorization_code'), 1, 'no new login');
+      assert.equal(as.revokedGrants, revoked);
+      assert.equal(await stored(), token);
+      assert.equal((await loginStatus(f.ids.config)).loggedIn, true);
+      assert.deepEqual(H.leaks(secrets()), []);
+    });
   });
 
   describe('on Redis', () => {
