@@ -539,6 +539,38 @@ describe('the health sidebar in a real browser (Chromium)', function () {
     assertNoProblems();
   });
 
+  it('the OAuth 2.0 login example: "Log in" in its dialog through the sandbox\'s consent page ("Allow"); the dialog shows the demo user, the API answers for them', async () => {
+    await openEditor();
+    const exchanges = sandbox!.calls('oauth2.token');
+    await entry(LOGIN.config).locator('.iiot-auth-health-name').click();
+    await trayOpened();
+    const status = page.locator('.iiot-o2-login-status');
+    await waitUntil('the dialog shows the login of the start', async () => /Logged in as Demo Operator/.test(await status.innerText()));
+    const popupOpened = page.waitForEvent('popup');
+    await page.locator('.iiot-o2-login-button').click();
+    const popup = await popupOpened;
+    await popup.locator('button[value="allow"]').waitFor({ state: 'visible' });
+    assert.match(await popup.locator('body').innerText(), /sandbox-oauth2-client asks to act for you with the scope openid read/);
+    const closed = popup.waitForEvent('close');
+    await popup.locator('button[value="allow"]').click();
+    await closed;
+    await waitUntil('the code was exchanged', async () => sandbox!.calls('oauth2.token') > exchanges);
+    // A new login has no "last used" yet: the one of the start (used by the inject) had.
+    await waitUntil('the dialog shows the new login', async () => /Logged in as Demo Operator \(openid read\)$/.test(await status.innerText()));
+    await assertNoLeaks('the login dialog');
+    await page.locator('#node-config-dialog-cancel').click();
+    await page.locator('#node-config-dialog-ok').waitFor({ state: 'detached' });
+
+    const debug = await debugMessages();
+    try {
+      assert.equal((await admin(`inject/${LOGIN.inject}`, { method: 'POST' })).status, 200);
+      assert.match(await debug.next(LOGIN.debug), /"statusCode":200.*"user":"demo-operator"|"user":"demo-operator".*"statusCode":200/);
+    } finally {
+      debug.close();
+    }
+    assertNoProblems();
+  });
+
   it('the runtime log holds none of the secrets', () => {
     const output = red!.output();
     assert.deepEqual(
