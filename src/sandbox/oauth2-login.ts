@@ -179,7 +179,7 @@ function back(redirectUri: string, params: Record<string, string>): Reply {
 
 const page = (title: string, body: string) =>
   `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>` +
-  '<style>body{font-family:sans-serif;max-width:36em;margin:3em auto;line-height:1.5}button{font-size:1em;padding:.3em 1.2em;margin-right:.5em}</style>' +
+  '<style>body{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em;line-height:1.5}button{font-size:1em;padding:.3em 1.2em;margin-right:.5em}</style>' +
   `</head><body>${body}</body></html>`;
 
 function errorPage(status: number, message: string): Reply {
