@@ -38,7 +38,18 @@ function banner(sandbox: Sandbox, boarding: BoardingConfiguration): string {
     }),
     rows('DataTrails', { url: sandbox.url, ...dataTrails }),
     rows('MBP', { url: `${sandbox.url}/mbp`, ...mbp }),
-    rows('OAuth 2.0 client credentials', { tokenUrl: `${sandbox.url}/oauth2/token`, apiUrl: `${sandbox.url}/oauth2/api`, ...oauth2 }),
+    rows('OAuth 2.0 client credentials', {
+      tokenUrl: `${sandbox.url}/oauth2/token`,
+      apiUrl: `${sandbox.url}/oauth2/api`,
+      clientId: oauth2.clientId,
+      clientSecret: oauth2.clientSecret,
+      audience: oauth2.audience,
+    }),
+    rows('OAuth 2.0 login (authorization code; the same client)', {
+      issuer: `${sandbox.url}/oauth2`,
+      apiUrl: `${sandbox.url}/oauth2/api`,
+      user: `${oauth2.user.name} (press Allow on the consent page; no password)`,
+    }),
     '',
     'These demo credentials work against this sandbox only. Press Ctrl+C to stop.',
   ].join('\n');

@@ -20,6 +20,8 @@ export interface Reply {
   headers?: Record<string, string | string[]> | undefined;
   /** Serialised as JSON with `content-type: application/json` (unless `headers` name another); no body when undefined. */
   json?: unknown;
+  /** A body sent as it is, with the content type `headers` name (a page for a browser); instead of `json`. */
+  text?: string;
 }
 
 /** `params` are the capture groups of the route's path pattern. */
@@ -60,6 +62,25 @@ export function jsonReply(status: number, json: unknown, headers?: Record<string
 
 export function emptyReply(status: number, headers?: Record<string, string | string[]>): Reply {
   return { status, headers };
+}
+
+/** An HTML page for a browser: never cached, never framed (the OAuth 2.0 consent page asks for a click). */
+export function htmlReply(status: number, html: string): Reply {
+  return {
+    status,
+    text: html,
+    headers: {
+      'content-type': 'text/html; charset=utf-8',
+      'cache-control': 'no-store',
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+      'x-frame-options': 'DENY',
+    },
+  };
+}
+
+/** Text for an HTML page: every character that could end an element or an attribute escaped. */
+export function escapeHtml(value: string): string {
+  return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /** The first value of a header, or undefined. */

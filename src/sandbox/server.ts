@@ -196,7 +196,10 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer | und
 
 function send(response: ServerResponse, reply: Reply): void {
   if (response.destroyed || response.headersSent) return;
-  if (reply.json === undefined) {
+  if (reply.text !== undefined) {
+    response.writeHead(reply.status, reply.headers);
+    response.end(reply.text);
+  } else if (reply.json === undefined) {
     response.writeHead(reply.status, reply.headers);
     response.end();
   } else {

@@ -21,8 +21,10 @@ export interface Lifetimes {
   agentClientSecret: number;
   /** Insights Hub agents: the agent access token's `exp - iat` and `expires_in`. */
   agentToken: number;
-  /** OAuth 2.0 client credentials: the access token's `expires_in`. */
+  /** OAuth 2.0: the access token's `expires_in` (every grant). */
   oauth2Token: number;
+  /** OAuth 2.0 authorization code grant: how long a code may wait for its exchange. */
+  oauth2Code: number;
 }
 
 /** The real services' defaults (docs/protocols.md). */
@@ -38,6 +40,7 @@ export const DEFAULT_LIFETIMES: Readonly<Lifetimes> = Object.freeze({
   agentClientSecret: 7 * 24 * 3600,
   agentToken: 3600,
   oauth2Token: 3600,
+  oauth2Code: 60,
 });
 
 export const ENDPOINT_NAMES = [
@@ -62,6 +65,8 @@ export const ENDPOINT_NAMES = [
   'mbp.logout',
   'mbp.devices',
   'mbp.sensors',
+  'oauth2.metadata',
+  'oauth2.authorize',
   'oauth2.token',
   'oauth2.whoami',
   'oauth2.items',
@@ -131,8 +136,11 @@ export interface DemoCredentials {
     firstName: string;
     lastName: string;
   };
-  /** The OAuth 2.0 authorization server's one client, and the audience of its API. */
-  oauth2: { clientId: string; clientSecret: string; audience: string };
+  /**
+   * The OAuth 2.0 authorization server's one client, the audience of its API,
+   * and the user its consent page logs in (no password: the sandbox has one user).
+   */
+  oauth2: { clientId: string; clientSecret: string; audience: string; user: { sub: string; name: string } };
 }
 
 export interface SandboxOptions {

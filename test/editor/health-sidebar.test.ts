@@ -7,13 +7,16 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { PLATFORM_DECLARATIONS } from '../../src/platforms/index.js';
 import { INSIGHTS_HUB_AGENT } from '../../src/platforms/insights-hub-agent/declaration.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { consentAtSandbox } from '../helpers/sandbox-consent.js';
 import { startNodeRed, type NodeRedProcess } from './node-red.js';
 
 /**
  * The "IIoT auth" sidebar tab (resources/health-sidebar.js) and the config
  * dialogs' health line, in Debian's Chromium against a real Node-RED with
  * adminAuth (an admin, and a user with permission "read"), every example flow
- * deployed with the sandbox's demo credentials. The sidebar reads the
+ * deployed with the sandbox's demo credentials, and the OAuth 2.0 login
+ * example logged in as its comment tells the user (its API call seen in the
+ * debug messages the editor receives). The sidebar reads the
  * runtime's real health routes and comms; the sandbox's faults and counts
  * show what the buttons did. Screenshots (English and German, with and
  * without a fault) go to a folder the suite prints; with
@@ -50,6 +53,8 @@ const root = path.resolve(__dirname, '..', '..', '..');
 const EXAMPLE_SANDBOX_URL = 'http://127.0.0.1:1881';
 const PASSWORD = 'health-sidebar-test-password';
 const OAUTH2 = 'ex-o2-config';
+/** The OAuth 2.0 login example: its config node, the inject to press after the login, and the debug node of the API's answer. */
+const LOGIN = { config: 'ex-o2l-config', inject: 'ex-o2l-inject', debug: 'ex-o2l-debug-api' };
 /** The first row (platforms sort by label): the fault the README's picture shows. */
 const CISCO = 'ex-ei-config';
 const AGENT = 'ex-agent-config';
@@ -180,6 +185,7 @@ describe('the health sidebar in a real browser (Chromium)', function () {
       body: JSON.stringify(flows),
     });
     assert.equal(res.status, 204, await res.text());
+    await logInTheLoginExample();
     // The examples' injects fire once: every credential takes its first token (the agent onboards).
     let states = '';
     await waitUntil(
@@ -190,8 +196,76 @@ describe('the health sidebar in a real browser (Chromium)', function () {
         return entries.length === configNodes.length && entries.every((e) => e.state === 'ok' && (e.tokenExpiresAt || NO_TOKEN_AT_START.includes(e.id)));
       },
     );
-    secrets.push(...agentSecrets());
+    secrets.push(...agentSecrets(), ...loginSecrets());
     configNodes = configNodes.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /**
+   * What the login example's comment asks of the user: "Log in" in the config
+   * dialog (its admin route), "Allow" on the sandbox's consent page, the
+   * browser back at the callback, then the inject's button. The API's answer
+   * must reach the debug sidebar (Node-RED's comms, as the editor gets it).
+   */
+  async function logInTheLoginExample() {
+    await waitUntil('the login example is deployed', async () => (await admin(`iiot-auth/oauth2/${LOGIN.config}/login`)).status === 200);
+    const started = await admin(`iiot-auth/oauth2/${LOGIN.config}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ callbackUrl: `${red!.base}/iiot-auth/oauth2/callback` }),
+    });
+    const body = (await started.json()) as { authorizationUrl: string };
+    assert.equal(started.status, 200, JSON.stringify(body));
+    const callback = await fetch(await consentAtSandbox(body.authorizationUrl));
+    const said = await callback.text();
+    assert.equal(callback.status, 200, said);
+    assert.match(said, /Logged in as Demo Operator/);
+    const debug = await debugMessages();
+    try {
+      assert.equal((await admin(`inject/${LOGIN.inject}`, { method: 'POST' })).status, 200);
+      const answer = await debug.next(LOGIN.debug);
+      assert.match(answer, /"statusCode":200/, answer);
+      assert.match(answer, /"user":"demo-operator"/, answer);
+    } finally {
+      debug.close();
+    }
+  }
+
+  /** The debug messages the editor's sidebar receives over Node-RED's comms (its websocket, with the admin's token). */
+  async function debugMessages(): Promise<{ next(nodeId: string): Promise<string>; close(): void }> {
+    type Socket = { on(event: string, listener: (data: unknown) => void): void; send(text: string): void; close(): void };
+    const WebSocket = createRequire(require.resolve('node-red'))('ws') as new (url: string) => Socket;
+    const socket = new WebSocket(`${red!.base.replace(/^http/, 'ws')}/comms`);
+    const received: Array<{ id: string; msg: string }> = [];
+    let authorized = false;
+    socket.on('message', (data) => {
+      const parsed = JSON.parse(String(data)) as unknown;
+      for (const item of (Array.isArray(parsed) ? parsed : [parsed]) as Array<{ auth?: string; topic?: string; data?: { id: string; msg: string } }>) {
+        if (item.auth === 'ok') authorized = true;
+        if (item.topic === 'debug' && item.data) received.push(item.data);
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.on('open', () => resolve());
+      socket.on('error', (err) => reject(err as Error));
+    });
+    socket.send(JSON.stringify({ auth: tokens.admin.access_token }));
+    await waitUntil('comms accepts the admin token', async () => authorized);
+    socket.send(JSON.stringify({ subscribe: 'debug' }));
+    return {
+      async next(nodeId) {
+        await waitUntil(`a debug message of ${nodeId} (received: ${received.map((r) => r.id).join(', ')})`, async () => received.some((r) => r.id === nodeId));
+        return received.find((r) => r.id === nodeId)!.msg;
+      },
+      close: () => socket.close(),
+    };
+  }
+
+  /** The login example's stored refresh token (unsealed: no encryption key is set here). */
+  function loginSecrets(): string[] {
+    const file = path.join(red!.userDir, 'iiot-auth', 'oauth2', `oauth2-${LOGIN.config}.json`);
+    if (!fs.existsSync(file)) return [];
+    const token = (JSON.parse(fs.readFileSync(file, 'utf8')) as { refreshToken?: string }).refreshToken;
+    return token ? [token] : [];
   }
 
   function credentialsFor(node: FlowNode, boarding: string): Record<string, string> | undefined {
@@ -263,7 +337,7 @@ describe('the health sidebar in a real browser (Chromium)', function () {
         .map((el) => (el ? `${(el as HTMLElement).innerText}\n${el.innerHTML}` : ''))
         .join('\n'),
     );
-    const all = [...secrets, ...agentSecrets()];
+    const all = [...secrets, ...agentSecrets(), ...loginSecrets()];
     assert.ok(all.length >= configNodes.length, 'the secrets to look for are known');
     assert.deepEqual(
       all.filter((s) => shown.includes(s)),
@@ -465,10 +539,42 @@ describe('the health sidebar in a real browser (Chromium)', function () {
     assertNoProblems();
   });
 
+  it('the OAuth 2.0 login example: "Log in" in its dialog through the sandbox\'s consent page ("Allow"); the dialog shows the demo user, the API answers for them', async () => {
+    await openEditor();
+    const exchanges = sandbox!.calls('oauth2.token');
+    await entry(LOGIN.config).locator('.iiot-auth-health-name').click();
+    await trayOpened();
+    const status = page.locator('.iiot-o2-login-status');
+    await waitUntil('the dialog shows the login of the start', async () => /Logged in as Demo Operator/.test(await status.innerText()));
+    const popupOpened = page.waitForEvent('popup');
+    await page.locator('.iiot-o2-login-button').click();
+    const popup = await popupOpened;
+    await popup.locator('button[value="allow"]').waitFor({ state: 'visible' });
+    assert.match(await popup.locator('body').innerText(), /sandbox-oauth2-client asks to act for you with the scope openid read/);
+    const closed = popup.waitForEvent('close');
+    await popup.locator('button[value="allow"]').click();
+    await closed;
+    await waitUntil('the code was exchanged', async () => sandbox!.calls('oauth2.token') > exchanges);
+    // A new login has no "last used" yet: the one of the start (used by the inject) had.
+    await waitUntil('the dialog shows the new login', async () => /Logged in as Demo Operator \(openid read\)$/.test(await status.innerText()));
+    await assertNoLeaks('the login dialog');
+    await page.locator('#node-config-dialog-cancel').click();
+    await page.locator('#node-config-dialog-ok').waitFor({ state: 'detached' });
+
+    const debug = await debugMessages();
+    try {
+      assert.equal((await admin(`inject/${LOGIN.inject}`, { method: 'POST' })).status, 200);
+      assert.match(await debug.next(LOGIN.debug), /"statusCode":200.*"user":"demo-operator"|"user":"demo-operator".*"statusCode":200/);
+    } finally {
+      debug.close();
+    }
+    assertNoProblems();
+  });
+
   it('the runtime log holds none of the secrets', () => {
     const output = red!.output();
     assert.deepEqual(
-      [...secrets, ...agentSecrets()].filter((s) => output.includes(s)),
+      [...secrets, ...agentSecrets(), ...loginSecrets()].filter((s) => output.includes(s)),
       [],
     );
   });

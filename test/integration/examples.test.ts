@@ -171,7 +171,7 @@ describe('example flows', () => {
         for (const node of nodes) {
           assert.equal(node.credentials, undefined, `${node.id} has credentials`);
           for (const key of ['clientSecret', 'password', 'boardingConfig', 'privateKey']) assert.equal(node[key], undefined, `${node.id}.${key}`);
-          for (const key of ['gateway', 'server', 'url']) {
+          for (const key of ['gateway', 'server', 'url', 'issuer', 'tokenUrl', 'apiUrl']) {
             const value = node[key];
             if (ourTypes.has(node.type) && typeof value === 'string' && /^https?:/.test(value))
               assert.match(value, /^http:\/\/127\.0\.0\.1:1881(\/|$)/, `${node.id}.${key}`);
