@@ -222,9 +222,17 @@ describe('security: the agent configuration check with adminAuth (a real Node-RE
     assert.ok(!JSON.stringify(answer).includes(IAT.split('.')[2]!), 'no IAT in the answer');
     assert.ok(!red!.output().includes('iat-signature-never-echoed'), "nor in the runtime's output");
     // Nothing was kept: the user directory holds no copy of the text.
-    const files = fs
-      .readdirSync(red!.userDir, { recursive: true, encoding: 'utf8' })
-      .filter((f) => fs.statSync(path.join(red!.userDir, f)).isFile() && !f.startsWith('node_modules'));
-    for (const file of files) assert.ok(!fs.readFileSync(path.join(red!.userDir, file), 'utf8').includes('iat-signature-never-echoed'), file);
+    // Links are not followed: node_modules links to this checkout, where `npm start` leaves a .demo/ that links back.
+    const files: string[] = [];
+    const walk = (dir: string) => {
+      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory() && entry.name !== 'node_modules') walk(full);
+        else if (entry.isFile()) files.push(full);
+      }
+    };
+    walk(red!.userDir);
+    assert.ok(files.length > 0, 'the user directory was read');
+    for (const file of files) assert.ok(!fs.readFileSync(file, 'utf8').includes('iat-signature-never-echoed'), file);
   });
 });
