@@ -31,14 +31,18 @@ export function findSecrets(bytes: Buffer | string, secrets: readonly string[]):
   return found;
 }
 
-/** Every file under a folder, with its bytes (a Redis data folder: its AOF files). */
+/**
+ * Every file under a folder, with its bytes (a Redis data folder: its AOF
+ * files; a Node-RED user directory). Links are not followed and node_modules
+ * is left out: a test user directory links to this checkout, where `npm
+ * start` leaves a .demo/ that links back (a recursive readdir loops there).
+ */
 export function filesUnder(dir: string): Array<{ file: string; bytes: Buffer }> {
   const files: Array<{ file: string; bytes: Buffer }> = [];
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) {
-      const file = path.join(entry.parentPath, entry.name);
-      files.push({ file, bytes: fs.readFileSync(file) });
-    }
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const file = path.join(dir, entry.name);
+    if (entry.isDirectory() && entry.name !== 'node_modules') files.push(...filesUnder(file));
+    else if (entry.isFile()) files.push({ file, bytes: fs.readFileSync(file) });
   }
   return files;
 }

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import { AGENT_CHECK_ROUTE } from '../../src/nodes/insights-hub-agent-check.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 import { FlowHarness as H } from '../helpers/flow.js';
+import { filesUnder } from '../helpers/secret-search.js';
 import { startNodeRed, type NodeRedProcess } from '../editor/node-red.js';
 import { adminUsers } from '../helpers/admin-auth.js';
 import { ALL_MODULES, assertNoLeaks, securitySuite } from './harness.js';
@@ -222,17 +221,8 @@ describe('security: the agent configuration check with adminAuth (a real Node-RE
     assert.ok(!JSON.stringify(answer).includes(IAT.split('.')[2]!), 'no IAT in the answer');
     assert.ok(!red!.output().includes('iat-signature-never-echoed'), "nor in the runtime's output");
     // Nothing was kept: the user directory holds no copy of the text.
-    // Links are not followed: node_modules links to this checkout, where `npm start` leaves a .demo/ that links back.
-    const files: string[] = [];
-    const walk = (dir: string) => {
-      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-        const full = path.join(dir, entry.name);
-        if (entry.isDirectory() && entry.name !== 'node_modules') walk(full);
-        else if (entry.isFile()) files.push(full);
-      }
-    };
-    walk(red!.userDir);
+    const files = filesUnder(red!.userDir);
     assert.ok(files.length > 0, 'the user directory was read');
-    for (const file of files) assert.ok(!fs.readFileSync(file, 'utf8').includes('iat-signature-never-echoed'), file);
+    for (const { file, bytes } of files) assert.ok(!bytes.includes('iat-signature-never-echoed'), file);
   });
 });

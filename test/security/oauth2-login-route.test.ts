@@ -6,6 +6,7 @@ import { type AuthorizationServer, startAuthorizationServer } from '../conforman
 import { loginAtProvider } from '../conformance/oauth2/login-driver.js';
 import { type NodeRedProcess, startNodeRed } from '../editor/node-red.js';
 import { adminUsers } from '../helpers/admin-auth.js';
+import { filesUnder } from '../helpers/secret-search.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -94,13 +95,11 @@ describe('security: the OAuth 2.0 login routes with adminAuth (a real Node-RED)'
     // Sealed in the user directory's store; no refresh token in any file, nor in the output.
     const dir = path.join(red!.userDir, 'iiot-auth', 'oauth2');
     await waitFor(() => fs.existsSync(path.join(dir, `oauth2-${configId}.json`)), { timeoutMs: 5000, what: 'the stored login' });
-    const files = fs
-      .readdirSync(red!.userDir, { recursive: true, encoding: 'utf8' })
-      .filter((f) => !f.startsWith('node_modules') && fs.statSync(path.join(red!.userDir, f)).isFile());
+    const files = filesUnder(red!.userDir);
     for (const rt of as!.refreshTokens) {
       assert.ok(!JSON.stringify(loggedIn).includes(rt));
       assert.ok(!red!.output().includes(rt), 'no refresh token in the output');
-      for (const file of files) assert.ok(!fs.readFileSync(path.join(red!.userDir, file), 'utf8').includes(rt), file);
+      for (const { file, bytes } of files) assert.ok(!bytes.includes(rt), file);
     }
   });
 });
