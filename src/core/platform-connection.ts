@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { closedError, withoutHeaders, type HttpClient, type HttpResponse } from './http/index.js';
 import type { Redactor } from './redact.js';
-import type { Token, TokenProvider } from './token.js';
+import type { MadeProof, Token, TokenProvider } from './token.js';
 import type { Credential, RenewalPolicy, TokenEngine } from './token-engine.js';
 import { describeUrl, ErrorCode, IiotAuthError } from './errors.js';
 import { ApiUrlResolver } from './url.js';
@@ -137,29 +137,33 @@ export class PlatformConnection {
       return timeoutMs === undefined ? token : withinDeadline(token, left(timeoutMs), timeoutMs, this.baseUrl);
     };
     let token = await tokenWithin();
-    const sendOnce = async (current: Token) => {
-      // A token bound to a key (DPoP) needs a fresh proof for every request.
-      const { proof } = current;
-      const headers = proof ? { ...current.headers, ...(await proof.headers(req.method, url)) } : current.headers;
-      return this.options.http.send({
-        method: req.method,
-        url: url.href,
-        parsedUrl: url,
-        headers: withoutHeaders(req.headers, Object.keys(headers)), // auth wins
-        auth: { origin: url.origin, headers },
-        body: req.body,
-        timeoutMs: timeoutMs === undefined ? undefined : left(timeoutMs),
-        maxResponseBytes: req.maxResponseBytes,
-        signal,
-        onRetryWait: observer ? (status: number) => (status === 429 ? observer.rateLimitWait() : undefined) : undefined,
-        // A retried request is a new request to a DPoP server: a proof's jti is good once (RFC 9449 11.1).
-        beforeRetry: proof ? async () => void Object.assign(headers, await proof.headers(req.method, url)) : undefined,
-      });
-    };
-    // A proof refused only for the server's new nonce (RFC 9449 9) goes once more with it.
     const send = async (current: Token) => {
-      const response = await sendOnce(current);
-      return current.proof?.retry(response, url) ? sendOnce(current) : response;
+      const { proof } = current;
+      const headers = { ...current.headers };
+      // A token bound to a key (DPoP) needs a proof for every send: each redirect hop and retry gets its own.
+      let made: MadeProof | undefined;
+      const sendOnce = () =>
+        this.options.http.send({
+          method: req.method,
+          url: url.href,
+          parsedUrl: url,
+          headers: withoutHeaders(req.headers, [...Object.keys(headers), ...(proof ? [proof.header] : [])]), // auth wins
+          auth: { origin: url.origin, headers },
+          body: req.body,
+          timeoutMs: timeoutMs === undefined ? undefined : left(timeoutMs),
+          maxResponseBytes: req.maxResponseBytes,
+          signal,
+          onRetryWait: observer ? (status: number) => (status === 429 ? observer.rateLimitWait() : undefined) : undefined,
+          beforeAuthSend: proof
+            ? async (method: string, target: URL) => {
+                made = await proof.make(method, target);
+                headers[proof.header] = made.value;
+              }
+            : undefined,
+        });
+      const response = await sendOnce();
+      // A proof refused only for the server's new nonce (RFC 9449 9) goes once more with it.
+      return made?.refusedForNonce(response) ? sendOnce() : response;
     };
     let response = await send(token);
     if (this.refusesPermission(response)) return response;

@@ -16,10 +16,17 @@ export interface Token {
 
 /** Proof of possession of a token's key, made per request (a DPoP proof names the method and URL). */
 export interface RequestProof {
-  /** The headers that prove possession for this one request. */
-  headers(method: string, url: URL): Promise<Record<string, string>>;
-  /** True when the answer refused the proof only for a server nonce it now gave: the request is sent once more. */
-  retry(response: import('./http/index.js').HttpResponse, url: URL): boolean;
+  /** The header that carries the proof. */
+  readonly header: string;
+  /** A proof for one send of a request, as it goes (each redirect hop and retry gets its own). */
+  make(method: string, url: URL): Promise<MadeProof>;
+}
+
+export interface MadeProof {
+  /** The header's value. */
+  value: string;
+  /** True when the answer refused this proof only for a server nonce it now gave: the request is sent once more. */
+  refusedForNonce(response: import('./http/index.js').HttpResponse): boolean;
 }
 
 /**

@@ -112,8 +112,13 @@ export default function register(RED: NodeAPI): void {
       return page(res, 400, origin, { ok: false, message: 'the config node was redeployed or removed during the login: nothing was stored; log in again' });
     }
     if (!text('code')) return page(res, 400, origin, { ok: false, message: 'the provider sent no code: nothing was stored; log in again' });
-    void node.oauth2Login.finishLogin(node.connection.http, text('code'), login).then(
-      (session) => page(res, 200, origin, { ok: true, sub: session.sub, name: session.name, scope: session.scope }),
+    const { connection } = node;
+    void node.oauth2Login.finishLogin(connection.http, text('code'), login).then(
+      (session) => {
+        // A new login: the next message uses it at once, with no back-off from "not logged in" and no token of an earlier login.
+        connection.credential.drop();
+        page(res, 200, origin, { ok: true, sub: session.sub, name: session.name, scope: session.scope });
+      },
       (err: unknown) => page(res, 400, origin, { ok: false, message: node.connection?.redact(messageOf(err)) ?? messageOf(err) }),
     );
   });

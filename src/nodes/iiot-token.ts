@@ -56,5 +56,5 @@ async function proofFor(token: Token, msg: Record<string, unknown>): Promise<Rec
       'the token is DPoP-bound: each request needs a proof made for its method and URL; set msg.url (absolute) and msg.method before this node, or use the authenticated request node',
     );
   }
-  return token.proof.headers(method, url);
+  return { [token.proof.header]: (await token.proof.make(method, url)).value };
 }

@@ -1,9 +1,9 @@
-import { createHash, createPrivateKey, generateKeyPair, type KeyObject, randomUUID } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPair, type KeyObject, randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { exportJWK, type JWK, SignJWT } from 'jose';
 import { ErrorCode, IiotAuthError } from '../core/errors.js';
 import type { HttpResponse } from '../core/http/index.js';
-import type { RequestProof } from '../core/token.js';
+import type { MadeProof, RequestProof } from '../core/token.js';
 import type { ServerMetadata } from './oauth2-discovery.js';
 import { objectBody } from './response.js';
 
@@ -63,22 +63,29 @@ export class DpopProver {
         "the stored login's DPoP key cannot be read (the store was edited or damaged): log in again in the config dialog",
       );
     }
-    const { d: _private, ...publicJwk } = await exportJWK(key);
-    return new DpopProver(key, alg, publicJwk);
+    // The public key's JWK only: a private JWK of RSA carries p, q, dp, dq and qi besides d.
+    return new DpopProver(key, alg, await exportJWK(createPublicKey(key)));
   }
 
-  /** The key as the login record keeps it (a secret field, sealed at rest when encryption is on). */
+  /** The key as the login record keeps it (a secret field, sealed at rest when encryption is configured). */
   stored(): { key: string; alg: DpopAlg } {
     return { key: this.key.export({ format: 'pem', type: 'pkcs8' }).toString(), alg: this.alg };
   }
 
-  /** A proof for one request (RFC 9449 4.2); `accessToken` for a request to the API (7). */
-  proof(method: string, url: string | URL, accessToken?: string): Promise<string> {
+  /**
+   * A proof for one request as it is sent (RFC 9449 4.2), with the nonce
+   * last given by its origin; `accessToken` for a request to the API (7).
+   * Its answer tells whether the server refused it only for lacking a nonce.
+   */
+  async make(method: string, url: string | URL, accessToken?: string): Promise<MadeProof> {
     const target = new URL(url);
+    // htu is the URL without query and fragment (4.2); userinfo is never sent either.
     target.search = '';
     target.hash = '';
+    target.username = '';
+    target.password = '';
     const nonce = this.nonces.get(target.origin);
-    return new SignJWT({
+    const value = await new SignJWT({
       htm: method.toUpperCase(),
       htu: target.href,
       ...(accessToken === undefined ? {} : { ath: sha256(accessToken) }),
@@ -88,30 +95,27 @@ export class DpopProver {
       .setIssuedAt()
       .setJti(randomUUID())
       .sign(this.key);
+    return { value, refusedForNonce: (res) => this.noteAnswer(res, target.origin, nonce) };
   }
 
   /**
    * Remembers the nonce an answer carries (RFC 9449 8.2, 9). True when the
    * server refused the proof only for lacking that nonce (`use_dpop_nonce`:
    * in the body at the token endpoint, in `WWW-Authenticate` at an API) and
-   * the nonce is new, so the request is worth sending once more.
+   * it is not the one the proof carried: then the request is worth sending
+   * once more. Requests running at once each compare with their own proof's.
    */
-  noteAnswer(res: HttpResponse, url: string | URL): boolean {
+  private noteAnswer(res: HttpResponse, origin: string, sent: string | undefined): boolean {
     const value = res.headers['dpop-nonce'];
     const nonce = typeof value === 'string' ? value.trim() : undefined;
     if (!nonce || !NONCE.test(nonce)) return false;
-    const origin = new URL(url).origin;
-    const fresh = this.nonces.get(origin) !== nonce;
     this.nonces.set(origin, nonce);
-    return fresh && asksForNonce(res);
+    return nonce !== sent && asksForNonce(res);
   }
 
   /** What each API request with a token bound to this key needs. */
   forToken(accessToken: string): RequestProof {
-    return {
-      headers: async (method, url) => ({ dpop: await this.proof(method, url, accessToken) }),
-      retry: (res, url) => this.noteAnswer(res, url),
-    };
+    return { header: 'dpop', make: (method, url) => this.make(method, url, accessToken) };
   }
 }
 

@@ -47,8 +47,8 @@ export const sessionId = (configId: string): string => `oauth2-${configId}`;
 
 export const LOG_IN_AGAIN = 'log in again in the config dialog';
 const WHAT = 'the OAuth 2.0 token endpoint';
-/** Failures of a token request that may have reached the server: only these can have lost the answer to a rotation. */
-const NOT_SENT: ReadonlySet<string> = new Set([ErrorCode.HTTP_CONNECTION_REFUSED, ErrorCode.HTTP_HOST_NOT_FOUND, ErrorCode.HTTP_TLS_ERROR, ErrorCode.CLOSED]);
+/** Failures of a token request after it may have reached the server: only these can have lost the answer to a rotation. */
+const MAY_HAVE_BEEN_SENT: ReadonlySet<string> = new Set([ErrorCode.HTTP_CONNECTION_RESET, ErrorCode.HTTP_TIMEOUT, ErrorCode.HTTP_FAILED]);
 
 /** How long a started login may take before its state and verifier are forgotten. */
 export const LOGIN_TTL_MS = 10 * 60 * 1000;
@@ -221,6 +221,8 @@ export class OAuth2LoginClient {
       const version = await this.store.write(this.recordId, { ...session }, current?.version);
       if (this.store.minReplicas > 0) await this.store.acknowledge(this.recordId, version);
     });
+    // A new login: a lost answer of the one before says nothing about it.
+    this.answerLost = false;
     return session;
   }
 
@@ -294,10 +296,6 @@ export class OAuth2LoginClient {
             }
             throw providerError(res, endpoint.method, this.settings.scope, 'refresh token', this.settings.resource, this.settings.dpop);
           }
-          const token = readTokenResponse(res, now, endpoint.method, this.settings.scope, 'refresh token', this.settings.resource, {
-            prover,
-            dpop: this.settings.dpop,
-          });
           const body = objectBody(res) ?? {};
           const rotated = typeof body.refresh_token === 'string' && body.refresh_token ? body.refresh_token : session.refreshToken;
           this.tokens.add(rotated);
@@ -309,9 +307,13 @@ export class OAuth2LoginClient {
             // A key made for this refresh (DPoP turned on after the login) is kept from now on.
             ...dpopFields(prover),
           };
+          // The server has rotated the refresh token, whatever we make of the access token: the new one is kept first.
           await this.keep(record.version, next, lease, rotated !== session.refreshToken);
           this.answerLost = false;
-          return token;
+          return readTokenResponse(res, now, endpoint.method, this.settings.scope, 'refresh token', this.settings.resource, {
+            prover,
+            dpop: this.settings.dpop,
+          });
         }
       } finally {
         await lease.release();
@@ -324,7 +326,7 @@ export class OAuth2LoginClient {
     try {
       return await send();
     } catch (err) {
-      if (!(err instanceof IiotAuthError && NOT_SENT.has(err.code))) this.answerLost = true;
+      if (err instanceof IiotAuthError && MAY_HAVE_BEEN_SENT.has(err.code)) this.answerLost = true;
       throw err;
     }
   }
@@ -364,7 +366,9 @@ export class OAuth2LoginClient {
   /** Clears the refresh token of the record as read (compare-and-set: a newer login is kept). */
   private async endSession(record: StoredRecord | undefined, lease?: RecordLease): Promise<void> {
     if (!record?.value.refreshToken) return;
-    await this.store.write(this.recordId, { ...record.value, refreshToken: '' }, record.version, lease).catch((err: unknown) => {
+    // The login's DPoP key goes with it: a new login makes a new one.
+    const { dpopKey: _key, dpopAlg: _alg, ...rest } = record.value;
+    await this.store.write(this.recordId, { ...rest, refreshToken: '' }, record.version, lease).catch((err: unknown) => {
       if (!isRecordConflict(err)) throw err;
     });
   }

@@ -93,7 +93,7 @@ export const OAUTH2_ERROR_CODES = {
   },
   DPOP_REJECTED: {
     meaning:
-      'the authorization server or the API refused the DPoP proof (`invalid_dpop_proof`, or `use_dpop_nonce` again after the one retry with its nonce), or it wants DPoP and the config node is set to never use it',
+      'the token endpoint refused the DPoP proof (`invalid_dpop_proof`, or `use_dpop_nonce` again after the one retry with its nonce), issued a DPoP token to a config node set to never, or a bearer token to one set to always (an API that refuses a proof answers 401, which the request node passes on)',
     action:
       "set DPoP to auto or always in the config node when the server requires it; otherwise check this machine's clock (proofs carry the time) and that the server takes ES256 proofs; the message quotes the server",
   },
@@ -220,12 +220,12 @@ export async function buildTokenRequest(
   client: ClientCredentials,
   endpoint: TokenEndpoint,
   grant: Record<string, string> = { grant_type: 'client_credentials' },
-  prover?: DpopProver,
+  dpopProof?: string,
 ): Promise<HttpRequest> {
   const form = new URLSearchParams(grant);
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
   await authenticate(endpoint.method, client, endpoint.url, form, headers, endpoint.signingAlgs);
-  if (prover) headers.dpop = await prover.proof('POST', endpoint.url);
+  if (dpopProof) headers.dpop = dpopProof;
   // The code exchange names only the code (RFC 6749 4.1.3): scope and the rest were settled at the login.
   if (grant.grant_type !== 'authorization_code') {
     if (settings.scope) form.set('scope', settings.scope);
@@ -258,9 +258,12 @@ export async function sendTokenRequest(
 ): Promise<{ res: HttpResponse; prover: DpopProver | undefined }> {
   const { settings, client, endpoint, dpop, metadata } = parts;
   const attempt = async (prover: DpopProver | undefined) => {
-    const send = async () => http.send(await buildTokenRequest(settings, client, endpoint, grant, prover));
-    const res = await send();
-    return prover?.noteAnswer(res, endpoint.url) ? send() : res;
+    const send = async () => {
+      const made = await prover?.make('POST', endpoint.url);
+      return { made, res: await http.send(await buildTokenRequest(settings, client, endpoint, grant, made?.value)) };
+    };
+    const first = await send();
+    return first.made?.refusedForNonce(first.res) ? (await send()).res : first.res;
   };
   const prover = await dpop.proverFor(metadata);
   const res = await attempt(prover);

@@ -40,6 +40,8 @@ export interface Grant {
 
 /** What the token endpoint answers for a grant, or an OAuth 2.0 error (RFC 6749 5.2). */
 export type GrantOutcome = { ok: true; grant: Grant; refreshToken: string } | { ok: false; error: string; description: string };
+/** The token request's other parameters (scope, audience) against the grant: a refusal, checked before a code or refresh token is spent. */
+export type GrantCheck = (grant: Grant) => { error: string; description: string } | undefined;
 
 const random = () => randomBytes(32).toString('base64url');
 const refuse = (error: string, description: string): GrantOutcome => ({ ok: false, error, description });
@@ -124,7 +126,7 @@ export function createLogin(context: SandboxContext) {
   }
 
   /** grant_type=authorization_code (RFC 6749 4.1.3, RFC 7636 4.6) for a client already authenticated. */
-  function exchangeCode(form: URLSearchParams, clientId: string): GrantOutcome {
+  function exchangeCode(form: URLSearchParams, clientId: string, check: GrantCheck): GrantOutcome {
     const code = form.get('code');
     if (!code) return refuse('invalid_request', 'code is required');
     const entry = codes.get(code);
@@ -143,15 +145,20 @@ export function createLogin(context: SandboxContext) {
       return refuse('invalid_grant', 'code_verifier does not match the code_challenge (PKCE)');
     }
     const grant = { clientId, scope: entry.scope, grantId: entry.grantId };
+    const refused = check(grant);
+    if (refused) return { ok: false, ...refused };
     return { ok: true, grant, refreshToken: newRefreshToken(grant) };
   }
 
   /** grant_type=refresh_token (RFC 6749 6): the token is spent, a new one comes with the answer. */
-  function refresh(form: URLSearchParams, clientId: string): GrantOutcome {
+  function refresh(form: URLSearchParams, clientId: string, check: GrantCheck): GrantOutcome {
     const token = form.get('refresh_token');
     if (!token) return refuse('invalid_request', 'refresh_token is required');
     const grant = refreshTokens.get(token);
     if (!grant || grant.clientId !== clientId) return refuse('invalid_grant', 'unknown, already used or revoked refresh token');
+    // Refused for its scope or audience, the token stays good, as at a real server.
+    const refused = check(grant);
+    if (refused) return { ok: false, ...refused };
     refreshTokens.delete(token);
     return { ok: true, grant, refreshToken: newRefreshToken(grant) };
   }

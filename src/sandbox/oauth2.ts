@@ -82,7 +82,8 @@ export async function createOAuth2(context: SandboxContext): Promise<Platform> {
     }
     const grantType = form.get('grant_type');
     if (grantType === 'authorization_code' || grantType === 'refresh_token') {
-      const outcome = grantType === 'authorization_code' ? login.exchangeCode(form, found.id) : login.refresh(form, found.id);
+      const check = (grant: Grant) => loginRequestRefused(form, grant);
+      const outcome = grantType === 'authorization_code' ? login.exchangeCode(form, found.id, check) : login.refresh(form, found.id, check);
       return outcome.ok ? loginTokens(form, found.method, outcome.grant, outcome.refreshToken, grantType) : oauthError(400, outcome.error, outcome.description);
     }
     if (grantType !== 'client_credentials') {
@@ -99,18 +100,24 @@ export async function createOAuth2(context: SandboxContext): Promise<Platform> {
     return jsonReply(200, { access_token: issued.token, token_type: 'Bearer', expires_in: lifetime, scope: scopes.join(' ') });
   }
 
+  const askedScope = (form: URLSearchParams, grant: Grant) => (form.has('scope') ? (form.get('scope') ?? '').split(' ').filter(Boolean) : grant.scope);
+
+  /** A login's token request asking for more scope than the login granted (RFC 6749 6), or for another audience. */
+  function loginRequestRefused(form: URLSearchParams, grant: Grant): { error: string; description: string } | undefined {
+    const wider = askedScope(form, grant).filter((scope) => !grant.scope.includes(scope));
+    if (wider.length > 0) return { error: 'invalid_scope', description: `not granted at the login: ${wider.join(' ')}` };
+    const audience = form.get('audience');
+    if (audience !== null && audience !== demo.audience) return { error: 'invalid_target', description: `unknown audience: ${audience}` };
+    return undefined;
+  }
+
   /**
    * The answer to a login's grant: an access token for the demo user, the
    * rotated refresh token, and after the code an ID token when the scope has
    * openid. A refresh may narrow the scope (RFC 6749 6), never widen it.
    */
   async function loginTokens(form: URLSearchParams, method: string, grant: Grant, refreshToken: string, grantType: string): Promise<Reply> {
-    const asked = form.has('scope') ? (form.get('scope') ?? '').split(' ').filter(Boolean) : grant.scope;
-    const wider = asked.filter((scope) => !grant.scope.includes(scope));
-    if (wider.length > 0) return oauthError(400, 'invalid_scope', `not granted at the login: ${wider.join(' ')}`);
-    const audience = form.get('audience');
-    if (audience !== null && audience !== demo.audience) return oauthError(400, 'invalid_target', `unknown audience: ${audience}`);
-    const scope = asked.join(' ');
+    const scope = askedScope(form, grant).join(' ');
     const claims = { sub: grant.clientId, client_auth: method, scope, aud: demo.audience, params: extraParams(form), user: demo.user.sub };
     const lifetime = context.lifetimes.oauth2Token;
     const issued = await issuer.issue(claims, lifetime);

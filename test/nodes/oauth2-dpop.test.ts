@@ -14,19 +14,21 @@ const answer = (statusCode: number, body: unknown, headers: Record<string, strin
 });
 
 describe('DPoP proofs (no network)', () => {
-  it('a proof: dpop+jwt with the public key only, htm, htu without query or fragment, iat, a new jti each time, ath of the token', async () => {
+  const claims = async (made: Promise<{ value: string }>) => (await jwtVerify((await made).value, EmbeddedJWK, { typ: 'dpop+jwt' })).payload;
+
+  it('a proof: dpop+jwt with the public key only, htm, htu without query, fragment or userinfo, iat, a new jti each time, ath of the token', async () => {
     const prover = await DpopProver.generate();
-    const proof = await prover.proof('post', 'https://api.example/items?x=1#top', 'the-token');
-    const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt' });
+    const made = await prover.make('post', 'https://user:pw@api.example/items?x=1#top', 'the-token');
+    const { payload, protectedHeader } = await jwtVerify(made.value, EmbeddedJWK, { typ: 'dpop+jwt' });
     assert.equal(protectedHeader.alg, 'ES256');
-    assert.equal((protectedHeader.jwk as Record<string, unknown>).d, undefined, 'no private part in the header');
+    assert.deepEqual(Object.keys(protectedHeader.jwk!).sort(), ['crv', 'kty', 'x', 'y'], 'the public key only');
     assert.equal(payload.htm, 'POST');
     assert.equal(payload.htu, 'https://api.example/items');
     assert.equal(payload.ath, createHash('sha256').update('the-token').digest('base64url'));
     assert.ok(Math.abs((payload.iat as number) - Date.now() / 1000) < 5);
-    const again = await jwtVerify(await prover.proof('POST', 'https://api.example/items'), EmbeddedJWK);
-    assert.notEqual(again.payload.jti, payload.jti);
-    assert.equal(again.payload.ath, undefined, 'no ath at the token endpoint');
+    const again = await claims(prover.make('POST', 'https://api.example/items'));
+    assert.notEqual(again.jti, payload.jti);
+    assert.equal(again.ath, undefined, 'no ath at the token endpoint');
   });
 
   it("picks the server's algorithm when it lists one this client signs with", async () => {
@@ -35,29 +37,40 @@ describe('DPoP proofs (no network)', () => {
     assert.equal((await DpopProver.generate(['EdDSA'])).alg, 'ES256');
   });
 
-  it('a nonce: taken from DPoP-Nonce when it is 1*NQCHAR; a retry only for a new one the server asked for; per origin', async () => {
+  it('a nonce: taken from DPoP-Nonce when it is 1*NQCHAR, per origin; a retry only when the server asks for one the proof lacked', async () => {
     const prover = await DpopProver.generate();
     const url = 'https://as.example/token';
-    assert.equal(prover.noteAnswer(answer(400, { error: 'use_dpop_nonce' }, { 'dpop-nonce': 'n-1' }), url), true);
-    assert.equal((await jwtVerify(await prover.proof('POST', url), EmbeddedJWK)).payload.nonce, 'n-1');
-    assert.equal(prover.noteAnswer(answer(400, { error: 'use_dpop_nonce' }, { 'dpop-nonce': 'n-1' }), url), false, 'the same nonce again: no use retrying');
-    assert.equal(prover.noteAnswer(answer(200, {}, { 'dpop-nonce': 'n-2' }), url), false, 'a new nonce on success is kept, nothing retried');
-    assert.equal((await jwtVerify(await prover.proof('POST', url), EmbeddedJWK)).payload.nonce, 'n-2');
+    const asks = (nonce: string) => answer(400, { error: 'use_dpop_nonce' }, { 'dpop-nonce': nonce });
+    // Two requests at once, both before the nonce is known: each is retried, not only the first.
+    const [a, b] = await Promise.all([prover.make('POST', url), prover.make('POST', url)]);
+    assert.equal(a.refusedForNonce(asks('n-1')), true);
+    assert.equal(b.refusedForNonce(asks('n-1')), true);
+    const withNonce = await prover.make('POST', url);
+    assert.equal((await claims(Promise.resolve(withNonce))).nonce, 'n-1');
+    assert.equal(withNonce.refusedForNonce(asks('n-1')), false, 'refused with the nonce it carried: no use retrying');
+    assert.equal(withNonce.refusedForNonce(answer(200, {}, { 'dpop-nonce': 'n-2' })), false, 'a new nonce on success is kept, nothing retried');
+    assert.equal((await claims(prover.make('POST', url))).nonce, 'n-2');
     for (const bad of ['a"b', 'a\\b', 'x'.repeat(1025)]) {
-      assert.equal(prover.noteAnswer(answer(400, { error: 'use_dpop_nonce' }, { 'dpop-nonce': bad }), url), false, bad.slice(0, 10));
+      assert.equal((await prover.make('POST', url)).refusedForNonce(asks(bad)), false, bad.slice(0, 10));
     }
-    assert.equal((await jwtVerify(await prover.proof('POST', url), EmbeddedJWK)).payload.nonce, 'n-2', 'a bad nonce is not taken');
+    assert.equal((await claims(prover.make('POST', url))).nonce, 'n-2', 'a bad nonce is not taken');
     const api = 'https://api.example/items';
-    assert.equal((await jwtVerify(await prover.proof('GET', api), EmbeddedJWK)).payload.nonce, undefined, "another origin: not the server's nonce");
+    const first = await prover.make('GET', api);
+    assert.equal((await claims(Promise.resolve(first))).nonce, undefined, "another origin: not the server's nonce");
     const challenge = answer(401, {}, { 'www-authenticate': 'DPoP error="use_dpop_nonce", error_description="nonce"', 'dpop-nonce': 'r-1' });
-    assert.equal(prover.noteAnswer(challenge, api), true);
+    assert.equal(first.refusedForNonce(challenge), true);
   });
 
-  it('a stored key restores to the same key; a damaged one is CONFIG_INVALID that says to log in again', async () => {
+  it('a stored key restores to the same key, its public part only in the proofs (RSA too); a damaged one is CONFIG_INVALID that says to log in again', async () => {
+    const thumb = async (p: DpopProver) => calculateJwkThumbprint(decodeProtectedHeader((await p.make('GET', 'https://a.example/')).value).jwk!);
+    for (const algs of [[], ['RS256']]) {
+      const prover = await DpopProver.generate(algs);
+      const restored = await DpopProver.restore(prover.stored());
+      assert.equal(await thumb(restored), await thumb(prover));
+      const jwk = decodeProtectedHeader((await restored.make('GET', 'https://a.example/')).value).jwk!;
+      assert.deepEqual(Object.keys(jwk).sort(), algs.length ? ['e', 'kty', 'n'] : ['crv', 'kty', 'x', 'y'], 'no private part of the restored key');
+    }
     const prover = await DpopProver.generate();
-    const restored = await DpopProver.restore(prover.stored());
-    const thumb = async (p: DpopProver) => calculateJwkThumbprint(decodeProtectedHeader(await p.proof('GET', 'https://a.example/')).jwk!);
-    assert.equal(await thumb(restored), await thumb(prover));
     await assert.rejects(DpopProver.restore({ key: 'not a key', alg: 'ES256' }), { code: 'CONFIG_INVALID', message: /log in again/ });
     await assert.rejects(DpopProver.restore({ ...prover.stored(), alg: 'HS256' }), { code: 'CONFIG_INVALID' });
   });
@@ -87,8 +100,9 @@ describe('DPoP proofs (no network)', () => {
     });
     assert.equal(token.type, 'dpop');
     assert.deepEqual(token.headers, { authorization: 'DPoP abc' });
-    const headers = await token.proof!.headers('GET', new URL('https://api.example/x'));
-    assert.equal((await jwtVerify(headers.dpop!, EmbeddedJWK)).payload.ath, createHash('sha256').update('abc').digest('base64url'));
+    assert.equal(token.proof!.header, 'dpop');
+    const made = await token.proof!.make('GET', new URL('https://api.example/x'));
+    assert.equal((await jwtVerify(made.value, EmbeddedJWK)).payload.ath, createHash('sha256').update('abc').digest('base64url'));
     assert.throws(
       () =>
         oauth2.readTokenResponse(answer(200, { access_token: 'abc', token_type: 'Bearer' }), 0, 'basic', '', 'client credentials', '', {

@@ -76,8 +76,10 @@ export class HttpClient {
     if (this.closed) throw closedError();
     const target = hop.parsed ?? new URL(hop.url);
     const origin = target.origin;
+    const auth = req.auth && origin === req.auth.origin ? req.auth : undefined;
+    if (auth) await req.beforeAuthSend?.(hop.method, target);
     // One object per request: the caller's headers with the auth headers on top, for their origin only.
-    const headers = req.auth && origin === req.auth.origin ? Object.assign({}, hop.headers, req.auth.headers) : hop.headers;
+    const headers = auth ? Object.assign({}, hop.headers, auth.headers) : hop.headers;
     const timeoutMs = req.timeoutMs ?? this.timeoutMs;
     const maxBytes = req.maxResponseBytes ?? this.maxResponseBytes;
     // One timeout mechanism: undici's own (headers, then the gaps in the body),

@@ -33,7 +33,6 @@ export async function withRetries(req: HttpRequest, send: () => Promise<HttpResp
     } catch {
       throw waitOutlastsTimeout(req.url, wait, response.statusCode);
     }
-    await req.beforeRetry?.();
   }
 }
 

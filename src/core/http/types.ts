@@ -68,8 +68,12 @@ export interface HttpRequest {
   signal?: AbortSignal | undefined;
   /** Told before each wait for a 429 or 503 answer that is retried (a health view counts them). */
   onRetryWait?: ((statusCode: number, waitMs: number) => void) | undefined;
-  /** Runs after that wait, before the request goes again: a per-request proof (DPoP) is made anew in `auth.headers`. */
-  beforeRetry?: (() => Promise<void>) | undefined;
+  /**
+   * Runs before each send to the auth origin (the first, each redirect hop,
+   * each retry) with the method and URL as sent: a per-request proof (DPoP)
+   * is made anew in `auth.headers`.
+   */
+  beforeAuthSend?: ((method: string, url: URL) => Promise<void>) | undefined;
   /** `url`, already parsed by the caller: saves parsing it again. */
   parsedUrl?: URL | undefined;
 }

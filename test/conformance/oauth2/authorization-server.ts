@@ -415,6 +415,11 @@ export async function startAuthorizationServer(options: AuthorizationServerOptio
   // Over https (with tls), the resource server asks for a client certificate and holds a
   // certificate-bound token (RFC 8705 3) to it: the token's cnf must name the certificate presented.
   serve = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    // A moved resource, as an API may answer before it looks at the token: the client follows to /items.
+    if (req.url === '/moved') {
+      res.writeHead(301, { location: '/items' }).end();
+      return;
+    }
     const [, scheme, token] = /^(Bearer|DPoP) (\S+)$/i.exec(req.headers.authorization ?? '') ?? [];
     let active: Record<string, unknown> = { active: false };
     if (token?.split('.').length === 3) active = await verifiedJwt(token);

@@ -113,6 +113,22 @@ describe('OAuth 2.0 conformance (oidc-provider): DPoP (RFC 9449)', function () {
       assert.deepEqual([as.api.dpop - dpop, as.api.refused - refused, as.api.proofs.length - proofs], [1, 0, 3], 'two 429s, then accepted; three proofs');
     });
 
+    it('a same-origin redirect: the next hop gets a new proof for its own URL', async () => {
+      const f = flowFor({ dpop: 'always' });
+      const request = f.nodes.find((n) => n.id === f.ids.request)!;
+      request.url = '/moved';
+      await H.load(MODULES, f.nodes, f.credentials);
+      const [dpop, refused, proofs] = [as.api.dpop, as.api.refused, as.api.proofs.length];
+      const outcome = await outcomeOf(f.ids, () => H.node(f.ids.request).receive({}));
+      assert.equal(outcome.kind, 'output', JSON.stringify(outcome.error));
+      assert.equal(outcome.msg.statusCode, 200);
+      assert.deepEqual([as.api.dpop - dpop, as.api.refused - refused], [1, 0]);
+      assert.deepEqual(
+        as.api.proofs.slice(proofs).map((p) => p.htu),
+        [`${as.apiUrl}/items`],
+      );
+    });
+
     it('always, with the token URL only (no metadata): proofs from the first request, for any client; the API takes the bound token', async () => {
       const client = as.clients.basic.clientId;
       const refused = as.refused(client);
@@ -170,12 +186,19 @@ describe('OAuth 2.0 conformance (oidc-provider): DPoP (RFC 9449)', function () {
       });
       assert.deepEqual([outputs.length, errors.length], [20, 0]);
       assert.equal(as.api.nonceChallenges - challenges, 1);
-      // The API moves to a new nonce: one more challenge, and the message still succeeds.
+      // The API moves to a new nonce while 10 messages run at once: each proof without it is challenged and
+      // sent once more; none is taken for a refused token (no new token request).
       as.setApiNonce('api-nonce-2');
-      const moved = await outcomeOf(f.ids, () => H.node(f.ids.request).receive({}));
-      assert.equal(moved.kind, 'output', JSON.stringify(moved.error));
-      assert.equal(moved.msg.statusCode, 200);
-      assert.equal(as.api.nonceChallenges - challenges, 2);
+      const moved = await countOutcomes(f.ids, async () => {
+        for (let i = 0; i < 10; i++) H.node(f.ids.request).receive({});
+      });
+      assert.deepEqual(
+        moved.errors.map((e) => e.error),
+        [],
+      );
+      assert.ok(moved.outputs.every((m) => m.statusCode === 200));
+      assert.ok(as.api.nonceChallenges - challenges >= 2);
+      assert.equal(as.granted(client) - granted, 1, 'still the first token');
     });
   });
 
@@ -228,6 +251,7 @@ describe('OAuth 2.0 conformance (oidc-provider): DPoP (RFC 9449)', function () {
       const dpopKey = String(record?.value.dpopKey ?? '');
       assert.match(dpopKey, /-----BEGIN PRIVATE KEY-----/);
       const keyBody = dpopKey.split('\n')[1]!;
+      const storedKey = async () => String((await store.read(sessionId(f.ids.config)))?.value.dpopKey ?? '');
       const bytes = fs
         .readdirSync(dir)
         .map((name) => fs.readFileSync(path.join(dir, name), 'utf8'))
@@ -243,6 +267,7 @@ describe('OAuth 2.0 conformance (oidc-provider): DPoP (RFC 9449)', function () {
       await me();
       assert.equal(as.refused(as.clients.code.clientId) - refused, 0, 'the kept key is used from the first refresh on');
       assert.equal(as.grantedOf(as.clients.code.clientId, 'authorization_code'), 1, 'one login');
+      assert.equal(await storedKey(), dpopKey, 'the same key after the restart, not a new one');
       assert.deepEqual(H.leaks([as.clients.code.clientSecret!, ...as.refreshTokens, keyBody]), []);
     });
   });
