@@ -21,7 +21,7 @@ const loginMutex = new KeyedMutex();
  * Config node: any OAuth 2.0 API. With the client credentials grant it is
  * what the declaration builds; with the authorization code grant, tokens come
  * from a refresh token that a user's login in the editor stored
- * (../platforms/oauth2-login.ts), and three admin routes run the login:
+ * (../platforms/oauth2-login.ts), and four admin routes run the login:
  *
  * - POST iiot-auth/oauth2/<id>/login (write permission, JSON only) starts it:
  *   state and PKCE verifier made and kept here, the provider's URL answered;
@@ -29,7 +29,9 @@ const loginMutex = new KeyedMutex();
  *   A top-level navigation carries no admin token, so permission is the
  *   state's: only the POST above makes one, it is 256 random bits, one use,
  *   ten minutes (docs/security.md);
- * - GET iiot-auth/oauth2/<id>/login (read permission): logged in or not, as whom.
+ * - GET iiot-auth/oauth2/<id>/login (read permission): logged in or not, as whom;
+ * - POST iiot-auth/oauth2/<id>/logout (write permission, JSON only): the
+ *   refresh token revoked at the provider (RFC 7009) and cleared here.
  */
 export default function register(RED: NodeAPI): void {
   registerPlatformConfigNode(RED, OAUTH2, (definition, credentials, node) => {
@@ -78,6 +80,23 @@ export default function register(RED: NodeAPI): void {
         res.json({ authorizationUrl: authorizationUrl(endpoint, login.settings, redirectUri, state, challenge), redirectUri });
       },
       (err: unknown) => refuse(res, 502, isIiotAuthError(err) ? err.code : ErrorCode.INTERNAL_ERROR, node.connection?.redact(messageOf(err)) ?? messageOf(err)),
+    );
+  });
+
+  RED.httpAdmin.post('/iiot-auth/oauth2/:id/logout', RED.auth.needsPermission('iiot-oauth2.write'), (req: AdminRequest, res: AdminResponse) => {
+    if (!acceptsJsonOnly(req, res, 'the OAuth 2.0 log-out')) return;
+    const node = loginOf(req.params?.id);
+    if (!node?.oauth2Login || !node.connection) {
+      return refuse(res, 404, ErrorCode.NOT_FOUND, 'no deployed OAuth 2.0 config node with the authorization code grant has this id: deploy it first');
+    }
+    const { connection } = node;
+    void node.oauth2Login.logout(connection.http).then(
+      (outcome) => {
+        // The logged-out user's access token is not used for another message either.
+        connection.credential.drop();
+        res.json({ loggedIn: false, ...outcome });
+      },
+      (err: unknown) => refuse(res, 500, isIiotAuthError(err) ? err.code : ErrorCode.INTERNAL_ERROR, connection.redact(messageOf(err))),
     );
   });
 

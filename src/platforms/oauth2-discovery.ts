@@ -19,6 +19,8 @@ export interface ServerMetadata {
   mtlsTokenEndpoint?: string;
   /** RFC 8414 2: where the browser goes for the authorization code grant; absent for a server without it. */
   authorizationEndpoint?: string;
+  /** RFC 8414 2 `revocation_endpoint` (RFC 7009): where a log-out revokes the refresh token; absent when the server has none. */
+  revocationEndpoint?: string;
   /** RFC 9449 5.1 `dpop_signing_alg_values_supported`: the server offers DPoP with these algorithms; empty when it does not. */
   dpopAlgs: readonly string[];
 }
@@ -111,6 +113,7 @@ export function readMetadata(res: HttpResponse, issuer: string): ServerMetadata 
     throw new IiotAuthError(ErrorCode.CONFIG_INVALID, `${WHAT} at ${where} names no token_endpoint: enter the token URL in the config node`);
   }
   const authorizationEndpoint = endpoint(body, 'authorization_endpoint', issuer, where);
+  const revocationEndpoint = endpoint(body, 'revocation_endpoint', issuer, where);
   const aliases = isJsonObject(body.mtls_endpoint_aliases) ? body.mtls_endpoint_aliases : {};
   const mtlsTokenEndpoint = endpoint(aliases, 'token_endpoint', issuer, where, 'mtls_endpoint_aliases.token_endpoint');
   return {
@@ -121,6 +124,7 @@ export function readMetadata(res: HttpResponse, issuer: string): ServerMetadata 
     dpopAlgs: strings(body.dpop_signing_alg_values_supported) ?? [],
     ...(mtlsTokenEndpoint ? { mtlsTokenEndpoint } : {}),
     ...(authorizationEndpoint ? { authorizationEndpoint } : {}),
+    ...(revocationEndpoint ? { revocationEndpoint } : {}),
   };
 }
 

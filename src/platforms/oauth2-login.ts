@@ -5,7 +5,7 @@ import type { HttpClient } from '../core/http/index.js';
 import { Redactor } from '../core/redact.js';
 import { isRecordConflict, type KeyedMutex, type RecordLease, type RecordStore, type RecordVersion, type StoredRecord } from '../core/record-store.js';
 import type { Token, TokenProvider } from '../core/token.js';
-import type { ClientCredentials } from './oauth2-client-auth.js';
+import { authenticate, type ClientCredentials } from './oauth2-client-auth.js';
 import { discover, type ServerMetadata } from './oauth2-discovery.js';
 import { DpopPolicy, DpopProver } from './oauth2-dpop.js';
 import { type OAuth2Settings, providerError, readTokenResponse, sendTokenRequest, tokenEndpointOf } from './oauth2.js';
@@ -352,6 +352,60 @@ export class OAuth2LoginClient {
       }
     }
     if (this.store.minReplicas > 0 && rotated) await this.store.acknowledge(this.recordId, written);
+  }
+
+  /**
+   * "Log out": the refresh token is revoked at the server when its metadata
+   * names a revocation endpoint (RFC 7009 2.1: token and hint, with the
+   * client's authentication as at the token endpoint), then the login is
+   * cleared from the store with its DPoP key, whatever the server said (the
+   * user asked to end it here). `revoked` says whether the server confirmed.
+   */
+  logout(http: HttpClient): Promise<{ revoked: boolean; reason?: string }> {
+    return this.mutex
+      .run(this.recordId, async () => {
+        const record = await this.store.read(this.recordId);
+        const session = sessionOf(record, this.settings);
+        if (!session) return { revoked: false, reason: 'not logged in' };
+        const outcome = await this.revoke(http, session.refreshToken);
+        await this.endSession(record);
+        this.dpop = undefined;
+        return outcome;
+      })
+      .catch((err: unknown) => {
+        throw this.withoutTokens(err);
+      });
+  }
+
+  private async revoke(http: HttpClient, refreshToken: string): Promise<{ revoked: boolean; reason?: string }> {
+    let metadata: ServerMetadata;
+    try {
+      metadata = await this.serverMetadata(http);
+    } catch (err) {
+      return { revoked: false, reason: err instanceof IiotAuthError ? err.message : "the issuer's metadata could not be read" };
+    }
+    const url = metadata.revocationEndpoint;
+    if (!url) return { revoked: false, reason: 'the server names no revocation endpoint (RFC 7009)' };
+    const endpoint = tokenEndpointOf(this.settings, this.client, metadata);
+    this.tokens.add(refreshToken);
+    const form = new URLSearchParams({ token: refreshToken, token_type_hint: 'refresh_token' });
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+    await authenticate(endpoint.method, this.client, endpoint.url, form, headers, endpoint.signingAlgs);
+    try {
+      const res = await http.send({
+        method: 'POST',
+        url,
+        headers,
+        body: form.toString(),
+        retry: false,
+        carriesSecret: { what: 'the OAuth 2.0 revocation endpoint' },
+        maxResponseBytes: 64 * 1024,
+      });
+      // RFC 7009 2.2: 200 whether or not the token was still valid.
+      return res.statusCode === 200 ? { revoked: true } : { revoked: false, reason: `the revocation endpoint answered ${res.statusCode}` };
+    } catch (err) {
+      return { revoked: false, reason: err instanceof IiotAuthError ? this.tokens.redact(err.message) : 'the revocation request failed' };
+    }
   }
 
   /**

@@ -168,6 +168,12 @@ export function createLogin(context: SandboxContext) {
     decide,
     exchangeCode,
     refresh,
+    /** RFC 7009: a refresh token of this client revoked, with every token of its login; unknown tokens are no error. */
+    revokeToken(token: string, clientId: string): void {
+      const grant = refreshTokens.get(token);
+      if (!grant || grant.clientId !== clientId) return;
+      for (const [other, of] of refreshTokens) if (of.grantId === grant.grantId) refreshTokens.delete(other);
+    },
     /** Every code, consent and refresh token stops working. */
     revoke(): void {
       consents.clear();

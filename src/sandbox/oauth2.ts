@@ -41,6 +41,7 @@ export async function createOAuth2(context: SandboxContext): Promise<Platform> {
       issuer: issuerUrl,
       authorization_endpoint: `${issuerUrl}/authorize`,
       token_endpoint: `${issuerUrl}/token`,
+      revocation_endpoint: `${issuerUrl}/revoke`,
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
       grant_types_supported: ['client_credentials', 'authorization_code', 'refresh_token'],
       response_types_supported: ['code'],
@@ -65,7 +66,8 @@ export async function createOAuth2(context: SandboxContext): Promise<Platform> {
     return { id, secret, method: 'body' };
   }
 
-  async function issueToken(request: SandboxRequest): Promise<Reply> {
+  /** The form of a request to the token or revocation endpoint and the demo client it authenticated as, or the refusal. */
+  function demoClientRequest(request: SandboxRequest): { form: URLSearchParams; found: { id: string; method: 'body' | 'basic' } } | Reply {
     if (mediaType(request) !== 'application/x-www-form-urlencoded') {
       return oauthError(400, 'invalid_request', 'Content-Type must be application/x-www-form-urlencoded');
     }
@@ -80,6 +82,23 @@ export async function createOAuth2(context: SandboxContext): Promise<Platform> {
         found.method === 'basic' ? { 'www-authenticate': 'Basic realm="sandbox"' } : undefined,
       );
     }
+    return { form, found };
+  }
+
+  /** RFC 7009: the client revokes a login's refresh token; 200 whether or not it was valid (2.2). */
+  function revokeToken(request: SandboxRequest): Reply {
+    const checked = demoClientRequest(request);
+    if ('status' in checked) return checked;
+    const token = checked.form.get('token');
+    if (!token) return oauthError(400, 'invalid_request', 'token is required');
+    login.revokeToken(token, checked.found.id);
+    return { status: 200, headers: { 'cache-control': 'no-store' } };
+  }
+
+  async function issueToken(request: SandboxRequest): Promise<Reply> {
+    const checked = demoClientRequest(request);
+    if ('status' in checked) return checked;
+    const { form, found } = checked;
     const grantType = form.get('grant_type');
     if (grantType === 'authorization_code' || grantType === 'refresh_token') {
       const check = (grant: Grant) => loginRequestRefused(form, grant);
@@ -173,6 +192,7 @@ export async function createOAuth2(context: SandboxContext): Promise<Platform> {
       { endpoint: 'oauth2.metadata', path: /^\/\.well-known\/oauth-authorization-server\/oauth2$/, methods: { GET: metadata } },
       { endpoint: 'oauth2.authorize', path: /^\/oauth2\/authorize$/, methods: { GET: login.authorize, POST: login.decide } },
       { endpoint: 'oauth2.token', path: /^\/oauth2\/token$/, methods: { POST: issueToken } },
+      { endpoint: 'oauth2.revoke', path: /^\/oauth2\/revoke$/, methods: { POST: revokeToken } },
       { endpoint: 'oauth2.whoami', path: /^\/oauth2\/api\/whoami$/, methods: { GET: whoami } },
       { endpoint: 'oauth2.items', path: /^\/oauth2\/api\/items$/, methods: { GET: items } },
     ],

@@ -68,6 +68,7 @@ export const ENDPOINT_NAMES = [
   'oauth2.metadata',
   'oauth2.authorize',
   'oauth2.token',
+  'oauth2.revoke',
   'oauth2.whoami',
   'oauth2.items',
   'sandbox.echo',

@@ -601,7 +601,7 @@ describe('the editor in a real browser (Chromium)', function () {
     assertNoProblems();
   });
 
-  it('OAuth 2.0 login: the dialog\'s "Log in" through oidc-provider\'s own login and consent pages; the dialog then shows who is logged in', async () => {
+  it('OAuth 2.0 login: the dialog\'s "Log in" through oidc-provider\'s own login and consent pages; the dialog then shows who is logged in, and "Log out" ends it', async () => {
     const { startAuthorizationServer } = await import('../conformance/oauth2/authorization-server.js');
     const as = await startAuthorizationServer({ loginRedirectUri: `${red!.base}/iiot-auth/oauth2/callback` });
     const previous = await (await fetch(`${red!.base}/flows`)).json();
@@ -650,6 +650,14 @@ describe('the editor in a real browser (Chromium)', function () {
       await waitUntil('the dialog shows the user logged in', async () => /Logged in as User alice/.test(await status.innerText()));
       assert.match(await status.innerText(), /offline_access/);
       assert.equal(as.grantedOf(as.clients.code.clientId, 'authorization_code'), 1);
+      // "Log out": shown once logged in; oidc-provider revokes the grant, and the dialog says so.
+      const revoked = as.revokedGrants;
+      await page.locator('.iiot-o2-logout-button').click();
+      await waitUntil('the dialog says the login was ended and revoked', async () =>
+        /Not logged in; the provider revoked the refresh token/.test(await status.innerText()),
+      );
+      assert.equal(as.revokedGrants - revoked, 1);
+      assert.equal(await page.locator('.iiot-o2-logout-button').isVisible(), false);
       for (const rt of as.refreshTokens) assert.ok(!red!.output().includes(rt), 'no refresh token in the output');
       await closeConfig('cancel');
       await closeNode('cancel');

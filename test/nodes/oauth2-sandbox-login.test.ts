@@ -203,4 +203,22 @@ describe('OAuth 2.0 login against the sandbox (authorization code, refresh token
     assert.equal(storedRefreshToken(), undefined);
     assert.equal((await loginStatus(f.ids.config)).loggedIn, false);
   });
+
+  it('"Log out": the sandbox revokes the refresh token (RFC 7009), the login is cleared, the next message asks to log in', async () => {
+    const f = flow();
+    await H.load(modules, f.nodes, f.credentials);
+    assert.equal((await callback(await consentAtSandbox(await startLogin(f.ids.config)))).status, 200);
+    const working = await outcomeOf(f.ids, () => H.node(f.ids.request).receive({}));
+    assert.equal(working.kind, 'output', JSON.stringify(working.error));
+    const refreshToken = storedRefreshToken()!;
+    const answer = await H.request().post(`/iiot-auth/oauth2/${f.ids.config}/logout`).set('content-type', 'application/json').send({});
+    assert.deepEqual(answer.body, { loggedIn: false, revoked: true });
+    assert.equal(sandbox.calls('oauth2.revoke'), 1);
+    assert.equal((await refreshDirectly(refreshToken)).error, 'invalid_grant', 'revoked at the sandbox');
+    assert.equal((await loginStatus(f.ids.config)).loggedIn, false);
+    const after = await outcomeOf(f.ids, () => H.node(f.ids.request).receive({}));
+    assert.equal(after.error?.code, 'AUTH_REJECTED');
+    assert.match(after.error?.message ?? '', /not logged in/);
+    assert.deepEqual(H.leaks(secrets()), []);
+  });
 });

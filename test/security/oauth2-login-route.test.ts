@@ -101,5 +101,21 @@ describe('security: the OAuth 2.0 login routes with adminAuth (a real Node-RED)'
       assert.ok(!red!.output().includes(rt), 'no refresh token in the output');
       for (const { file, bytes } of files) assert.ok(!bytes.includes(rt), file);
     }
+
+    // Log out: 401 without a login and for a reader (the login stays); a form post is refused; the writer's ends it.
+    const logout = (bearer: string | undefined, contentType = 'application/json') =>
+      fetch(`${red!.base}/iiot-auth/oauth2/${configId}/logout`, {
+        method: 'POST',
+        headers: { 'content-type': contentType, ...(bearer ? { authorization: `Bearer ${bearer}` } : {}) },
+        body: contentType === 'application/json' ? '{}' : 'a=b',
+      });
+    assert.equal((await logout(undefined)).status, 401);
+    assert.equal((await logout(viewer)).status, 401);
+    assert.equal((await logout(await token('admin'), 'application/x-www-form-urlencoded')).status, 415);
+    assert.equal(((await (await status(viewer)).json()) as { loggedIn: boolean }).loggedIn, true, 'still logged in');
+    const ended = await logout(await token('admin'));
+    assert.equal(ended.status, 200);
+    assert.deepEqual(await ended.json(), { loggedIn: false, revoked: true });
+    assert.equal(((await (await status(viewer)).json()) as { loggedIn: boolean }).loggedIn, false);
   });
 });

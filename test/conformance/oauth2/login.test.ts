@@ -235,6 +235,42 @@ describe('OAuth 2.0 conformance (oidc-provider): authorization code with PKCE, r
     assert.deepEqual(H.leaks(secrets()), []);
   });
 
+  it('Log out: the provider revokes the refresh token (RFC 7009) and the grant, the stored login is cleared, the next message asks to log in', async () => {
+    await H.start(settings());
+    const f = flow();
+    await H.load(MODULES, f.nodes, f.credentials);
+    assert.equal((await logIn(f.ids.config)).status, 200);
+    const working = await outcomeOf(f.ids, () => H.node(f.ids.request).receive({}));
+    assert.equal(working.kind, 'output', JSON.stringify(working.error));
+    const store = sealedFile(new FileRecordStore(dir, OAUTH2_RECORD_WORDS));
+    const refreshToken = (await store.read(sessionId(f.ids.config)))!.value.refreshToken as string;
+    const revoked = as.revokedGrants;
+
+    const answer = await H.request().post(`/iiot-auth/oauth2/${f.ids.config}/logout`).set('content-type', 'application/json').send({});
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    assert.deepEqual(answer.body, { loggedIn: false, revoked: true });
+    assert.equal(as.revokedGrants - revoked, 1, 'oidc-provider revoked the grant');
+    // The provider no longer takes the refresh token, even from someone who copied it.
+    const basic = `Basic ${Buffer.from(`${as.clients.code.clientId}:${as.clients.code.clientSecret}`).toString('base64')}`;
+    const reuse = await request(`${as.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }).toString(),
+    });
+    assert.equal(((await reuse.body.json()) as { error: string }).error, 'invalid_grant');
+    // Cleared here: the status, the store, and the access token of the logged-out user.
+    assert.equal((await loginStatus(f.ids.config)).loggedIn, false);
+    assert.equal((await store.read(sessionId(f.ids.config)))!.value.refreshToken, '');
+    const after = await outcomeOf(f.ids, () => H.node(f.ids.request).receive({}));
+    assert.equal(after.kind, 'error');
+    assert.equal(after.error?.code, 'AUTH_REJECTED');
+    assert.match(after.error?.message ?? '', /not logged in/);
+    // Once more: nothing to revoke.
+    const again = await H.request().post(`/iiot-auth/oauth2/${f.ids.config}/logout`).set('content-type', 'application/json').send({});
+    assert.deepEqual(again.body, { loggedIn: false, revoked: false, reason: 'not logged in' });
+    assert.deepEqual(H.leaks(secrets()), []);
+  });
+
   describe('a refresh whose answer was lost after the server rotated the token', () => {
     /** The token node's message, sent again while the engine still answers with the lost answer's error (its backoff). */
     const afterTheLostAnswer = (ids: OAuth2Flow['ids']) =>
