@@ -139,15 +139,16 @@ export class PlatformConnection {
     let token = await tokenWithin();
     const send = async (current: Token) => {
       const { proof } = current;
-      const headers = { ...current.headers };
-      // A token bound to a key (DPoP) needs a proof for every send: each redirect hop and retry gets its own.
+      // A token bound to a key (DPoP) needs a proof for every send, each redirect hop and retry its own: a copy of the headers to hold it.
+      const headers = proof ? { ...current.headers } : current.headers;
+      const authNames = proof ? [...Object.keys(headers), proof.header] : Object.keys(headers);
       let made: MadeProof | undefined;
       const sendOnce = () =>
         this.options.http.send({
           method: req.method,
           url: url.href,
           parsedUrl: url,
-          headers: withoutHeaders(req.headers, [...Object.keys(headers), ...(proof ? [proof.header] : [])]), // auth wins
+          headers: withoutHeaders(req.headers, authNames), // auth wins
           auth: { origin: url.origin, headers },
           body: req.body,
           timeoutMs: timeoutMs === undefined ? undefined : left(timeoutMs),
