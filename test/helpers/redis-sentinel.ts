@@ -67,7 +67,10 @@ export class RedisSentinelGroup {
   /**
    * Waits until the replica replicates and every Sentinel knows both servers,
    * the other Sentinels, and that a failover can be authorised: then a
-   * failover works.
+   * failover works. "Replicates" is proven, not read off INFO: a write on the
+   * primary is acknowledged by the replica (WAIT), as the store's own
+   * acknowledgements need (INFO said "online" while WAIT still got no answer
+   * after a failover on a loaded machine).
    */
   async settled(): Promise<void> {
     await waitFor(
@@ -76,6 +79,8 @@ export class RedisSentinelGroup {
         const replica = this.servers.find((s) => s !== primary)!;
         const info = String(await primary.query('INFO', 'replication'));
         if (!info.includes(`port=${replica.port},state=online`)) return false;
+        await primary.query('SET', 'settled-probe', String(Date.now()));
+        if ((await primary.query('WAIT', '1', '1000')) !== 1) return false;
         for (const sentinel of this.sentinels) {
           const quorum = await sentinel.query('SENTINEL', 'CKQUORUM', MASTER_NAME);
           if (quorum instanceof Error) return false;

@@ -215,6 +215,8 @@ describe('agent state on Redis with Sentinel: failover during every step', funct
 
   for (const c of CASES) {
     it(`${c.phase === 'onboard' ? 'onboarding' : 'rotation'}: replication held back at ${c.holdAt}, the primary killed at ${c.killAt}`, async () => {
+      // Each case starts from a group that replicates (the case before ended with a failover).
+      await group.settled();
       let failover: Promise<void> | undefined;
       const actions = new Map<Point, () => Promise<void>>([
         [c.holdAt, () => group.holdReplication()],
@@ -308,6 +310,7 @@ describe('agent state on Redis with Sentinel: failover during every step', funct
   });
 
   it('waits for a replica that is down: the rotation is written but not used, tokens keep coming with the old credentials, and it is used once the replica is back', async () => {
+    await group.settled();
     const [p] = [participant('SHARED_SECRET', 1, async () => undefined)];
     sandbox.resetCalls();
     try {
