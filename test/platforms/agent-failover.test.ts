@@ -200,17 +200,17 @@ describe('agent state on Redis with Sentinel: failover during every step', funct
    * a refusal by the platform (a lock-out) ends it at once.
    */
   async function settled(operation: () => Promise<unknown>): Promise<string> {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
+    let last = '';
+    const attempt = async () => {
       try {
         await operation();
         return 'ok';
       } catch (err) {
-        const code = isIiotAuthError(err) ? err.code : String(err);
-        if (LOCK_OUTS.includes(code) || Date.now() > deadline) return `locked out (${code})`;
-        await new Promise((resolve) => setTimeout(resolve, 250));
+        last = isIiotAuthError(err) ? err.code : String(err);
+        return LOCK_OUTS.includes(last) ? `locked out (${last})` : undefined;
       }
-    }
+    };
+    return waitFor(attempt, { timeoutMs: 10_000, intervalMs: 250, what: 'the agent after the failover' }).catch(() => `locked out (${last})`);
   }
   const outcome = (p: Participant) => settled(() => p.agent.fetchToken(p.http));
 

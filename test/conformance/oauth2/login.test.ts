@@ -58,6 +58,16 @@ describe('OAuth 2.0 conformance (oidc-provider): authorization code with PKCE, r
     const answer = await H.request().get(callback.slice(new URL(callback).origin.length));
     return { status: answer.status, text: answer.text, callback };
   }
+  /** A refresh grant sent straight to oidc-provider as the code client, as someone who copied the refresh token would: its answer. */
+  const refreshAtProvider = async (refreshToken: string) => {
+    const basic = `Basic ${Buffer.from(`${as.clients.code.clientId}:${as.clients.code.clientSecret}`).toString('base64')}`;
+    const answer = await request(`${as.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }).toString(),
+    });
+    return (await answer.body.json()) as { error?: string };
+  };
   const loginStatus = async (configId: string) => (await H.request().get(`/iiot-auth/oauth2/${configId}/login`)).body as Record<string, unknown>;
   const sealedFile = (store: RecordStore) =>
     new SealedRecordStore(store, { secretFields: SESSION_SECRET_FIELDS, keys: parseSealingKeys({ key: KEY }, 'key'), keySetting: 'key' }, OAUTH2_RECORD_WORDS);
@@ -215,15 +225,8 @@ describe('OAuth 2.0 conformance (oidc-provider): authorization code with PKCE, r
     // Reuse the stored refresh token once from outside: oidc-provider's reuse detection revokes the whole grant.
     const store = sealedFile(new FileRecordStore(dir, OAUTH2_RECORD_WORDS));
     const first = (await store.read(sessionId(f.ids.config)))!.value.refreshToken as string;
-    const basic = `Basic ${Buffer.from(`${as.clients.code.clientId}:${as.clients.code.clientSecret}`).toString('base64')}`;
-    const refresh = () =>
-      request(`${as.issuer}/token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic },
-        body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: first }).toString(),
-      }).then((r) => r.body.json());
-    await refresh();
-    await refresh();
+    await refreshAtProvider(first);
+    await refreshAtProvider(first);
     const outcome = await outcomeOf(f.ids, () => H.node(f.ids.token).receive({}));
     assert.equal(outcome.kind, 'error');
     assert.equal(outcome.error?.code, 'AUTH_REJECTED');
@@ -251,13 +254,7 @@ describe('OAuth 2.0 conformance (oidc-provider): authorization code with PKCE, r
     assert.deepEqual(answer.body, { loggedIn: false, revoked: true });
     assert.equal(as.revokedGrants - revoked, 1, 'oidc-provider revoked the grant');
     // The provider no longer takes the refresh token, even from someone who copied it.
-    const basic = `Basic ${Buffer.from(`${as.clients.code.clientId}:${as.clients.code.clientSecret}`).toString('base64')}`;
-    const reuse = await request(`${as.issuer}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic },
-      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }).toString(),
-    });
-    assert.equal(((await reuse.body.json()) as { error: string }).error, 'invalid_grant');
+    assert.equal((await refreshAtProvider(refreshToken)).error, 'invalid_grant');
     // Cleared here: the status, the store, and the access token of the logged-out user.
     assert.equal((await loginStatus(f.ids.config)).loggedIn, false);
     assert.equal((await store.read(sessionId(f.ids.config)))!.value.refreshToken, '');
